@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// operatorClient talks to a Keyward server's /sys endpoints.
+type operatorClient struct {
+	addr   string
+	http   *http.Client
+	getenv func(string) string
+	// credentials for seal and key rotation
+	tenant, clientID, secretFile string
+}
+
+func newOperatorCmd(getenv func(string) string, stdin io.Reader, stdout io.Writer) *cobra.Command {
+	oc := &operatorClient{getenv: getenv}
+	var caFile string
+	cmd := &cobra.Command{
+		Use:   "operator",
+		Short: "Initialize, unseal, seal and inspect a Keyward server",
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			oc.addr = strings.TrimRight(cmp.Or(oc.addr, getenv("KEYWARD_ADDR"), "https://localhost:8443"), "/")
+			pool, err := x509.SystemCertPool()
+			if err != nil {
+				pool = x509.NewCertPool()
+			}
+			if f := cmp.Or(caFile, getenv("KEYWARD_CACERT")); f != "" {
+				pem, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				if !pool.AppendCertsFromPEM(pem) {
+					return fmt.Errorf("%s holds no PEM certificate", f)
+				}
+			}
+			oc.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+				TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+			return nil
+		},
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&oc.addr, "address", "", "Keyward URL (env KEYWARD_ADDR, default https://localhost:8443)")
+	pf.StringVar(&caFile, "ca-cert", "", "CA certificate to trust (env KEYWARD_CACERT)")
+
+	var shares, threshold int
+	initCmd := &cobra.Command{
+		Use:   "init",
+		Short: "Initialize a new Keyward: create the root key and print the unseal shares once",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out struct {
+				KeysBase64    []string `json:"keys_base64"`
+				Threshold     int      `json:"threshold"`
+				TenantID      string   `json:"tenant_id"`
+				ClientID      string   `json:"client_id"`
+				ClientSecret  string   `json:"client_secret"`
+				Vault         string   `json:"vault"`
+				Subscription  string   `json:"subscription_id"`
+				ResourceGroup string   `json:"resource_group"`
+			}
+			if err := oc.call(cmd.Context(), http.MethodPost, "/sys/init", "", map[string]int{"secret_shares": shares, "secret_threshold": threshold}, &out); err != nil {
+				return err
+			}
+			for i, k := range out.KeysBase64 {
+				fmt.Fprintf(stdout, "Unseal Key %d: %s\n", i+1, k)
+			}
+			fmt.Fprintf(stdout, `
+Keyward initialized with %d key shares and a key threshold of %d. These
+shares are shown once and stored nowhere: give each to a different person.
+Keyward is sealed; unseal it with %d shares (keyward operator unseal).
+
+A first tenant, subscription and administrator were created:
+    Tenant ID:        %s
+    Subscription ID:  %s
+    Resource group:   %s
+    Vault:            %s
+    Admin client ID:  %s
+    Admin secret:     %s
+Store the admin secret now: it is shown once and only its hash is kept.
+`, len(out.KeysBase64), out.Threshold, out.Threshold, out.TenantID, out.Subscription, out.ResourceGroup, out.Vault, out.ClientID, out.ClientSecret)
+			return nil
+		},
+	}
+	initCmd.Flags().IntVar(&shares, "shares", 5, "number of unseal key shares")
+	initCmd.Flags().IntVar(&threshold, "threshold", 3, "number of shares needed to unseal")
+
+	var reset bool
+	unsealCmd := &cobra.Command{
+		Use:   "unseal [SHARE]",
+		Short: "Give one unseal share (prompted for when not an argument)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body := map[string]any{"reset": reset}
+			if !reset {
+				share := ""
+				if len(args) == 1 {
+					share = args[0]
+				} else {
+					var err error
+					if share, err = readSecret(stdin, stdout, "Unseal share: "); err != nil {
+						return err
+					}
+				}
+				body["key"] = share
+			}
+			var st sealStatus
+			if err := oc.call(cmd.Context(), http.MethodPost, "/sys/unseal", "", body, &st); err != nil {
+				return err
+			}
+			st.print(stdout)
+			return nil
+		},
+	}
+	unsealCmd.Flags().BoolVar(&reset, "reset", false, "discard the shares given so far")
+
+	statusCmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show whether Keyward is initialized and sealed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var st sealStatus
+			if err := oc.call(cmd.Context(), http.MethodGet, "/sys/seal-status", "", nil, &st); err != nil {
+				return err
+			}
+			st.print(stdout)
+			if st.Sealed {
+				return errSealed
+			}
+			return nil
+		},
+	}
+
+	sealCmd := &cobra.Command{
+		Use:   "seal",
+		Short: "Seal Keyward: it forgets its keys and refuses every request until unsealed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tok, err := oc.token(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := oc.call(cmd.Context(), http.MethodPost, "/sys/seal", tok, nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, "Keyward is sealed.")
+			return nil
+		},
+	}
+	rotateCmd := &cobra.Command{
+		Use:   "rotate-signing-key",
+		Short: "Make a new token signing key active (the old one keeps verifying for a day)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tok, err := oc.token(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Kid string `json:"kid"`
+			}
+			if err := oc.call(cmd.Context(), http.MethodPost, "/sys/rotate-signing-key", tok, nil, &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "New signing key: %s\n", out.Kid)
+			return nil
+		},
+	}
+	for _, c := range []*cobra.Command{sealCmd, rotateCmd} {
+		c.Flags().StringVar(&oc.tenant, "tenant", "", "tenant ID (env KEYWARD_TENANT_ID)")
+		c.Flags().StringVar(&oc.clientID, "client-id", "", "administrator client ID (env KEYWARD_CLIENT_ID)")
+		c.Flags().StringVar(&oc.secretFile, "client-secret-file", "", "file holding the client secret (or env KEYWARD_CLIENT_SECRET)")
+	}
+	cmd.AddCommand(initCmd, unsealCmd, statusCmd, sealCmd, rotateCmd)
+	return cmd
+}
+
+var errSealed = errors.New("sealed")
+
+type sealStatus struct {
+	Type               string `json:"type"`
+	Initialized        bool   `json:"initialized"`
+	Sealed             bool   `json:"sealed"`
+	T                  int    `json:"t"`
+	N                  int    `json:"n"`
+	Progress           int    `json:"progress"`
+	ManagementResource string `json:"management_resource"`
+}
+
+func (s sealStatus) print(w io.Writer) {
+	fmt.Fprintf(w, "Initialized:  %t\nSealed:       %t\n", s.Initialized, s.Sealed)
+	if s.Initialized {
+		fmt.Fprintf(w, "Seal type:    %s\nShares:       %d\nThreshold:    %d\nProgress:     %d/%d\n", s.Type, s.N, s.T, s.Progress, s.T)
+	}
+}
+
+func readSecret(stdin io.Reader, stdout io.Writer, prompt string) (string, error) {
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(stdout, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stdout)
+		return strings.TrimSpace(string(b)), err
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", fmt.Errorf("reading share: %w", err)
+	}
+	return strings.TrimSpace(line), nil
+}
+
+// token gets a management-audience token with the client credentials flow.
+func (oc *operatorClient) token(ctx context.Context) (string, error) {
+	tenant := cmp.Or(oc.tenant, oc.getenv("KEYWARD_TENANT_ID"))
+	clientID := cmp.Or(oc.clientID, oc.getenv("KEYWARD_CLIENT_ID"))
+	secret := oc.getenv("KEYWARD_CLIENT_SECRET")
+	if oc.secretFile != "" {
+		b, err := os.ReadFile(oc.secretFile)
+		if err != nil {
+			return "", err
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	if tenant == "" || clientID == "" || secret == "" {
+		return "", errors.New("this command needs administrator credentials: --tenant, --client-id and KEYWARD_CLIENT_SECRET or --client-secret-file")
+	}
+	var st sealStatus
+	if err := oc.call(ctx, http.MethodGet, "/sys/seal-status", "", nil, &st); err != nil {
+		return "", err
+	}
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID},
+		"client_secret": {secret}, "scope": {st.ManagementResource + "/.default"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, oc.addr+"/"+url.PathEscape(tenant)+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := oc.http.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
+		return "", fmt.Errorf("token endpoint: %s", resp.Status)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("token endpoint: %s: %s", out.Error, out.Description)
+	}
+	return out.AccessToken, nil
+}
+
+func (oc *operatorClient) call(ctx context.Context, method, path, token string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, oc.addr+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := oc.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error struct {
+				Code, Message string
+			} `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) == nil && e.Error.Code != "" {
+			return fmt.Errorf("%s: %s", e.Error.Code, e.Error.Message)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out != nil && len(raw) > 0 {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}

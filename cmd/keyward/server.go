@@ -1,0 +1,172 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/server"
+)
+
+// fileConfig is the TOML config file (docs/CONFIG.md).
+type fileConfig struct {
+	Listen            string `toml:"listen"`
+	DataDir           string `toml:"data_dir"`
+	DNSSuffix         string `toml:"dns_suffix"`
+	PublicPort        string `toml:"public_port"`
+	AuthorityURL      string `toml:"authority_url"`
+	TLSCertFile       string `toml:"tls_cert_file"`
+	TLSKeyFile        string `toml:"tls_key_file"`
+	AuditPath         string `toml:"audit_path"`
+	SchedulerInterval string `toml:"scheduler_interval"`
+	LogLevel          string `toml:"log_level"`
+	Storage           struct {
+		Backend string `toml:"backend"`
+		Path    string `toml:"path"`
+	} `toml:"storage"`
+}
+
+func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "keyward",
+		Short:         "Keyward: a self-hosted key vault that speaks the Azure Key Vault API",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServerCmd(getenv, stdout, stderr), newOperatorCmd(getenv, stdin, stdout))
+	return root
+}
+
+func newServerCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
+	var (
+		dev        bool
+		configFile string
+		listen     string
+		dataDir    string
+		suffix     string
+		logLevel   string
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Keyward server",
+		Long: `Run the Keyward server.
+
+Configuration is read, in increasing order of precedence, from defaults, the
+TOML file named by --config (or KEYWARD_CONFIG), KEYWARD_* environment
+variables and flags. See docs/CONFIG.md.
+
+--dev starts an auto-unsealed development server with a local CA, a tenant,
+a vault named "dev" and a service principal, and writes DATA/dev.json. It
+keeps the unseal key in the data directory: never use it for real secrets.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var fc fileConfig
+			if path := cmp.Or(configFile, getenv("KEYWARD_CONFIG")); path != "" {
+				md, err := toml.DecodeFile(path, &fc)
+				if err != nil {
+					return fmt.Errorf("config file: %w", err)
+				}
+				if und := md.Undecoded(); len(und) > 0 {
+					return fmt.Errorf("config file: unknown setting %q", und[0].String())
+				}
+			}
+			cfg := server.Config{
+				Dev:          dev,
+				Listen:       pick(cmd, "listen", listen, getenv("KEYWARD_LISTEN"), fc.Listen, "127.0.0.1:8443"),
+				DataDir:      pick(cmd, "data", dataDir, getenv("KEYWARD_DATA_DIR"), fc.DataDir, ""),
+				DNSSuffix:    pick(cmd, "dns-suffix", suffix, getenv("KEYWARD_DNS_SUFFIX"), fc.DNSSuffix, "localhost"),
+				PublicPort:   cmp.Or(getenv("KEYWARD_PUBLIC_PORT"), fc.PublicPort),
+				AuthorityURL: cmp.Or(getenv("KEYWARD_AUTHORITY_URL"), fc.AuthorityURL),
+				TLSCertFile:  cmp.Or(getenv("KEYWARD_TLS_CERT_FILE"), fc.TLSCertFile),
+				TLSKeyFile:   cmp.Or(getenv("KEYWARD_TLS_KEY_FILE"), fc.TLSKeyFile),
+				AuditPath:    cmp.Or(getenv("KEYWARD_AUDIT_PATH"), fc.AuditPath),
+				Storage: server.StorageConfig{
+					Backend: cmp.Or(getenv("KEYWARD_STORAGE_BACKEND"), fc.Storage.Backend),
+					Path:    cmp.Or(getenv("KEYWARD_STORAGE_PATH"), fc.Storage.Path),
+				},
+			}
+			if s := cmp.Or(getenv("KEYWARD_SCHEDULER_INTERVAL"), fc.SchedulerInterval); s != "" {
+				d, err := time.ParseDuration(s)
+				if err != nil {
+					return fmt.Errorf("scheduler_interval: %w", err)
+				}
+				cfg.SchedulerInterval = d
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(pick(cmd, "log-level", logLevel, getenv("KEYWARD_LOG_LEVEL"), fc.LogLevel, "info"))); err != nil {
+				return fmt.Errorf("log level: %w", err)
+			}
+			cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			tempData := false
+			if cfg.DataDir == "" && dev {
+				dir, err := os.MkdirTemp("", "keyward-dev-")
+				if err != nil {
+					return err
+				}
+				cfg.DataDir, tempData = dir, true
+			}
+			s, err := server.Start(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if dev {
+				printDevBanner(stdout, s, tempData)
+			} else {
+				fmt.Fprintf(stdout, "Keyward listening on %s (authority %s). Check `keyward operator status`.\n", s.Addr(), s.AuthorityURL())
+			}
+			<-cmd.Context().Done()
+			fmt.Fprintln(stdout, "Keyward shutting down.")
+			return s.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&dev, "dev", false, "run an auto-unsealed development server (insecure: keeps the unseal key on disk)")
+	f.StringVar(&configFile, "config", "", "TOML config file (env KEYWARD_CONFIG)")
+	f.StringVar(&listen, "listen", "", "address to listen on, e.g. 127.0.0.1:8443 or 127.0.0.1:0 (env KEYWARD_LISTEN)")
+	f.StringVar(&dataDir, "data", "", "data directory (env KEYWARD_DATA_DIR); dev mode uses a temporary one when empty")
+	f.StringVar(&suffix, "dns-suffix", "", "vault DNS suffix: vaults are NAME.vault.SUFFIX (env KEYWARD_DNS_SUFFIX, default localhost)")
+	f.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (env KEYWARD_LOG_LEVEL)")
+	return cmd
+}
+
+// pick returns the flag value when the flag was set, else the first
+// non-empty of env, file and default.
+func pick(cmd *cobra.Command, flag, flagVal, env, file, def string) string {
+	if cmd.Flags().Changed(flag) {
+		return flagVal
+	}
+	return cmp.Or(env, file, def)
+}
+
+func printDevBanner(w io.Writer, s *server.Server, tempData bool) {
+	d := s.Dev()
+	fmt.Fprintf(w, `==> Keyward dev server started. Do NOT use it for real secrets.
+
+    Listening on:   https://%s
+    Vault:          %s
+    Authority:      %s
+    Tenant ID:      %s
+    Client ID:      %s
+    Client secret:  (in dev.json)
+    CA certificate: %s
+    Connection details: %s
+
+    The dev server is auto-unsealed and keeps its unseal key in the data
+    directory. Trust the CA (SSL_CERT_FILE=%s) and map *.vault.localhost to
+    the listener if your resolver does not (the Go example in README.md
+    shows both). Point azidentity at the authority with
+    DisableInstanceDiscovery: true.
+`, d.Listen, d.VaultURL, d.AuthorityHost, d.TenantID, d.ClientID, d.CAFile,
+		s.DataDir()+"/dev.json", d.CAFile)
+	if tempData {
+		fmt.Fprintf(w, "\n    Data directory (temporary): %s\n", s.DataDir())
+	}
+	fmt.Fprintln(w)
+}

@@ -1,0 +1,249 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/authz"
+	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/vault"
+)
+
+// supportedVersions are the api-versions the data plane accepts
+// (AZURE-API.md §1.1). 7.6-preview.2 is what the az CLI sends for keys.
+var supportedVersions = map[string]bool{
+	"7.0": true, "7.1": true, "7.2": true, "7.3": true, "7.4": true, "7.5": true, "7.6": true,
+	"7.6-preview.2": true, "2025-07-01": true, "2026-04-01": true,
+}
+
+const latestVersion = "2026-04-01"
+
+// request is one data-plane request after authentication.
+type request struct {
+	h          *Handler
+	w          http.ResponseWriter
+	r          *http.Request
+	ev         *audit.Event
+	vault      *vault.Vault
+	principal  authz.Principal
+	params     map[string]string
+	apiVersion string
+	base       string // https://{host[:port]}, no trailing slash
+}
+
+func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string, ev *audit.Event) {
+	if h.operator.Sealed() {
+		h.writeErr(w, r, barrier.ErrSealed)
+		return
+	}
+	v, err := h.vaults.Vault(name)
+	if err != nil {
+		h.writeErr(w, r, err)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("x-ms-keyvault-region", v.Location)
+	hdr.Set("x-ms-keyvault-service-version", "keyward/1")
+	ip := ev.Caller.IP
+	fam := "InterNetwork"
+	if strings.Contains(ip, ":") {
+		fam = "InterNetworkV6"
+	}
+	hdr.Set("x-ms-keyvault-network-info", "conn_type=Ipv4;addr="+ip+";act_addr_fam="+fam+";")
+
+	// 1. Authentication, before anything about the request is looked at.
+	claims, reason, err := h.authenticate(r, v)
+	if err != nil {
+		ev.Reason = reason
+		h.challenge(w, r, v, err)
+		return
+	}
+	ev.Caller.TenantID, ev.Caller.ObjectID, ev.Caller.AppID = claims.TenantID, claims.ObjectID, firstNonEmpty(claims.AZP, claims.AppID)
+
+	// 2. api-version.
+	q := r.URL.Query()
+	apiVersion := q.Get("api-version")
+	ev.APIVersion = clipString(apiVersion, 32)
+	if !supportedVersions[apiVersion] {
+		h.writeErr(w, r, badParam("The specified version (%s) is not recognized. Consider using the latest supported version (%s).", clipString(apiVersion, 32), latestVersion))
+		return
+	}
+
+	// 3. Route.
+	rt, params, allowed := match(h.routes, r.Method, r.URL.Path)
+	if rt == nil {
+		if allowed {
+			h.writeErr(w, r, &apiError{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", message: "The requested method is not allowed on this resource."})
+			return
+		}
+		h.writeErr(w, r, &apiError{status: http.StatusNotFound, code: "NotFound", message: "The requested resource was not found."})
+		return
+	}
+	ev.Operation = rt.op
+	rq := &request{
+		h: h, w: w, r: r, ev: ev, vault: v, params: params, apiVersion: apiVersion,
+		base: "https://" + r.Host,
+		principal: authz.Principal{TenantID: claims.TenantID, ObjectID: claims.ObjectID,
+			AppID: firstNonEmpty(claims.AZP, claims.AppID)},
+	}
+	if n := params["name"]; n != "" {
+		ev.ObjectID = rq.objectURL(rt.collection, n, params["version"])
+	}
+
+	// 4. Authorization.
+	d := h.authz.Authorize(rq.principal, rt.action, authz.Scope{
+		TenantID: v.TenantID, SubscriptionID: v.SubscriptionID, ResourceGroup: v.ResourceGroup,
+		Vault: v.Name, ObjectType: rt.collection, ObjectName: params["name"],
+	})
+	if !d.Allowed {
+		ev.Reason = d.Reason
+		ev.Result = audit.Denied
+		h.writeErr(w, r, &apiError{status: http.StatusForbidden, code: "Forbidden", inner: "ForbiddenByRbac",
+			message: fmt.Sprintf("Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid=%s;oid=%s;iss=%s\r\nAction: '%s'\r\nResource: '%s'\r\n%s\r\nVault: %s;location=%s\r\n",
+				rq.principal.AppID, rq.principal.ObjectID, claims.Issuer, rt.action,
+				strings.ToLower("/subscriptions/"+v.SubscriptionID+"/resourcegroups/"+v.ResourceGroup+"/providers/microsoft.keyvault/vaults/"+v.Name),
+				d.Reason, v.Name, v.Location)})
+		return
+	}
+
+	// 5. The operation.
+	if err := rt.handle(rq); err != nil {
+		h.writeErr(w, r, err)
+	}
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// authenticate validates the bearer token for vault v.
+func (h *Handler) authenticate(r *http.Request, v *vault.Vault) (*identity.Claims, string, error) {
+	authz := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(authz, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return nil, "no bearer token", errNoToken
+	}
+	aud := h.cfg.VaultResource()
+	claims, reason, err := h.authority.Validate(strings.TrimSpace(tok), []string{aud, aud + "/"})
+	if err != nil {
+		return nil, reason, err
+	}
+	if !strings.EqualFold(claims.TenantID, v.TenantID) {
+		return nil, "token is for another tenant", identity.ErrInvalidToken
+	}
+	return claims, "", nil
+}
+
+// challenge answers 401 with exactly one WWW-Authenticate header in the
+// form every SDK parses (AZURE-API.md §0.4, §2): the authorization URL ends
+// in the vault's tenant, the resource includes the port.
+func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, v *vault.Vault, err error) {
+	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer authorization="%s%s", resource="%s"`,
+		h.authority.BaseURL(), v.TenantID, h.cfg.VaultResource()))
+	msg := "AKV10000: Request is missing a Bearer or PoP token."
+	if !errors.Is(err, errNoToken) {
+		msg = "AKV10032: The bearer token is invalid: " + audit.EventFrom(r.Context()).Reason + "."
+	}
+	h.writeErr(w, r, &apiError{status: http.StatusUnauthorized, code: "Unauthorized", message: msg})
+}
+
+// objectURL is the full identifier of an object: what the SDKs parse.
+func (rq *request) objectURL(collection, name, version string) string {
+	u := rq.base + "/" + collection + "/" + name
+	if version != "" {
+		u += "/" + version
+	}
+	return u
+}
+
+// decode reads a JSON body into v. Bodies are capped; anything that is not
+// a JSON object of the expected shape is a 400.
+func (rq *request) decode(v any) error {
+	body := http.MaxBytesReader(rq.w, rq.r.Body, rq.h.cfg.MaxBodyBytes)
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &apiError{status: http.StatusRequestEntityTooLarge, code: "RequestEntityTooLarge",
+				message: fmt.Sprintf("The request body is larger than %d bytes.", rq.h.cfg.MaxBodyBytes)}
+		}
+		return badParam("The request body could not be read.")
+	}
+	defer clear(raw)
+	return decodeJSON(raw, v)
+}
+
+// decodeJSON is the one JSON decoder for request bodies.
+func decodeJSON(raw []byte, v any) error {
+	if len(strings.TrimSpace(string(raw))) == 0 {
+		return badParam("The request body is empty; a JSON object is required.")
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return badParam("Property '%s' has an invalid value.", clipString(te.Field, 64))
+		}
+		return badParam("The request body is not valid JSON.")
+	}
+	return nil
+}
+
+func (rq *request) reply(status int, v any) error {
+	writeJSON(rq.w, status, v)
+	return nil
+}
+
+// paging reads maxresults (1-25, default 25) and $skiptoken.
+func (rq *request) paging() (after string, limit int, err error) {
+	q := rq.r.URL.Query()
+	limit = 25
+	if s := q.Get("maxresults"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 25 {
+			return "", 0, badParam("The value of maxresults must be an integer from 1 to 25.")
+		}
+		limit = n
+	}
+	if tok := q.Get("$skiptoken"); tok != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil || len(raw) > 200 {
+			return "", 0, badParam("The $skiptoken is not valid.")
+		}
+		after = string(raw)
+	}
+	return after, limit, nil
+}
+
+// nextLink is the absolute URL of the next page, carrying api-version
+// (AZURE-API.md §0.7), or "" on the last page.
+func (rq *request) nextLink(next string) *string {
+	if next == "" {
+		return nil
+	}
+	q := url.Values{}
+	q.Set("api-version", rq.apiVersion)
+	q.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte(next)))
+	if m := rq.r.URL.Query().Get("maxresults"); m != "" {
+		q.Set("maxresults", m)
+	}
+	s := rq.base + rq.r.URL.Path + "?" + q.Encode()
+	return &s
+}
+
+// page is a list response.
+type page[T any] struct {
+	Value    []T     `json:"value"`
+	NextLink *string `json:"nextLink"`
+}

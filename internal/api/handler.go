@@ -1,0 +1,269 @@
+// Package api is Keyward's HTTP front door and the only package that knows
+// Azure Key Vault's wire format: routing by host, the 401 challenge, token
+// validation, api-version checks, Azure-shaped JSON bodies and errors,
+// paging, and one audit event per request.
+//
+// Every data-plane request goes through the same steps, in this order:
+// sealed check, vault lookup, bearer token (401 challenge before any body is
+// looked at, AZURE-API.md §0.3), api-version, route, authorization, handler.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/authz"
+	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/vault"
+)
+
+// Operator is what the sys endpoints need from the running server.
+type Operator interface {
+	Status(ctx context.Context) (barrier.Status, error)
+	Init(ctx context.Context, shares, threshold int) (*InitResult, error)
+	Unseal(ctx context.Context, share []byte) (barrier.Status, error)
+	ResetUnseal()
+	Seal(ctx context.Context) error
+	Sealed() bool
+}
+
+// InitResult is shown once to the operator who initialized Keyward.
+type InitResult struct {
+	Shares        [][]byte
+	Threshold     int
+	TenantID      string
+	ClientID      string
+	ClientSecret  string
+	Vault         string
+	Subscription  string
+	ResourceGroup string
+}
+
+// Config is the addressing of this Keyward instance.
+type Config struct {
+	// DNSSuffix is the suffix vault host names end in: {vault}.vault.{suffix}.
+	DNSSuffix string
+	// PublicPort is the port clients use ("" for 443); it appears in the
+	// challenge resource and token audiences.
+	PublicPort string
+	// AuthorityURL is the token service URL clients configure.
+	AuthorityURL string
+	// MaxBodyBytes caps request bodies.
+	MaxBodyBytes int64
+}
+
+func (c Config) hostPort(host string) string {
+	if c.PublicPort == "" || c.PublicPort == "443" {
+		return host
+	}
+	return host + ":" + c.PublicPort
+}
+
+// VaultResource is the token audience of the vault data plane and the
+// challenge's resource: https://vault.{suffix}[:port].
+func (c Config) VaultResource() string { return "https://" + c.hostPort("vault."+c.DNSSuffix) }
+
+// ManagementResource is the audience of management and operator calls.
+func (c Config) ManagementResource() string {
+	return "https://" + c.hostPort("management."+c.DNSSuffix) + "/"
+}
+
+// Resources lists every audience the token service issues tokens for.
+func (c Config) Resources() []string {
+	return []string{c.VaultResource(), c.ManagementResource()}
+}
+
+// Handler serves everything Keyward answers over HTTPS.
+type Handler struct {
+	cfg       Config
+	operator  Operator
+	authority *identity.Authority
+	vaults    *vault.Service
+	authz     authz.Authorizer
+	audit     *audit.Log
+	clock     clock.Clock
+	log       *slog.Logger
+	routes    []route
+}
+
+// Deps are the services a Handler calls.
+type Deps struct {
+	Operator  Operator
+	Authority *identity.Authority
+	Vaults    *vault.Service
+	Authz     authz.Authorizer
+	Audit     *audit.Log
+	Clock     clock.Clock
+	Log       *slog.Logger
+}
+
+// New returns a Handler.
+func New(cfg Config, d Deps) *Handler {
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{cfg: cfg, operator: d.Operator, authority: d.Authority, vaults: d.Vaults,
+		authz: d.Authz, audit: d.Audit, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes()}
+}
+
+// statusWriter remembers the status for the audit event.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// ServeHTTP records one audit event for every request, whatever happens.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	reqID := uuid.NewString()
+	ev := &audit.Event{
+		Time:      h.clock.Now().UTC(),
+		RequestID: reqID,
+		Method:    r.Method,
+		Path:      r.URL.Path,
+		UserAgent: clipString(r.UserAgent(), 256),
+	}
+	ev.Caller.IP = remoteIP(r)
+	hdr := w.Header()
+	hdr.Set("x-ms-request-id", reqID)
+	if cid := r.Header.Get("x-ms-client-request-id"); cid != "" && len(cid) <= 128 {
+		hdr.Set("x-ms-client-request-id", cid)
+	}
+	hdr.Set("Strict-Transport-Security", "max-age=31536000;includeSubDomains")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	sw := &statusWriter{ResponseWriter: w}
+	r = r.WithContext(audit.WithEvent(r.Context(), ev))
+
+	defer func() {
+		if p := recover(); p != nil {
+			// Never echo the panic: it may hold request data.
+			h.log.Error("panic serving request", "request_id", reqID)
+			if sw.status == 0 {
+				writeJSON(sw, http.StatusInternalServerError, body("InternalServerError", "The server encountered an internal error.", ""))
+			}
+		}
+		ev.Status = sw.status
+		ev.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
+		if ev.Result == "" {
+			switch {
+			case sw.status == http.StatusUnauthorized:
+				ev.Result = audit.Unauthenticated
+			case sw.status == http.StatusForbidden && ev.Reason != "":
+				ev.Result = audit.Denied
+			case sw.status >= 400:
+				ev.Result = audit.Failed
+			default:
+				ev.Result = audit.Allowed
+			}
+		}
+		h.audit.Record(context.WithoutCancel(r.Context()), ev)
+	}()
+
+	host := strings.ToLower(r.Host)
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		host = hh
+	}
+	if name, ok := strings.CutSuffix(host, ".vault."+h.cfg.DNSSuffix); ok && name != "" && !strings.Contains(name, ".") {
+		ev.Service = "vault"
+		ev.Vault = name
+		h.serveVault(sw, r, name, ev)
+		return
+	}
+	if _, ok := strings.CutSuffix(host, ".managedhsm."+h.cfg.DNSSuffix); ok {
+		ev.Service = "managedhsm"
+		writeJSON(sw, http.StatusNotFound, body("NotFound", "Managed HSM pools are not available on this Keyward instance yet.", ""))
+		return
+	}
+	h.serveControl(sw, r, ev)
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func clipString(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// serveControl answers the token service, operator (sys) and health
+// endpoints on every host that is not a vault.
+func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit.Event) {
+	p := r.URL.Path
+	switch {
+	case p == "/healthz":
+		ev.Service, ev.Operation = "sys", "Health"
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+		return
+	case p == "/readyz":
+		ev.Service, ev.Operation = "sys", "Ready"
+		if h.operator.Sealed() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "sealed"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+		return
+	case strings.HasPrefix(p, "/sys/"):
+		ev.Service = "sys"
+		h.serveSys(w, r, ev)
+		return
+	}
+	if h.operator.Sealed() {
+		ev.Service = "identity"
+		h.writeErr(w, r, barrier.ErrSealed)
+		return
+	}
+	if h.authority.ServeHTTP(w, r, h.cfg.Resources()) {
+		return
+	}
+	ev.Service = "control"
+	writeJSON(w, http.StatusNotFound, body("NotFound", "The requested resource was not found.", ""))
+}
+
+// writeErr writes err in Azure's shape and notes its code in the audit event.
+func (h *Handler) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	status, b, known := toWire(err)
+	if !known {
+		h.log.Error("request failed", "request_id", audit.EventFrom(r.Context()).RequestID, "error", err)
+	}
+	ev := audit.EventFrom(r.Context())
+	ev.ErrorCode = b.Error.Code
+	if b.Error.InnerError != nil {
+		ev.ErrorCode += "/" + b.Error.InnerError.Code
+	}
+	writeJSON(w, status, b)
+}
+
+var errNoToken = errors.New("no bearer token")

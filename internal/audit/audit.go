@@ -1,0 +1,171 @@
+// Package audit records one event for every request Keyward answers.
+//
+// An Event is a typed struct with no field that can hold a secret value, key
+// material, a token or a password (DESIGN.md invariant 3): callers fill in
+// who asked for what and how it ended, never what was exchanged. Events go to
+// Sinks; the file sink writes one JSON line per event. Hash chaining and
+// further sinks are added as Sinks wrapping or beside the file sink, without
+// touching the handlers that produce events.
+package audit
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"sync"
+	"time"
+)
+
+// Result classifies how a request ended.
+type Result string
+
+const (
+	Allowed         Result = "allowed"         // authorized and succeeded
+	Denied          Result = "denied"          // authenticated but not authorized (or blocked by network rules)
+	Failed          Result = "failed"          // authorized but failed (bad input, not found, conflict, server error)
+	Unauthenticated Result = "unauthenticated" // no or invalid credentials
+)
+
+// Caller identifies who made a request. IDs only: never a token.
+type Caller struct {
+	TenantID string `json:"tenant_id,omitempty"`
+	ObjectID string `json:"oid,omitempty"`
+	AppID    string `json:"appid,omitempty"`
+	IP       string `json:"ip,omitempty"`
+}
+
+// Event is one audited request.
+type Event struct {
+	Time       time.Time `json:"time"`
+	RequestID  string    `json:"request_id"`
+	Caller     Caller    `json:"caller"`
+	Service    string    `json:"service"`             // "vault", "identity", "sys", ...
+	Vault      string    `json:"vault,omitempty"`     // vault name for data-plane requests
+	Operation  string    `json:"operation"`           // e.g. "SecretGet", "TokenIssue"
+	ObjectID   string    `json:"object_id,omitempty"` // full object URL or principal ID
+	Method     string    `json:"method"`
+	Path       string    `json:"path"`
+	APIVersion string    `json:"api_version,omitempty"`
+	Status     int       `json:"status"`
+	Result     Result    `json:"result"`
+	ErrorCode  string    `json:"error_code,omitempty"` // Azure error code, never a message with data in it
+	Reason     string    `json:"reason,omitempty"`     // why denied (missing action), fixed vocabulary
+	LatencyMS  float64   `json:"latency_ms"`
+	UserAgent  string    `json:"user_agent,omitempty"`
+}
+
+// Sink receives events. Write must be safe for concurrent use.
+type Sink interface {
+	Write(ctx context.Context, e *Event) error
+	Close() error
+}
+
+// FileSink appends events as JSON lines to a file.
+type FileSink struct {
+	mu sync.Mutex
+	f  *os.File
+	w  *bufio.Writer
+}
+
+// OpenFile opens (creating, mode 0600) the audit log at path for appending.
+func OpenFile(path string) (*FileSink, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &FileSink{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
+}
+
+// Write appends e as one line. The line reaches the file (not only a
+// buffer) before Write returns.
+func (s *FileSink) Write(_ context.Context, e *Event) error {
+	line, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	line = append(line, '\n')
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return errors.New("audit: sink closed")
+	}
+	if _, err := s.w.Write(line); err != nil {
+		return err
+	}
+	return s.w.Flush()
+}
+
+// Close flushes, syncs and closes the file.
+func (s *FileSink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil
+	}
+	err := errors.Join(s.w.Flush(), s.f.Sync(), s.f.Close())
+	s.f = nil
+	return err
+}
+
+// Log fans events out to sinks.
+type Log struct {
+	sinks []Sink
+	// OnError is called when a sink fails; nil ignores failures. It must not
+	// log the event's content beyond its request ID.
+	OnError func(err error)
+}
+
+// NewLog returns a Log writing to sinks.
+func NewLog(onError func(error), sinks ...Sink) *Log {
+	return &Log{sinks: sinks, OnError: onError}
+}
+
+// Record writes e to every sink.
+func (l *Log) Record(ctx context.Context, e *Event) {
+	if l == nil {
+		return
+	}
+	for _, s := range l.sinks {
+		if err := s.Write(ctx, e); err != nil && l.OnError != nil {
+			l.OnError(err)
+		}
+	}
+}
+
+// Close closes every sink.
+func (l *Log) Close() error {
+	if l == nil {
+		return nil
+	}
+	var errs []error
+	for _, s := range l.sinks {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// MemorySink keeps events in memory, for tests.
+type MemorySink struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+// Write stores a copy of e.
+func (m *MemorySink) Write(_ context.Context, e *Event) error {
+	m.mu.Lock()
+	m.events = append(m.events, *e)
+	m.mu.Unlock()
+	return nil
+}
+
+// Close does nothing.
+func (m *MemorySink) Close() error { return nil }
+
+// Events returns a copy of the events written so far.
+func (m *MemorySink) Events() []Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Event(nil), m.events...)
+}

@@ -1,0 +1,206 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/vault"
+)
+
+// bootstrapRecord remembers what init created: the first tenant, its
+// subscription and administrators.
+type bootstrapRecord struct {
+	TenantID       string   `json:"tenantId"`
+	SubscriptionID string   `json:"subscriptionId"`
+	ResourceGroup  string   `json:"resourceGroup"`
+	Location       string   `json:"location"`
+	Vault          string   `json:"vault"`
+	AdminAppID     string   `json:"adminAppId"`
+	AdminObjectIDs []string `json:"adminObjectIds"`
+}
+
+const (
+	bootstrapKey = "sys/bootstrap"
+	devCredsKey  = "sys/dev/credentials"
+)
+
+// bootstrap creates the first tenant, an administrator service principal
+// with a client secret (returned once), and a vault named vaultName.
+func (s *Server) bootstrap(ctx context.Context, vaultName string) (*bootstrapRecord, string, error) {
+	now := s.clock.Now()
+	t, err := s.dir.CreateTenant(ctx, identity.Tenant{DisplayName: "Keyward", Created: now.UTC()})
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.barrier.EnsureScope(ctx, vault.TenantScope(t.ID), now); err != nil {
+		return nil, "", err
+	}
+	sp, err := s.dir.CreateServicePrincipal(ctx, t.ID, "keyward-admin", now)
+	if err != nil {
+		return nil, "", err
+	}
+	secret, err := s.dir.AddClientSecret(ctx, t.ID, sp.AppID, now, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	rec := &bootstrapRecord{
+		TenantID:       t.ID,
+		SubscriptionID: identity.NewID(),
+		ResourceGroup:  "keyward",
+		Location:       "local",
+		Vault:          vaultName,
+		AdminAppID:     sp.AppID,
+		AdminObjectIDs: []string{sp.ObjectID},
+	}
+	if s.cfg.Dev {
+		rec.ResourceGroup = "keyward-dev"
+	}
+	if _, err := s.vaults.CreateVault(ctx, vault.Vault{
+		Name: vaultName, TenantID: t.ID, SubscriptionID: rec.SubscriptionID,
+		ResourceGroup: rec.ResourceGroup, Location: rec.Location, SKU: "standard",
+	}); err != nil {
+		return nil, "", err
+	}
+	if err := putRecord(ctx, s.barrier, bootstrapKey, rec); err != nil {
+		return nil, "", err
+	}
+	return rec, secret, nil
+}
+
+func (s *Server) loadBootstrap(ctx context.Context) (*bootstrapRecord, error) {
+	rec := new(bootstrapRecord)
+	err := getRecord(ctx, s.barrier, bootstrapKey, rec)
+	if errors.Is(err, storage.ErrNotFound) {
+		return rec, nil
+	}
+	return rec, err
+}
+
+func putRecord(ctx context.Context, b *barrier.Barrier, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	defer clear(raw)
+	return b.Update(ctx, func(tx barrier.Tx) error { return tx.Put(key, raw) })
+}
+
+func getRecord(ctx context.Context, b *barrier.Barrier, key string, v any) error {
+	return b.View(ctx, func(tx barrier.Tx) error {
+		raw, err := tx.Get(key)
+		if err != nil {
+			return err
+		}
+		defer clear(raw)
+		return json.Unmarshal(raw, v)
+	})
+}
+
+// DevInfo is what dev.json holds: everything an official SDK needs to
+// connect (DESIGN.md, dev server contract).
+type DevInfo struct {
+	TenantID           string `json:"tenant_id"`
+	AuthorityHost      string `json:"authority_host"`
+	ClientID           string `json:"client_id"`
+	ClientSecret       string `json:"client_secret"`
+	VaultURL           string `json:"vault_url"`
+	VaultDNSSuffix     string `json:"vault_dns_suffix"`
+	ManagementURL      string `json:"management_url"`
+	ManagementResource string `json:"management_resource"`
+	SubscriptionID     string `json:"subscription_id"`
+	ResourceGroup      string `json:"resource_group"`
+	Location           string `json:"location"`
+	CAFile             string `json:"ca_file"`
+	Listen             string `json:"listen"`
+}
+
+type devCreds struct {
+	ClientSecret string `json:"clientSecret"`
+}
+
+// devStart initializes (first run) or unseals (later runs) a dev server
+// and writes dev.json. The dev unseal key is kept in the data directory:
+// dev mode protects nothing from someone who can read that directory.
+func (s *Server) devStart(ctx context.Context) error {
+	keyFile := filepath.Join(s.cfg.DataDir, "dev-unseal.key")
+	st, err := s.barrier.Status(ctx)
+	if err != nil {
+		return err
+	}
+	vaultName := s.cfg.DevVault
+	if vaultName == "" {
+		vaultName = "dev"
+	}
+	if !st.Initialized {
+		shares, err := s.barrier.Initialize(ctx, barrier.SealConfig{Type: "dev", Shares: 1, Threshold: 1}, s.clock.Now())
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(keyFile, []byte(base64.StdEncoding.EncodeToString(shares[0])+"\n"), 0o600); err != nil {
+			return err
+		}
+		if _, err := s.barrier.Unseal(ctx, shares[0]); err != nil {
+			return err
+		}
+		_, secret, err := s.bootstrap(ctx, vaultName)
+		if err != nil {
+			return err
+		}
+		if err := putRecord(ctx, s.barrier, devCredsKey, &devCreds{ClientSecret: secret}); err != nil {
+			return err
+		}
+	} else {
+		raw, err := os.ReadFile(keyFile)
+		if err != nil {
+			return fmt.Errorf("dev mode: reading the unseal key: %w (was this data directory made by a dev server?)", err)
+		}
+		share, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(raw)))
+		if err != nil {
+			return fmt.Errorf("dev mode: %s is damaged", keyFile)
+		}
+		if _, err := s.barrier.Unseal(ctx, share); err != nil {
+			return fmt.Errorf("dev mode: unseal: %w", err)
+		}
+	}
+	if err := s.afterUnseal(ctx); err != nil {
+		return err
+	}
+	b, err := s.loadBootstrap(ctx)
+	if err != nil {
+		return err
+	}
+	var creds devCreds
+	if err := getRecord(ctx, s.barrier, devCredsKey, &creds); err != nil {
+		return fmt.Errorf("dev mode: reading dev credentials: %w", err)
+	}
+	caFile, _ := filepath.Abs(s.caFile)
+	s.devInfo = &DevInfo{
+		TenantID:           b.TenantID,
+		AuthorityHost:      s.apiCfg.AuthorityURL,
+		ClientID:           b.AdminAppID,
+		ClientSecret:       creds.ClientSecret,
+		VaultURL:           s.VaultURL(b.Vault),
+		VaultDNSSuffix:     "vault." + s.cfg.DNSSuffix,
+		ManagementURL:      s.apiCfg.ManagementResource(),
+		ManagementResource: s.apiCfg.ManagementResource(),
+		SubscriptionID:     b.SubscriptionID,
+		ResourceGroup:      b.ResourceGroup,
+		Location:           b.Location,
+		CAFile:             caFile,
+		Listen:             s.listener.Addr().String(),
+	}
+	raw, err := json.MarshalIndent(s.devInfo, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(s.cfg.DataDir, "dev.json"), append(raw, '\n'), 0o600)
+}

@@ -1,0 +1,103 @@
+// Package server assembles a running Keyward from its Config: storage,
+// barrier, identity, vaults, authorization, audit and the HTTPS listener,
+// plus the dev-mode bootstrap and the background scheduler. It is the only
+// package (besides cmd/keyward) that imports every layer.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/keyward/keyward/internal/clock"
+)
+
+// Config is everything a Keyward server needs. cmd/keyward builds it from
+// defaults, the config file, environment variables and flags, in that order.
+type Config struct {
+	// Dev runs an auto-unsealed development server with a local CA and a
+	// ready-made tenant, vault and service principal. It gives up the
+	// protection of the seal: the unseal key is kept in the data directory.
+	Dev bool
+
+	// Listen is the TCP address to listen on; port 0 picks a free port.
+	Listen string
+	// DataDir holds the database, the audit log and (in dev mode) the CA.
+	DataDir string
+	// DNSSuffix: vaults are {name}.vault.{DNSSuffix}.
+	DNSSuffix string
+	// PublicPort is the port clients connect to, when it differs from the
+	// listening port (behind a load balancer). Empty: the listening port.
+	PublicPort string
+	// AuthorityURL is the token service URL clients configure as their
+	// authority host. Empty: https://login.{DNSSuffix}[:port]/, or in dev
+	// mode https://localhost:{port}/.
+	AuthorityURL string
+
+	// TLSCertFile and TLSKeyFile are the server certificate (with chain) and
+	// key in PEM. Required outside dev mode.
+	TLSCertFile string
+	TLSKeyFile  string
+
+	// Storage selects the backend.
+	Storage StorageConfig
+
+	// AuditPath is the audit log file; empty: {DataDir}/audit.log.
+	AuditPath string
+
+	// SchedulerInterval is how often background jobs (purge after
+	// retention) look for due work.
+	SchedulerInterval time.Duration
+
+	// DevVault is the name of the vault dev mode creates.
+	DevVault string
+
+	// Clock and Log are injected by tests; nil means the real ones.
+	Clock clock.Clock
+	Log   *slog.Logger
+}
+
+// StorageConfig selects and configures the storage backend.
+type StorageConfig struct {
+	// Backend is "bolt" (default) or "mem" (nothing survives a restart).
+	Backend string
+	// Path is the bolt database file; empty: {DataDir}/keyward.db.
+	Path string
+}
+
+// Validate checks c without changing it.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Listen == "" {
+		errs = append(errs, errors.New("listen address is required"))
+	} else if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen address %q: %w", c.Listen, err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data directory is required"))
+	}
+	if c.DNSSuffix == "" {
+		errs = append(errs, errors.New("dns suffix is required"))
+	}
+	if !c.Dev && (c.TLSCertFile == "" || c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("tls_cert_file and tls_key_file are required outside dev mode"))
+	}
+	if c.AuthorityURL != "" {
+		u, err := url.Parse(c.AuthorityURL)
+		if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			errs = append(errs, fmt.Errorf("authority URL %q must be https://host[:port]/", c.AuthorityURL))
+		}
+	}
+	switch c.Storage.Backend {
+	case "", "bolt", "mem":
+	default:
+		errs = append(errs, fmt.Errorf("unknown storage backend %q", c.Storage.Backend))
+	}
+	if c.SchedulerInterval < 0 {
+		errs = append(errs, errors.New("scheduler interval must not be negative"))
+	}
+	return errors.Join(errs...)
+}

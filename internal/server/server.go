@@ -1,0 +1,366 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/keyward/keyward/internal/api"
+	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/authz"
+	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/devca"
+	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/storage/bolt"
+	"github.com/keyward/keyward/internal/storage/mem"
+	"github.com/keyward/keyward/internal/vault"
+)
+
+// Server is a running Keyward.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	clock   clock.Clock
+	backend storage.Backend
+	barrier *barrier.Barrier
+	dir     *identity.Directory
+	auth    *identity.Authority
+	vaults  *vault.Service
+	admins  *authz.TenantAdmins
+	audit   *audit.Log
+	handler *api.Handler
+	apiCfg  api.Config
+
+	listener net.Listener
+	http     *http.Server
+	caFile   string
+
+	mu      sync.Mutex // serializes init, unseal and seal
+	stop    chan struct{}
+	done    sync.WaitGroup
+	devInfo *DevInfo
+}
+
+// Start opens storage, listens, unseals (dev mode) and serves until Close.
+func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cmp.Or(cfg.Log, slog.Default()), stop: make(chan struct{})}
+	s.clock = cfg.Clock
+	if s.clock == nil {
+		s.clock = clock.Real{}
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	switch cfg.Storage.Backend {
+	case "mem":
+		s.backend = mem.New()
+	default:
+		path := cmp.Or(cfg.Storage.Path, filepath.Join(cfg.DataDir, "keyward.db"))
+		if s.backend, err = bolt.Open(path, bolt.Options{}); err != nil {
+			return nil, err
+		}
+	}
+	sink, err := audit.OpenFile(cmp.Or(cfg.AuditPath, filepath.Join(cfg.DataDir, "audit.log")))
+	if err != nil {
+		return nil, err
+	}
+	s.audit = audit.NewLog(func(err error) { s.log.Error("audit sink failed", "error", err) }, sink)
+	s.barrier = barrier.New(s.backend)
+
+	// Listen first: with port 0 the port is known only now, and it is part
+	// of the authority URL, the challenge resource and token audiences.
+	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(s.listener.Addr().String())
+	publicPort := cmp.Or(cfg.PublicPort, port)
+	hp := func(host string) string {
+		if publicPort == "443" {
+			return host
+		}
+		return host + ":" + publicPort
+	}
+	authorityURL := cfg.AuthorityURL
+	if authorityURL == "" {
+		if cfg.Dev {
+			authorityURL = "https://" + hp("localhost") + "/"
+		} else {
+			authorityURL = "https://" + hp("login."+cfg.DNSSuffix) + "/"
+		}
+	}
+	s.apiCfg = api.Config{DNSSuffix: cfg.DNSSuffix, PublicPort: publicPort, AuthorityURL: authorityURL}
+
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.Dev {
+		ca, err := devca.Ensure(filepath.Join(cfg.DataDir, "tls"), devSANs(cfg.DNSSuffix), devIPs(), s.clock.Now())
+		if err != nil {
+			return nil, fmt.Errorf("dev CA: %w", err)
+		}
+		tlsCfg.Certificates = []tls.Certificate{ca.ServerCert}
+		s.caFile = ca.Files.CACert
+	} else {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("loading TLS certificate: %w", err)
+		}
+		tlsCfg.Certificates = []tls.Certificate{cert}
+	}
+
+	s.dir = identity.NewDirectory(s.barrier)
+	s.auth = identity.NewAuthority(s.dir, s.barrier, s.clock, authorityURL)
+	s.vaults = vault.New(s.barrier, s.clock)
+	s.admins = authz.NewTenantAdmins()
+	s.handler = api.New(s.apiCfg, api.Deps{
+		Operator: s, Authority: s.auth, Vaults: s.vaults, Authz: s.admins,
+		Audit: s.audit, Clock: s.clock, Log: s.log,
+	})
+
+	if cfg.Dev {
+		if err := s.devStart(ctx); err != nil {
+			return nil, err
+		}
+	}
+
+	s.http = &http.Server{
+		Handler:           s.handler,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.done.Add(2)
+	go func() {
+		defer s.done.Done()
+		if err := s.http.ServeTLS(s.listener, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("https server stopped", "error", err)
+		}
+	}()
+	go func() {
+		defer s.done.Done()
+		s.runScheduler()
+	}()
+	return s, nil
+}
+
+// Close stops serving and releases storage. It is safe to call twice.
+func (s *Server) Close() error {
+	var errs []error
+	select {
+	case <-s.stop:
+		return nil
+	default:
+		close(s.stop)
+	}
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, s.http.Shutdown(ctx))
+		cancel()
+	} else if s.listener != nil {
+		s.listener.Close()
+	}
+	s.done.Wait()
+	if s.barrier != nil {
+		s.barrier.Seal()
+	}
+	if s.backend != nil {
+		errs = append(errs, s.backend.Close())
+	}
+	errs = append(errs, s.audit.Close())
+	return errors.Join(errs...)
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// AuthorityURL is the token service URL.
+func (s *Server) AuthorityURL() string { return s.apiCfg.AuthorityURL }
+
+// VaultURL is the URL of vault name.
+func (s *Server) VaultURL(name string) string {
+	host := name + ".vault." + s.cfg.DNSSuffix
+	if s.apiCfg.PublicPort != "443" {
+		host += ":" + s.apiCfg.PublicPort
+	}
+	return "https://" + host + "/"
+}
+
+// ManagementResource is the audience of operator and management calls.
+func (s *Server) ManagementResource() string { return s.apiCfg.ManagementResource() }
+
+// CAFile is the dev CA certificate file ("" outside dev mode).
+func (s *Server) CAFile() string { return s.caFile }
+
+// Dev returns the dev-mode connection details (nil outside dev mode).
+func (s *Server) Dev() *DevInfo { return s.devInfo }
+
+// Vaults exposes the domain service (for tests and the CLI).
+func (s *Server) Vaults() *vault.Service { return s.vaults }
+
+// runScheduler performs due background work: purge after retention.
+func (s *Server) runScheduler() {
+	interval := cmp.Or(s.cfg.SchedulerInterval, time.Minute)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if s.barrier.Sealed() {
+			continue
+		}
+		n, err := s.vaults.PurgeDue(context.Background())
+		if err != nil && !errors.Is(err, barrier.ErrSealed) {
+			s.log.Error("purge after retention failed", "error", err)
+		}
+		if n > 0 {
+			s.log.Info("purged objects whose retention ended", "count", n)
+		}
+	}
+}
+
+// --- api.Operator ---
+
+// Status reports the seal status.
+func (s *Server) Status(ctx context.Context) (barrier.Status, error) { return s.barrier.Status(ctx) }
+
+// Sealed reports whether the barrier is sealed.
+func (s *Server) Sealed() bool { return s.barrier.Sealed() }
+
+// ResetUnseal discards the shares given so far.
+func (s *Server) ResetUnseal() { s.barrier.ResetUnseal() }
+
+// Init initializes a new Keyward: the root key split into shares, and a
+// first tenant, subscription, administrator and vault. The server stays
+// sealed; the shares and the administrator's credentials are returned once.
+func (s *Server) Init(ctx context.Context, shares, threshold int) (*api.InitResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys, err := s.barrier.Initialize(ctx, barrier.SealConfig{Type: "shamir", Shares: shares, Threshold: threshold}, s.clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	// Unseal with the new shares just long enough to create the first
+	// tenant, then seal again: the operator unseals for real.
+	for _, k := range keys[:threshold] {
+		if _, err := s.barrier.Unseal(ctx, k); err != nil {
+			return nil, err
+		}
+	}
+	defer s.sealLocked()
+	b, secret, err := s.bootstrap(ctx, "default")
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	return &api.InitResult{Shares: keys, Threshold: threshold, TenantID: b.TenantID, ClientID: b.AdminAppID,
+		ClientSecret: secret, Vault: b.Vault, Subscription: b.SubscriptionID, ResourceGroup: b.ResourceGroup}, nil
+}
+
+// Unseal adds a share; when the barrier opens, state is loaded.
+func (s *Server) Unseal(ctx context.Context, share []byte) (barrier.Status, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wasSealed := s.barrier.Sealed()
+	st, err := s.barrier.Unseal(ctx, share)
+	if err != nil || !wasSealed || st.Sealed {
+		return st, err
+	}
+	if err := s.afterUnseal(ctx); err != nil {
+		s.sealLocked()
+		return s.barrier.Status(ctx)
+	}
+	s.log.Info("unsealed")
+	return st, nil
+}
+
+// Seal seals the barrier: every data-plane and token request gets 503.
+func (s *Server) Seal(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sealLocked()
+	s.log.Info("sealed")
+	return nil
+}
+
+func (s *Server) sealLocked() {
+	s.barrier.Seal()
+	s.auth.Unload()
+}
+
+func (s *Server) afterUnseal(ctx context.Context) error {
+	if err := s.auth.Load(ctx); err != nil {
+		return err
+	}
+	if err := s.vaults.Load(ctx); err != nil {
+		return err
+	}
+	b, err := s.loadBootstrap(ctx)
+	if err != nil {
+		return err
+	}
+	for _, oid := range b.AdminObjectIDs {
+		s.admins.Grant(b.TenantID, oid)
+	}
+	return nil
+}
+
+// devSANs and devIPs are the names on the dev TLS certificate.
+func devSANs(suffix string) []string {
+	names := []string{"localhost", "*.vault.localhost", "*.managedhsm.localhost", "management.localhost", "login.localhost"}
+	if suffix != "localhost" {
+		names = append(names, suffix, "*.vault."+suffix, "*.managedhsm."+suffix, "management."+suffix, "login."+suffix)
+	}
+	return names
+}
+
+func devIPs() []net.IP { return []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback} }
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// DataDir is the server's data directory.
+func (s *Server) DataDir() string { return s.cfg.DataDir }

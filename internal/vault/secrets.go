@@ -1,0 +1,451 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/keyward/keyward/internal/barrier"
+)
+
+// MaxSecretValue is Azure's limit on a secret value, in bytes.
+const MaxSecretValue = 25 * 1024
+
+// SecretValue holds a secret's value. It prints as [REDACTED] with every
+// fmt verb and refuses to be marshalled to JSON, so it cannot reach a log by
+// accident; Reveal is the one door to the bytes.
+type SecretValue struct{ b []byte }
+
+// NewSecretValue wraps b (not copied).
+func NewSecretValue(b []byte) SecretValue { return SecretValue{b: b} }
+
+// Reveal returns the value. Only the wire encoder calls it.
+func (s SecretValue) Reveal() []byte { return s.b }
+
+// Format implements fmt.Formatter.
+func (SecretValue) Format(f fmt.State, _ rune) { io.WriteString(f, "[REDACTED]") }
+
+// MarshalJSON refuses: a secret value is put on the wire explicitly.
+func (SecretValue) MarshalJSON() ([]byte, error) {
+	return nil, fmt.Errorf("vault: refusing to marshal a secret value")
+}
+
+// secretPayload is what a secret version stores (sealed by the barrier).
+type secretPayload struct {
+	Value       []byte `json:"value"`
+	ContentType string `json:"contentType,omitempty"`
+	// Kid is the backing key of a certificate's secret.
+	Kid string `json:"kid,omitempty"`
+}
+
+// Secret is one secret version as the domain returns it.
+type Secret struct {
+	Name        string
+	Version     string
+	Value       SecretValue // empty in listings
+	ContentType string
+	Attributes  Attributes
+	Tags        map[string]string
+	Managed     bool
+	Kid         string
+	Deleted     *DeletedInfo
+}
+
+func secretFrom(rec *nameRecord, ver *Version[secretPayload], withValue bool) *Secret {
+	s := &Secret{
+		Name:        rec.Name,
+		Version:     ver.Version,
+		ContentType: ver.Payload.ContentType,
+		Attributes:  ver.Attributes,
+		Tags:        ver.Tags,
+		Managed:     rec.Managed,
+		Kid:         ver.Payload.Kid,
+	}
+	if withValue {
+		s.Value = NewSecretValue(ver.Payload.Value)
+	}
+	return s
+}
+
+// SetSecretParams is a SetSecret request.
+type SetSecretParams struct {
+	Name        string
+	Value       SecretValue
+	ContentType string
+	Attributes  *AttributesPatch
+	Tags        map[string]string
+}
+
+// SetSecret stores a new version of a secret.
+func (s *Service) SetSecret(ctx context.Context, v *Vault, p SetSecretParams) (*Secret, error) {
+	if err := checkName(Secrets, p.Name); err != nil {
+		return nil, err
+	}
+	if len(p.Value.b) > MaxSecretValue {
+		return nil, badParameter("Secret value is too large: the maximum size is %d bytes.", MaxSecretValue)
+	}
+	if err := checkTags(p.Tags); err != nil {
+		return nil, err
+	}
+	if err := checkAttributes(p.Attributes); err != nil {
+		return nil, err
+	}
+	now := s.clock.Now().Unix()
+	ver := &Version[secretPayload]{
+		Version:    NewVersion(),
+		Attributes: Attributes{Enabled: true, Created: now, Updated: now},
+		Tags:       p.Tags,
+		Payload:    secretPayload{Value: p.Value.b, ContentType: p.ContentType},
+	}
+	ver.Attributes.apply(p.Attributes)
+	ver.Attributes.Exportable = nil
+	var rec *nameRecord
+	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+		var err error
+		rec, err = addVersion(tx, objects{v, Secrets}, p.Name, ver, false)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return secretFrom(rec, ver, true), nil
+}
+
+// GetSecret returns a secret version with its value. A disabled version is
+// refused (403 SecretDisabled), and so is one outside its nbf/exp window.
+func (s *Service) GetSecret(ctx context.Context, v *Vault, name, version string) (*Secret, error) {
+	if err := checkName(Secrets, name); err != nil {
+		return nil, err
+	}
+	var sec *Secret
+	err := s.store.View(ctx, func(tx barrier.Tx) error {
+		rec, ver, err := getVersion[secretPayload](tx, objects{v, Secrets}, name, version)
+		if err != nil {
+			return err
+		}
+		sec = secretFrom(rec, ver, true)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	switch {
+	case !sec.Attributes.Enabled:
+		return nil, &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "SecretDisabled",
+			Msg: "Operation get is not allowed on a disabled secret."}
+	case sec.Attributes.NotYetValid(now):
+		return nil, &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "SecretNotYetValid",
+			Msg: "Operation get is not allowed on a secret that is not yet valid (nbf is in the future)."}
+	case sec.Attributes.Expired(now):
+		return nil, &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "SecretExpired",
+			Msg: "Operation get is not allowed on an expired secret."}
+	}
+	return sec, nil
+}
+
+// UpdateSecretParams is an UpdateSecretProperties request.
+type UpdateSecretParams struct {
+	Name, Version string
+	ContentType   *string
+	Attributes    *AttributesPatch
+	Tags          map[string]string // nil leaves tags unchanged
+}
+
+// UpdateSecret changes the attributes, content type or tags of a version.
+func (s *Service) UpdateSecret(ctx context.Context, v *Vault, p UpdateSecretParams) (*Secret, error) {
+	if err := checkName(Secrets, p.Name); err != nil {
+		return nil, err
+	}
+	if err := checkTags(p.Tags); err != nil {
+		return nil, err
+	}
+	if err := checkAttributes(p.Attributes); err != nil {
+		return nil, err
+	}
+	var sec *Secret
+	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+		o := objects{v, Secrets}
+		rec, ver, err := getVersion[secretPayload](tx, o, p.Name, p.Version)
+		if err != nil {
+			return err
+		}
+		if rec.Managed {
+			return &Error{Kind: Forbidden, Type: Secrets, Name: p.Name,
+				Msg: "The secret is managed by a certificate; update the certificate instead."}
+		}
+		ver.Attributes.apply(p.Attributes)
+		ver.Attributes.Exportable = nil
+		if err := checkAttributes(&AttributesPatch{NotBefore: ver.Attributes.NotBefore, Expires: ver.Attributes.Expires}); err != nil {
+			return err
+		}
+		if p.ContentType != nil {
+			ver.Payload.ContentType = *p.ContentType
+		}
+		if p.Tags != nil {
+			ver.Tags = p.Tags
+		}
+		ver.Attributes.Updated = s.clock.Now().Unix()
+		if err := putVersion(tx, o, p.Name, ver); err != nil {
+			return err
+		}
+		sec = secretFrom(rec, ver, false)
+		return nil
+	})
+	return sec, err
+}
+
+// Page is one page of a listing. Next is the name (or version) to continue
+// after; empty on the last page.
+type Page[T any] struct {
+	Items []T
+	Next  string
+}
+
+// ListSecrets lists live secrets (latest version's properties, no values).
+func (s *Service) ListSecrets(ctx context.Context, v *Vault, after string, limit int) (*Page[*Secret], error) {
+	page := &Page[*Secret]{}
+	err := s.store.View(ctx, func(tx barrier.Tx) error {
+		recs, vers, more, err := listLatest[secretPayload](tx, objects{v, Secrets}, after, limit, nil)
+		if err != nil {
+			return err
+		}
+		for i := range recs {
+			page.Items = append(page.Items, secretFrom(recs[i], vers[i], false))
+		}
+		if more && len(recs) > 0 {
+			page.Next = recs[len(recs)-1].Name
+		}
+		return nil
+	})
+	return page, err
+}
+
+// ListSecretVersions lists the versions of a secret.
+func (s *Service) ListSecretVersions(ctx context.Context, v *Vault, name, after string, limit int) (*Page[*Secret], error) {
+	if err := checkName(Secrets, name); err != nil {
+		return nil, err
+	}
+	page := &Page[*Secret]{}
+	err := s.store.View(ctx, func(tx barrier.Tx) error {
+		rec, vers, more, err := listVersions[secretPayload](tx, objects{v, Secrets}, name, after, limit)
+		if err != nil {
+			return err
+		}
+		for _, ver := range vers {
+			page.Items = append(page.Items, secretFrom(rec, ver, false))
+		}
+		if more && len(vers) > 0 {
+			page.Next = vers[len(vers)-1].Version
+		}
+		return nil
+	})
+	return page, err
+}
+
+// DeleteSecret soft-deletes a secret and all its versions.
+func (s *Service) DeleteSecret(ctx context.Context, v *Vault, name string) (*Secret, error) {
+	if err := checkName(Secrets, name); err != nil {
+		return nil, err
+	}
+	var sec *Secret
+	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+		o := objects{v, Secrets}
+		rec, ver, err := getVersion[secretPayload](tx, o, name, "")
+		if err != nil {
+			return err
+		}
+		if rec.Managed {
+			return &Error{Kind: Forbidden, Type: Secrets, Name: name,
+				Msg: "The secret is managed by a certificate; delete the certificate instead."}
+		}
+		del, err := softDelete(tx, o, name, s.clock.Now().Unix(), int64(v.RetentionDays))
+		if err != nil {
+			return err
+		}
+		sec = secretFrom(rec, ver, false)
+		sec.Deleted = &DeletedInfo{DeletedDate: del.DeletedDate, ScheduledPurgeDate: del.ScheduledPurgeDate}
+		return nil
+	})
+	return sec, err
+}
+
+// GetDeletedSecret returns a soft-deleted secret's latest properties.
+func (s *Service) GetDeletedSecret(ctx context.Context, v *Vault, name string) (*Secret, error) {
+	if err := checkName(Secrets, name); err != nil {
+		return nil, err
+	}
+	var sec *Secret
+	err := s.store.View(ctx, func(tx barrier.Tx) error {
+		o := objects{v, Secrets}
+		del, err := deleted(tx, o, name)
+		if err != nil {
+			return err
+		}
+		ver := new(Version[secretPayload])
+		if _, err := getJSON(tx, o.versionKey(name, del.Latest), ver); err != nil {
+			return err
+		}
+		sec = secretFrom(&del.nameRecord, ver, false)
+		sec.Deleted = &DeletedInfo{DeletedDate: del.DeletedDate, ScheduledPurgeDate: del.ScheduledPurgeDate}
+		return nil
+	})
+	return sec, err
+}
+
+// ListDeletedSecrets pages through soft-deleted secrets.
+func (s *Service) ListDeletedSecrets(ctx context.Context, v *Vault, after string, limit int) (*Page[*Secret], error) {
+	page := &Page[*Secret]{}
+	err := s.store.View(ctx, func(tx barrier.Tx) error {
+		dels, vers, more, err := listDeleted[secretPayload](tx, objects{v, Secrets}, after, limit)
+		if err != nil {
+			return err
+		}
+		for i, d := range dels {
+			sec := secretFrom(&d.nameRecord, vers[i], false)
+			sec.Deleted = &DeletedInfo{DeletedDate: d.DeletedDate, ScheduledPurgeDate: d.ScheduledPurgeDate}
+			page.Items = append(page.Items, sec)
+		}
+		if more && len(dels) > 0 {
+			page.Next = dels[len(dels)-1].Name
+		}
+		return nil
+	})
+	return page, err
+}
+
+// RecoverSecret undoes a soft delete.
+func (s *Service) RecoverSecret(ctx context.Context, v *Vault, name string) (*Secret, error) {
+	if err := checkName(Secrets, name); err != nil {
+		return nil, err
+	}
+	var sec *Secret
+	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+		o := objects{v, Secrets}
+		rec, err := recoverDeleted(tx, o, name)
+		if err != nil {
+			return err
+		}
+		ver := new(Version[secretPayload])
+		if _, err := getJSON(tx, o.versionKey(name, rec.Latest), ver); err != nil {
+			return err
+		}
+		sec = secretFrom(rec, ver, false)
+		return nil
+	})
+	return sec, err
+}
+
+// PurgeSecret removes a soft-deleted secret for good. A purge-protected
+// vault refuses until the retention period has passed.
+func (s *Service) PurgeSecret(ctx context.Context, v *Vault, name string) error {
+	if err := checkName(Secrets, name); err != nil {
+		return err
+	}
+	if v.PurgeProtected {
+		return &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "ForbiddenByPolicy",
+			Msg: "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed."}
+	}
+	return s.store.Update(ctx, func(tx barrier.Tx) error {
+		return purge(tx, objects{v, Secrets}, name)
+	})
+}
+
+// backup is the plaintext inside a backup blob.
+type backup[P any] struct {
+	Type     ObjectType    `json:"type"`
+	Tenant   string        `json:"tenant"`
+	Record   nameRecord    `json:"record"`
+	Versions []*Version[P] `json:"versions"`
+}
+
+// MaxBackupVersions is Azure's limit on versions in one backup.
+const MaxBackupVersions = 500
+
+const backupMagic = "KWB1"
+
+func (s *Service) sealBackup(ctx context.Context, v *Vault, t ObjectType, plain []byte) ([]byte, error) {
+	blob, err := s.store.SealBlob(ctx, TenantScope(v.TenantID), "backup/"+string(t), plain)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(backupMagic), blob...), nil
+}
+
+func (s *Service) openBackup(ctx context.Context, v *Vault, t ObjectType, blob []byte) ([]byte, error) {
+	bad := &Error{Kind: BadParameter, Type: t, Msg: "Backup blob contains invalid data, or was made in another tenant."}
+	if len(blob) < len(backupMagic) || string(blob[:len(backupMagic)]) != backupMagic {
+		return nil, bad
+	}
+	plain, err := s.store.OpenBlob(ctx, TenantScope(v.TenantID), "backup/"+string(t), blob[len(backupMagic):])
+	if err != nil {
+		return nil, bad
+	}
+	return plain, nil
+}
+
+// BackupSecret returns an encrypted, integrity-protected blob holding every
+// version of a secret. It restores only into a vault of the same tenant.
+func (s *Service) BackupSecret(ctx context.Context, v *Vault, name string) ([]byte, error) {
+	if err := checkName(Secrets, name); err != nil {
+		return nil, err
+	}
+	var b backup[secretPayload]
+	err := s.store.View(ctx, func(tx barrier.Tx) error {
+		rec, vers, err := allVersions[secretPayload](tx, objects{v, Secrets}, name)
+		if err != nil {
+			return err
+		}
+		if rec.Managed {
+			return &Error{Kind: Forbidden, Type: Secrets, Name: name,
+				Msg: "The secret is managed by a certificate; back up the certificate instead."}
+		}
+		if len(vers) > MaxBackupVersions {
+			return badParameter("Backup of a secret with more than %d versions is not allowed.", MaxBackupVersions)
+		}
+		b = backup[secretPayload]{Type: Secrets, Tenant: v.TenantID, Record: *rec, Versions: vers}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	plain, err := json.Marshal(&b)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(plain)
+	return s.sealBackup(ctx, v, Secrets, plain)
+}
+
+// RestoreSecret restores a backup blob into v. The name must be free.
+func (s *Service) RestoreSecret(ctx context.Context, v *Vault, blob []byte) (*Secret, error) {
+	plain, err := s.openBackup(ctx, v, Secrets, blob)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(plain)
+	var b backup[secretPayload]
+	if err := json.Unmarshal(plain, &b); err != nil || b.Type != Secrets || len(b.Versions) == 0 || !ValidName(b.Record.Name) {
+		return nil, &Error{Kind: BadParameter, Type: Secrets, Msg: "Backup blob contains invalid data, or was made in another tenant."}
+	}
+	var latest *Version[secretPayload]
+	for _, ver := range b.Versions {
+		if !ValidVersion(ver.Version) {
+			return nil, &Error{Kind: BadParameter, Type: Secrets, Msg: "Backup blob contains invalid data, or was made in another tenant."}
+		}
+		if ver.Version == b.Record.Latest {
+			latest = ver
+		}
+	}
+	if latest == nil {
+		return nil, &Error{Kind: BadParameter, Type: Secrets, Msg: "Backup blob contains invalid data, or was made in another tenant."}
+	}
+	err = s.store.Update(ctx, func(tx barrier.Tx) error {
+		return restoreObject(tx, objects{v, Secrets}, &b.Record, b.Versions)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return secretFrom(&b.Record, latest, false), nil
+}

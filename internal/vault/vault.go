@@ -1,0 +1,186 @@
+package vault
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// Store is what the domain needs from the barrier.
+type Store interface {
+	View(ctx context.Context, fn func(barrier.Tx) error) error
+	Update(ctx context.Context, fn func(barrier.Tx) error) error
+	EnsureScope(ctx context.Context, scope string, now time.Time) error
+	SealBlob(ctx context.Context, scope, label string, plain []byte) ([]byte, error)
+	OpenBlob(ctx context.Context, scope, label string, blob []byte) ([]byte, error)
+}
+
+// Vault is a key vault: a container of keys, secrets and certificates that
+// belongs to one tenant.
+type Vault struct {
+	ID             string    `json:"id"` // internal, never reused; names can be
+	Name           string    `json:"name"`
+	TenantID       string    `json:"tenantId"`
+	SubscriptionID string    `json:"subscriptionId"`
+	ResourceGroup  string    `json:"resourceGroup"`
+	Location       string    `json:"location"`
+	SKU            string    `json:"sku"` // "standard" or "premium"
+	RetentionDays  int       `json:"softDeleteRetentionInDays"`
+	PurgeProtected bool      `json:"enablePurgeProtection"`
+	Created        time.Time `json:"created"`
+}
+
+// RecoveryLevel is Azure's deletion recovery level for objects in v.
+func (v *Vault) RecoveryLevel() string {
+	level := "Recoverable"
+	if v.RetentionDays < 90 {
+		level = "CustomizedRecoverable"
+	}
+	if !v.PurgeProtected {
+		level += "+Purgeable"
+	}
+	return level
+}
+
+func (v *Vault) prefix() string { return "v/" + v.ID + "/" }
+
+// Scope is the barrier scope of the vault's objects.
+func (v *Vault) Scope() string { return "v-" + v.ID }
+
+// TenantScope is the barrier scope of the vault's tenant (backup blobs).
+func TenantScope(tenantID string) string { return "t-" + strings.ToLower(tenantID) }
+
+var vaultNameRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$`)
+
+// ValidVaultName reports whether name is a valid vault name (3-24
+// characters, letters, digits and dashes, starting with a letter, not ending
+// with a dash, no consecutive dashes).
+func ValidVaultName(name string) bool {
+	return vaultNameRE.MatchString(name) && !strings.Contains(name, "--")
+}
+
+// Service is the domain service.
+type Service struct {
+	store Store
+	clock clock.Clock
+
+	mu     sync.RWMutex
+	vaults map[string]*Vault // by lower-case name
+}
+
+// New returns a Service over store.
+func New(store Store, clk clock.Clock) *Service {
+	return &Service{store: store, clock: clk, vaults: map[string]*Vault{}}
+}
+
+// Clock returns the service's clock.
+func (s *Service) Clock() clock.Clock { return s.clock }
+
+const vaultsPrefix = "sys/vaults/"
+
+// Load reads the vault registry (after unseal).
+func (s *Service) Load(ctx context.Context) error {
+	vaults := map[string]*Vault{}
+	err := s.store.View(ctx, func(tx barrier.Tx) error {
+		return tx.Scan(vaultsPrefix, "", func(key string, val []byte) bool {
+			v := new(Vault)
+			if json.Unmarshal(val, v) == nil {
+				vaults[strings.ToLower(v.Name)] = v
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.vaults = vaults
+	s.mu.Unlock()
+	return nil
+}
+
+// Vault returns the vault named name.
+func (s *Service) Vault(name string) (*Vault, error) {
+	s.mu.RLock()
+	v := s.vaults[strings.ToLower(name)]
+	s.mu.RUnlock()
+	if v == nil {
+		return nil, &Error{Kind: VaultNotFound, Name: name, Msg: fmt.Sprintf("Vault %s was not found.", clip(name))}
+	}
+	return v, nil
+}
+
+// Vaults returns every vault, sorted by name.
+func (s *Service) Vaults() []*Vault {
+	s.mu.RLock()
+	out := make([]*Vault, 0, len(s.vaults))
+	for _, v := range s.vaults {
+		out = append(out, v)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// CreateVault creates a vault. RetentionDays defaults to 90 and must be 7-90.
+func (s *Service) CreateVault(ctx context.Context, v Vault) (*Vault, error) {
+	if !ValidVaultName(v.Name) {
+		return nil, badParameter("The vault name '%s' is invalid. A vault's name must be between 3-24 alphanumeric characters. The name must begin with a letter, end with a letter or digit, and not contain consecutive hyphens.", clip(v.Name))
+	}
+	if v.RetentionDays == 0 {
+		v.RetentionDays = 90
+	}
+	if v.RetentionDays < 7 || v.RetentionDays > 90 {
+		return nil, badParameter("softDeleteRetentionInDays must be between 7 and 90.")
+	}
+	switch v.SKU {
+	case "":
+		v.SKU = "standard"
+	case "standard", "premium":
+	default:
+		return nil, badParameter("sku must be standard or premium.")
+	}
+	id := make([]byte, 8)
+	rand.Read(id)
+	v.ID = hex.EncodeToString(id)
+	v.TenantID = strings.ToLower(v.TenantID)
+	now := s.clock.Now()
+	v.Created = now.UTC()
+	if err := s.store.EnsureScope(ctx, v.Scope(), now); err != nil {
+		return nil, err
+	}
+	if err := s.store.EnsureScope(ctx, TenantScope(v.TenantID), now); err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(&v)
+	if err != nil {
+		return nil, err
+	}
+	err = s.store.Update(ctx, func(tx barrier.Tx) error {
+		if _, err := tx.Get(vaultsPrefix + strings.ToLower(v.Name)); err == nil {
+			return &Error{Kind: Conflict, Name: v.Name, Msg: fmt.Sprintf("A vault named %s already exists.", v.Name)}
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		return tx.Put(vaultsPrefix+strings.ToLower(v.Name), raw)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.vaults[strings.ToLower(v.Name)] = &v
+	s.mu.Unlock()
+	return &v, nil
+}
