@@ -60,6 +60,13 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 	}
 	hdr.Set("x-ms-keyvault-network-info", "conn_type=Ipv4;addr="+ip+";act_addr_fam="+fam+";")
 
+	// The route is looked up first only to name the operation in the audit
+	// event; nothing is answered from it before authentication.
+	rt, params, allowed := match(h.routes, r.Method, r.URL.Path)
+	if rt != nil {
+		ev.Operation = rt.op
+	}
+
 	// 1. Authentication, before anything about the request is looked at.
 	claims, reason, err := h.authenticate(r, v)
 	if err != nil {
@@ -79,7 +86,6 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 	}
 
 	// 3. Route.
-	rt, params, allowed := match(h.routes, r.Method, r.URL.Path)
 	if rt == nil {
 		if allowed {
 			h.writeErr(w, r, &apiError{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", message: "The requested method is not allowed on this resource."})
@@ -88,7 +94,6 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 		h.writeErr(w, r, &apiError{status: http.StatusNotFound, code: "NotFound", message: "The requested resource was not found."})
 		return
 	}
-	ev.Operation = rt.op
 	rq := &request{
 		h: h, w: w, r: r, ev: ev, vault: v, params: params, apiVersion: apiVersion,
 		base: "https://" + r.Host,

@@ -220,6 +220,9 @@ func loadServer(files Files, ca *x509.Certificate, want sans, now time.Time) (*x
 	if cert.IsCA || !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
 		return nil, nil, errors.New("not a server certificate")
 	}
+	if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
+		return nil, nil, errors.New("not an ECDSA P-256 key")
+	}
 	if now.Before(cert.NotBefore) || !cert.NotAfter.After(now.Add(renewBefore)) {
 		return nil, nil, errors.New("not yet valid or expiring soon")
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -265,42 +266,52 @@ func TestEnsureRenewsBeforeExpiry(t *testing.T) {
 func TestTLSHandshake(t *testing.T) {
 	ca := mustEnsure(t, t.TempDir(), devNames, devIPs, t0)
 	clock := func() time.Time { return t0.Add(time.Minute) }
-	for _, tc := range []struct {
-		name       string
-		maxVersion uint16
-	}{{"TLS1.2", tls.VersionTLS12}, {"TLS1.3", tls.VersionTLS13}} {
-		t.Run(tc.name, func(t *testing.T) {
-			state, err := handshake(t,
-				&tls.Config{Certificates: []tls.Certificate{ca.ServerCert}, Time: clock, MinVersion: tls.VersionTLS12},
-				&tls.Config{RootCAs: ca.Pool, ServerName: "dev.vault.localhost", Time: clock,
-					MinVersion: tls.VersionTLS12, MaxVersion: tc.maxVersion})
-			if err != nil {
-				t.Fatalf("handshake: %v", err)
-			}
-			if state.Version != tc.maxVersion {
-				t.Errorf("negotiated %s", tls.VersionName(state.Version))
-			}
-			if len(state.VerifiedChains) == 0 || !bytes.Equal(state.PeerCertificates[0].Raw, ca.ServerCert.Leaf.Raw) {
-				t.Error("client did not verify the dev server certificate")
+	serverConfig := &tls.Config{Certificates: []tls.Certificate{ca.ServerCert}, Time: clock, MinVersion: tls.VersionTLS12}
+	for _, network := range []string{"pipe", "tcp"} {
+		for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+			t.Run(network+"/"+tls.VersionName(version), func(t *testing.T) {
+				state, err := handshake(t, network, serverConfig, &tls.Config{
+					RootCAs:    ca.Pool,
+					ServerName: "dev.vault.localhost",
+					Time:       clock,
+					MinVersion: tls.VersionTLS12,
+					MaxVersion: version,
+				})
+				if err != nil {
+					t.Fatalf("handshake: %v", err)
+				}
+				if state.Version != version {
+					t.Errorf("negotiated %s", tls.VersionName(state.Version))
+				}
+				if len(state.VerifiedChains) == 0 || !bytes.Equal(state.PeerCertificates[0].Raw, ca.ServerCert.Leaf.Raw) {
+					t.Error("client did not verify the dev server certificate")
+				}
+			})
+		}
+	}
+	for name, client := range map[string]*tls.Config{
+		"wrong name": {RootCAs: ca.Pool, ServerName: "evil.example", Time: clock, MinVersion: tls.VersionTLS12},
+		"other CA": {RootCAs: mustEnsure(t, t.TempDir(), devNames, devIPs, t0).Pool,
+			ServerName: "dev.vault.localhost", Time: clock, MinVersion: tls.VersionTLS12},
+		"expired": {RootCAs: ca.Pool, ServerName: "dev.vault.localhost", MinVersion: tls.VersionTLS12,
+			Time: func() time.Time { return t0.AddDate(2, 0, 0) }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := handshake(t, "pipe", serverConfig, client)
+			var verr *tls.CertificateVerificationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("handshake error = %v, want a certificate verification failure", err)
 			}
 		})
 	}
-	t.Run("wrong name", func(t *testing.T) {
-		_, err := handshake(t,
-			&tls.Config{Certificates: []tls.Certificate{ca.ServerCert}, Time: clock},
-			&tls.Config{RootCAs: ca.Pool, ServerName: "evil.example", Time: clock, MinVersion: tls.VersionTLS12})
-		if err == nil {
-			t.Fatal("handshake for a name not in the certificate succeeded")
-		}
-	})
 }
 
-// handshake runs a TLS handshake over an in-memory pipe, has the server send
+// handshake runs a TLS handshake over a connection pair (see connPair), has the server send
 // a few bytes that the client reads (which also drains TLS 1.3 session
 // tickets), and returns the client's view of the connection.
-func handshake(t *testing.T, server, client *tls.Config) (tls.ConnectionState, error) {
+func handshake(t *testing.T, network string, server, client *tls.Config) (tls.ConnectionState, error) {
 	t.Helper()
-	sc, cc := net.Pipe()
+	sc, cc := connPair(t, network)
 	defer sc.Close()
 	defer cc.Close()
 	deadline := time.Now().Add(10 * time.Second) // test timeout only; certificates use t0
@@ -337,6 +348,37 @@ func handshake(t *testing.T, server, client *tls.Config) (tls.ConnectionState, e
 		return tls.ConnectionState{}, err
 	}
 	return cli.ConnectionState(), nil
+}
+
+// connPair returns two connected ends: an in-memory net.Pipe for "pipe", a
+// real TCP connection over the loopback interface for "tcp".
+func connPair(t *testing.T, network string) (server, client net.Conn) {
+	t.Helper()
+	if network == "pipe" {
+		return net.Pipe()
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			c = nil
+		}
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if server = <-accepted; server == nil {
+		client.Close()
+		t.Fatal("accept failed")
+	}
+	return server, client
 }
 
 func TestEnsureNeverReplacesCA(t *testing.T) {

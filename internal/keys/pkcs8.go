@@ -41,8 +41,10 @@ func (k *Key) MarshalPrivate() ([]byte, error) {
 // [ErrBadKey].
 func ParsePrivate(b []byte) (*Key, error) {
 	var p pkcs8
-	rest, err := asn1.Unmarshal(b, &p)
-	if err == nil && len(rest) == 0 && p.Algo.Algorithm.Equal(oidPublicKeyECDSA) {
+	if rest, err := asn1.Unmarshal(b, &p); err != nil || len(rest) != 0 {
+		return nil, fmt.Errorf("%w: malformed PKCS #8", ErrBadKey)
+	}
+	if p.Algo.Algorithm.Equal(oidPublicKeyECDSA) {
 		var crv asn1.ObjectIdentifier
 		if rest, err := asn1.Unmarshal(p.Algo.Parameters.FullBytes, &crv); err == nil && len(rest) == 0 && crv.Equal(oidSecp256k1) {
 			return parseK1(p.PrivateKey)

@@ -1,0 +1,128 @@
+// Package kwtest starts real Keyward servers for tests: dev mode, a real
+// TLS listener on 127.0.0.1:0, and clients configured the way a user of
+// the official Azure SDK configures them (IDENTITY.md §1): the authority
+// host, DisableInstanceDiscovery, and a transport that trusts the dev CA and
+// dials every *.localhost name to the listener. Nothing else is changed;
+// in particular DisableChallengeResourceVerification stays off.
+package kwtest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/server"
+)
+
+// Options tune Start.
+type Options struct {
+	DataDir string // empty: a new t.TempDir()
+	Clock   clock.Clock
+	// Backend is "bolt" (default) or "mem".
+	Backend           string
+	SchedulerInterval time.Duration
+}
+
+// Env is a running dev server and clients for it.
+type Env struct {
+	T       testing.TB
+	Server  *server.Server
+	Info    *server.DevInfo
+	DataDir string
+	// HTTP trusts the dev CA and dials any host to the listener.
+	HTTP *http.Client
+}
+
+// Start starts a dev server and stops it when the test ends.
+func Start(t testing.TB, opts Options) *Env {
+	t.Helper()
+	dir := opts.DataDir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	logOut := io.Discard
+	if os.Getenv("KEYWARD_TEST_LOG") != "" {
+		logOut = os.Stderr
+	}
+	s, err := server.Start(context.Background(), server.Config{
+		Dev:               true,
+		Listen:            "127.0.0.1:0",
+		DataDir:           dir,
+		DNSSuffix:         "localhost",
+		Clock:             opts.Clock,
+		Storage:           server.StorageConfig{Backend: opts.Backend},
+		SchedulerInterval: opts.SchedulerInterval,
+		Log:               slog.New(slog.NewTextHandler(logOut, nil)),
+	})
+	if err != nil {
+		t.Fatalf("starting keyward: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	e := &Env{T: t, Server: s, Info: s.Dev(), DataDir: dir}
+	e.HTTP = HTTPClient(t, s.CAFile(), s.Addr())
+	return e
+}
+
+// HTTPClient trusts the CA in caFile and connects every request to addr,
+// whatever host the URL names: what /etc/hosts would do for *.localhost.
+func HTTPClient(t testing.TB, caFile, addr string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("no CA certificate in", caFile)
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 64,
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, addr)
+		},
+	}}
+}
+
+// ClientOptions are the azcore options every SDK client in tests uses.
+func (e *Env) ClientOptions() azcore.ClientOptions {
+	return azcore.ClientOptions{
+		Transport: e.HTTP,
+		Retry:     policy.RetryOptions{MaxRetries: -1},
+	}
+}
+
+// Credential is a ClientSecretCredential for the dev service principal.
+func (e *Env) Credential() azcore.TokenCredential {
+	return e.CredentialFor(e.Info.TenantID, e.Info.ClientID, e.Info.ClientSecret)
+}
+
+// CredentialFor is a ClientSecretCredential for any principal.
+func (e *Env) CredentialFor(tenant, clientID, secret string) azcore.TokenCredential {
+	e.T.Helper()
+	cred, err := azidentity.NewClientSecretCredential(tenant, clientID, secret, &azidentity.ClientSecretCredentialOptions{
+		ClientOptions: azcore.ClientOptions{
+			Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: e.Info.AuthorityHost},
+			Transport: e.HTTP,
+		},
+		DisableInstanceDiscovery: true,
+	})
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return cred
+}
