@@ -4,13 +4,14 @@ import (
 	"net/http"
 
 	"github.com/keyward/keyward/internal/authz"
+	"github.com/keyward/keyward/internal/vault"
 )
 
 // dataPlaneRoutes is the whole Azure Key Vault data-plane surface Keyward
 // serves (AZURE-API.md §1). Order matters: a literal segment must come
 // before a parameter that could match it.
 func dataPlaneRoutes() []route {
-	const s = "secrets"
+	const s, k = "secrets", "keys"
 	return compile([]route{
 		// Secrets (§1.3).
 		{method: http.MethodGet, pattern: "/secrets", op: "SecretList", collection: s, action: authz.SecretsReadMetadata, handle: listSecrets},
@@ -25,5 +26,29 @@ func dataPlaneRoutes() []route {
 		{method: http.MethodGet, pattern: "/deletedsecrets/{name}", op: "DeletedSecretGet", collection: s, action: authz.SecretsReadDeleted, handle: getDeletedSecret},
 		{method: http.MethodDelete, pattern: "/deletedsecrets/{name}", op: "SecretPurge", collection: s, action: authz.SecretsPurge, handle: purgeSecret},
 		{method: http.MethodPost, pattern: "/deletedsecrets/{name}/recover", op: "SecretRecover", collection: s, action: authz.SecretsRecover, handle: recoverSecret},
+
+		// Keys (§1.2).
+		{method: http.MethodGet, pattern: "/keys", op: "KeyList", collection: k, action: authz.KeysRead, handle: listKeys},
+		{method: http.MethodPost, pattern: "/keys/restore", op: "KeyRestore", collection: k, action: authz.KeysRestore, handle: restoreKey},
+		{method: http.MethodGet, pattern: "/keys/{name}/versions", op: "KeyListVersions", collection: k, action: authz.KeysRead, handle: listKeyVersions},
+		{method: http.MethodPost, pattern: "/keys/{name}/create", op: "KeyCreate", collection: k, action: authz.KeysCreate, handle: createKey},
+		{method: http.MethodPost, pattern: "/keys/{name}/backup", op: "KeyBackup", collection: k, action: authz.KeysBackup, handle: backupKey},
+		{method: http.MethodPost, pattern: "/keys/{name}/rotate", op: "KeyRotate", collection: k, action: authz.KeysRotate, handle: rotateKey},
+		{method: http.MethodGet, pattern: "/keys/{name}/rotationpolicy", op: "KeyRotationPolicyGet", collection: k, action: authz.KeysRotationRead, handle: getRotationPolicy},
+		{method: http.MethodPut, pattern: "/keys/{name}/rotationpolicy", op: "KeyRotationPolicySet", collection: k, action: authz.KeysRotationWrite, handle: setRotationPolicy},
+		{method: http.MethodPost, pattern: "/keys/{name}/{version?}/encrypt", op: "KeyEncrypt", collection: k, action: authz.KeysEncrypt, handle: cryptoHandler(vault.OpEncrypt)},
+		{method: http.MethodPost, pattern: "/keys/{name}/{version?}/decrypt", op: "KeyDecrypt", collection: k, action: authz.KeysDecrypt, handle: cryptoHandler(vault.OpDecrypt)},
+		{method: http.MethodPost, pattern: "/keys/{name}/{version?}/wrapkey", op: "KeyWrap", collection: k, action: authz.KeysWrap, handle: cryptoHandler(vault.OpWrapKey)},
+		{method: http.MethodPost, pattern: "/keys/{name}/{version?}/unwrapkey", op: "KeyUnwrap", collection: k, action: authz.KeysUnwrap, handle: cryptoHandler(vault.OpUnwrapKey)},
+		{method: http.MethodPost, pattern: "/keys/{name}/{version?}/sign", op: "KeySign", collection: k, action: authz.KeysSign, handle: cryptoHandler(vault.OpSign)},
+		{method: http.MethodPost, pattern: "/keys/{name}/{version?}/verify", op: "KeyVerify", collection: k, action: authz.KeysVerify, handle: cryptoHandler(vault.OpVerify)},
+		{method: http.MethodPut, pattern: "/keys/{name}", op: "KeyImport", collection: k, action: authz.KeysImport, handle: importKey},
+		{method: http.MethodGet, pattern: "/keys/{name}/{version?}", op: "KeyGet", collection: k, action: authz.KeysRead, handle: getKey},
+		{method: http.MethodPatch, pattern: "/keys/{name}/{version?}", op: "KeyUpdate", collection: k, action: authz.KeysUpdate, handle: updateKey},
+		{method: http.MethodDelete, pattern: "/keys/{name}", op: "KeyDelete", collection: k, action: authz.KeysDelete, handle: deleteKey},
+		{method: http.MethodGet, pattern: "/deletedkeys", op: "DeletedKeyList", collection: k, action: authz.KeysReadDeleted, handle: listDeletedKeys},
+		{method: http.MethodGet, pattern: "/deletedkeys/{name}", op: "DeletedKeyGet", collection: k, action: authz.KeysReadDeleted, handle: getDeletedKey},
+		{method: http.MethodDelete, pattern: "/deletedkeys/{name}", op: "KeyPurge", collection: k, action: authz.KeysPurge, handle: purgeKey},
+		{method: http.MethodPost, pattern: "/deletedkeys/{name}/recover", op: "KeyRecover", collection: k, action: authz.KeysRecover, handle: recoverKey},
 	})
 }

@@ -173,9 +173,11 @@ func Generate(spec Spec) (*Key, error) {
 // 4096 bits), exponent (odd, 3 to 2^31-1), and for private keys the full CRT
 // consistency (p·q = n, d, dp, dq, qi); EC coordinate and scalar lengths
 // (exactly the curve size), that the point is on the curve, and that d is in
-// range and matches x, y. A JWK without d imports as a public-only key. A
-// private RSA JWK must carry p and q (dp, dq, qi are computed if all three
-// are absent). Errors wrap [ErrBadKey], or [ErrNotAllowedInFIPSMode] for keys
+// range and matches x, y. Empty fields count as absent. A JWK without d
+// imports as a public-only key. A private RSA JWK must carry p and q, of
+// about half the modulus size each (dp, dq, qi are computed if all three are
+// absent). Fields of another key type
+// are refused. Errors wrap [ErrBadKey], or [ErrNotAllowedInFIPSMode] for keys
 // refused in FIPS 140-only mode.
 func FromJWK(j JWK) (*Key, error) {
 	var (
@@ -200,7 +202,7 @@ func FromJWK(j JWK) (*Key, error) {
 }
 
 func rsaFromJWK(j JWK) (*Key, error) {
-	if j.Crv != "" || j.X != nil || j.Y != nil || j.K != nil {
+	if j.Crv != "" || len(j.X) != 0 || len(j.Y) != 0 || len(j.K) != 0 {
 		return nil, fmt.Errorf("%w: RSA JWK with EC or oct fields", ErrBadKey)
 	}
 	for _, f := range [][]byte{j.N, j.E, j.D, j.P, j.Q, j.DP, j.DQ, j.QI} {
@@ -219,20 +221,27 @@ func rsaFromJWK(j JWK) (*Key, error) {
 	if err := checkRSAPublic(pub); err != nil {
 		return nil, err
 	}
-	hasCRT := j.DP != nil || j.DQ != nil || j.QI != nil
-	if j.D == nil && j.P == nil && j.Q == nil && !hasCRT {
+	hasCRT := len(j.DP) != 0 || len(j.DQ) != 0 || len(j.QI) != 0
+	if len(j.D) == 0 && len(j.P) == 0 && len(j.Q) == 0 && !hasCRT {
 		return newRSA(nil, pub)
 	}
-	if j.D == nil || j.P == nil || j.Q == nil {
+	if len(j.D) == 0 || len(j.P) == 0 || len(j.Q) == 0 {
 		return nil, fmt.Errorf("%w: RSA private key needs d, p and q", ErrBadKey)
 	}
-	if hasCRT && (j.DP == nil || j.DQ == nil || j.QI == nil) {
+	if hasCRT && (len(j.DP) == 0 || len(j.DQ) == 0 || len(j.QI) == 0) {
 		return nil, fmt.Errorf("%w: RSA private key has some but not all of dp, dq, qi", ErrBadKey)
 	}
 	priv := &rsa.PrivateKey{
 		PublicKey: *pub,
 		D:         new(big.Int).SetBytes(j.D),
 		Primes:    []*big.Int{new(big.Int).SetBytes(j.P), new(big.Int).SetBytes(j.Q)},
+	}
+	// p·q = n needs bitlen(p) + bitlen(q) ∈ {bits, bits+1}. Also require
+	// roughly balanced primes: computing qi for a huge p costs up to 8× a
+	// real key's import, and every sane key generator balances them.
+	bits, pb, qb := pub.N.BitLen(), priv.Primes[0].BitLen(), priv.Primes[1].BitLen()
+	if pb+qb != bits && pb+qb != bits+1 || pb-qb > 64 || qb-pb > 64 {
+		return nil, fmt.Errorf("%w: RSA primes do not fit the modulus size", ErrBadKey)
 	}
 	if hasCRT {
 		priv.Precomputed.Dp = new(big.Int).SetBytes(j.DP)
@@ -280,7 +289,7 @@ func newRSA(priv *rsa.PrivateKey, pub *rsa.PublicKey) (*Key, error) {
 }
 
 func ecFromJWK(j JWK) (*Key, error) {
-	if j.N != nil || j.E != nil || j.P != nil || j.Q != nil || j.DP != nil || j.DQ != nil || j.QI != nil || j.K != nil {
+	if len(j.N)+len(j.E)+len(j.P)+len(j.Q)+len(j.DP)+len(j.DQ)+len(j.QI)+len(j.K) != 0 {
 		return nil, fmt.Errorf("%w: EC JWK with RSA or oct fields", ErrBadKey)
 	}
 	ci, ok := curves[j.Crv]
@@ -290,7 +299,7 @@ func ecFromJWK(j JWK) (*Key, error) {
 	if len(j.X) != ci.size || len(j.Y) != ci.size {
 		return nil, fmt.Errorf("%w: %s x and y must be %d bytes each", ErrBadKey, j.Crv, ci.size)
 	}
-	if j.D != nil && len(j.D) != ci.size {
+	if len(j.D) != 0 && len(j.D) != ci.size {
 		return nil, fmt.Errorf("%w: %s d must be %d bytes", ErrBadKey, j.Crv, ci.size)
 	}
 	point := make([]byte, 0, 1+2*ci.size)
@@ -302,7 +311,7 @@ func ecFromJWK(j JWK) (*Key, error) {
 			// decred's message prints the coordinates; don't pass it on.
 			return nil, fmt.Errorf("%w: P-256K point is not on the curve", ErrBadKey)
 		}
-		if j.D == nil {
+		if len(j.D) == 0 {
 			return newK1(nil, pub), nil
 		}
 		priv, err := k1Private(j.D)
@@ -319,7 +328,7 @@ func ecFromJWK(j JWK) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s point is not on the curve", ErrBadKey, j.Crv)
 	}
-	if j.D == nil {
+	if len(j.D) == 0 {
 		return newECDSA(j.Crv, nil, pub)
 	}
 	priv, err := ecdsa.ParseRawPrivateKey(ci.curve, j.D)

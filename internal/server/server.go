@@ -308,6 +308,7 @@ func (s *Server) Seal(ctx context.Context) error {
 func (s *Server) sealLocked() {
 	s.barrier.Seal()
 	s.auth.Unload()
+	s.vaults.Unload()
 }
 
 func (s *Server) afterUnseal(ctx context.Context) error {

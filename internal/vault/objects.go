@@ -310,12 +310,15 @@ func purge(tx barrier.Tx, o objects, name string) error {
 		return err
 	}
 	var keys []string
-	if err := tx.ScanKeys(o.versionsPrefix(name), "", func(k string) bool {
-		keys = append(keys, k)
-		return true
-	}); err != nil {
-		return err
+	for _, prefix := range []string{o.versionsPrefix(name), o.base() + "/m/" + strings.ToLower(name) + "/"} {
+		if err := tx.ScanKeys(prefix, "", func(k string) bool {
+			keys = append(keys, k)
+			return true
+		}); err != nil {
+			return err
+		}
 	}
+	keys = append(keys, o.base()+"/p/"+strings.ToLower(name)) // rotation policy, if any
 	for _, k := range keys {
 		if err := tx.Delete(k); err != nil {
 			return err

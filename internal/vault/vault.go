@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -76,14 +77,22 @@ type Service struct {
 	store Store
 	clock clock.Clock
 
+	software keys.Protector
+	hsm      keys.Protector // nil when no HSM is configured
+	ops      *opCache
+
 	mu     sync.RWMutex
 	vaults map[string]*Vault // by lower-case name
 }
 
 // New returns a Service over store.
 func New(store Store, clk clock.Clock) *Service {
-	return &Service{store: store, clock: clk, vaults: map[string]*Vault{}}
+	return &Service{store: store, clock: clk, vaults: map[string]*Vault{},
+		software: keys.Software{}, ops: newOpCache(10_000)}
 }
+
+// Unload forgets cached key material (on seal).
+func (s *Service) Unload() { s.ops.clearAll() }
 
 // Clock returns the service's clock.
 func (s *Service) Clock() clock.Clock { return s.clock }

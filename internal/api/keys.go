@@ -1,0 +1,447 @@
+package api
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strings"
+
+	"github.com/keyward/keyward/internal/keys"
+	"github.com/keyward/keyward/internal/vault"
+)
+
+// jwkWire is JsonWebKey (AZURE-API.md §4). Responses carry public parts
+// only; requests (import) may carry private parts.
+type jwkWire struct {
+	Kid    string   `json:"kid,omitempty"`
+	Kty    string   `json:"kty,omitempty"`
+	KeyOps []string `json:"key_ops,omitempty"`
+	N      b64url   `json:"n,omitempty"`
+	E      b64url   `json:"e,omitempty"`
+	D      b64url   `json:"d,omitempty"`
+	DP     b64url   `json:"dp,omitempty"`
+	DQ     b64url   `json:"dq,omitempty"`
+	QI     b64url   `json:"qi,omitempty"`
+	P      b64url   `json:"p,omitempty"`
+	Q      b64url   `json:"q,omitempty"`
+	K      b64url   `json:"k,omitempty"`
+	T      b64url   `json:"key_hsm,omitempty"`
+	Crv    string   `json:"crv,omitempty"`
+	X      b64url   `json:"x,omitempty"`
+	Y      b64url   `json:"y,omitempty"`
+}
+
+func (j *jwkWire) toDomain() keys.JWK {
+	return keys.JWK{Kty: j.Kty, Crv: j.Crv, KeyOps: j.KeyOps, N: j.N, E: j.E, D: j.D, DP: j.DP, DQ: j.DQ,
+		QI: j.QI, P: j.P, Q: j.Q, K: j.K, X: j.X, Y: j.Y}
+}
+
+func (j *jwkWire) wipe() {
+	for _, b := range [][]byte{j.D, j.DP, j.DQ, j.QI, j.P, j.Q, j.K, j.T} {
+		clear(b)
+	}
+}
+
+type releasePolicyWire struct {
+	ContentType string `json:"contentType,omitempty"`
+	Data        b64url `json:"data,omitempty"`
+	Immutable   *bool  `json:"immutable,omitempty"`
+}
+
+func (r *releasePolicyWire) toDomain() *vault.ReleasePolicy {
+	if r == nil {
+		return nil
+	}
+	p := &vault.ReleasePolicy{ContentType: r.ContentType, Data: r.Data}
+	if r.Immutable != nil {
+		p.Immutable = *r.Immutable
+	}
+	return p
+}
+
+func releaseOut(p *vault.ReleasePolicy) *releasePolicyWire {
+	if p == nil {
+		return nil
+	}
+	im := p.Immutable
+	ct := p.ContentType
+	if ct == "" {
+		ct = "application/json; charset=utf-8"
+	}
+	return &releasePolicyWire{ContentType: ct, Data: p.Data, Immutable: &im}
+}
+
+// keyBundle is KeyBundle, KeyItem (kid instead of key) and DeletedKeyBundle.
+type keyBundle struct {
+	Key           *jwkWire           `json:"key,omitempty"`
+	Kid           string             `json:"kid,omitempty"`
+	Attributes    attributesWire     `json:"attributes"`
+	Tags          map[string]string  `json:"tags,omitempty"`
+	Managed       *bool              `json:"managed,omitempty"`
+	ReleasePolicy *releasePolicyWire `json:"release_policy,omitempty"`
+	deletedWire
+}
+
+func (rq *request) keyOut(k *vault.Key, item bool) *keyBundle {
+	b := &keyBundle{
+		Attributes:    attributesOut(k.Attributes, rq.vault),
+		Tags:          k.Tags,
+		ReleasePolicy: releaseOut(k.ReleasePolicy),
+		deletedWire:   rq.deletedOut("keys", k.Name, k.Deleted),
+	}
+	b.Attributes.HSMPlatform = k.HSMPlatform
+	if k.Managed {
+		t := true
+		b.Managed = &t
+	}
+	if item {
+		b.Kid = rq.objectURL("keys", k.Name, "")
+		return b
+	}
+	j := k.JWK
+	b.Key = &jwkWire{Kid: rq.objectURL("keys", k.Name, k.Version), Kty: k.Kty, KeyOps: k.KeyOps,
+		N: j.N, E: j.E, Crv: j.Crv, X: j.X, Y: j.Y}
+	return b
+}
+
+type createKeyBody struct {
+	Kty            string             `json:"kty"`
+	KeySize        *int               `json:"key_size"`
+	PublicExponent *int               `json:"public_exponent"`
+	Crv            string             `json:"crv"`
+	KeyOps         []string           `json:"key_ops"`
+	Attributes     *attributesWire    `json:"attributes"`
+	Tags           map[string]string  `json:"tags"`
+	ReleasePolicy  *releasePolicyWire `json:"release_policy"`
+}
+
+func createKey(rq *request) error {
+	var b createKeyBody
+	if err := rq.decode(&b); err != nil {
+		return err
+	}
+	p := vault.CreateKeyParams{Name: rq.params["name"], Kty: b.Kty, Curve: b.Crv, KeyOps: b.KeyOps,
+		Attributes: b.Attributes.patch(), Tags: b.Tags, ReleasePolicy: b.ReleasePolicy.toDomain()}
+	if b.KeySize != nil {
+		p.Size = *b.KeySize
+		if p.Size == 0 {
+			return badParam("key_size must be 2048, 3072 or 4096.")
+		}
+	}
+	if b.PublicExponent != nil {
+		p.PublicExponent = *b.PublicExponent
+		if p.PublicExponent == 0 {
+			return badParam("public_exponent must be 65537.")
+		}
+	}
+	k, err := rq.h.vaults.CreateKey(rq.r.Context(), rq.vault, p)
+	if err != nil {
+		return err
+	}
+	rq.ev.ObjectID = rq.objectURL("keys", k.Name, k.Version)
+	return rq.reply(http.StatusOK, rq.keyOut(k, false))
+}
+
+type importKeyBody struct {
+	Key           *jwkWire           `json:"key"`
+	HSM           *bool              `json:"Hsm"`
+	Attributes    *attributesWire    `json:"attributes"`
+	Tags          map[string]string  `json:"tags"`
+	ReleasePolicy *releasePolicyWire `json:"release_policy"`
+}
+
+func importKey(rq *request) error {
+	var b importKeyBody
+	err := rq.decode(&b)
+	if b.Key != nil {
+		defer b.Key.wipe()
+	}
+	if err != nil {
+		return err
+	}
+	if b.Key == nil {
+		return badParam("The request body must contain the key to import ('key').")
+	}
+	if len(b.Key.T) > 0 {
+		return badParam("BYOK import (key_hsm) is not supported yet.")
+	}
+	k, err := rq.h.vaults.ImportKey(rq.r.Context(), rq.vault, vault.ImportKeyParams{
+		Name: rq.params["name"], JWK: b.Key.toDomain(), HSM: b.HSM != nil && *b.HSM,
+		Attributes: b.Attributes.patch(), Tags: b.Tags, ReleasePolicy: b.ReleasePolicy.toDomain(),
+	})
+	if err != nil {
+		return err
+	}
+	rq.ev.ObjectID = rq.objectURL("keys", k.Name, k.Version)
+	return rq.reply(http.StatusOK, rq.keyOut(k, false))
+}
+
+func getKey(rq *request) error {
+	k, err := rq.h.vaults.GetKey(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"])
+	if err != nil {
+		return err
+	}
+	rq.ev.ObjectID = rq.objectURL("keys", k.Name, k.Version)
+	return rq.reply(http.StatusOK, rq.keyOut(k, false))
+}
+
+type updateKeyBody struct {
+	KeyOps        []string           `json:"key_ops"`
+	Attributes    *attributesWire    `json:"attributes"`
+	Tags          map[string]string  `json:"tags"`
+	ReleasePolicy *releasePolicyWire `json:"release_policy"`
+}
+
+func updateKey(rq *request) error {
+	var b updateKeyBody
+	if err := rq.decode(&b); err != nil {
+		return err
+	}
+	k, err := rq.h.vaults.UpdateKey(rq.r.Context(), rq.vault, vault.UpdateKeyParams{
+		Name: rq.params["name"], Version: rq.params["version"], KeyOps: b.KeyOps,
+		Attributes: b.Attributes.patch(), Tags: b.Tags, ReleasePolicy: b.ReleasePolicy.toDomain(),
+	})
+	if err != nil {
+		return err
+	}
+	return rq.reply(http.StatusOK, rq.keyOut(k, false))
+}
+
+func listKeys(rq *request) error {
+	after, limit, err := rq.paging()
+	if err != nil {
+		return err
+	}
+	p, err := rq.h.vaults.ListKeys(rq.r.Context(), rq.vault, after, limit)
+	if err != nil {
+		return err
+	}
+	return rq.reply(http.StatusOK, rq.keyPage(p, false))
+}
+
+func (rq *request) keyPage(p *vault.Page[*vault.Key], versions bool) page[*keyBundle] {
+	out := page[*keyBundle]{Value: []*keyBundle{}, NextLink: rq.nextLink(p.Next)}
+	for _, k := range p.Items {
+		b := rq.keyOut(k, true)
+		if versions {
+			b.Kid = rq.objectURL("keys", k.Name, k.Version)
+		}
+		out.Value = append(out.Value, b)
+	}
+	return out
+}
+
+func listKeyVersions(rq *request) error {
+	after, limit, err := rq.paging()
+	if err != nil {
+		return err
+	}
+	p, err := rq.h.vaults.ListKeyVersions(rq.r.Context(), rq.vault, rq.params["name"], after, limit)
+	if err != nil {
+		return err
+	}
+	return rq.reply(http.StatusOK, rq.keyPage(p, true))
+}
+
+func deleteKey(rq *request) error {
+	k, err := rq.h.vaults.DeleteKey(rq.r.Context(), rq.vault, rq.params["name"])
+	if err != nil {
+		return err
+	}
+	return rq.reply(http.StatusOK, rq.keyOut(k, false))
+}
+
+func listDeletedKeys(rq *request) error {
+	after, limit, err := rq.paging()
+	if err != nil {
+		return err
+	}
+	p, err := rq.h.vaults.ListDeletedKeys(rq.r.Context(), rq.vault, after, limit)
+	if err != nil {
+		return err
+	}
+	out := page[*keyBundle]{Value: []*keyBundle{}, NextLink: rq.nextLink(p.Next)}
+	for _, k := range p.Items {
+		out.Value = append(out.Value, rq.keyOut(k, true))
+	}
+	return rq.reply(http.StatusOK, out)
+}
+
+func getDeletedKey(rq *request) error {
+	k, err := rq.h.vaults.GetDeletedKey(rq.r.Context(), rq.vault, rq.params["name"])
+	if err != nil {
+		return err
+	}
+	return rq.reply(http.StatusOK, rq.keyOut(k, false))
+}
+
+func recoverKey(rq *request) error {
+	k, err := rq.h.vaults.RecoverKey(rq.r.Context(), rq.vault, rq.params["name"])
+	if err != nil {
+		return err
+	}
+	return rq.reply(http.StatusOK, rq.keyOut(k, false))
+}
+
+func purgeKey(rq *request) error {
+	if err := rq.h.vaults.PurgeKey(rq.r.Context(), rq.vault, rq.params["name"]); err != nil {
+		return err
+	}
+	return rq.reply(http.StatusNoContent, nil)
+}
+
+func backupKey(rq *request) error {
+	blob, err := rq.h.vaults.BackupKey(rq.r.Context(), rq.vault, rq.params["name"])
+	if err != nil {
+		return err
+	}
+	s := base64.RawURLEncoding.EncodeToString(blob)
+	return rq.reply(http.StatusOK, backupWire{Value: &s})
+}
+
+func restoreKey(rq *request) error {
+	blob, err := rq.backupBlob()
+	if err != nil {
+		return err
+	}
+	k, err := rq.h.vaults.RestoreKey(rq.r.Context(), rq.vault, blob)
+	if err != nil {
+		return err
+	}
+	rq.ev.ObjectID = rq.objectURL("keys", k.Name, "")
+	return rq.reply(http.StatusOK, rq.keyOut(k, false))
+}
+
+func rotateKey(rq *request) error {
+	k, err := rq.h.vaults.RotateKey(rq.r.Context(), rq.vault, rq.params["name"])
+	if err != nil {
+		return err
+	}
+	rq.ev.ObjectID = rq.objectURL("keys", k.Name, k.Version)
+	return rq.reply(http.StatusOK, rq.keyOut(k, false))
+}
+
+// --- cryptography ---
+
+type cryptoBody struct {
+	Alg    string `json:"alg"`
+	Value  b64url `json:"value"`
+	Digest b64url `json:"digest"`
+	IV     b64url `json:"iv"`
+	AAD    b64url `json:"aad"`
+	Tag    b64url `json:"tag"`
+}
+
+type cryptoResult struct {
+	Kid   string `json:"kid,omitempty"`
+	Value b64url `json:"value"`
+}
+
+type verifyResult struct {
+	Value bool `json:"value"`
+}
+
+func cryptoHandler(op vault.CryptoOp) func(*request) error {
+	return func(rq *request) error {
+		var b cryptoBody
+		err := rq.decode(&b)
+		defer clear(b.Value)
+		if err != nil {
+			return err
+		}
+		if b.Alg == "" {
+			return badParam("The algorithm ('alg') is required.")
+		}
+		if len(b.IV) > 0 || len(b.AAD) > 0 || len(b.Tag) > 0 {
+			if !strings.HasPrefix(b.Alg, "A") {
+				return badParam("iv, aad and tag apply only to AES algorithms.")
+			}
+		}
+		data, sig := []byte(b.Value), []byte(nil)
+		if op == vault.OpVerify {
+			data, sig = b.Digest, b.Value
+		}
+		res, err := rq.h.vaults.Crypto(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"], op, b.Alg, data, sig)
+		if err != nil {
+			return err
+		}
+		rq.ev.ObjectID = rq.objectURL("keys", res.Name, res.Version)
+		if op == vault.OpVerify {
+			return rq.reply(http.StatusOK, verifyResult{Value: res.Verified})
+		}
+		out := cryptoResult{Kid: rq.objectURL("keys", res.Name, res.Version), Value: res.Value}
+		err = rq.reply(http.StatusOK, out)
+		if op == vault.OpDecrypt || op == vault.OpUnwrapKey {
+			clear(res.Value)
+		}
+		return err
+	}
+}
+
+// --- rotation policy ---
+
+type rotationPolicyWire struct {
+	ID              string               `json:"id,omitempty"`
+	LifetimeActions []lifetimeActionWire `json:"lifetimeActions"`
+	Attributes      *rotationAttrsWire   `json:"attributes,omitempty"`
+}
+
+type lifetimeActionWire struct {
+	Trigger struct {
+		TimeAfterCreate  string `json:"timeAfterCreate,omitempty"`
+		TimeBeforeExpiry string `json:"timeBeforeExpiry,omitempty"`
+	} `json:"trigger"`
+	Action struct {
+		Type string `json:"type"`
+	} `json:"action"`
+}
+
+type rotationAttrsWire struct {
+	ExpiryTime string `json:"expiryTime,omitempty"`
+	Created    *int64 `json:"created,omitempty"`
+	Updated    *int64 `json:"updated,omitempty"`
+}
+
+func (rq *request) policyOut(name string, p *vault.RotationPolicy) rotationPolicyWire {
+	out := rotationPolicyWire{ID: rq.objectURL("keys", name, "rotationpolicy"), LifetimeActions: []lifetimeActionWire{}}
+	for _, a := range p.LifetimeActions {
+		var w lifetimeActionWire
+		w.Trigger.TimeAfterCreate, w.Trigger.TimeBeforeExpiry = a.TimeAfterCreate, a.TimeBeforeExpiry
+		w.Action.Type = a.Type
+		out.LifetimeActions = append(out.LifetimeActions, w)
+	}
+	attrs := &rotationAttrsWire{ExpiryTime: p.ExpiryTime}
+	if p.Created != 0 {
+		c, u := p.Created, p.Updated
+		attrs.Created, attrs.Updated = &c, &u
+	}
+	out.Attributes = attrs
+	return out
+}
+
+func getRotationPolicy(rq *request) error {
+	p, err := rq.h.vaults.GetRotationPolicy(rq.r.Context(), rq.vault, rq.params["name"])
+	if err != nil {
+		return err
+	}
+	return rq.reply(http.StatusOK, rq.policyOut(rq.params["name"], p))
+}
+
+func setRotationPolicy(rq *request) error {
+	var b rotationPolicyWire
+	if err := rq.decode(&b); err != nil {
+		return err
+	}
+	p := &vault.RotationPolicy{}
+	if b.Attributes != nil {
+		p.ExpiryTime = b.Attributes.ExpiryTime
+	}
+	for _, a := range b.LifetimeActions {
+		p.LifetimeActions = append(p.LifetimeActions, vault.LifetimeAction{Type: a.Action.Type,
+			TimeAfterCreate: a.Trigger.TimeAfterCreate, TimeBeforeExpiry: a.Trigger.TimeBeforeExpiry})
+	}
+	p, err := rq.h.vaults.SetRotationPolicy(rq.r.Context(), rq.vault, rq.params["name"], p)
+	if err != nil {
+		return err
+	}
+	return rq.reply(http.StatusOK, rq.policyOut(rq.params["name"], p))
+}

@@ -1,0 +1,838 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/keys"
+)
+
+// Key operations a key version may allow (AZURE-API.md §4).
+var allKeyOps = []string{"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import", "export"}
+
+// ReleasePolicy is a key's secure key release policy, stored as given.
+type ReleasePolicy struct {
+	ContentType string `json:"contentType,omitempty"`
+	Data        []byte `json:"data,omitempty"`
+	Immutable   bool   `json:"immutable,omitempty"`
+}
+
+// keyPayload is what a key version stores besides attributes and tags. The
+// private material lives under a separate storage key ({c}/m/...), so the
+// hot path reads only this small record once the parsed key is cached.
+type keyPayload struct {
+	Kty           string         `json:"kty"` // as on the wire: RSA, EC, RSA-HSM, EC-HSM
+	KeyOps        []string       `json:"keyOps"`
+	Public        keys.JWK       `json:"public"`
+	Protector     string         `json:"protector"`
+	Platform      string         `json:"platform"`
+	ReleasePolicy *ReleasePolicy `json:"releasePolicy,omitempty"`
+}
+
+// Key is one key version as the domain returns it: public parts only.
+type Key struct {
+	Name          string
+	Version       string
+	Kty           string
+	KeyOps        []string
+	JWK           keys.JWK
+	Attributes    Attributes
+	HSMPlatform   string
+	Tags          map[string]string
+	Managed       bool
+	ReleasePolicy *ReleasePolicy
+	Deleted       *DeletedInfo
+}
+
+func keyFrom(rec *nameRecord, ver *Version[keyPayload]) *Key {
+	return &Key{
+		Name: rec.Name, Version: ver.Version, Kty: ver.Payload.Kty, KeyOps: ver.Payload.KeyOps,
+		JWK: ver.Payload.Public, Attributes: ver.Attributes, HSMPlatform: ver.Payload.Platform,
+		Tags: ver.Tags, Managed: rec.Managed, ReleasePolicy: ver.Payload.ReleasePolicy,
+	}
+}
+
+func (o objects) materialKey(name, version string) string {
+	return o.base() + "/m/" + strings.ToLower(name) + "/" + strings.ToLower(version)
+}
+
+// CreateKeyParams is a CreateKey request.
+type CreateKeyParams struct {
+	Name           string
+	Kty            string
+	Size           int
+	PublicExponent int
+	Curve          string
+	KeyOps         []string
+	Attributes     *AttributesPatch
+	Tags           map[string]string
+	ReleasePolicy  *ReleasePolicy
+}
+
+// ImportKeyParams is an ImportKey request.
+type ImportKeyParams struct {
+	Name          string
+	JWK           keys.JWK
+	HSM           bool
+	Attributes    *AttributesPatch
+	Tags          map[string]string
+	ReleasePolicy *ReleasePolicy
+}
+
+// protector picks the key protector for a key type on vault v and returns
+// the base type the keys package understands.
+func (s *Service) protector(v *Vault, kty string) (keys.Protector, string, error) {
+	switch kty {
+	case "RSA", "EC":
+		return s.software, kty, nil
+	case "RSA-HSM", "EC-HSM":
+		if v.SKU != "premium" {
+			return nil, "", badParameter("Key type %s requires a premium vault; vault %s is standard. Use %s for a software-protected key.", kty, v.Name, strings.TrimSuffix(kty, "-HSM"))
+		}
+		if s.hsm == nil {
+			return nil, "", badParameter("Key type %s needs an HSM, and this Keyward has none configured (see the PKCS#11 settings).", kty)
+		}
+		return s.hsm, strings.TrimSuffix(kty, "-HSM"), nil
+	case "oct", "oct-HSM":
+		return nil, "", badParameter("Key type %s is supported by managed HSMs only.", kty)
+	case "":
+		return nil, "", badParameter("The key type (kty) is required.")
+	}
+	return nil, "", badParameter("Key type %s is not supported. Supported key types: RSA, EC, RSA-HSM, EC-HSM.", clip(kty))
+}
+
+// SetHSM installs the protector for -HSM key types on premium vaults.
+func (s *Service) SetHSM(p keys.Protector) { s.hsm = p }
+
+func defaultKeyOps(base string) []string {
+	if base == "EC" {
+		return []string{"sign", "verify"}
+	}
+	return []string{"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"}
+}
+
+func checkKeyOps(base string, ops []string) ([]string, error) {
+	if ops == nil {
+		return defaultKeyOps(base), nil
+	}
+	out := make([]string, 0, len(ops))
+	for _, op := range ops {
+		if !slices.Contains(allKeyOps, op) {
+			return nil, badParameter("Invalid key operation: %s.", clip(op))
+		}
+		if base == "EC" && (op == "encrypt" || op == "decrypt" || op == "wrapKey" || op == "unwrapKey") {
+			return nil, badParameter("Key operation %s is not supported by EC keys.", op)
+		}
+		if !slices.Contains(out, op) {
+			out = append(out, op)
+		}
+	}
+	return out, nil
+}
+
+func checkRelease(attrs *AttributesPatch, rp *ReleasePolicy) error {
+	if attrs != nil && attrs.Exportable != nil && *attrs.Exportable && rp == nil {
+		return badParameter("An exportable key must have a release policy.")
+	}
+	if rp != nil && len(rp.Data) > 0 && !json.Valid(rp.Data) {
+		return badParameter("The release policy data is not valid JSON.")
+	}
+	return nil
+}
+
+// CreateKey generates a new key version.
+func (s *Service) CreateKey(ctx context.Context, v *Vault, p CreateKeyParams) (*Key, error) {
+	if err := checkName(Keys, p.Name); err != nil {
+		return nil, err
+	}
+	prot, base, err := s.protector(v, p.Kty)
+	if err != nil {
+		return nil, err
+	}
+	spec := keys.Spec{Kty: base}
+	switch base {
+	case "RSA":
+		spec.Size = p.Size
+		if spec.Size == 0 {
+			spec.Size = 2048
+		}
+		if spec.Size != 2048 && spec.Size != 3072 && spec.Size != 4096 {
+			return nil, badParameter("RSA key size %d is not supported; use 2048, 3072 or 4096.", p.Size)
+		}
+		if p.PublicExponent != 0 && p.PublicExponent != 65537 {
+			return nil, badParameter("RSA public exponent %d is not supported; only 65537 is.", p.PublicExponent)
+		}
+		if p.Curve != "" {
+			return nil, badParameter("crv does not apply to RSA keys.")
+		}
+	case "EC":
+		spec.Curve = p.Curve
+		if spec.Curve == "" {
+			spec.Curve = keys.CurveP256
+		}
+		switch spec.Curve {
+		case keys.CurveP256, keys.CurveP256K, keys.CurveP384, keys.CurveP521:
+		default:
+			return nil, badParameter("Curve %s is not supported; use P-256, P-256K, P-384 or P-521.", clip(p.Curve))
+		}
+	}
+	ops, err := checkKeyOps(base, p.KeyOps)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkKeyInput(p.Attributes, p.Tags, p.ReleasePolicy); err != nil {
+		return nil, err
+	}
+	handle, pub, err := prot.Generate(ctx, spec)
+	if err != nil {
+		return nil, keyError(err)
+	}
+	defer clear(handle)
+	return s.storeNewKey(ctx, v, p.Name, p.Kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy)
+}
+
+// ImportKey imports a private JWK as a new key version.
+func (s *Service) ImportKey(ctx context.Context, v *Vault, p ImportKeyParams) (*Key, error) {
+	if err := checkName(Keys, p.Name); err != nil {
+		return nil, err
+	}
+	kty := p.JWK.Kty
+	if p.HSM && !strings.HasSuffix(kty, "-HSM") {
+		kty += "-HSM"
+	}
+	prot, base, err := s.protector(v, kty)
+	if err != nil {
+		return nil, err
+	}
+	ops, err := checkKeyOps(base, p.JWK.KeyOps)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkKeyInput(p.Attributes, p.Tags, p.ReleasePolicy); err != nil {
+		return nil, err
+	}
+	j := p.JWK
+	j.Kty = base
+	j.KeyOps = nil
+	handle, pub, err := prot.Import(ctx, j)
+	if err != nil {
+		return nil, keyError(err)
+	}
+	defer clear(handle)
+	return s.storeNewKey(ctx, v, p.Name, kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy)
+}
+
+func (s *Service) checkKeyInput(attrs *AttributesPatch, tags map[string]string, rp *ReleasePolicy) error {
+	if err := checkTags(tags); err != nil {
+		return err
+	}
+	if err := checkAttributes(attrs); err != nil {
+		return err
+	}
+	return checkRelease(attrs, rp)
+}
+
+func (s *Service) storeNewKey(ctx context.Context, v *Vault, name, kty string, ops []string, pub keys.JWK,
+	prot keys.Protector, handle []byte, attrs *AttributesPatch, tags map[string]string, rp *ReleasePolicy) (*Key, error) {
+	now := s.clock.Now().Unix()
+	f := false
+	ver := &Version[keyPayload]{
+		Version:    NewVersion(),
+		Attributes: Attributes{Enabled: true, Created: now, Updated: now, Exportable: &f},
+		Tags:       tags,
+		Payload: keyPayload{Kty: kty, KeyOps: ops, Public: pub, Protector: prot.Name(),
+			Platform: prot.Platform(), ReleasePolicy: rp},
+	}
+	ver.Attributes.apply(attrs)
+	var rec *nameRecord
+	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+		o := objects{v, Keys}
+		var err error
+		if rec, err = addVersion(tx, o, name, ver, false); err != nil {
+			return err
+		}
+		return tx.Put(o.materialKey(name, ver.Version), handle)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return keyFrom(rec, ver), nil
+}
+
+// keyError maps errors of the keys package to domain errors. Messages of
+// the keys package never contain key material.
+func keyError(err error) error {
+	switch {
+	case errors.Is(err, keys.ErrBadKey), errors.Is(err, keys.ErrBadParameter),
+		errors.Is(err, keys.ErrUnsupportedAlgorithm), errors.Is(err, keys.ErrNoPrivateKey):
+		return &Error{Kind: BadParameter, Type: Keys, Msg: strings.TrimPrefix(err.Error(), "keys: ")}
+	case errors.Is(err, keys.ErrNotAllowedInFIPSMode):
+		return &Error{Kind: BadParameter, Type: Keys, Inner: "NotAllowedInFIPSMode",
+			Msg: "The operation is not allowed because Keyward runs in FIPS 140-only mode: " + strings.TrimPrefix(err.Error(), "keys: ")}
+	case errors.Is(err, keys.ErrDecryption):
+		return &Error{Kind: BadParameter, Type: Keys, Msg: "Decryption failed."}
+	}
+	return err
+}
+
+// GetKey returns a key version (public parts).
+func (s *Service) GetKey(ctx context.Context, v *Vault, name, version string) (*Key, error) {
+	if err := checkName(Keys, name); err != nil {
+		return nil, err
+	}
+	var k *Key
+	err := s.store.View(ctx, func(tx barrier.Tx) error {
+		rec, ver, err := getVersion[keyPayload](tx, objects{v, Keys}, name, version)
+		if err != nil {
+			return err
+		}
+		k = keyFrom(rec, ver)
+		return nil
+	})
+	return k, err
+}
+
+// UpdateKeyParams is an UpdateKey request; nil fields stay as they are.
+type UpdateKeyParams struct {
+	Name, Version string
+	KeyOps        []string
+	Attributes    *AttributesPatch
+	Tags          map[string]string
+	ReleasePolicy *ReleasePolicy
+}
+
+// UpdateKey changes attributes, key_ops, tags or the release policy.
+func (s *Service) UpdateKey(ctx context.Context, v *Vault, p UpdateKeyParams) (*Key, error) {
+	if err := checkName(Keys, p.Name); err != nil {
+		return nil, err
+	}
+	if err := checkTags(p.Tags); err != nil {
+		return nil, err
+	}
+	if err := checkAttributes(p.Attributes); err != nil {
+		return nil, err
+	}
+	var k *Key
+	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+		o := objects{v, Keys}
+		rec, ver, err := getVersion[keyPayload](tx, o, p.Name, p.Version)
+		if err != nil {
+			return err
+		}
+		if rec.Managed {
+			return &Error{Kind: Forbidden, Type: Keys, Name: p.Name, Msg: "The key is managed by a certificate; update the certificate instead."}
+		}
+		if p.KeyOps != nil {
+			ops, err := checkKeyOps(strings.TrimSuffix(ver.Payload.Kty, "-HSM"), p.KeyOps)
+			if err != nil {
+				return err
+			}
+			ver.Payload.KeyOps = ops
+		}
+		wasExportable := ver.Attributes.Exportable != nil && *ver.Attributes.Exportable
+		if p.Attributes != nil && p.Attributes.Exportable != nil && *p.Attributes.Exportable != wasExportable {
+			return badParameter("The exportable attribute cannot be changed after a key is created.")
+		}
+		if p.ReleasePolicy != nil {
+			if old := ver.Payload.ReleasePolicy; old != nil && old.Immutable {
+				return &Error{Kind: Forbidden, Type: Keys, Name: p.Name, Msg: "The key's release policy is immutable."}
+			}
+			if err := checkRelease(nil, p.ReleasePolicy); err != nil {
+				return err
+			}
+			ver.Payload.ReleasePolicy = p.ReleasePolicy
+		}
+		ver.Attributes.apply(&AttributesPatch{Enabled: attrOrNil(p.Attributes).Enabled,
+			NotBefore: attrOrNil(p.Attributes).NotBefore, Expires: attrOrNil(p.Attributes).Expires})
+		if err := checkAttributes(&AttributesPatch{NotBefore: ver.Attributes.NotBefore, Expires: ver.Attributes.Expires}); err != nil {
+			return err
+		}
+		if p.Tags != nil {
+			ver.Tags = p.Tags
+		}
+		ver.Attributes.Updated = s.clock.Now().Unix()
+		if err := putVersion(tx, o, p.Name, ver); err != nil {
+			return err
+		}
+		k = keyFrom(rec, ver)
+		return nil
+	})
+	return k, err
+}
+
+func attrOrNil(p *AttributesPatch) *AttributesPatch {
+	if p == nil {
+		return &AttributesPatch{}
+	}
+	return p
+}
+
+// ListKeys lists live keys (latest version's properties).
+func (s *Service) ListKeys(ctx context.Context, v *Vault, after string, limit int) (*Page[*Key], error) {
+	page := &Page[*Key]{}
+	err := s.store.View(ctx, func(tx barrier.Tx) error {
+		recs, vers, more, err := listLatest[keyPayload](tx, objects{v, Keys}, after, limit, nil)
+		if err != nil {
+			return err
+		}
+		for i := range recs {
+			page.Items = append(page.Items, keyFrom(recs[i], vers[i]))
+		}
+		if more && len(recs) > 0 {
+			page.Next = recs[len(recs)-1].Name
+		}
+		return nil
+	})
+	return page, err
+}
+
+// ListKeyVersions lists the versions of a key.
+func (s *Service) ListKeyVersions(ctx context.Context, v *Vault, name, after string, limit int) (*Page[*Key], error) {
+	if err := checkName(Keys, name); err != nil {
+		return nil, err
+	}
+	page := &Page[*Key]{}
+	err := s.store.View(ctx, func(tx barrier.Tx) error {
+		rec, vers, more, err := listVersions[keyPayload](tx, objects{v, Keys}, name, after, limit)
+		if err != nil {
+			return err
+		}
+		for _, ver := range vers {
+			page.Items = append(page.Items, keyFrom(rec, ver))
+		}
+		if more && len(vers) > 0 {
+			page.Next = vers[len(vers)-1].Version
+		}
+		return nil
+	})
+	return page, err
+}
+
+// DeleteKey soft-deletes a key and all its versions.
+func (s *Service) DeleteKey(ctx context.Context, v *Vault, name string) (*Key, error) {
+	if err := checkName(Keys, name); err != nil {
+		return nil, err
+	}
+	var k *Key
+	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+		o := objects{v, Keys}
+		rec, ver, err := getVersion[keyPayload](tx, o, name, "")
+		if err != nil {
+			return err
+		}
+		if rec.Managed {
+			return &Error{Kind: Forbidden, Type: Keys, Name: name, Msg: "The key is managed by a certificate; delete the certificate instead."}
+		}
+		del, err := softDelete(tx, o, name, s.clock.Now().Unix(), int64(v.RetentionDays))
+		if err != nil {
+			return err
+		}
+		k = keyFrom(rec, ver)
+		k.Deleted = &DeletedInfo{DeletedDate: del.DeletedDate, ScheduledPurgeDate: del.ScheduledPurgeDate}
+		return nil
+	})
+	if err == nil {
+		s.ops.evict(v, name)
+	}
+	return k, err
+}
+
+// GetDeletedKey returns a soft-deleted key's latest version.
+func (s *Service) GetDeletedKey(ctx context.Context, v *Vault, name string) (*Key, error) {
+	if err := checkName(Keys, name); err != nil {
+		return nil, err
+	}
+	var k *Key
+	err := s.store.View(ctx, func(tx barrier.Tx) error {
+		o := objects{v, Keys}
+		del, err := deleted(tx, o, name)
+		if err != nil {
+			return err
+		}
+		ver := new(Version[keyPayload])
+		if _, err := getJSON(tx, o.versionKey(name, del.Latest), ver); err != nil {
+			return err
+		}
+		k = keyFrom(&del.nameRecord, ver)
+		k.Deleted = &DeletedInfo{DeletedDate: del.DeletedDate, ScheduledPurgeDate: del.ScheduledPurgeDate}
+		return nil
+	})
+	return k, err
+}
+
+// ListDeletedKeys pages through soft-deleted keys.
+func (s *Service) ListDeletedKeys(ctx context.Context, v *Vault, after string, limit int) (*Page[*Key], error) {
+	page := &Page[*Key]{}
+	err := s.store.View(ctx, func(tx barrier.Tx) error {
+		dels, vers, more, err := listDeleted[keyPayload](tx, objects{v, Keys}, after, limit)
+		if err != nil {
+			return err
+		}
+		for i, d := range dels {
+			k := keyFrom(&d.nameRecord, vers[i])
+			k.Deleted = &DeletedInfo{DeletedDate: d.DeletedDate, ScheduledPurgeDate: d.ScheduledPurgeDate}
+			page.Items = append(page.Items, k)
+		}
+		if more && len(dels) > 0 {
+			page.Next = dels[len(dels)-1].Name
+		}
+		return nil
+	})
+	return page, err
+}
+
+// RecoverKey undoes a soft delete.
+func (s *Service) RecoverKey(ctx context.Context, v *Vault, name string) (*Key, error) {
+	if err := checkName(Keys, name); err != nil {
+		return nil, err
+	}
+	var k *Key
+	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+		o := objects{v, Keys}
+		rec, err := recoverDeleted(tx, o, name)
+		if err != nil {
+			return err
+		}
+		ver := new(Version[keyPayload])
+		if _, err := getJSON(tx, o.versionKey(name, rec.Latest), ver); err != nil {
+			return err
+		}
+		k = keyFrom(rec, ver)
+		return nil
+	})
+	return k, err
+}
+
+// PurgeKey removes a soft-deleted key for good.
+func (s *Service) PurgeKey(ctx context.Context, v *Vault, name string) error {
+	if err := checkName(Keys, name); err != nil {
+		return err
+	}
+	if v.PurgeProtected {
+		return &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "ForbiddenByPolicy",
+			Msg: "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed."}
+	}
+	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+		return purge(tx, objects{v, Keys}, name)
+	})
+	if err == nil {
+		s.ops.evict(v, name)
+	}
+	return err
+}
+
+// keyBackupVersion is a version with its sealed-at-rest material.
+type keyBackupVersion struct {
+	Version[keyPayload]
+	Material []byte `json:"material"`
+}
+
+// BackupKey returns an encrypted blob with every version of a key.
+func (s *Service) BackupKey(ctx context.Context, v *Vault, name string) ([]byte, error) {
+	if err := checkName(Keys, name); err != nil {
+		return nil, err
+	}
+	var b backup[keyBackupVersion]
+	err := s.store.View(ctx, func(tx barrier.Tx) error {
+		o := objects{v, Keys}
+		rec, vers, err := allVersions[keyPayload](tx, o, name)
+		if err != nil {
+			return err
+		}
+		if rec.Managed {
+			return &Error{Kind: Forbidden, Type: Keys, Name: name, Msg: "The key is managed by a certificate; back up the certificate instead."}
+		}
+		if len(vers) > MaxBackupVersions {
+			return badParameter("Backup of a key with more than %d versions is not allowed.", MaxBackupVersions)
+		}
+		b = backup[keyBackupVersion]{Type: Keys, Tenant: v.TenantID, Record: *rec}
+		for _, ver := range vers {
+			if ver.Payload.Protector != s.software.Name() {
+				return badParameter("Backup of HSM-protected keys is not supported yet.")
+			}
+			m, err := tx.Get(o.materialKey(name, ver.Version))
+			if err != nil {
+				return err
+			}
+			b.Versions = append(b.Versions, &Version[keyBackupVersion]{Version: ver.Version,
+				Payload: keyBackupVersion{Version: *ver, Material: m}})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	plain, err := json.Marshal(&b)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(plain)
+	for _, ver := range b.Versions {
+		clear(ver.Payload.Material)
+	}
+	return s.sealBackup(ctx, v, Keys, plain)
+}
+
+// RestoreKey restores a key backup into v. The name must be free.
+func (s *Service) RestoreKey(ctx context.Context, v *Vault, blob []byte) (*Key, error) {
+	plain, err := s.openBackup(ctx, v, Keys, blob)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(plain)
+	invalid := &Error{Kind: BadParameter, Type: Keys, Msg: "Backup blob contains invalid data, or was made in another tenant."}
+	var b backup[keyBackupVersion]
+	if err := json.Unmarshal(plain, &b); err != nil || b.Type != Keys || len(b.Versions) == 0 || !ValidName(b.Record.Name) {
+		return nil, invalid
+	}
+	var latest *Version[keyPayload]
+	vers := make([]*Version[keyPayload], 0, len(b.Versions))
+	for _, bv := range b.Versions {
+		ver := bv.Payload.Version
+		if !ValidVersion(ver.Version) || ver.Version != bv.Version || len(bv.Payload.Material) == 0 {
+			return nil, invalid
+		}
+		if ver.Version == b.Record.Latest {
+			latest = &ver
+		}
+		vers = append(vers, &ver)
+	}
+	if latest == nil {
+		return nil, invalid
+	}
+	err = s.store.Update(ctx, func(tx barrier.Tx) error {
+		o := objects{v, Keys}
+		if err := restoreObject(tx, o, &b.Record, vers); err != nil {
+			return err
+		}
+		for _, bv := range b.Versions {
+			if err := tx.Put(o.materialKey(b.Record.Name, bv.Version), bv.Payload.Material); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, bv := range b.Versions {
+		clear(bv.Payload.Material)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return keyFrom(&b.Record, latest), nil
+}
+
+// RotateKey creates a new version of a key with the parameters of its
+// latest version (type, size or curve, key_ops, tags) and, when the key has
+// a rotation policy with an expiry, that expiry.
+func (s *Service) RotateKey(ctx context.Context, v *Vault, name string) (*Key, error) {
+	cur, err := s.GetKey(ctx, v, name, "")
+	if err != nil {
+		return nil, err
+	}
+	if cur.Managed {
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Msg: "The key is managed by a certificate; renew the certificate instead."}
+	}
+	p := CreateKeyParams{Name: cur.Name, Kty: cur.Kty, KeyOps: cur.KeyOps, Tags: cur.Tags, ReleasePolicy: cur.ReleasePolicy}
+	switch strings.TrimSuffix(cur.Kty, "-HSM") {
+	case "RSA":
+		p.Size = rsaBits(cur.JWK)
+	case "EC":
+		p.Curve = cur.JWK.Crv
+	}
+	attrs := &AttributesPatch{Exportable: cur.Attributes.Exportable}
+	pol, err := s.GetRotationPolicy(ctx, v, name)
+	if err != nil {
+		return nil, err
+	}
+	if pol.ExpiryTime != "" {
+		d, err := ParseDuration(pol.ExpiryTime)
+		if err == nil {
+			exp := d.AddTo(s.clock.Now()).Unix()
+			attrs.Expires = &exp
+		}
+	}
+	p.Attributes = attrs
+	return s.CreateKey(ctx, v, p)
+}
+
+func rsaBits(j keys.JWK) int {
+	n := j.N
+	for len(n) > 0 && n[0] == 0 {
+		n = n[1:]
+	}
+	return len(n) * 8
+}
+
+// --- cryptographic operations ---
+
+// CryptoOp names an operation for key_ops and attribute checks.
+type CryptoOp string
+
+const (
+	OpEncrypt   CryptoOp = "encrypt"
+	OpDecrypt   CryptoOp = "decrypt"
+	OpWrapKey   CryptoOp = "wrapKey"
+	OpUnwrapKey CryptoOp = "unwrapKey"
+	OpSign      CryptoOp = "sign"
+	OpVerify    CryptoOp = "verify"
+)
+
+// producing reports whether op makes new protected data, which an expired
+// or not-yet-valid key must not do; consuming old data stays possible.
+func (op CryptoOp) producing() bool { return op == OpEncrypt || op == OpWrapKey || op == OpSign }
+
+// CryptoResult is what a cryptographic operation returns.
+type CryptoResult struct {
+	Kid      string // name/version of the key used
+	Name     string
+	Version  string
+	Value    []byte
+	Verified bool
+}
+
+// Crypto performs op with a key version ("" is the latest): enabled,
+// key_ops and the nbf/exp window are checked as Azure does.
+func (s *Service) Crypto(ctx context.Context, v *Vault, name, version string, op CryptoOp, alg string, data, sig []byte) (*CryptoResult, error) {
+	if err := checkName(Keys, name); err != nil {
+		return nil, err
+	}
+	o := objects{v, Keys}
+	var (
+		rec *nameRecord
+		ver *Version[keyPayload]
+	)
+	err := s.store.View(ctx, func(tx barrier.Tx) error {
+		var err error
+		rec, ver, err = getVersion[keyPayload](tx, o, name, version)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	a := ver.Attributes
+	now := s.clock.Now()
+	switch {
+	case !a.Enabled:
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyDisabled",
+			Msg: fmt.Sprintf("Operation %s is not allowed on a disabled key.", op)}
+	case op.producing() && a.NotYetValid(now):
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyNotYetValid",
+			Msg: fmt.Sprintf("Operation %s is not allowed on a key that is not yet valid (nbf).", op)}
+	case op.producing() && a.Expired(now):
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyExpired",
+			Msg: fmt.Sprintf("Operation %s is not allowed on an expired key.", op)}
+	case !slices.Contains(ver.Payload.KeyOps, string(op)):
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyOperationNotAllowed",
+			Msg: fmt.Sprintf("Operation %s is not permitted on this key (key_ops).", op)}
+	}
+	opr, err := s.operator(ctx, v, o, rec.Name, ver)
+	if err != nil {
+		return nil, err
+	}
+	res := &CryptoResult{Name: rec.Name, Version: ver.Version}
+	switch op {
+	case OpEncrypt:
+		res.Value, err = opr.Encrypt(ctx, alg, data)
+	case OpDecrypt:
+		res.Value, err = opr.Decrypt(ctx, alg, data)
+	case OpWrapKey:
+		res.Value, err = opr.WrapKey(ctx, alg, data)
+	case OpUnwrapKey:
+		res.Value, err = opr.UnwrapKey(ctx, alg, data)
+	case OpSign:
+		res.Value, err = opr.Sign(ctx, alg, data)
+	case OpVerify:
+		res.Verified, err = opr.Verify(ctx, alg, data, sig)
+	default:
+		return nil, badParameter("Unknown operation.")
+	}
+	if err != nil {
+		return nil, keyError(err)
+	}
+	return res, nil
+}
+
+// operator returns the loaded key of a version, from the cache or storage.
+func (s *Service) operator(ctx context.Context, v *Vault, o objects, name string, ver *Version[keyPayload]) (keys.Operator, error) {
+	ck := v.ID + "/" + strings.ToLower(name) + "/" + ver.Version
+	if opr := s.ops.get(ck); opr != nil {
+		return opr, nil
+	}
+	prot := s.software
+	if ver.Payload.Protector != s.software.Name() {
+		if s.hsm == nil || s.hsm.Name() != ver.Payload.Protector {
+			return nil, &Error{Kind: Forbidden, Type: Keys, Name: name,
+				Msg: "The key is held by a key protector (" + ver.Payload.Protector + ") that is not configured on this Keyward."}
+		}
+		prot = s.hsm
+	}
+	var handle []byte
+	err := s.store.View(ctx, func(tx barrier.Tx) error {
+		var err error
+		handle, err = tx.Get(o.materialKey(name, ver.Version))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer clear(handle)
+	opr, err := prot.Load(ctx, handle)
+	if err != nil {
+		return nil, err
+	}
+	s.ops.put(ck, opr)
+	return opr, nil
+}
+
+// opCache holds parsed keys by vault/name/version. Versions are immutable,
+// so entries never go stale; they are dropped on delete and purge, and the
+// cache is bounded.
+type opCache struct {
+	mu  sync.RWMutex
+	m   map[string]keys.Operator
+	max int
+}
+
+func newOpCache(max int) *opCache { return &opCache{m: map[string]keys.Operator{}, max: max} }
+
+func (c *opCache) get(k string) keys.Operator {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[k]
+}
+
+func (c *opCache) put(k string, o keys.Operator) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		for old := range c.m { // drop an arbitrary entry
+			delete(c.m, old)
+			break
+		}
+	}
+	c.m[k] = o
+}
+
+func (c *opCache) evict(v *Vault, name string) {
+	prefix := v.ID + "/" + strings.ToLower(name) + "/"
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.m {
+		if strings.HasPrefix(k, prefix) {
+			delete(c.m, k)
+		}
+	}
+}
+
+// clearAll empties the cache (on seal).
+func (c *opCache) clearAll() {
+	c.mu.Lock()
+	clear(c.m)
+	c.mu.Unlock()
+}
