@@ -50,5 +50,10 @@ func dataPlaneRoutes() []route {
 		{method: http.MethodGet, pattern: "/deletedkeys/{name}", op: "DeletedKeyGet", collection: k, action: authz.KeysReadDeleted, handle: getDeletedKey},
 		{method: http.MethodDelete, pattern: "/deletedkeys/{name}", op: "KeyPurge", collection: k, action: authz.KeysPurge, handle: purgeKey},
 		{method: http.MethodPost, pattern: "/deletedkeys/{name}/recover", op: "KeyRecover", collection: k, action: authz.KeysRecover, handle: recoverKey},
+
+		// Keyward extension: event subscriptions (webhooks).
+		{method: http.MethodGet, pattern: "/eventsubscriptions", op: "EventSubscriptionList", collection: "eventsubscriptions", action: authz.EventSubscriptionsGet, handle: listSubscriptions},
+		{method: http.MethodPut, pattern: "/eventsubscriptions/{name}", op: "EventSubscriptionPut", collection: "eventsubscriptions", action: authz.EventSubscriptionsRW, handle: putSubscription},
+		{method: http.MethodDelete, pattern: "/eventsubscriptions/{name}", op: "EventSubscriptionDelete", collection: "eventsubscriptions", action: authz.EventSubscriptionsRW, handle: deleteSubscription},
 	})
 }

@@ -33,6 +33,8 @@ type Options struct {
 	// Backend is "bolt" (default) or "mem".
 	Backend           string
 	SchedulerInterval time.Duration
+	// EventRoots are trusted for webhook endpoints (an httptest TLS server's).
+	EventRoots *x509.CertPool
 }
 
 // Env is a running dev server and clients for it.
@@ -64,6 +66,7 @@ func Start(t testing.TB, opts Options) *Env {
 		Clock:             opts.Clock,
 		Storage:           server.StorageConfig{Backend: opts.Backend},
 		SchedulerInterval: opts.SchedulerInterval,
+		EventRoots:        opts.EventRoots,
 		Log:               slog.New(slog.NewTextHandler(logOut, nil)),
 	})
 	if err != nil {

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,6 +52,10 @@ type Config struct {
 	// SchedulerInterval is how often background jobs (purge after
 	// retention) look for due work.
 	SchedulerInterval time.Duration
+
+	// EventRoots, when not nil, are the CAs trusted for webhook endpoints
+	// instead of the system roots.
+	EventRoots *x509.CertPool
 
 	// DevVault is the name of the vault dev mode creates.
 	DevVault string

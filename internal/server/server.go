@@ -20,6 +20,7 @@ import (
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/devca"
+	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/bolt"
@@ -39,6 +40,7 @@ type Server struct {
 	vaults  *vault.Service
 	admins  *authz.TenantAdmins
 	audit   *audit.Log
+	webhook *events.Webhook
 	handler *api.Handler
 	apiCfg  api.Config
 
@@ -128,6 +130,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.dir = identity.NewDirectory(s.barrier)
 	s.auth = identity.NewAuthority(s.dir, s.barrier, s.clock, authorityURL)
 	s.vaults = vault.New(s.barrier, s.clock)
+	s.vaults.SetVaultURL(s.VaultURL)
+	s.webhook = events.NewWebhook(s.clock, cfg.EventRoots)
 	s.admins = authz.NewTenantAdmins()
 	s.handler = api.New(s.apiCfg, api.Deps{
 		Operator: s, Authority: s.auth, Vaults: s.vaults, Authz: s.admins,
@@ -218,7 +222,18 @@ func (s *Server) Dev() *DevInfo { return s.devInfo }
 // Vaults exposes the domain service (for tests and the CLI).
 func (s *Server) Vaults() *vault.Service { return s.vaults }
 
-// runScheduler performs due background work: purge after retention.
+// runDue runs every due background job once.
+func (s *Server) runDue(ctx context.Context) {
+	if err := s.vaults.RunDue(ctx); err != nil && !errors.Is(err, barrier.ErrSealed) {
+		s.log.Error("background job failed", "error", err)
+	}
+	if _, err := s.vaults.DeliverDue(ctx, s.webhook); err != nil && !errors.Is(err, barrier.ErrSealed) {
+		s.log.Error("event delivery failed", "error", err)
+	}
+}
+
+// runScheduler performs due background work: purge after retention,
+// rotation, expiry notifications and event delivery.
 func (s *Server) runScheduler() {
 	interval := cmp.Or(s.cfg.SchedulerInterval, time.Minute)
 	t := time.NewTicker(interval)
@@ -232,13 +247,7 @@ func (s *Server) runScheduler() {
 		if s.barrier.Sealed() {
 			continue
 		}
-		n, err := s.vaults.PurgeDue(context.Background())
-		if err != nil && !errors.Is(err, barrier.ErrSealed) {
-			s.log.Error("purge after retention failed", "error", err)
-		}
-		if n > 0 {
-			s.log.Info("purged objects whose retention ended", "count", n)
-		}
+		s.runDue(context.Background())
 	}
 }
 

@@ -252,7 +252,7 @@ func (s *Service) storeNewKey(ctx context.Context, v *Vault, name, kty string, o
 	ver.Attributes.apply(attrs)
 	var rec *nameRecord
 	err := s.store.Update(ctx, func(tx barrier.Tx) error {
-		o := objects{v, Keys}
+		o := s.objs(v, Keys)
 		var err error
 		if rec, err = addVersion(tx, o, name, ver, false); err != nil {
 			return err
@@ -288,7 +288,7 @@ func (s *Service) GetKey(ctx context.Context, v *Vault, name, version string) (*
 	}
 	var k *Key
 	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		rec, ver, err := getVersion[keyPayload](tx, objects{v, Keys}, name, version)
+		rec, ver, err := getVersion[keyPayload](tx, s.objs(v, Keys), name, version)
 		if err != nil {
 			return err
 		}
@@ -320,7 +320,7 @@ func (s *Service) UpdateKey(ctx context.Context, v *Vault, p UpdateKeyParams) (*
 	}
 	var k *Key
 	err := s.store.Update(ctx, func(tx barrier.Tx) error {
-		o := objects{v, Keys}
+		o := s.objs(v, Keys)
 		rec, ver, err := getVersion[keyPayload](tx, o, p.Name, p.Version)
 		if err != nil {
 			return err
@@ -377,7 +377,7 @@ func attrOrNil(p *AttributesPatch) *AttributesPatch {
 func (s *Service) ListKeys(ctx context.Context, v *Vault, after string, limit int) (*Page[*Key], error) {
 	page := &Page[*Key]{}
 	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		recs, vers, more, err := listLatest[keyPayload](tx, objects{v, Keys}, after, limit, nil)
+		recs, vers, more, err := listLatest[keyPayload](tx, s.objs(v, Keys), after, limit, nil)
 		if err != nil {
 			return err
 		}
@@ -399,7 +399,7 @@ func (s *Service) ListKeyVersions(ctx context.Context, v *Vault, name, after str
 	}
 	page := &Page[*Key]{}
 	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		rec, vers, more, err := listVersions[keyPayload](tx, objects{v, Keys}, name, after, limit)
+		rec, vers, more, err := listVersions[keyPayload](tx, s.objs(v, Keys), name, after, limit)
 		if err != nil {
 			return err
 		}
@@ -421,7 +421,7 @@ func (s *Service) DeleteKey(ctx context.Context, v *Vault, name string) (*Key, e
 	}
 	var k *Key
 	err := s.store.Update(ctx, func(tx barrier.Tx) error {
-		o := objects{v, Keys}
+		o := s.objs(v, Keys)
 		rec, ver, err := getVersion[keyPayload](tx, o, name, "")
 		if err != nil {
 			return err
@@ -450,7 +450,7 @@ func (s *Service) GetDeletedKey(ctx context.Context, v *Vault, name string) (*Ke
 	}
 	var k *Key
 	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		o := objects{v, Keys}
+		o := s.objs(v, Keys)
 		del, err := deleted(tx, o, name)
 		if err != nil {
 			return err
@@ -470,7 +470,7 @@ func (s *Service) GetDeletedKey(ctx context.Context, v *Vault, name string) (*Ke
 func (s *Service) ListDeletedKeys(ctx context.Context, v *Vault, after string, limit int) (*Page[*Key], error) {
 	page := &Page[*Key]{}
 	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		dels, vers, more, err := listDeleted[keyPayload](tx, objects{v, Keys}, after, limit)
+		dels, vers, more, err := listDeleted[keyPayload](tx, s.objs(v, Keys), after, limit)
 		if err != nil {
 			return err
 		}
@@ -494,7 +494,7 @@ func (s *Service) RecoverKey(ctx context.Context, v *Vault, name string) (*Key, 
 	}
 	var k *Key
 	err := s.store.Update(ctx, func(tx barrier.Tx) error {
-		o := objects{v, Keys}
+		o := s.objs(v, Keys)
 		rec, err := recoverDeleted(tx, o, name)
 		if err != nil {
 			return err
@@ -519,7 +519,7 @@ func (s *Service) PurgeKey(ctx context.Context, v *Vault, name string) error {
 			Msg: "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed."}
 	}
 	err := s.store.Update(ctx, func(tx barrier.Tx) error {
-		return purge(tx, objects{v, Keys}, name)
+		return purge(tx, s.objs(v, Keys), name)
 	})
 	if err == nil {
 		s.ops.evict(v, name)
@@ -540,7 +540,7 @@ func (s *Service) BackupKey(ctx context.Context, v *Vault, name string) ([]byte,
 	}
 	var b backup[keyBackupVersion]
 	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		o := objects{v, Keys}
+		o := s.objs(v, Keys)
 		rec, vers, err := allVersions[keyPayload](tx, o, name)
 		if err != nil {
 			return err
@@ -607,7 +607,7 @@ func (s *Service) RestoreKey(ctx context.Context, v *Vault, blob []byte) (*Key, 
 		return nil, invalid
 	}
 	err = s.store.Update(ctx, func(tx barrier.Tx) error {
-		o := objects{v, Keys}
+		o := s.objs(v, Keys)
 		if err := restoreObject(tx, o, &b.Record, vers); err != nil {
 			return err
 		}
@@ -702,7 +702,7 @@ func (s *Service) Crypto(ctx context.Context, v *Vault, name, version string, op
 	if err := checkName(Keys, name); err != nil {
 		return nil, err
 	}
-	o := objects{v, Keys}
+	o := s.objs(v, Keys)
 	var (
 		rec *nameRecord
 		ver *Version[keyPayload]

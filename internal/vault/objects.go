@@ -42,7 +42,10 @@ type Version[P any] struct {
 type objects struct {
 	v *Vault
 	t ObjectType
+	s *Service
 }
+
+func (s *Service) objs(v *Vault, t ObjectType) objects { return objects{v: v, t: t, s: s} }
 
 func (o objects) base() string               { return o.v.prefix() + o.t.coll() }
 func (o objects) nameKey(name string) string { return o.base() + "/n/" + strings.ToLower(name) }
@@ -116,7 +119,13 @@ func addVersion[P any](tx barrier.Tx, o objects, name string, ver *Version[P], m
 	if err := putJSON(tx, o.versionKey(name, ver.Version), ver); err != nil {
 		return nil, err
 	}
-	return rec, putJSON(tx, o.nameKey(name), rec)
+	if err := putJSON(tx, o.nameKey(name), rec); err != nil {
+		return nil, err
+	}
+	if err := o.reindex(tx, rec.Name, ver.Version, ver.Attributes.Expires); err != nil {
+		return nil, err
+	}
+	return rec, o.s.emit(tx, o.v, eventType(o.t, "NewVersionCreated"), o.t, rec.Name, ver.Version, &ver.Attributes)
 }
 
 // getVersion returns version of name ("" for the latest) of a live object.
@@ -141,7 +150,17 @@ func getVersion[P any](tx barrier.Tx, o objects, name, version string) (*nameRec
 
 // putVersion rewrites an existing version (attributes and tags change).
 func putVersion[P any](tx barrier.Tx, o objects, name string, ver *Version[P]) error {
-	return putJSON(tx, o.versionKey(name, ver.Version), ver)
+	if err := putJSON(tx, o.versionKey(name, ver.Version), ver); err != nil {
+		return err
+	}
+	rec, err := o.live(tx, name)
+	if err != nil {
+		return err
+	}
+	if rec.Latest != ver.Version {
+		return nil
+	}
+	return o.reindex(tx, rec.Name, ver.Version, ver.Attributes.Expires)
 }
 
 // listLatest returns up to limit live objects after the name after, each
@@ -232,6 +251,9 @@ func softDelete(tx barrier.Tx, o objects, name string, now, retentionDays int64)
 	if err := putJSON(tx, o.deletedKey(name), del); err != nil {
 		return nil, err
 	}
+	if err := o.unindex(tx, name); err != nil {
+		return nil, err
+	}
 	return del, tx.Put(o.purgeKey(del.ScheduledPurgeDate, name), nil)
 }
 
@@ -300,7 +322,10 @@ func recoverDeleted(tx barrier.Tx, o objects, name string) (*nameRecord, error) 
 		return nil, err
 	}
 	rec := del.nameRecord
-	return &rec, putJSON(tx, o.nameKey(name), &rec)
+	if err := putJSON(tx, o.nameKey(name), &rec); err != nil {
+		return nil, err
+	}
+	return &rec, o.reindexLatest(tx, &rec)
 }
 
 // purge removes a deleted object and all its versions for good.
@@ -325,6 +350,9 @@ func purge(tx barrier.Tx, o objects, name string) error {
 		}
 	}
 	if err := tx.Delete(o.purgeKey(del.ScheduledPurgeDate, name)); err != nil {
+		return err
+	}
+	if err := o.unindex(tx, name); err != nil {
 		return err
 	}
 	return tx.Delete(o.deletedKey(name))
@@ -354,5 +382,8 @@ func restoreObject[P any](tx barrier.Tx, o objects, rec *nameRecord, vers []*Ver
 			return err
 		}
 	}
-	return putJSON(tx, o.nameKey(rec.Name), rec)
+	if err := putJSON(tx, o.nameKey(rec.Name), rec); err != nil {
+		return err
+	}
+	return o.reindexLatest(tx, rec)
 }

@@ -66,7 +66,7 @@ func (s *Service) purgeVault(ctx context.Context, v *Vault, now int64) (int, err
 		}
 		for _, d := range due {
 			err := s.store.Update(ctx, func(tx barrier.Tx) error {
-				if err := purge(tx, objects{v, d.t}, d.name); KindOf(err) == DeletedNotFound {
+				if err := purge(tx, s.objs(v, d.t), d.name); KindOf(err) == DeletedNotFound {
 					return tx.Delete(d.key) // stale queue entry
 				} else if err != nil {
 					return err

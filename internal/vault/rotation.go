@@ -153,7 +153,7 @@ func (s *Service) GetRotationPolicy(ctx context.Context, v *Vault, name string) 
 	}
 	pol := new(RotationPolicy)
 	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		o := objects{v, Keys}
+		o := s.objs(v, Keys)
 		if _, err := o.live(tx, name); err != nil {
 			return err
 		}
@@ -184,7 +184,7 @@ func (s *Service) SetRotationPolicy(ctx context.Context, v *Vault, name string, 
 	}
 	now := s.clock.Now().Unix()
 	err := s.store.Update(ctx, func(tx barrier.Tx) error {
-		o := objects{v, Keys}
+		o := s.objs(v, Keys)
 		if _, err := o.live(tx, name); err != nil {
 			return err
 		}
@@ -198,7 +198,14 @@ func (s *Service) SetRotationPolicy(ctx context.Context, v *Vault, name string, 
 			p.Created = old.Created
 		}
 		p.Updated = now
-		return putJSON(tx, o.policyKey(name), p)
+		if err := putJSON(tx, o.policyKey(name), p); err != nil {
+			return err
+		}
+		rec, err := o.live(tx, name)
+		if err != nil {
+			return err
+		}
+		return o.reindexLatest(tx, rec) // the Notify lead may have changed
 	})
 	if err != nil {
 		return nil, err

@@ -103,7 +103,7 @@ func (s *Service) SetSecret(ctx context.Context, v *Vault, p SetSecretParams) (*
 	var rec *nameRecord
 	err := s.store.Update(ctx, func(tx barrier.Tx) error {
 		var err error
-		rec, err = addVersion(tx, objects{v, Secrets}, p.Name, ver, false)
+		rec, err = addVersion(tx, s.objs(v, Secrets), p.Name, ver, false)
 		return err
 	})
 	if err != nil {
@@ -120,7 +120,7 @@ func (s *Service) GetSecret(ctx context.Context, v *Vault, name, version string)
 	}
 	var sec *Secret
 	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		rec, ver, err := getVersion[secretPayload](tx, objects{v, Secrets}, name, version)
+		rec, ver, err := getVersion[secretPayload](tx, s.objs(v, Secrets), name, version)
 		if err != nil {
 			return err
 		}
@@ -166,7 +166,7 @@ func (s *Service) UpdateSecret(ctx context.Context, v *Vault, p UpdateSecretPara
 	}
 	var sec *Secret
 	err := s.store.Update(ctx, func(tx barrier.Tx) error {
-		o := objects{v, Secrets}
+		o := s.objs(v, Secrets)
 		rec, ver, err := getVersion[secretPayload](tx, o, p.Name, p.Version)
 		if err != nil {
 			return err
@@ -207,7 +207,7 @@ type Page[T any] struct {
 func (s *Service) ListSecrets(ctx context.Context, v *Vault, after string, limit int) (*Page[*Secret], error) {
 	page := &Page[*Secret]{}
 	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		recs, vers, more, err := listLatest[secretPayload](tx, objects{v, Secrets}, after, limit, nil)
+		recs, vers, more, err := listLatest[secretPayload](tx, s.objs(v, Secrets), after, limit, nil)
 		if err != nil {
 			return err
 		}
@@ -229,7 +229,7 @@ func (s *Service) ListSecretVersions(ctx context.Context, v *Vault, name, after 
 	}
 	page := &Page[*Secret]{}
 	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		rec, vers, more, err := listVersions[secretPayload](tx, objects{v, Secrets}, name, after, limit)
+		rec, vers, more, err := listVersions[secretPayload](tx, s.objs(v, Secrets), name, after, limit)
 		if err != nil {
 			return err
 		}
@@ -251,7 +251,7 @@ func (s *Service) DeleteSecret(ctx context.Context, v *Vault, name string) (*Sec
 	}
 	var sec *Secret
 	err := s.store.Update(ctx, func(tx barrier.Tx) error {
-		o := objects{v, Secrets}
+		o := s.objs(v, Secrets)
 		rec, ver, err := getVersion[secretPayload](tx, o, name, "")
 		if err != nil {
 			return err
@@ -278,7 +278,7 @@ func (s *Service) GetDeletedSecret(ctx context.Context, v *Vault, name string) (
 	}
 	var sec *Secret
 	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		o := objects{v, Secrets}
+		o := s.objs(v, Secrets)
 		del, err := deleted(tx, o, name)
 		if err != nil {
 			return err
@@ -298,7 +298,7 @@ func (s *Service) GetDeletedSecret(ctx context.Context, v *Vault, name string) (
 func (s *Service) ListDeletedSecrets(ctx context.Context, v *Vault, after string, limit int) (*Page[*Secret], error) {
 	page := &Page[*Secret]{}
 	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		dels, vers, more, err := listDeleted[secretPayload](tx, objects{v, Secrets}, after, limit)
+		dels, vers, more, err := listDeleted[secretPayload](tx, s.objs(v, Secrets), after, limit)
 		if err != nil {
 			return err
 		}
@@ -322,7 +322,7 @@ func (s *Service) RecoverSecret(ctx context.Context, v *Vault, name string) (*Se
 	}
 	var sec *Secret
 	err := s.store.Update(ctx, func(tx barrier.Tx) error {
-		o := objects{v, Secrets}
+		o := s.objs(v, Secrets)
 		rec, err := recoverDeleted(tx, o, name)
 		if err != nil {
 			return err
@@ -348,7 +348,7 @@ func (s *Service) PurgeSecret(ctx context.Context, v *Vault, name string) error 
 			Msg: "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed."}
 	}
 	return s.store.Update(ctx, func(tx barrier.Tx) error {
-		return purge(tx, objects{v, Secrets}, name)
+		return purge(tx, s.objs(v, Secrets), name)
 	})
 }
 
@@ -393,7 +393,7 @@ func (s *Service) BackupSecret(ctx context.Context, v *Vault, name string) ([]by
 	}
 	var b backup[secretPayload]
 	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		rec, vers, err := allVersions[secretPayload](tx, objects{v, Secrets}, name)
+		rec, vers, err := allVersions[secretPayload](tx, s.objs(v, Secrets), name)
 		if err != nil {
 			return err
 		}
@@ -442,7 +442,7 @@ func (s *Service) RestoreSecret(ctx context.Context, v *Vault, blob []byte) (*Se
 		return nil, &Error{Kind: BadParameter, Type: Secrets, Msg: "Backup blob contains invalid data, or was made in another tenant."}
 	}
 	err = s.store.Update(ctx, func(tx barrier.Tx) error {
-		return restoreObject(tx, objects{v, Secrets}, &b.Record, b.Versions)
+		return restoreObject(tx, s.objs(v, Secrets), &b.Record, b.Versions)
 	})
 	if err != nil {
 		return nil, err

@@ -80,6 +80,7 @@ type Service struct {
 	software keys.Protector
 	hsm      keys.Protector // nil when no HSM is configured
 	ops      *opCache
+	vaultURL func(name string) string
 
 	mu     sync.RWMutex
 	vaults map[string]*Vault // by lower-case name
