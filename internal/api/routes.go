@@ -11,9 +11,17 @@ import (
 // serves (AZURE-API.md §1). Order matters: a literal segment must come
 // before a parameter that could match it.
 func dataPlaneRoutes() []route {
-	const s, k = "secrets", "keys"
-	return compile([]route{
-		// Secrets (§1.3).
+	var all []route
+	for _, group := range [][]route{secretRoutes(), keyRoutes(), certificateRoutes(), extensionRoutes()} {
+		all = append(all, group...)
+	}
+	return compile(all)
+}
+
+// secretRoutes is the Secrets API (§1.3).
+func secretRoutes() []route {
+	const s = "secrets"
+	return []route{
 		{method: http.MethodGet, pattern: "/secrets", op: "SecretList", collection: s, action: authz.SecretsReadMetadata, handle: listSecrets},
 		{method: http.MethodPost, pattern: "/secrets/restore", op: "SecretRestore", collection: s, action: authz.SecretsRestore, handle: restoreSecret},
 		{method: http.MethodGet, pattern: "/secrets/{name}/versions", op: "SecretListVersions", collection: s, action: authz.SecretsReadMetadata, handle: listSecretVersions},
@@ -26,8 +34,13 @@ func dataPlaneRoutes() []route {
 		{method: http.MethodGet, pattern: "/deletedsecrets/{name}", op: "DeletedSecretGet", collection: s, action: authz.SecretsReadDeleted, handle: getDeletedSecret},
 		{method: http.MethodDelete, pattern: "/deletedsecrets/{name}", op: "SecretPurge", collection: s, action: authz.SecretsPurge, handle: purgeSecret},
 		{method: http.MethodPost, pattern: "/deletedsecrets/{name}/recover", op: "SecretRecover", collection: s, action: authz.SecretsRecover, handle: recoverSecret},
+	}
+}
 
-		// Keys (§1.2).
+// keyRoutes is the Keys API (§1.2).
+func keyRoutes() []route {
+	const k = "keys"
+	return []route{
 		{method: http.MethodGet, pattern: "/keys", op: "KeyList", collection: k, action: authz.KeysRead, handle: listKeys},
 		{method: http.MethodPost, pattern: "/keys/restore", op: "KeyRestore", collection: k, action: authz.KeysRestore, handle: restoreKey},
 		{method: http.MethodGet, pattern: "/keys/{name}/versions", op: "KeyListVersions", collection: k, action: authz.KeysRead, handle: listKeyVersions},
@@ -50,10 +63,20 @@ func dataPlaneRoutes() []route {
 		{method: http.MethodGet, pattern: "/deletedkeys/{name}", op: "DeletedKeyGet", collection: k, action: authz.KeysReadDeleted, handle: getDeletedKey},
 		{method: http.MethodDelete, pattern: "/deletedkeys/{name}", op: "KeyPurge", collection: k, action: authz.KeysPurge, handle: purgeKey},
 		{method: http.MethodPost, pattern: "/deletedkeys/{name}/recover", op: "KeyRecover", collection: k, action: authz.KeysRecover, handle: recoverKey},
+	}
+}
 
-		// Keyward extension: event subscriptions (webhooks).
+// certificateRoutes is the Certificates API (§1.4).
+func certificateRoutes() []route {
+	return nil
+}
+
+// extensionRoutes are Keyward's additions on the vault host.
+func extensionRoutes() []route {
+	return []route{
+		// Event subscriptions (webhooks).
 		{method: http.MethodGet, pattern: "/eventsubscriptions", op: "EventSubscriptionList", collection: "eventsubscriptions", action: authz.EventSubscriptionsGet, handle: listSubscriptions},
 		{method: http.MethodPut, pattern: "/eventsubscriptions/{name}", op: "EventSubscriptionPut", collection: "eventsubscriptions", action: authz.EventSubscriptionsRW, handle: putSubscription},
 		{method: http.MethodDelete, pattern: "/eventsubscriptions/{name}", op: "EventSubscriptionDelete", collection: "eventsubscriptions", action: authz.EventSubscriptionsRW, handle: deleteSubscription},
-	})
+	}
 }
