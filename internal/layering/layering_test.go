@@ -1,0 +1,153 @@
+// Package layering checks that Keyward's packages depend on each other only
+// in the directions DESIGN.md draws: data flows down the request path, and
+// nothing below the HTTP layer knows about HTTP.
+package layering
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/keyward/keyward"
+
+// bans lists, per package (and its subpackages), imports it must not reach,
+// directly or transitively, each with its reason.
+var bans = map[string]map[string]string{
+	"internal/storage": {
+		"net/http":                   "storage is below the HTTP layer",
+		module + "/internal/barrier": "storage never sees plaintext or keys; the barrier sits above it",
+		module + "/internal/vault":   "storage knows nothing of vaults",
+	},
+	"internal/barrier": {
+		"net/http":                 "the barrier is below the HTTP layer",
+		module + "/internal/vault": "the barrier knows nothing of vault objects",
+		module + "/internal/api":   "the barrier is below the HTTP layer",
+		module + "/internal/authz": "the barrier does not decide access",
+	},
+	"internal/vault": {
+		"net/http":                        "the domain knows nothing of HTTP (STYLE.md §3)",
+		module + "/internal/api":          "the domain is below the wire layer",
+		module + "/internal/storage/bolt": "the domain does not pick a backend",
+	},
+	"internal/authz": {
+		"net/http":                   "decisions are pure functions",
+		module + "/internal/storage": "decisions do no I/O",
+		module + "/internal/barrier": "decisions do no I/O",
+	},
+	"internal/keys": {
+		"net/http":                   "cryptography is below the HTTP layer",
+		module + "/internal/storage": "keys hand material to the vault layer; they never store it",
+		module + "/internal/barrier": "keys hand material to the vault layer; they never store it",
+		module + "/internal/vault":   "the vault layer uses keys, not the reverse",
+	},
+	"internal/audit": {
+		module + "/internal/vault": "audit events are typed records, not domain objects",
+		module + "/internal/keys":  "nothing in the audit path may touch key material",
+	},
+	"internal/shamir": {
+		"net/http": "pure arithmetic",
+	},
+}
+
+func root(t *testing.T) string {
+	dir, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
+		t.Fatal("cannot find the module root")
+	}
+	return dir
+}
+
+// imports returns the non-test imports of the package in dir.
+func imports(t *testing.T, dir string) []string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	set := map[string]bool{}
+	fset := token.NewFileSet()
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, filepath.Join(dir, name), nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			set[strings.Trim(imp.Path.Value, `"`)] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// closure returns every package reachable from pkg within the module, plus
+// the standard-library packages they import directly.
+func closure(t *testing.T, rootDir, pkg string) map[string]string {
+	seen := map[string]string{} // import path -> importer
+	var walk func(p string)
+	walk = func(p string) {
+		rel := strings.TrimPrefix(strings.TrimPrefix(p, module), "/")
+		for _, imp := range imports(t, filepath.Join(rootDir, rel)) {
+			if _, ok := seen[imp]; ok {
+				continue
+			}
+			seen[imp] = p
+			if strings.HasPrefix(imp, module+"/") {
+				walk(imp)
+			}
+		}
+	}
+	walk(pkg)
+	return seen
+}
+
+func TestLayering(t *testing.T) {
+	rootDir := root(t)
+	for prefix, banned := range bans {
+		err := filepath.WalkDir(filepath.Join(rootDir, prefix), func(path string, d os.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(rootDir, path)
+			if strings.Contains(rel, "testdata") || strings.HasSuffix(rel, "test") && rel != prefix {
+				return nil // test helper packages (storagetest, pgtest) may use anything
+			}
+			pkg := module + "/" + filepath.ToSlash(rel)
+			reach := closure(t, rootDir, pkg)
+			for b, why := range banned {
+				if from, ok := reach[b]; ok {
+					t.Errorf("%s reaches %s (imported by %s): %s", pkg, b, from, why)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestClosureSeesTransitiveImports keeps the walker honest: vault reaches
+// storage only through the barrier, and that must be visible.
+func TestClosureSeesTransitiveImports(t *testing.T) {
+	reach := closure(t, root(t), module+"/internal/vault")
+	for _, want := range []string{module + "/internal/barrier", module + "/internal/storage", "crypto/aes"} {
+		if _, ok := reach[want]; !ok {
+			t.Errorf("closure of internal/vault misses %s", want)
+		}
+	}
+}
