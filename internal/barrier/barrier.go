@@ -364,7 +364,7 @@ func (b *Barrier) Sealed() bool {
 
 // EnsureScope creates the keyring of scope if it does not exist yet.
 func (b *Barrier) EnsureScope(ctx context.Context, scope string, now time.Time) error {
-	if _, err := b.ring(ctx, scope); err == nil {
+	if _, err := b.ring(ctx, nil, scope); err == nil {
 		return nil
 	} else if !errors.Is(err, ErrNoScope) {
 		return err
@@ -454,8 +454,10 @@ func (b *Barrier) openRoot(aad string, blob []byte) ([]byte, error) {
 	return openWith(b.root, []byte(aad), blob)
 }
 
-// ring returns the cached keyring of scope, loading it when needed.
-func (b *Barrier) ring(ctx context.Context, scope string) (*keyring, error) {
+// ring returns the cached keyring of scope, loading it when needed. A
+// keyring is loaded through tx when the caller is inside a transaction
+// (a nested transaction could deadlock a backend), else in its own.
+func (b *Barrier) ring(ctx context.Context, tx storage.Tx, scope string) (*keyring, error) {
 	b.mu.RLock()
 	sealed := b.root == nil
 	kr := b.keyrings[scope]
@@ -466,17 +468,22 @@ func (b *Barrier) ring(ctx context.Context, scope string) (*keyring, error) {
 	if kr != nil {
 		return kr, nil
 	}
-	return b.loadRing(ctx, scope)
+	return b.loadRing(ctx, tx, scope)
 }
 
-func (b *Barrier) loadRing(ctx context.Context, scope string) (*keyring, error) {
+func (b *Barrier) loadRing(ctx context.Context, tx storage.Tx, scope string) (*keyring, error) {
 	storageKey := keyringPrefix + scope
 	var raw []byte
-	err := b.backend.View(ctx, func(tx storage.Tx) error {
-		v, err := tx.Get(storageKey)
-		raw = v
-		return err
-	})
+	var err error
+	if tx != nil {
+		raw, err = tx.Get(storageKey)
+	} else {
+		err = b.backend.View(ctx, func(tx storage.Tx) error {
+			v, err := tx.Get(storageKey)
+			raw = v
+			return err
+		})
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, ErrNoScope
 	}
@@ -574,14 +581,14 @@ func (t *sealedTx) Get(key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return t.b.open(t.ctx, key, blob)
+	return t.b.openIn(t.ctx, t.tx, ScopeOf(key), key, blob)
 }
 
 func (t *sealedTx) Put(key string, value []byte) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
-	blob, err := t.b.seal(t.ctx, key, value)
+	blob, err := t.b.sealIn(t.ctx, t.tx, ScopeOf(key), key, value)
 	if err != nil {
 		return err
 	}
@@ -604,7 +611,7 @@ func (t *sealedTx) Scan(prefix, after string, fn func(string, []byte) bool) erro
 		if strings.HasPrefix(k, reservedPfx) {
 			return true
 		}
-		plain, err := t.b.open(t.ctx, k, blob)
+		plain, err := t.b.openIn(t.ctx, t.tx, ScopeOf(k), k, blob)
 		if err != nil {
 			openErr = err
 			return false
@@ -632,12 +639,8 @@ func (t *sealedTx) ScanKeys(prefix, after string, fn func(string) bool) error {
 //
 // with AES-256-GCM under HKDF-SHA256(term key, info = "keyward/barrier/v1\x00" + key)
 // and the header and key as additional data.
-func (b *Barrier) seal(ctx context.Context, key string, value []byte) ([]byte, error) {
-	return b.sealIn(ctx, ScopeOf(key), key, value)
-}
-
-func (b *Barrier) sealIn(ctx context.Context, scope, key string, value []byte) ([]byte, error) {
-	kr, err := b.ring(ctx, scope)
+func (b *Barrier) sealIn(ctx context.Context, tx storage.Tx, scope, key string, value []byte) ([]byte, error) {
+	kr, err := b.ring(ctx, tx, scope)
 	if err != nil {
 		return nil, err
 	}
@@ -652,15 +655,11 @@ func (b *Barrier) sealIn(ctx context.Context, scope, key string, value []byte) (
 	return aead.Seal(header, nil, value, aad(header, key)), nil
 }
 
-func (b *Barrier) open(ctx context.Context, key string, blob []byte) ([]byte, error) {
-	return b.openIn(ctx, ScopeOf(key), key, blob)
-}
-
-func (b *Barrier) openIn(ctx context.Context, scope, key string, blob []byte) ([]byte, error) {
+func (b *Barrier) openIn(ctx context.Context, tx storage.Tx, scope, key string, blob []byte) ([]byte, error) {
 	if len(blob) < headerLen+12+16 || blob[0] != blobVersion {
 		return nil, ErrCorrupt
 	}
-	kr, err := b.ring(ctx, scope)
+	kr, err := b.ring(ctx, tx, scope)
 	if err != nil {
 		return nil, err
 	}
@@ -668,7 +667,7 @@ func (b *Barrier) openIn(ctx context.Context, scope, key string, blob []byte) ([
 	t := kr.find(termNo)
 	if t == nil {
 		// Another node may have rotated the keyring: reload once.
-		if kr, err = b.loadRing(ctx, scope); err != nil {
+		if kr, err = b.loadRing(ctx, tx, scope); err != nil {
 			return nil, err
 		}
 		if t = kr.find(termNo); t == nil {
@@ -690,12 +689,12 @@ func (b *Barrier) openIn(ctx context.Context, scope, key string, blob []byte) ([
 // keyring of scope; label binds the blob to its purpose, like a storage key
 // does for stored values. Only OpenBlob with the same scope and label opens it.
 func (b *Barrier) SealBlob(ctx context.Context, scope, label string, plain []byte) ([]byte, error) {
-	return b.sealIn(ctx, scope, "blob\x00"+label, plain)
+	return b.sealIn(ctx, nil, scope, "blob\x00"+label, plain)
 }
 
 // OpenBlob decrypts a blob made by SealBlob; any mismatch is ErrCorrupt.
 func (b *Barrier) OpenBlob(ctx context.Context, scope, label string, blob []byte) ([]byte, error) {
-	return b.openIn(ctx, scope, "blob\x00"+label, blob)
+	return b.openIn(ctx, nil, scope, "blob\x00"+label, blob)
 }
 
 func aad(header []byte, key string) []byte {

@@ -7,6 +7,7 @@ import (
 	"crypto/fips140"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -176,9 +177,9 @@ func Generate(spec Spec) (*Key, error) {
 // range and matches x, y. Empty fields count as absent. A JWK without d
 // imports as a public-only key. A private RSA JWK must carry p and q, of
 // about half the modulus size each (dp, dq, qi are computed if all three are
-// absent). Fields of another key type
-// are refused. Errors wrap [ErrBadKey], or [ErrNotAllowedInFIPSMode] for keys
-// refused in FIPS 140-only mode.
+// absent). Fields of another key type are refused. KeyOps is ignored. Errors
+// wrap [ErrBadKey], or [ErrNotAllowedInFIPSMode] for keys refused in FIPS
+// 140-only mode.
 func FromJWK(j JWK) (*Key, error) {
 	var (
 		k   *Key
@@ -243,12 +244,31 @@ func rsaFromJWK(j JWK) (*Key, error) {
 	if pb+qb != bits && pb+qb != bits+1 || pb-qb > 64 || qb-pb > 64 {
 		return nil, fmt.Errorf("%w: RSA primes do not fit the modulus size", ErrBadKey)
 	}
-	if hasCRT {
-		priv.Precomputed.Dp = new(big.Int).SetBytes(j.DP)
-		priv.Precomputed.Dq = new(big.Int).SetBytes(j.DQ)
-		priv.Precomputed.Qinv = new(big.Int).SetBytes(j.QI)
+	// The CRT values are derived from d, p, q (which checks d) and the given
+	// ones must equal them. Handing them to crypto/rsa instead would depend
+	// on the FIPS module version: v1.0.0 (GOFIPS140=v1.0.0) does not check d
+	// against dp, dq, and would store a d that later Go versions reject.
+	k, err := newRSA(priv, &priv.PublicKey)
+	if err != nil {
+		return nil, err
 	}
-	return newRSA(priv, &priv.PublicKey)
+	if hasCRT {
+		pc := k.rsaPriv.Precomputed
+		if !equalSecret(pc.Dp, j.DP) || !equalSecret(pc.Dq, j.DQ) || !equalSecret(pc.Qinv, j.QI) {
+			return nil, fmt.Errorf("%w: RSA dp, dq or qi does not match d, p, q", ErrBadKey)
+		}
+	}
+	return k, nil
+}
+
+// equalSecret compares a secret integer with a big-endian encoding in time
+// that depends only on the lengths; leading zero bytes of b are ignored.
+func equalSecret(a *big.Int, b []byte) bool {
+	b = bytes.TrimLeft(b, "\x00")
+	if a == nil || (a.BitLen()+7)/8 != len(b) {
+		return false
+	}
+	return subtle.ConstantTimeCompare(a.FillBytes(make([]byte, len(b))), b) == 1
 }
 
 // checkRSAPublic enforces the import bounds on n and e.
