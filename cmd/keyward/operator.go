@@ -188,7 +188,7 @@ Store the admin secret now: it is shown once and only its hash is kept.
 		c.Flags().StringVar(&oc.clientID, "client-id", "", "administrator client ID (env KEYWARD_CLIENT_ID)")
 		c.Flags().StringVar(&oc.secretFile, "client-secret-file", "", "file holding the client secret (or env KEYWARD_CLIENT_SECRET)")
 	}
-	cmd.AddCommand(initCmd, unsealCmd, statusCmd, sealCmd, rotateCmd)
+	cmd.AddCommand(initCmd, unsealCmd, statusCmd, sealCmd, rotateCmd, newMigrateCmd(getenv, stdout))
 	return cmd
 }
 

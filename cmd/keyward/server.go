@@ -27,8 +27,10 @@ type fileConfig struct {
 	SchedulerInterval string `toml:"scheduler_interval"`
 	LogLevel          string `toml:"log_level"`
 	Storage           struct {
-		Backend string `toml:"backend"`
-		Path    string `toml:"path"`
+		Backend  string `toml:"backend"`
+		Path     string `toml:"path"`
+		DSN      string `toml:"dsn"`
+		MaxConns int32  `toml:"max_conns"`
 	} `toml:"storage"`
 }
 
@@ -87,8 +89,10 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 				TLSKeyFile:   cmp.Or(getenv("KEYWARD_TLS_KEY_FILE"), fc.TLSKeyFile),
 				AuditPath:    cmp.Or(getenv("KEYWARD_AUDIT_PATH"), fc.AuditPath),
 				Storage: server.StorageConfig{
-					Backend: cmp.Or(getenv("KEYWARD_STORAGE_BACKEND"), fc.Storage.Backend),
-					Path:    cmp.Or(getenv("KEYWARD_STORAGE_PATH"), fc.Storage.Path),
+					Backend:  cmp.Or(getenv("KEYWARD_STORAGE_BACKEND"), fc.Storage.Backend),
+					Path:     cmp.Or(getenv("KEYWARD_STORAGE_PATH"), fc.Storage.Path),
+					DSN:      cmp.Or(getenv("KEYWARD_STORAGE_DSN"), fc.Storage.DSN),
+					MaxConns: fc.Storage.MaxConns,
 				},
 			}
 			if s := cmp.Or(getenv("KEYWARD_SCHEDULER_INTERVAL"), fc.SchedulerInterval); s != "" {

@@ -30,8 +30,9 @@ import (
 type Options struct {
 	DataDir string // empty: a new t.TempDir()
 	Clock   clock.Clock
-	// Backend is "bolt" (default) or "mem".
+	// Backend is "bolt" (default), "mem" or "postgres" (with DSN).
 	Backend           string
+	DSN               string
 	SchedulerInterval time.Duration
 	// EventRoots are trusted for webhook endpoints (an httptest TLS server's).
 	EventRoots *x509.CertPool
@@ -64,7 +65,7 @@ func Start(t testing.TB, opts Options) *Env {
 		DataDir:           dir,
 		DNSSuffix:         "localhost",
 		Clock:             opts.Clock,
-		Storage:           server.StorageConfig{Backend: opts.Backend},
+		Storage:           server.StorageConfig{Backend: opts.Backend, DSN: opts.DSN},
 		SchedulerInterval: opts.SchedulerInterval,
 		EventRoots:        opts.EventRoots,
 		Log:               slog.New(slog.NewTextHandler(logOut, nil)),

@@ -67,8 +67,14 @@ type Config struct {
 
 // StorageConfig selects and configures the storage backend.
 type StorageConfig struct {
-	// Backend is "bolt" (default) or "mem" (nothing survives a restart).
+	// Backend is "bolt" (default), "postgres" (several nodes on one
+	// database) or "mem" (nothing survives a restart; tests).
 	Backend string
+	// DSN is the PostgreSQL connection string (postgres backend). Prefer a
+	// passfile= to a password in it; use sslmode=verify-full in production.
+	DSN string
+	// MaxConns caps the PostgreSQL connection pool; 0 is pgx's default.
+	MaxConns int32
 	// Path is the bolt database file; empty: {DataDir}/keyward.db.
 	Path string
 }
@@ -98,6 +104,10 @@ func (c *Config) Validate() error {
 	}
 	switch c.Storage.Backend {
 	case "", "bolt", "mem":
+	case "postgres":
+		if c.Storage.DSN == "" {
+			errs = append(errs, errors.New("the postgres storage backend needs a DSN"))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("unknown storage backend %q", c.Storage.Backend))
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/bolt"
 	"github.com/keyward/keyward/internal/storage/mem"
+	"github.com/keyward/keyward/internal/storage/postgres"
 	"github.com/keyward/keyward/internal/vault"
 )
 
@@ -75,6 +76,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	switch cfg.Storage.Backend {
 	case "mem":
 		s.backend = mem.New()
+	case "postgres":
+		if s.backend, err = postgres.Open(ctx, postgres.Options{DSN: cfg.Storage.DSN, MaxConns: cfg.Storage.MaxConns,
+			StatementTimeout: 30 * time.Second}); err != nil {
+			return nil, err
+		}
 	default:
 		path := cmp.Or(cfg.Storage.Path, filepath.Join(cfg.DataDir, "keyward.db"))
 		if s.backend, err = bolt.Open(path, bolt.Options{}); err != nil {

@@ -42,17 +42,24 @@ type Backend interface {
 
 // Tx is a transaction. It is valid only inside the function it was passed
 // to and must not be used from more than one goroutine.
+//
+// Keys are arbitrary non-empty byte strings (NUL bytes and invalid UTF-8
+// included). Keep them to at most 1024 bytes: every backend accepts that
+// much, and longer keys fail in some (PostgreSQL's B-tree index takes about
+// 2.7 KB, bbolt 32 KiB).
 type Tx interface {
 	// Get returns the value stored under key, or ErrNotFound. The caller
 	// owns the returned slice.
 	Get(key string) ([]byte, error)
 
 	// Put stores value under key, replacing any previous value. The backend
-	// copies value; the caller may reuse it. Put on a read-only transaction
+	// copies value; the caller may reuse it. A nil value is stored as an
+	// empty one. Put with an empty key, or on a read-only transaction,
 	// returns an error.
 	Put(key string, value []byte) error
 
-	// Delete removes key. Deleting a key that does not exist is not an error.
+	// Delete removes key. Deleting a key that does not exist is not an error;
+	// Delete on a read-only transaction is.
 	Delete(key string) error
 
 	// Scan calls fn for each key that starts with prefix, in ascending byte

@@ -48,7 +48,9 @@ type Options struct {
 
 	// MaxBatchDelay is how long the first Update of a group commit waits for
 	// others to join before committing. Larger values build bigger batches
-	// under load but add latency to every write. Zero means 2ms.
+	// under load but add latency to every write. Zero means 500µs, which
+	// measured best on a virtual disk with ~1ms fsync: a commit in progress
+	// already gives the next batch time to fill.
 	MaxBatchDelay time.Duration
 
 	// MaxBatchSize is the number of Updates after which a group commit starts
@@ -69,7 +71,7 @@ func Open(path string, opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	db.MaxBatchDelay = cmp.Or(opts.MaxBatchDelay, 2*time.Millisecond)
+	db.MaxBatchDelay = cmp.Or(opts.MaxBatchDelay, 500*time.Microsecond)
 	db.MaxBatchSize = cmp.Or(opts.MaxBatchSize, 1000)
 	err = db.Update(func(tx *bbolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucket)
