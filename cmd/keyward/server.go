@@ -6,12 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
 
 	"github.com/keyward/keyward/internal/server"
+	"github.com/keyward/keyward/internal/throttle"
 )
 
 // fileConfig is the TOML config file (docs/CONFIG.md).
@@ -32,6 +34,50 @@ type fileConfig struct {
 		DSN      string `toml:"dsn"`
 		MaxConns int32  `toml:"max_conns"`
 	} `toml:"storage"`
+	Throttle struct {
+		VaultRate      *float64 `toml:"vault_rate"`
+		VaultBurst     *float64 `toml:"vault_burst"`
+		PrincipalRate  *float64 `toml:"principal_rate"`
+		PrincipalBurst *float64 `toml:"principal_burst"`
+	} `toml:"throttle"`
+	SMTP smtpFileConfig `toml:"smtp"` // certificates.go
+	ACME acmeFileConfig `toml:"acme"`
+}
+
+// Default request rate limits (docs/CONFIG.md, [throttle]): 100 times
+// Azure Key Vault's 4,000 requests per 10 seconds per vault, and half that
+// per principal, each with a 10-second burst. 0 turns a limit off.
+const (
+	defaultVaultRate     = 40_000
+	defaultPrincipalRate = 20_000
+)
+
+// throttleConfig is the [throttle] section over the defaults, then the
+// KEYWARD_THROTTLE_* environment variables.
+func throttleConfig(fc *fileConfig, getenv func(string) string) (throttle.Config, error) {
+	c := throttle.Config{Vault: throttle.Limit{Rate: defaultVaultRate}, Principal: throttle.Limit{Rate: defaultPrincipalRate}}
+	for _, s := range []struct {
+		file *float64
+		env  string
+		dst  *float64
+	}{
+		{fc.Throttle.VaultRate, "KEYWARD_THROTTLE_VAULT_RATE", &c.Vault.Rate},
+		{fc.Throttle.VaultBurst, "KEYWARD_THROTTLE_VAULT_BURST", &c.Vault.Burst},
+		{fc.Throttle.PrincipalRate, "KEYWARD_THROTTLE_PRINCIPAL_RATE", &c.Principal.Rate},
+		{fc.Throttle.PrincipalBurst, "KEYWARD_THROTTLE_PRINCIPAL_BURST", &c.Principal.Burst},
+	} {
+		if s.file != nil {
+			*s.dst = *s.file
+		}
+		if v := getenv(s.env); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return c, fmt.Errorf("%s: %w", s.env, err)
+			}
+			*s.dst = f
+		}
+	}
+	return c, nil
 }
 
 func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -94,6 +140,14 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 					DSN:      cmp.Or(getenv("KEYWARD_STORAGE_DSN"), fc.Storage.DSN),
 					MaxConns: fc.Storage.MaxConns,
 				},
+			}
+			tc, err := throttleConfig(&fc, getenv)
+			if err != nil {
+				return err
+			}
+			cfg.Throttle = tc
+			if cfg.SMTP, cfg.ACME, err = certificateConfig(&fc, getenv); err != nil {
+				return err
 			}
 			if s := cmp.Or(getenv("KEYWARD_SCHEDULER_INTERVAL"), fc.SchedulerInterval); s != "" {
 				d, err := time.ParseDuration(s)

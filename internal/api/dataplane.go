@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/throttle"
 	"github.com/keyward/keyward/internal/vault"
 )
 
@@ -36,6 +38,7 @@ type request struct {
 	vault      *vault.Vault
 	principal  authz.Principal
 	params     map[string]string
+	query      url.Values // r.URL.Query(), parsed once
 	apiVersion string
 	base       string // https://{host[:port]}, no trailing slash
 }
@@ -51,14 +54,14 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 		return
 	}
 	hdr := w.Header()
-	hdr.Set("x-ms-keyvault-region", v.Location)
-	hdr.Set("x-ms-keyvault-service-version", "keyward/1")
+	setHeader(hdr, hdrRegion, v.Location)
+	setHeader(hdr, hdrServiceVersion, "keyward/1")
 	ip := ev.Caller.IP
 	fam := "InterNetwork"
 	if strings.Contains(ip, ":") {
 		fam = "InterNetworkV6"
 	}
-	hdr.Set("x-ms-keyvault-network-info", "conn_type=Ipv4;addr="+ip+";act_addr_fam="+fam+";")
+	setHeader(hdr, hdrNetworkInfo, "conn_type=Ipv4;addr="+ip+";act_addr_fam="+fam+";")
 
 	// The route is looked up first only to name the operation in the audit
 	// event; nothing is answered from it before authentication.
@@ -95,7 +98,7 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 		return
 	}
 	rq := &request{
-		h: h, w: w, r: r, ev: ev, vault: v, params: params, apiVersion: apiVersion,
+		h: h, w: w, r: r, ev: ev, vault: v, params: params, query: q, apiVersion: apiVersion,
 		base: "https://" + r.Host,
 		principal: authz.Principal{TenantID: claims.TenantID, ObjectID: claims.ObjectID,
 			AppID: firstNonEmpty(claims.AZP, claims.AppID)},
@@ -104,26 +107,37 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 		ev.ObjectID = rq.objectURL(rt.collection, n, params["version"])
 	}
 
-	// 4. Authorization.
-	d := h.authz.Authorize(rq.principal, rt.action, authz.Scope{
-		TenantID: v.TenantID, SubscriptionID: v.SubscriptionID, ResourceGroup: v.ResourceGroup,
-		Vault: v.Name, ObjectType: rt.collection, ObjectName: params["name"],
-	})
-	if !d.Allowed {
-		ev.Reason = d.Reason
-		ev.Result = audit.Denied
-		h.writeErr(w, r, &apiError{status: http.StatusForbidden, code: "Forbidden", inner: "ForbiddenByRbac",
-			message: fmt.Sprintf("Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid=%s;oid=%s;iss=%s\r\nAction: '%s'\r\nResource: '%s'\r\n%s\r\nVault: %s;location=%s\r\n",
-				rq.principal.AppID, rq.principal.ObjectID, claims.Issuer, rt.action,
-				strings.ToLower("/subscriptions/"+v.SubscriptionID+"/resourcegroups/"+v.ResourceGroup+"/providers/microsoft.keyvault/vaults/"+v.Name),
-				d.Reason, v.Name, v.Location)})
+	// 4. Network rules, then authorization (access.go).
+	if !h.checkAccess(rq, rt, claims) {
 		return
 	}
 
-	// 5. The operation.
+	// 5. Throttling (AZURE-API.md §8): per vault and per principal.
+	if h.throttle != nil {
+		if d := h.throttle.Allow(v.ID, rq.principal.TenantID, rq.principal.ObjectID); !d.Allowed {
+			h.throttled(w, r, d)
+			return
+		}
+	}
+
+	// 6. The operation.
 	if err := rt.handle(rq); err != nil {
 		h.writeErr(w, r, err)
 	}
+}
+
+// throttled answers 429 as Azure Key Vault does: error code Throttled and
+// Retry-After in whole seconds, which every Azure SDK's retry policy honours.
+func (h *Handler) throttled(w http.ResponseWriter, r *http.Request, d throttle.Decision) {
+	secs := int64(math.Ceil(d.RetryAfter.Seconds()))
+	setHeader(w.Header(), hdrRetryAfter, strconv.FormatInt(max(secs, 1), 10))
+	reason := "VaultRequestTypeLimitReached"
+	if d.Scope == throttle.PrincipalScope {
+		reason = "PrincipalRequestLimitReached"
+	}
+	audit.EventFrom(r.Context()).Reason = "throttled: " + string(d.Scope) + " limit"
+	h.writeErr(w, r, &apiError{status: http.StatusTooManyRequests, code: "Throttled",
+		message: "Request was not processed because too many requests were received. Reason: " + reason})
 }
 
 func firstNonEmpty(a, b string) string {
@@ -140,8 +154,7 @@ func (h *Handler) authenticate(r *http.Request, v *vault.Vault) (*identity.Claim
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return nil, "no bearer token", errNoToken
 	}
-	aud := h.cfg.VaultResource()
-	claims, reason, err := h.authority.Validate(strings.TrimSpace(tok), []string{aud, aud + "/"})
+	claims, reason, err := h.authority.Validate(strings.TrimSpace(tok), h.vaultAudiences)
 	if err != nil {
 		return nil, reason, err
 	}
@@ -212,7 +225,7 @@ func (rq *request) reply(status int, v any) error {
 
 // paging reads maxresults (1-25, default 25) and $skiptoken.
 func (rq *request) paging() (after string, limit int, err error) {
-	q := rq.r.URL.Query()
+	q := rq.query
 	limit = 25
 	if s := q.Get("maxresults"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -240,7 +253,7 @@ func (rq *request) nextLink(next string) *string {
 	q := url.Values{}
 	q.Set("api-version", rq.apiVersion)
 	q.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte(next)))
-	if m := rq.r.URL.Query().Get("maxresults"); m != "" {
+	if m := rq.query.Get("maxresults"); m != "" {
 		q.Set("maxresults", m)
 	}
 	s := rq.base + rq.r.URL.Path + "?" + q.Encode()

@@ -106,9 +106,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	h := w.Header()
 	if raw != nil {
-		h.Set("Content-Type", "application/json; charset=utf-8")
+		setHeader(h, hdrContentType, "application/json; charset=utf-8")
 	}
-	h.Set("Content-Length", strconv.Itoa(len(raw)))
+	setHeader(h, hdrContentLength, strconv.Itoa(len(raw)))
 	w.WriteHeader(status)
 	w.Write(raw)
 }

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/throttle"
 	"github.com/keyward/keyward/internal/vault"
 )
 
@@ -34,6 +36,8 @@ type Operator interface {
 	ResetUnseal()
 	Seal(ctx context.Context) error
 	Sealed() bool
+	// Ready reports whether this node can serve (unsealed, storage reachable).
+	Ready(ctx context.Context) error
 }
 
 // InitResult is shown once to the operator who initialized Keyward.
@@ -59,6 +63,9 @@ type Config struct {
 	AuthorityURL string
 	// MaxBodyBytes caps request bodies.
 	MaxBodyBytes int64
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when
+	// deciding the client address (network rules, audit); see access.go.
+	TrustedProxies []netip.Prefix
 }
 
 func (c Config) hostPort(host string) string {
@@ -82,6 +89,12 @@ func (c Config) Resources() []string {
 	return []string{c.VaultResource(), c.ManagementResource()}
 }
 
+// Throttler decides whether a request may proceed (DESIGN.md: after
+// authorization, before the operation). *throttle.Limiter is one.
+type Throttler interface {
+	Allow(vault, tenant, objectID string) throttle.Decision
+}
+
 // Handler serves everything Keyward answers over HTTPS.
 type Handler struct {
 	cfg       Config
@@ -89,10 +102,16 @@ type Handler struct {
 	authority *identity.Authority
 	vaults    *vault.Service
 	authz     authz.Authorizer
+	throttle  Throttler
 	audit     *audit.Log
 	clock     clock.Clock
 	log       *slog.Logger
 	routes    []route
+	// vaultAudiences are the token audiences the data plane accepts: the
+	// vault resource with and without a trailing slash.
+	vaultAudiences []string
+	// mgmt serves the management plane on management.{suffix}.
+	mgmt http.Handler
 }
 
 // Deps are the services a Handler calls.
@@ -101,9 +120,13 @@ type Deps struct {
 	Authority *identity.Authority
 	Vaults    *vault.Service
 	Authz     authz.Authorizer
-	Audit     *audit.Log
-	Clock     clock.Clock
-	Log       *slog.Logger
+	// Throttle limits request rates after authorization; nil: no limits.
+	Throttle Throttler
+	// Management serves management.{suffix} (internal/mgmt); nil: 404.
+	Management http.Handler
+	Audit      *audit.Log
+	Clock    clock.Clock
+	Log      *slog.Logger
 }
 
 // New returns a Handler.
@@ -114,8 +137,10 @@ func New(cfg Config, d Deps) *Handler {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
+	aud := cfg.VaultResource()
 	return &Handler{cfg: cfg, operator: d.Operator, authority: d.Authority, vaults: d.Vaults,
-		authz: d.Authz, audit: d.Audit, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes()}
+		authz: d.Authz, throttle: d.Throttle, audit: d.Audit, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes(),
+		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management}
 }
 
 // statusWriter remembers the status for the audit event.
@@ -149,14 +174,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Path:      r.URL.Path,
 		UserAgent: clipString(r.UserAgent(), 256),
 	}
-	ev.Caller.IP = remoteIP(r)
+	ev.Caller.IP = h.clientIP(r)
 	hdr := w.Header()
-	hdr.Set("x-ms-request-id", reqID)
+	setHeader(hdr, hdrRequestID, reqID)
 	if cid := r.Header.Get("x-ms-client-request-id"); cid != "" && len(cid) <= 128 {
-		hdr.Set("x-ms-client-request-id", cid)
+		setHeader(hdr, hdrClientRequestID, cid)
 	}
-	hdr.Set("Strict-Transport-Security", "max-age=31536000;includeSubDomains")
-	hdr.Set("X-Content-Type-Options", "nosniff")
+	setHeader(hdr, hdrStrictTransport, "max-age=31536000;includeSubDomains")
+	setHeader(hdr, hdrContentTypeOption, "nosniff")
 	sw := &statusWriter{ResponseWriter: w}
 	r = r.WithContext(audit.WithEvent(r.Context(), ev))
 
@@ -203,6 +228,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serveControl(sw, r, ev)
 }
 
+// Header names in canonical form (TestHeaderNamesCanonical), so that
+// setHeader can skip http.Header.Set's canonicalization, which allocates
+// for every lower-case name on every request.
+const (
+	hdrRequestID         = "X-Ms-Request-Id"
+	hdrClientRequestID   = "X-Ms-Client-Request-Id"
+	hdrRegion            = "X-Ms-Keyvault-Region"
+	hdrServiceVersion    = "X-Ms-Keyvault-Service-Version"
+	hdrNetworkInfo       = "X-Ms-Keyvault-Network-Info"
+	hdrContentType       = "Content-Type"
+	hdrContentLength     = "Content-Length"
+	hdrRetryAfter        = "Retry-After"
+	hdrWWWAuthenticate   = "Www-Authenticate"
+	hdrStrictTransport   = "Strict-Transport-Security"
+	hdrContentTypeOption = "X-Content-Type-Options"
+)
+
+// setHeader is h.Set(key, v) for a key already in canonical form.
+func setHeader(h http.Header, key, v string) { h[key] = []string{v} }
+
 func remoteIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -229,11 +274,14 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 		return
 	case p == "/readyz":
 		ev.Service, ev.Operation = "sys", "Ready"
-		if h.operator.Sealed() {
+		switch err := h.operator.Ready(r.Context()); {
+		case errors.Is(err, barrier.ErrSealed):
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "sealed"})
-			return
+		case err != nil:
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "storage unavailable"})
+		default:
+			writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
 		return
 	case strings.HasPrefix(p, "/sys/"):
 		ev.Service = "sys"
@@ -243,6 +291,11 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 	if h.operator.Sealed() {
 		ev.Service = "identity"
 		h.writeErr(w, r, barrier.ErrSealed)
+		return
+	}
+	if h.mgmt != nil && h.isManagementHost(r.Host) {
+		ev.Service = "management"
+		h.mgmt.ServeHTTP(w, r)
 		return
 	}
 	if h.authority.ServeHTTP(w, r, h.cfg.Resources()) {
@@ -257,6 +310,10 @@ func (h *Handler) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	status, b, known := toWire(err)
 	if !known {
 		h.log.Error("request failed", "request_id", audit.EventFrom(r.Context()).RequestID, "error", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		// azcore retries 503 and honours Retry-After (AZURE-API.md §1.5).
+		setHeader(w.Header(), hdrRetryAfter, "2")
 	}
 	ev := audit.EventFrom(r.Context())
 	ev.ErrorCode = b.Error.Code

@@ -25,12 +25,13 @@ type route struct {
 func match(routes []route, method, path string) (*route, map[string]string, bool) {
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	allowed := false
+	// One map serves every route tried: matchSegs writes to it only when
+	// the whole pattern matches, so a failed match leaves it empty.
+	params := make(map[string]string, 2)
 	for i := range routes {
 		rt := &routes[i]
-		params := map[string]string{}
 		ok := matchSegs(rt.segs, segs, params)
 		if !ok && len(segs) > 1 && segs[len(segs)-1] == "" {
-			clear(params)
 			ok = matchSegs(rt.segs, segs[:len(segs)-1], params)
 		}
 		if !ok {
@@ -38,6 +39,7 @@ func match(routes []route, method, path string) (*route, map[string]string, bool
 		}
 		if rt.method != method {
 			allowed = true
+			clear(params)
 			continue
 		}
 		return rt, params, false

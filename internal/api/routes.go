@@ -66,9 +66,40 @@ func keyRoutes() []route {
 	}
 }
 
-// certificateRoutes is the Certificates API (§1.4).
+// certificateRoutes is the Certificates API (§1.4). contacts, issuers and
+// restore are reserved names, so they come before {name}; so do the
+// literal segments after {name} (policy, pending) before {version?}.
 func certificateRoutes() []route {
-	return nil
+	const c = "certificates"
+	return []route{
+		{method: http.MethodGet, pattern: "/certificates", op: "CertificateList", collection: c, action: authz.CertificatesRead, handle: listCertificates},
+		{method: http.MethodPost, pattern: "/certificates/restore", op: "CertificateRestore", collection: c, action: authz.CertificatesRestore, handle: restoreCertificate},
+		{method: http.MethodGet, pattern: "/certificates/contacts", op: "CertificateContactsGet", collection: c, action: authz.CertificateContactsRead, handle: getContacts},
+		{method: http.MethodPut, pattern: "/certificates/contacts", op: "CertificateContactsSet", collection: c, action: authz.CertificateContactsWrite, handle: setContacts},
+		{method: http.MethodDelete, pattern: "/certificates/contacts", op: "CertificateContactsDelete", collection: c, action: authz.CertificateContactsWrite, handle: deleteContacts},
+		{method: http.MethodGet, pattern: "/certificates/issuers", op: "CertificateIssuerList", collection: c, action: authz.CertificateIssuersRead, handle: listIssuers},
+		{method: http.MethodGet, pattern: "/certificates/issuers/{issuer}", op: "CertificateIssuerGet", collection: c, action: authz.CertificateIssuersRead, handle: getIssuer},
+		{method: http.MethodPut, pattern: "/certificates/issuers/{issuer}", op: "CertificateIssuerSet", collection: c, action: authz.CertificateIssuersWrite, handle: putIssuer},
+		{method: http.MethodPatch, pattern: "/certificates/issuers/{issuer}", op: "CertificateIssuerUpdate", collection: c, action: authz.CertificateIssuersWrite, handle: patchIssuer},
+		{method: http.MethodDelete, pattern: "/certificates/issuers/{issuer}", op: "CertificateIssuerDelete", collection: c, action: authz.CertificateIssuersDelete, handle: deleteIssuer},
+		{method: http.MethodGet, pattern: "/certificates/{name}/versions", op: "CertificateListVersions", collection: c, action: authz.CertificatesRead, handle: listCertificateVersions},
+		{method: http.MethodPost, pattern: "/certificates/{name}/create", op: "CertificateCreate", collection: c, action: authz.CertificatesCreate, handle: createCertificate},
+		{method: http.MethodPost, pattern: "/certificates/{name}/import", op: "CertificateImport", collection: c, action: authz.CertificatesImport, handle: importCertificate},
+		{method: http.MethodPost, pattern: "/certificates/{name}/backup", op: "CertificateBackup", collection: c, action: authz.CertificatesBackup, handle: backupCertificate},
+		{method: http.MethodGet, pattern: "/certificates/{name}/policy", op: "CertificatePolicyGet", collection: c, action: authz.CertificatesRead, handle: getCertificatePolicy},
+		{method: http.MethodPatch, pattern: "/certificates/{name}/policy", op: "CertificatePolicyUpdate", collection: c, action: authz.CertificatesUpdate, handle: updateCertificatePolicy},
+		{method: http.MethodGet, pattern: "/certificates/{name}/pending", op: "CertificatePendingGet", collection: c, action: authz.CertificatesRead, handle: getCertificateOperation},
+		{method: http.MethodPatch, pattern: "/certificates/{name}/pending", op: "CertificatePendingUpdate", collection: c, action: authz.CertificatesUpdate, handle: updateCertificateOperation},
+		{method: http.MethodDelete, pattern: "/certificates/{name}/pending", op: "CertificatePendingDelete", collection: c, action: authz.CertificatesUpdate, handle: deleteCertificateOperation},
+		{method: http.MethodPost, pattern: "/certificates/{name}/pending/merge", op: "CertificatePendingMerge", collection: c, action: authz.CertificatesCreate, handle: mergeCertificate},
+		{method: http.MethodGet, pattern: "/certificates/{name}/{version?}", op: "CertificateGet", collection: c, action: authz.CertificatesRead, handle: getCertificate},
+		{method: http.MethodPatch, pattern: "/certificates/{name}/{version?}", op: "CertificateUpdate", collection: c, action: authz.CertificatesUpdate, handle: updateCertificate},
+		{method: http.MethodDelete, pattern: "/certificates/{name}", op: "CertificateDelete", collection: c, action: authz.CertificatesDelete, handle: deleteCertificate},
+		{method: http.MethodGet, pattern: "/deletedcertificates", op: "DeletedCertificateList", collection: c, action: authz.CertificatesRead, handle: listDeletedCertificates},
+		{method: http.MethodGet, pattern: "/deletedcertificates/{name}", op: "DeletedCertificateGet", collection: c, action: authz.CertificatesRead, handle: getDeletedCertificate},
+		{method: http.MethodDelete, pattern: "/deletedcertificates/{name}", op: "CertificatePurge", collection: c, action: authz.CertificatesPurge, handle: purgeCertificate},
+		{method: http.MethodPost, pattern: "/deletedcertificates/{name}/recover", op: "CertificateRecover", collection: c, action: authz.CertificatesRecover, handle: recoverCertificate},
+	}
 }
 
 // extensionRoutes are Keyward's additions on the vault host.

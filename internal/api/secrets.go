@@ -36,6 +36,9 @@ func (rq *request) secretOut(s *vault.Secret, withVersion bool) *secretBundle {
 	if s.Managed {
 		t := true
 		b.Managed = &t
+		if s.Kid != "" { // a certificate's key: same name and version
+			b.Kid = rq.objectURL("keys", s.Name, s.Version)
+		}
 	}
 	if v := s.Value.Reveal(); v != nil {
 		str := string(v)
@@ -74,14 +77,13 @@ func setSecret(rq *request) error {
 }
 
 func getSecret(rq *request) error {
-	if oct := rq.r.URL.Query().Get("outContentType"); oct != "" {
-		if oct != "application/x-pem-file" && oct != "application/x-pkcs12" {
-			return badParam("outContentType must be application/x-pem-file or application/x-pkcs12.")
-		}
-		// Conversion applies to certificate-backed secrets only; plain
-		// secrets come back as they are.
+	oct := rq.query.Get("outContentType")
+	if oct != "" && oct != "application/x-pem-file" && oct != "application/x-pkcs12" {
+		return badParam("outContentType must be application/x-pem-file or application/x-pkcs12.")
 	}
-	s, err := rq.h.vaults.GetSecret(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"])
+	// Conversion applies to certificate-backed secrets only; plain
+	// secrets come back as they are.
+	s, err := rq.h.vaults.GetSecretAs(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"], oct)
 	if err != nil {
 		return err
 	}

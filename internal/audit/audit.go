@@ -9,9 +9,7 @@
 package audit
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"sync"
@@ -63,10 +61,26 @@ type Sink interface {
 }
 
 // FileSink appends events as JSON lines to a file.
+//
+// Concurrent Writes are group-written: each appends its line to the
+// pending batch, and one of them writes the whole batch with a single
+// write(2) while the others wait for it, so a busy server makes one system
+// call per batch instead of one per request. Every Write still returns only
+// once its own line is in the file.
 type FileSink struct {
-	mu sync.Mutex
-	f  *os.File
-	w  *bufio.Writer
+	mu       sync.Mutex
+	cond     sync.Cond // signalled when a batch has been written
+	f        *os.File
+	pending  *batch // lines not yet handed to write(2)
+	writing  bool   // a batch is being written
+	spareBuf []byte // the buffer of the last written batch, for reuse
+}
+
+// batch is the lines one write(2) carries and its outcome.
+type batch struct {
+	buf  []byte
+	done bool
+	err  error
 }
 
 // OpenFile opens (creating, mode 0600) the audit log at path for appending.
@@ -75,36 +89,77 @@ func OpenFile(path string) (*FileSink, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &FileSink{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
+	s := &FileSink{f: f, pending: &batch{buf: make([]byte, 0, 4096)}}
+	s.cond.L = &s.mu
+	return s, nil
 }
+
+var errSinkClosed = errors.New("audit: sink closed")
 
 // Write appends e as one line. The line reaches the file (not only a
 // buffer) before Write returns.
 func (s *FileSink) Write(_ context.Context, e *Event) error {
-	line, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	line = append(line, '\n')
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f == nil {
-		return errors.New("audit: sink closed")
+		return errSinkClosed
 	}
-	if _, err := s.w.Write(line); err != nil {
+	b := s.pending
+	n := len(b.buf)
+	var err error
+	if b.buf, err = e.AppendJSON(b.buf); err != nil {
+		b.buf = b.buf[:n]
 		return err
 	}
-	return s.w.Flush()
+	b.buf = append(b.buf, '\n')
+	for !b.done {
+		if s.writing {
+			s.cond.Wait()
+			continue
+		}
+		s.writeBatch()
+	}
+	return b.err
 }
 
-// Close flushes, syncs and closes the file.
+// writeBatch writes the pending batch; s.mu is held on entry and exit but
+// not during the system call, so other Writes can fill the next batch.
+func (s *FileSink) writeBatch() {
+	b := s.pending
+	s.pending = &batch{buf: s.spareBuf[:0]}
+	s.spareBuf = nil
+	s.writing = true
+	f := s.f
+	s.mu.Unlock()
+	err := errSinkClosed
+	if f != nil {
+		_, err = f.Write(b.buf)
+	}
+	s.mu.Lock()
+	s.writing = false
+	b.done, b.err = true, err
+	if cap(b.buf) <= 1<<20 {
+		s.spareBuf = b.buf[:0]
+	}
+	b.buf = nil
+	s.cond.Broadcast()
+}
+
+// Close writes what is pending, syncs and closes the file.
 func (s *FileSink) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f == nil {
 		return nil
 	}
-	err := errors.Join(s.w.Flush(), s.f.Sync(), s.f.Close())
+	for s.writing || len(s.pending.buf) > 0 {
+		if s.writing {
+			s.cond.Wait()
+			continue
+		}
+		s.writeBatch()
+	}
+	err := errors.Join(s.f.Sync(), s.f.Close())
 	s.f = nil
 	return err
 }

@@ -2,23 +2,24 @@
 // (principal, action, scope). It never performs I/O during a decision and
 // never imports net/http.
 //
-// The foundation ships a single rule, TenantAdmins: the administrators of a
-// tenant may do everything on that tenant's vaults. Role definitions,
-// assignments at four scopes, access policies and network rules replace it
-// behind the same Authorizer interface.
+// The decision is made by Engine over an immutable Index compiled from
+// stored records (principals and group memberships, role definitions, role
+// assignments at four scopes with optional time windows, and per-vault
+// permission model, access policies and network rules). The index is
+// rebuilt by its owner (internal/mgmt) whenever a record changes and
+// swapped atomically; a decision never waits for I/O. See ../../docs/ACCESS.md.
 package authz
-
-import (
-	"strings"
-	"sync"
-)
 
 // Principal is an authenticated caller.
 type Principal struct {
 	TenantID string
 	ObjectID string
 	AppID    string   // the calling application (azp/appid)
-	Groups   []string // object IDs of groups the principal belongs to
+	Groups   []string // object IDs of groups the principal belongs to (the index adds nested ones)
+	// Delegated is true for a user token obtained by an application (scp
+	// present, idtyp=user, e.g. on-behalf-of): the compound identity that
+	// access-policy entries with an applicationId require.
+	Delegated bool
 }
 
 // Action is an Azure RBAC data or control action, e.g.
@@ -34,31 +35,38 @@ const (
 	SecretsDelete       Action = "Microsoft.KeyVault/vaults/secrets/delete"
 	SecretsBackup       Action = "Microsoft.KeyVault/vaults/secrets/backup/action"
 	SecretsRestore      Action = "Microsoft.KeyVault/vaults/secrets/restore/action"
-	SecretsRecover      Action = "Microsoft.KeyVault/vaults/deletedSecrets/recover/action"
-	SecretsPurge        Action = "Microsoft.KeyVault/vaults/deletedSecrets/delete"
-	SecretsReadDeleted  Action = "Microsoft.KeyVault/vaults/deletedSecrets/read"
+	SecretsRecover      Action = "Microsoft.KeyVault/vaults/secrets/recover/action"
+	SecretsPurge        Action = "Microsoft.KeyVault/vaults/secrets/purge/action"
+	// SecretsReadDeleted: Azure has no separate action for deleted secrets;
+	// reading them is reading metadata.
+	SecretsReadDeleted Action = SecretsReadMetadata
 
-	KeysRead              Action = "Microsoft.KeyVault/vaults/keys/read"
-	KeysCreate            Action = "Microsoft.KeyVault/vaults/keys/create/action"
-	KeysImport            Action = "Microsoft.KeyVault/vaults/keys/import/action"
-	KeysUpdate            Action = "Microsoft.KeyVault/vaults/keys/update/action"
-	KeysDelete            Action = "Microsoft.KeyVault/vaults/keys/delete"
-	KeysBackup            Action = "Microsoft.KeyVault/vaults/keys/backup/action"
-	KeysRestore           Action = "Microsoft.KeyVault/vaults/keys/restore/action"
-	KeysRotate            Action = "Microsoft.KeyVault/vaults/keys/rotate/action"
-	KeysEncrypt           Action = "Microsoft.KeyVault/vaults/keys/encrypt/action"
-	KeysDecrypt           Action = "Microsoft.KeyVault/vaults/keys/decrypt/action"
-	KeysWrap              Action = "Microsoft.KeyVault/vaults/keys/wrap/action"
-	KeysUnwrap            Action = "Microsoft.KeyVault/vaults/keys/unwrap/action"
-	KeysSign              Action = "Microsoft.KeyVault/vaults/keys/sign/action"
-	KeysVerify            Action = "Microsoft.KeyVault/vaults/keys/verify/action"
-	KeysRotationRead      Action = "Microsoft.KeyVault/vaults/keyrotationpolicies/read"
-	KeysRotationWrite     Action = "Microsoft.KeyVault/vaults/keyrotationpolicies/write"
-	KeysReadDeleted       Action = "Microsoft.KeyVault/vaults/deletedKeys/read"
-	KeysRecover           Action = "Microsoft.KeyVault/vaults/deletedKeys/recover/action"
-	KeysPurge             Action = "Microsoft.KeyVault/vaults/deletedKeys/delete"
-	EventSubscriptionsRW  Action = "Keyward/vaults/eventSubscriptions/write"
-	EventSubscriptionsGet Action = "Keyward/vaults/eventSubscriptions/read"
+	KeysRead          Action = "Microsoft.KeyVault/vaults/keys/read"
+	KeysCreate        Action = "Microsoft.KeyVault/vaults/keys/create/action"
+	KeysImport        Action = "Microsoft.KeyVault/vaults/keys/import/action"
+	KeysUpdate        Action = "Microsoft.KeyVault/vaults/keys/update/action"
+	KeysDelete        Action = "Microsoft.KeyVault/vaults/keys/delete"
+	KeysBackup        Action = "Microsoft.KeyVault/vaults/keys/backup/action"
+	KeysRestore       Action = "Microsoft.KeyVault/vaults/keys/restore/action"
+	KeysRotate        Action = "Microsoft.KeyVault/vaults/keys/rotate/action"
+	KeysEncrypt       Action = "Microsoft.KeyVault/vaults/keys/encrypt/action"
+	KeysDecrypt       Action = "Microsoft.KeyVault/vaults/keys/decrypt/action"
+	KeysWrap          Action = "Microsoft.KeyVault/vaults/keys/wrap/action"
+	KeysUnwrap        Action = "Microsoft.KeyVault/vaults/keys/unwrap/action"
+	KeysSign          Action = "Microsoft.KeyVault/vaults/keys/sign/action"
+	KeysVerify        Action = "Microsoft.KeyVault/vaults/keys/verify/action"
+	KeysRotationRead  Action = "Microsoft.KeyVault/vaults/keyrotationpolicies/read"
+	KeysRotationWrite Action = "Microsoft.KeyVault/vaults/keyrotationpolicies/write"
+	KeysReadDeleted   Action = KeysRead // as for secrets: no separate action
+	KeysRecover       Action = "Microsoft.KeyVault/vaults/keys/recover/action"
+	KeysPurge         Action = "Microsoft.KeyVault/vaults/keys/purge/action"
+	KeysRelease       Action = "Microsoft.KeyVault/vaults/keys/release/action"
+	// Event subscriptions are Event Grid's in Azure: control-plane actions
+	// on the vault scope, granted by RBAC "actions" (Owner, Contributor,
+	// Key Vault Crypto Service Encryption User), never by data roles or
+	// access policies.
+	EventSubscriptionsRW  Action = "Microsoft.EventGrid/eventSubscriptions/write"
+	EventSubscriptionsGet Action = "Microsoft.EventGrid/eventSubscriptions/read"
 
 	// Operator actions on the Keyward instance itself.
 	SysSeal          Action = "Keyward/sys/seal/action"
@@ -73,6 +81,14 @@ type Scope struct {
 	Vault          string // vault name; empty for tenant-wide actions
 	ObjectType     string // "keys", "secrets", "certificates"
 	ObjectName     string
+	// List is true when the action lists a collection (objects, versions of
+	// an object, deleted objects): access policies grant it with "list"
+	// where RBAC has one read action for listing and getting.
+	List bool
+	// RoleDefinitionID is the role being assigned or unassigned, for
+	// Microsoft.Authorization/roleAssignments/write and /delete (the
+	// condition of Key Vault Data Access Administrator).
+	RoleDefinitionID string
 }
 
 // Decision is the outcome of an authorization check. Reason says why, in
@@ -80,7 +96,20 @@ type Scope struct {
 type Decision struct {
 	Allowed bool
 	Reason  string
+	// Code is the innererror code of a denial: ForbiddenByRbac,
+	// AccessDenied (access policies) or ForbiddenByFirewall.
+	Code string
+	// Missing names what the caller lacks: the action (RBAC) or the
+	// access-policy permission, e.g. "secrets get".
+	Missing string
 }
+
+// Innererror codes of denials (AZURE-API.md §1.5).
+const (
+	CodeRbac     = "ForbiddenByRbac"
+	CodePolicy   = "AccessDenied"
+	CodeFirewall = "ForbiddenByFirewall"
+)
 
 // Authorizer decides. Implementations must be safe for concurrent use and
 // must not block.
@@ -88,41 +117,8 @@ type Authorizer interface {
 	Authorize(p Principal, a Action, s Scope) Decision
 }
 
-// TenantAdmins allows the administrators of a tenant every action in that
-// tenant and denies everyone else.
-type TenantAdmins struct {
-	mu     sync.RWMutex
-	admins map[string]map[string]bool // tenant -> object IDs
-}
-
-var _ Authorizer = (*TenantAdmins)(nil)
-
-// NewTenantAdmins returns an empty rule set: it denies everything.
-func NewTenantAdmins() *TenantAdmins {
-	return &TenantAdmins{admins: map[string]map[string]bool{}}
-}
-
-// Grant makes objectID an administrator of tenant.
-func (t *TenantAdmins) Grant(tenant, objectID string) {
-	tenant, objectID = strings.ToLower(tenant), strings.ToLower(objectID)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.admins[tenant] == nil {
-		t.admins[tenant] = map[string]bool{}
-	}
-	t.admins[tenant][objectID] = true
-}
-
-// Authorize allows p when p is an administrator of the scope's tenant.
-func (t *TenantAdmins) Authorize(p Principal, a Action, s Scope) Decision {
-	if !strings.EqualFold(p.TenantID, s.TenantID) {
-		return Decision{Reason: "caller is not in the vault's tenant"}
-	}
-	t.mu.RLock()
-	ok := t.admins[strings.ToLower(s.TenantID)][strings.ToLower(p.ObjectID)]
-	t.mu.RUnlock()
-	if !ok {
-		return Decision{Reason: "Assignment: (not found)"}
-	}
-	return Decision{Allowed: true, Reason: "tenant administrator"}
-}
+// Certificate contacts read: Azure has only certificatecontacts/write as an
+// RBAC data action; reading contacts is granted by Key Vault Administrator
+// and Key Vault Reader (vaults/*/read) and, in access-policy mode, by
+// "managecontacts".
+const CertificateContactsRead Action = "Microsoft.KeyVault/vaults/certificatecontacts/read"

@@ -15,6 +15,13 @@
 // bound of GCM is never approached, and a blob copied under another name
 // fails to open twice over (different key, different AAD).
 //
+// Derivation is kept off the hot path two ways, neither of which changes a
+// byte of what is stored: each term's HKDF-Extract is computed once when its
+// keyring is loaded (a subkey is then one HKDF-Expand), and the AEADs of
+// recently used storage keys are kept in a small bounded cache
+// (maxCachedAEADs), emptied on Seal. The cache holds nothing a sealed barrier
+// may keep: it lives exactly as long as the term keys it is derived from.
+//
 // The barrier never hands plaintext to storage and never logs key material.
 // While sealed it holds no key and every read or write fails with ErrSealed.
 package barrier
@@ -106,6 +113,8 @@ type Barrier struct {
 	root     []byte      // nil while sealed
 	keyrings map[string]*keyring
 	progress [][]byte // shares given so far in the current unseal attempt
+
+	aeads aeadCache
 }
 
 type keyring struct {
@@ -116,6 +125,10 @@ type term struct {
 	Term    uint32    `json:"term"`
 	Key     []byte    `json:"key"`
 	Created time.Time `json:"created"`
+
+	// prk is HKDF-Extract(SHA-256, salt = nil, Key), set by prepare before
+	// the keyring is shared: a subkey is then one HKDF-Expand.
+	prk []byte
 }
 
 func (k *keyring) active() *term { return &k.Terms[len(k.Terms)-1] }
@@ -132,12 +145,30 @@ func (k *keyring) find(t uint32) *term {
 func (k *keyring) wipe() {
 	for i := range k.Terms {
 		clear(k.Terms[i].Key)
+		clear(k.Terms[i].prk)
 	}
+}
+
+// prepare computes each term's HKDF pseudorandom key. It runs before the
+// keyring is published in Barrier.keyrings, so readers never see it change.
+func (k *keyring) prepare() error {
+	for i := range k.Terms {
+		t := &k.Terms[i]
+		if t.prk != nil {
+			continue
+		}
+		prk, err := hkdf.Extract(sha256.New, t.Key, nil)
+		if err != nil {
+			return err
+		}
+		t.prk = prk
+	}
+	return nil
 }
 
 // New returns a sealed barrier over backend.
 func New(backend storage.Backend) *Barrier {
-	return &Barrier{backend: backend, keyrings: map[string]*keyring{}}
+	return &Barrier{backend: backend, keyrings: map[string]*keyring{}, aeads: aeadCache{m: map[aeadKey]cipher.AEAD{}}}
 }
 
 // Status reports whether the barrier is initialized and sealed.
@@ -159,6 +190,17 @@ func (b *Barrier) Status(ctx context.Context) (Status, error) {
 		Threshold:   cfg.Threshold,
 		Progress:    len(b.progress),
 	}, nil
+}
+
+// Ping reads from storage, to tell whether it is reachable.
+func (b *Barrier) Ping(ctx context.Context) error {
+	return b.backend.View(ctx, func(tx storage.Tx) error {
+		_, err := tx.Get(keySealConfig)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
 }
 
 func (b *Barrier) sealConfig(ctx context.Context) (*SealConfig, error) {
@@ -352,6 +394,7 @@ func (b *Barrier) Seal() {
 		kr.wipe()
 		delete(b.keyrings, name)
 	}
+	b.aeads.clear()
 	b.resetProgress()
 }
 
@@ -420,6 +463,9 @@ func (b *Barrier) addTerm(ctx context.Context, scope string, now time.Time) erro
 		defer clear(plain)
 		sealed, err := b.sealRoot(storageKey, plain)
 		if err != nil {
+			return err
+		}
+		if err := kr.prepare(); err != nil {
 			return err
 		}
 		updated = kr
@@ -498,6 +544,10 @@ func (b *Barrier) loadRing(ctx context.Context, tx storage.Tx, scope string) (*k
 	kr := &keyring{}
 	if err := json.Unmarshal(plain, kr); err != nil || len(kr.Terms) == 0 {
 		return nil, ErrCorrupt
+	}
+	if err := kr.prepare(); err != nil {
+		kr.wipe()
+		return nil, err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -648,7 +698,7 @@ func (b *Barrier) sealIn(ctx context.Context, tx storage.Tx, scope, key string, 
 	header := make([]byte, headerLen, headerLen+12+len(value)+16)
 	header[0] = blobVersion
 	binary.BigEndian.PutUint32(header[1:], t.Term)
-	aead, err := subkeyAEAD(t.Key, key)
+	aead, err := b.subkeyAEAD(t, key)
 	if err != nil {
 		return nil, err
 	}
@@ -674,7 +724,7 @@ func (b *Barrier) openIn(ctx context.Context, tx storage.Tx, scope, key string, 
 			return nil, ErrCorrupt
 		}
 	}
-	aead, err := subkeyAEAD(t.Key, key)
+	aead, err := b.subkeyAEAD(t, key)
 	if err != nil {
 		return nil, err
 	}
@@ -702,8 +752,19 @@ func aad(header []byte, key string) []byte {
 	return append(append(a, header...), key...)
 }
 
-func subkeyAEAD(scopeKey []byte, storageKey string) (cipher.AEAD, error) {
-	sub, err := hkdf.Key(sha256.New, scopeKey, nil, "keyward/barrier/v1\x00"+storageKey, keyLen)
+// subkeyAEAD returns AES-256-GCM (random nonces) under the subkey of
+// storageKey in term t: HKDF-SHA256(t.Key, salt = nil,
+// info = "keyward/barrier/v1\x00" + storageKey), from the cache when it can.
+func (b *Barrier) subkeyAEAD(t *term, storageKey string) (cipher.AEAD, error) {
+	ck := aeadKey{t: t, key: storageKey}
+	a, gen := b.aeads.get(ck)
+	if a != nil {
+		return a, nil
+	}
+	if t.prk == nil {
+		return nil, ErrSealed // a keyring is always prepared before it is shared
+	}
+	sub, err := hkdf.Expand(sha256.New, t.prk, "keyward/barrier/v1\x00"+storageKey, keyLen)
 	if err != nil {
 		return nil, err
 	}
@@ -712,7 +773,64 @@ func subkeyAEAD(scopeKey []byte, storageKey string) (cipher.AEAD, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cipher.NewGCMWithRandomNonce(block)
+	if a, err = cipher.NewGCMWithRandomNonce(block); err != nil {
+		return nil, err
+	}
+	b.aeads.put(ck, a, gen)
+	return a, nil
+}
+
+// maxCachedAEADs bounds the subkey cache: about 1 KiB each (expanded AES
+// key and GHASH table), so a few MiB whatever the number of stored values.
+const maxCachedAEADs = 4096
+
+// aeadKey names a subkey: the term (by identity: the pointer keeps that
+// term's key material, never a copy) and the storage key.
+type aeadKey struct {
+	t   *term
+	key string
+}
+
+// aeadCache is a bounded map of derived AEADs. A full cache drops an
+// arbitrary entry per insertion, which keeps the hot keys (read on every
+// request) with high probability and costs nothing to maintain.
+type aeadCache struct {
+	mu  sync.RWMutex
+	m   map[aeadKey]cipher.AEAD
+	gen uint64 // incremented by clear
+}
+
+// get returns the cached AEAD for k (or nil) and the cache generation, to
+// pass to put.
+func (c *aeadCache) get(k aeadKey) (cipher.AEAD, uint64) {
+	c.mu.RLock()
+	a, gen := c.m[k], c.gen
+	c.mu.RUnlock()
+	return a, gen
+}
+
+// put caches a, unless the cache was cleared (the barrier sealed) since the
+// get that returned gen: a derivation racing Seal must not outlive it.
+func (c *aeadCache) put(k aeadKey, a cipher.AEAD, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	if len(c.m) >= maxCachedAEADs {
+		for old := range c.m {
+			delete(c.m, old)
+			break
+		}
+	}
+	c.m[k] = a
+}
+
+func (c *aeadCache) clear() {
+	c.mu.Lock()
+	clear(c.m)
+	c.gen++
+	c.mu.Unlock()
 }
 
 // sealWith encrypts plain under key with a random nonce; used for the root

@@ -92,7 +92,7 @@ func TestSecretsLifecycle(t *testing.T) {
 
 	// Update properties; disabled secrets are refused.
 	upd, err := c.UpdateSecretProperties(ctx, "db-password", v1, azsecrets.UpdateSecretPropertiesParameters{
-		ContentType: to.Ptr("application/x-test"),
+		ContentType:      to.Ptr("application/x-test"),
 		SecretAttributes: &azsecrets.SecretAttributes{Enabled: to.Ptr(false)},
 		Tags:             map[string]*string{"owner": to.Ptr("ops")},
 	}, nil)

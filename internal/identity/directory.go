@@ -57,6 +57,10 @@ type ServicePrincipal struct {
 	DisplayName string         `json:"displayName"`
 	Secrets     []ClientSecret `json:"secrets"`
 	Created     time.Time      `json:"created"`
+
+	// The fields below are added by principals.go (certificates, federated
+	// credentials, managed identities, trusted services).
+	PrincipalExt
 }
 
 // ClientSecret is a stored client secret: only a salted SHA-256 hash of

@@ -2,13 +2,10 @@ package identity
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/keyward/keyward/internal/audit"
@@ -25,6 +22,9 @@ import (
 // Resources lists the audiences tokens may be issued for (each without a
 // trailing slash). It returns false when the path is not its own.
 func (a *Authority) ServeHTTP(w http.ResponseWriter, r *http.Request, resources []string) bool {
+	if a.serveExtensions(w, r, resources) {
+		return true
+	}
 	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if len(segs) < 2 {
 		return false
@@ -88,104 +88,7 @@ func (a *Authority) serveDiscovery(w http.ResponseWriter, r *http.Request, tenan
 
 const maxTokenRequest = 64 << 10
 
-func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request, tenant string, v1 bool, resources []string) {
-	ctx := r.Context()
-	ev := audit.EventFrom(ctx)
-	ev.Caller.TenantID = tenant
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
-		a.oauthError(w, r, http.StatusBadRequest, "invalid_request", 900144,
-			"The request body must contain the following parameter: 'grant_type'.")
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequest)
-	if err := r.ParseForm(); err != nil {
-		a.oauthError(w, r, http.StatusBadRequest, "invalid_request", 900144, "The request body could not be parsed.")
-		return
-	}
-	form := r.PostForm
-	if _, err := a.dir.Tenant(ctx, tenant); err != nil {
-		a.oauthError(w, r, http.StatusBadRequest, "invalid_request", 90002,
-			fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", safe(tenant)))
-		return
-	}
-	grant := form.Get("grant_type")
-	if grant != "client_credentials" {
-		a.oauthError(w, r, http.StatusBadRequest, "unsupported_grant_type", 70003,
-			"The app requested an unsupported grant type '"+safe(grant)+"'.")
-		return
-	}
-	var resource string
-	if v1 {
-		resource = form.Get("resource")
-	} else {
-		resource = resourceFromScope(form.Get("scope"))
-	}
-	canonical, ok := matchResource(resource, resources)
-	if !ok {
-		a.oauthError(w, r, http.StatusBadRequest, "invalid_scope", 500011,
-			"The resource principal named "+safe(resource)+" was not found in the tenant.")
-		return
-	}
-	clientID := form.Get("client_id")
-	secret := form.Get("client_secret")
-	if u, p, ok := r.BasicAuth(); ok && clientID == "" {
-		clientID, secret = u, p
-	}
-	ev.Caller.AppID = safe(clientID)
-	if clientID == "" {
-		a.oauthError(w, r, http.StatusBadRequest, "invalid_request", 900144,
-			"The request body must contain the following parameter: 'client_id'.")
-		return
-	}
-	if form.Get("client_assertion") != "" {
-		a.oauthError(w, r, http.StatusBadRequest, "invalid_client", 7000218,
-			"Client assertions are not enabled for this application.")
-		return
-	}
-	if secret == "" {
-		a.oauthError(w, r, http.StatusBadRequest, "invalid_client", 7000218,
-			"The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
-		return
-	}
-	sp, err := a.dir.AuthenticateSecret(ctx, tenant, clientID, secret, a.clock.Now())
-	switch {
-	case errors.Is(err, ErrNotFound):
-		a.oauthError(w, r, http.StatusBadRequest, "unauthorized_client", 700016,
-			fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", safe(clientID), tenant))
-		return
-	case errors.Is(err, ErrInvalidCredential):
-		a.oauthError(w, r, http.StatusUnauthorized, "invalid_client", 7000215,
-			"Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '"+safe(clientID)+"'.")
-		return
-	case err != nil:
-		a.oauthError(w, r, http.StatusInternalServerError, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
-		return
-	}
-	ev.Caller.ObjectID = sp.ObjectID
-	ev.ObjectID = sp.ObjectID
-	tok, exp, err := a.IssueAppToken(sp, canonical)
-	if err != nil {
-		a.oauthError(w, r, http.StatusInternalServerError, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
-		return
-	}
-	secs := int(time.Until(exp).Seconds())
-	if secs <= 0 || secs > int(a.Lifetime.Seconds()) {
-		secs = int(a.Lifetime.Seconds())
-	}
-	resp := map[string]any{
-		"token_type":     "Bearer",
-		"expires_in":     secs,
-		"ext_expires_in": secs,
-		"access_token":   tok,
-	}
-	if v1 {
-		resp["expires_on"] = strconv.FormatInt(exp.Unix(), 10)
-		resp["resource"] = canonical
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
-	writeJSON(w, http.StatusOK, resp)
-}
+// serveToken is in grants.go.
 
 // resourceFromScope picks the "<resource>/.default" scope out of a
 // space-separated scope list; openid, profile and offline_access are ignored.

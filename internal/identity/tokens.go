@@ -84,8 +84,14 @@ type Authority struct {
 	mu   sync.RWMutex
 	keys []*signingKey // oldest first; the last one signs
 
+	ext authorityExt // credentials beyond client secrets: grants.go
+
 	cacheMu sync.RWMutex
 	cache   map[[32]byte]*Claims
+
+	// hashBufs holds scratch buffers for hashing a token without
+	// allocating a copy of it per request (*[]byte, cleared after use).
+	hashBufs sync.Pool
 }
 
 type signingKey struct {
@@ -327,7 +333,10 @@ func (a *Authority) Validate(raw string, audiences []string) (*Claims, string, e
 	if len(raw) > 16<<10 {
 		return nil, "token too large", ErrInvalidToken
 	}
-	sum := sha256.Sum256([]byte(raw))
+	if !isCompactJWS(raw) {
+		return nil, "malformed token", ErrInvalidToken
+	}
+	sum := a.tokenHash(raw)
 	now := a.clock.Now()
 	a.cacheMu.RLock()
 	c := a.cache[sum]
@@ -347,6 +356,7 @@ func (a *Authority) Validate(raw string, audiences []string) (*Claims, string, e
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithAudience(audiences...),
+		jwt.WithStrictDecoding(), // non-zero padding bits would make a second valid spelling of a token
 	)
 	if err != nil {
 		return nil, tokenReason(err), ErrInvalidToken
@@ -371,6 +381,36 @@ func (a *Authority) Validate(raw string, audiences []string) (*Claims, string, e
 	a.cache[sum] = c
 	a.cacheMu.Unlock()
 	return c, "", nil
+}
+
+// tokenHash is SHA-256 of the token, the key of the cache of validated
+// tokens. Hashing needs the token as bytes; a pooled buffer, cleared after
+// use, saves copying it into a new allocation on every request.
+func (a *Authority) tokenHash(raw string) [32]byte {
+	bp, _ := a.hashBufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	b := append((*bp)[:0], raw...)
+	sum := sha256.Sum256(b)
+	clear(b)
+	*bp = b[:0]
+	a.hashBufs.Put(bp)
+	return sum
+}
+
+// isCompactJWS reports whether raw holds only the characters of a compact
+// JWS: base64url and dots. Go's base64 decoder skips CR and LF, so without
+// this check a token with line breaks inserted into its signature would be
+// a different string that still validates.
+func isCompactJWS(raw string) bool {
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func checkCached(c *Claims, audiences []string, now time.Time) string {

@@ -36,6 +36,9 @@ type Options struct {
 	SchedulerInterval time.Duration
 	// EventRoots are trusted for webhook endpoints (an httptest TLS server's).
 	EventRoots *x509.CertPool
+	// SMTP and ACME configure certificate mail and ACME issuers.
+	SMTP *server.SMTPConfig
+	ACME server.ACMEConfig
 }
 
 // Env is a running dev server and clients for it.
@@ -68,6 +71,8 @@ func Start(t testing.TB, opts Options) *Env {
 		Storage:           server.StorageConfig{Backend: opts.Backend, DSN: opts.DSN},
 		SchedulerInterval: opts.SchedulerInterval,
 		EventRoots:        opts.EventRoots,
+		SMTP:              opts.SMTP,
+		ACME:              opts.ACME,
 		Log:               slog.New(slog.NewTextHandler(logOut, nil)),
 	})
 	if err != nil {

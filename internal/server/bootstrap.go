@@ -64,13 +64,19 @@ func (s *Server) bootstrap(ctx context.Context, vaultName string) (*bootstrapRec
 	if s.cfg.Dev {
 		rec.ResourceGroup = "keyward-dev"
 	}
-	if _, err := s.vaults.CreateVault(ctx, vault.Vault{
+	if _, err := s.createVaultRBAC(ctx, vault.Vault{
 		Name: vaultName, TenantID: t.ID, SubscriptionID: rec.SubscriptionID,
 		ResourceGroup: rec.ResourceGroup, Location: rec.Location, SKU: "standard",
 	}); err != nil {
 		return nil, "", err
 	}
 	if err := putRecord(ctx, s.barrier, bootstrapKey, rec); err != nil {
+		return nil, "", err
+	}
+	// A real assignment, not "allow everything": Key Vault Administrator
+	// (and Owner) on the subscription, operator and directory roles at
+	// the tenant root (access.go).
+	if err := s.grantAdmin(ctx, t.ID, rec.SubscriptionID, sp.ObjectID, true); err != nil {
 		return nil, "", err
 	}
 	return rec, secret, nil
@@ -121,10 +127,22 @@ type DevInfo struct {
 	Location           string `json:"location"`
 	CAFile             string `json:"ca_file"`
 	Listen             string `json:"listen"`
+
+	// Added by the identity and access issue: the dev principal's object
+	// ID, and a second principal with no role assignment at all, to try a
+	// denial (403 ForbiddenByRbac) with.
+	ObjectID                 string `json:"object_id"`
+	UnprivilegedClientID     string `json:"unprivileged_client_id"`
+	UnprivilegedClientSecret string `json:"unprivileged_client_secret"`
+	UnprivilegedObjectID     string `json:"unprivileged_object_id"`
 }
 
 type devCreds struct {
 	ClientSecret string `json:"clientSecret"`
+	// The unprivileged principal (devunprivileged.go).
+	UnprivilegedClientID     string `json:"unprivilegedClientId,omitempty"`
+	UnprivilegedObjectID     string `json:"unprivilegedObjectId,omitempty"`
+	UnprivilegedClientSecret string `json:"unprivilegedClientSecret,omitempty"`
 }
 
 // devStart initializes (first run) or unseals (later runs) a dev server
@@ -179,6 +197,9 @@ func (s *Server) devStart(ctx context.Context) error {
 		return err
 	}
 	var creds devCreds
+	if err := s.ensureUnprivileged(ctx, b, &creds); err != nil {
+		return fmt.Errorf("dev mode: unprivileged principal: %w", err)
+	}
 	if err := getRecord(ctx, s.barrier, devCredsKey, &creds); err != nil {
 		return fmt.Errorf("dev mode: reading dev credentials: %w", err)
 	}
@@ -197,6 +218,11 @@ func (s *Server) devStart(ctx context.Context) error {
 		Location:           b.Location,
 		CAFile:             caFile,
 		Listen:             s.listener.Addr().String(),
+
+		ObjectID:                 firstAdmin(b),
+		UnprivilegedClientID:     creds.UnprivilegedClientID,
+		UnprivilegedClientSecret: creds.UnprivilegedClientSecret,
+		UnprivilegedObjectID:     creds.UnprivilegedObjectID,
 	}
 	raw, err := json.MarshalIndent(s.devInfo, "", "  ")
 	if err != nil {

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"time"
 
 	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/throttle"
 )
 
 // Config is everything a Keyward server needs. cmd/keyward builds it from
@@ -57,8 +59,28 @@ type Config struct {
 	// instead of the system roots.
 	EventRoots *x509.CertPool
 
+	// SMTP, when not nil, sends the mail of certificate EmailContacts
+	// actions; ACME configures ACME issuers (certificates.go).
+	SMTP *SMTPConfig
+	ACME ACMEConfig
+
+	// Throttle limits request rates per vault and per principal
+	// (docs/CONFIG.md, [throttle]). The zero value limits nothing;
+	// cmd/keyward sets defaults well above Azure's published limits.
+	Throttle throttle.Config
+
 	// DevVault is the name of the vault dev mode creates.
 	DevVault string
+
+	// TrustedProxies are addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-For header names the client (network rules, audit).
+	// Empty: the TCP peer is the client, whatever the headers say.
+	TrustedProxies []string
+	// PrivateListen is an optional second address whose connections are
+	// marked private: vaults with publicNetworkAccess Disabled accept only
+	// these (a self-hosted private endpoint). Bind it to an interface only
+	// the private network reaches.
+	PrivateListen string
 
 	// Clock and Log are injected by tests; nil means the real ones.
 	Clock clock.Clock
@@ -111,6 +133,23 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("unknown storage backend %q", c.Storage.Backend))
 	}
+	for name, v := range map[string]float64{
+		"throttle vault_rate": c.Throttle.Vault.Rate, "throttle vault_burst": c.Throttle.Vault.Burst,
+		"throttle principal_rate": c.Throttle.Principal.Rate, "throttle principal_burst": c.Throttle.Principal.Burst,
+	} {
+		if !(v >= 0) || math.IsInf(v, 0) {
+			errs = append(errs, fmt.Errorf("%s must be a non-negative number", name))
+		}
+	}
+	if err := parseTrusted(c.TrustedProxies); err != nil {
+		errs = append(errs, err)
+	}
+	if c.PrivateListen != "" {
+		if _, _, err := net.SplitHostPort(c.PrivateListen); err != nil {
+			errs = append(errs, fmt.Errorf("private listen address %q: %w", c.PrivateListen, err))
+		}
+	}
+	errs = append(errs, c.validateCertificates()...)
 	if c.SchedulerInterval < 0 {
 		errs = append(errs, errors.New("scheduler interval must not be negative"))
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/keyward/keyward/internal/api"
 	"github.com/keyward/keyward/internal/audit"
-	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/devca"
@@ -26,6 +25,7 @@ import (
 	"github.com/keyward/keyward/internal/storage/bolt"
 	"github.com/keyward/keyward/internal/storage/mem"
 	"github.com/keyward/keyward/internal/storage/postgres"
+	"github.com/keyward/keyward/internal/throttle"
 	"github.com/keyward/keyward/internal/vault"
 )
 
@@ -39,11 +39,14 @@ type Server struct {
 	dir     *identity.Directory
 	auth    *identity.Authority
 	vaults  *vault.Service
-	admins  *authz.TenantAdmins
+	access  accessState // authorizer, management plane, private listener (access.go)
+	certs   certState   // certificate mail, ACME, HTTP-01 responder (certificates.go)
 	audit   *audit.Log
 	webhook *events.Webhook
 	handler *api.Handler
 	apiCfg  api.Config
+
+	leader   *postgres.Leader // nil: this process is the only node
 
 	listener net.Listener
 	http     *http.Server
@@ -77,10 +80,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	case "mem":
 		s.backend = mem.New()
 	case "postgres":
-		if s.backend, err = postgres.Open(ctx, postgres.Options{DSN: cfg.Storage.DSN, MaxConns: cfg.Storage.MaxConns,
-			StatementTimeout: 30 * time.Second}); err != nil {
+		pg, err := postgres.Open(ctx, postgres.Options{DSN: cfg.Storage.DSN, MaxConns: cfg.Storage.MaxConns,
+			StatementTimeout: 30 * time.Second})
+		if err != nil {
 			return nil, err
 		}
+		s.backend, s.leader = pg, pg.NewLeader(postgres.LeaderLockKey)
 	default:
 		path := cmp.Or(cfg.Storage.Path, filepath.Join(cfg.DataDir, "keyward.db"))
 		if s.backend, err = bolt.Open(path, bolt.Options{}); err != nil {
@@ -138,10 +143,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.vaults = vault.New(s.barrier, s.clock)
 	s.vaults.SetVaultURL(s.VaultURL)
 	s.webhook = events.NewWebhook(s.clock, cfg.EventRoots)
-	s.admins = authz.NewTenantAdmins()
+	if err := s.startCertificates(); err != nil {
+		return nil, err
+	}
+	if err := s.initAccess(cfg); err != nil {
+		return nil, err
+	}
 	s.handler = api.New(s.apiCfg, api.Deps{
-		Operator: s, Authority: s.auth, Vaults: s.vaults, Authz: s.admins,
-		Audit: s.audit, Clock: s.clock, Log: s.log,
+		Operator: s, Authority: s.auth, Vaults: s.vaults, Authz: s.access.engine, Management: s.access.handler,
+		Throttle: throttle.New(s.clock, cfg.Throttle),
+		Audit:    s.audit, Clock: s.clock, Log: s.log,
 	})
 
 	if cfg.Dev {
@@ -171,6 +182,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		defer s.done.Done()
 		s.runScheduler()
 	}()
+	if err := s.startPrivate(tlsCfg); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -187,10 +201,12 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		errs = append(errs, s.http.Shutdown(ctx))
 		cancel()
+		errs = append(errs, s.closePrivate())
 	} else if s.listener != nil {
 		s.listener.Close()
 	}
 	s.done.Wait()
+	s.stopCertificates()
 	if s.barrier != nil {
 		s.barrier.Seal()
 	}
@@ -236,25 +252,69 @@ func (s *Server) runDue(ctx context.Context) {
 	if _, err := s.vaults.DeliverDue(ctx, s.webhook); err != nil && !errors.Is(err, barrier.ErrSealed) {
 		s.log.Error("event delivery failed", "error", err)
 	}
+	s.accessDue(ctx)
 }
 
 // runScheduler performs due background work: purge after retention,
 // rotation, expiry notifications and event delivery.
+//
+// Every node refreshes what it keeps in memory from the database once a
+// second (the vault registry), so a change made through another node is
+// seen here within a second. Only the leader runs the jobs: with bbolt the
+// one process is always leader; with PostgreSQL the node holding an
+// advisory lock is (see postgres.Leader). The jobs check their
+// preconditions in the transactions that do the work, so a job that two
+// nodes run during a takeover still happens once.
 func (s *Server) runScheduler() {
 	interval := cmp.Or(s.cfg.SchedulerInterval, time.Minute)
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	jobs := time.NewTicker(interval)
+	defer jobs.Stop()
+	refresh := time.NewTicker(time.Second)
+	defer refresh.Stop()
 	for {
 		select {
 		case <-s.stop:
+			if s.leader != nil {
+				s.leader.Resign()
+			}
 			return
-		case <-t.C:
+		case <-refresh.C:
+			if !s.barrier.Sealed() {
+				if err := s.vaults.Load(context.Background()); err != nil && !errors.Is(err, barrier.ErrSealed) {
+					s.log.Warn("refreshing the vault registry failed", "error", err)
+				}
+				s.refreshAccess()
+			}
+			continue
+		case <-jobs.C:
 		}
 		if s.barrier.Sealed() {
 			continue
 		}
+		if s.leader != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			lead, err := s.leader.Lead(ctx)
+			cancel()
+			if err != nil {
+				s.log.Warn("leader election failed", "error", err)
+			}
+			if !lead {
+				continue
+			}
+		}
 		s.runDue(context.Background())
 	}
+}
+
+// Ready reports whether this node can serve: unsealed and its storage
+// reachable (for load balancers: /readyz).
+func (s *Server) Ready(ctx context.Context) error {
+	if s.barrier.Sealed() {
+		return barrier.ErrSealed
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return s.barrier.Ping(ctx)
 }
 
 // --- api.Operator ---
@@ -337,10 +397,7 @@ func (s *Server) afterUnseal(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, oid := range b.AdminObjectIDs {
-		s.admins.Grant(b.TenantID, oid)
-	}
-	return nil
+	return s.accessAfterUnseal(ctx, b)
 }
 
 // devSANs and devIPs are the names on the dev TLS certificate.

@@ -73,6 +73,11 @@ type CreateKeyParams struct {
 	Attributes     *AttributesPatch
 	Tags           map[string]string
 	ReleasePolicy  *ReleasePolicy
+
+	// ifLatest, when set, makes the create a compare-and-swap: it happens
+	// only if ifLatest is still the key's latest version (rotation by the
+	// scheduler, so a rotation due during a leader takeover runs once).
+	ifLatest string
 }
 
 // ImportKeyParams is an ImportKey request.
@@ -194,7 +199,7 @@ func (s *Service) CreateKey(ctx context.Context, v *Vault, p CreateKeyParams) (*
 		return nil, keyError(err)
 	}
 	defer clear(handle)
-	return s.storeNewKey(ctx, v, p.Name, p.Kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy)
+	return s.storeNewKey(ctx, v, p.Name, p.Kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy, p.ifLatest)
 }
 
 // ImportKey imports a private JWK as a new key version.
@@ -225,7 +230,7 @@ func (s *Service) ImportKey(ctx context.Context, v *Vault, p ImportKeyParams) (*
 		return nil, keyError(err)
 	}
 	defer clear(handle)
-	return s.storeNewKey(ctx, v, p.Name, kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy)
+	return s.storeNewKey(ctx, v, p.Name, kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy, "")
 }
 
 func (s *Service) checkKeyInput(attrs *AttributesPatch, tags map[string]string, rp *ReleasePolicy) error {
@@ -239,7 +244,7 @@ func (s *Service) checkKeyInput(attrs *AttributesPatch, tags map[string]string, 
 }
 
 func (s *Service) storeNewKey(ctx context.Context, v *Vault, name, kty string, ops []string, pub keys.JWK,
-	prot keys.Protector, handle []byte, attrs *AttributesPatch, tags map[string]string, rp *ReleasePolicy) (*Key, error) {
+	prot keys.Protector, handle []byte, attrs *AttributesPatch, tags map[string]string, rp *ReleasePolicy, ifLatest string) (*Key, error) {
 	now := s.clock.Now().Unix()
 	f := false
 	ver := &Version[keyPayload]{
@@ -253,6 +258,15 @@ func (s *Service) storeNewKey(ctx context.Context, v *Vault, name, kty string, o
 	var rec *nameRecord
 	err := s.store.Update(ctx, func(tx barrier.Tx) error {
 		o := s.objs(v, Keys)
+		if ifLatest != "" {
+			cur, err := o.live(tx, name)
+			if err != nil {
+				return err
+			}
+			if cur.Latest != ifLatest {
+				return errAlreadyRotated
+			}
+		}
 		var err error
 		if rec, err = addVersion(tx, o, name, ver, false); err != nil {
 			return err
@@ -631,6 +645,16 @@ func (s *Service) RestoreKey(ctx context.Context, v *Vault, blob []byte) (*Key, 
 // latest version (type, size or curve, key_ops, tags) and, when the key has
 // a rotation policy with an expiry, that expiry.
 func (s *Service) RotateKey(ctx context.Context, v *Vault, name string) (*Key, error) {
+	return s.rotateKey(ctx, v, name, false)
+}
+
+// errAlreadyRotated means a scheduled rotation found that another run
+// rotated the key first.
+var errAlreadyRotated = &Error{Kind: Conflict, Type: Keys, Msg: "The key was rotated concurrently."}
+
+// rotateKey rotates name; with cas, only if its latest version does not
+// change meanwhile.
+func (s *Service) rotateKey(ctx context.Context, v *Vault, name string, cas bool) (*Key, error) {
 	cur, err := s.GetKey(ctx, v, name, "")
 	if err != nil {
 		return nil, err
@@ -658,6 +682,9 @@ func (s *Service) RotateKey(ctx context.Context, v *Vault, name string) (*Key, e
 		}
 	}
 	p.Attributes = attrs
+	if cas {
+		p.ifLatest = cur.Version
+	}
 	return s.CreateKey(ctx, v, p)
 }
 

@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -36,6 +37,9 @@ func (o objects) indexRecord(name string) string {
 // notifyLead is how long before expiry the near-expiry event fires; ok is
 // false when a key's rotation policy has no Notify action.
 func (o objects) notifyLead(tx barrier.Tx, name string) (Duration, bool, error) {
+	if o.t == Certificates {
+		return o.certNotifyLead(tx, name)
+	}
 	if o.t != Keys {
 		return defaultNotifyLead, true, nil
 	}
@@ -110,8 +114,9 @@ func (o objects) unindex(tx barrier.Tx, name string) error {
 }
 
 // RunDue performs every background job that is due: purge after
-// retention, key rotation by policy, and expiry notifications. It is
-// idempotent: running it twice for the same moment does nothing twice.
+// retention, key rotation by policy, certificate lifetime actions, and
+// expiry notifications. It is idempotent: running it twice for the same
+// moment does nothing twice.
 func (s *Service) RunDue(ctx context.Context) error {
 	if _, err := s.PurgeDue(ctx); err != nil {
 		return err
@@ -119,8 +124,9 @@ func (s *Service) RunDue(ctx context.Context) error {
 	if _, err := s.RotateDue(ctx); err != nil {
 		return err
 	}
+	_, certErr := s.CertificatesDue(ctx)
 	_, err := s.NotifyDue(ctx)
-	return err
+	return errors.Join(err, certErr)
 }
 
 // NotifyDue queues near-expiry and expired events whose time has come.
@@ -252,7 +258,9 @@ func (s *Service) RotateDue(ctx context.Context) (int, error) {
 			if now.Before(due) {
 				continue
 			}
-			if _, err := s.RotateKey(ctx, v, it.name); err != nil {
+			if _, err := s.rotateKey(ctx, v, it.name, true); errors.Is(err, errAlreadyRotated) {
+				continue // another node rotated it first
+			} else if err != nil {
 				return n, fmt.Errorf("rotating key %s: %w", it.name, err)
 			}
 			n++

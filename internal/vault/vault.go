@@ -81,15 +81,17 @@ type Service struct {
 	hsm      keys.Protector // nil when no HSM is configured
 	ops      *opCache
 	vaultURL func(name string) string
+	certs    *certRuntime // certificate background work (certificates_external.go)
 
-	mu     sync.RWMutex
-	vaults map[string]*Vault // by lower-case name
+	mu         sync.RWMutex
+	vaults     map[string]*Vault // by lower-case name
+	lastReload time.Time
 }
 
 // New returns a Service over store.
 func New(store Store, clk clock.Clock) *Service {
 	return &Service{store: store, clock: clk, vaults: map[string]*Vault{},
-		software: keys.Software{}, ops: newOpCache(10_000)}
+		software: keys.Software{}, ops: newOpCache(10_000), certs: newCertRuntime()}
 }
 
 // Unload forgets cached key material (on seal).
@@ -121,15 +123,36 @@ func (s *Service) Load(ctx context.Context) error {
 	return nil
 }
 
-// Vault returns the vault named name.
+// Vault returns the vault named name. A name this node does not know
+// makes it re-read the registry once: another node may have created it.
 func (s *Service) Vault(name string) (*Vault, error) {
 	s.mu.RLock()
 	v := s.vaults[strings.ToLower(name)]
 	s.mu.RUnlock()
+	if v == nil && ValidVaultName(name) && s.reloadOnMiss() {
+		s.mu.RLock()
+		v = s.vaults[strings.ToLower(name)]
+		s.mu.RUnlock()
+	}
 	if v == nil {
 		return nil, &Error{Kind: VaultNotFound, Name: name, Msg: fmt.Sprintf("Vault %s was not found.", clip(name))}
 	}
 	return v, nil
+}
+
+// reloadOnMiss re-reads the registry, at most once a second (so that
+// requests for names that do not exist cannot turn into a storage scan
+// each), and reports whether it did.
+func (s *Service) reloadOnMiss() bool {
+	now := s.clock.Now()
+	s.mu.Lock()
+	if now.Sub(s.lastReload) < time.Second && !now.Before(s.lastReload) {
+		s.mu.Unlock()
+		return false
+	}
+	s.lastReload = now
+	s.mu.Unlock()
+	return s.Load(context.Background()) == nil
 }
 
 // Vaults returns every vault, sorted by name.

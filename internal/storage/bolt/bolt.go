@@ -4,9 +4,11 @@
 // holding one bucket of key-value pairs; bbolt keeps the keys in byte order and
 // its B+tree lets Scan seek straight to the first key it needs. Every Update is
 // committed with fsync before it returns (DESIGN.md invariant 2). Concurrent
-// Updates are group-committed with bbolt's DB.Batch: the functions of several
-// callers run one after another in one transaction and share one fsync, which
-// is what makes thousands of durable writes per second possible on one disk.
+// Updates are group-committed (group.go): the functions of several callers
+// run one after another in one transaction and share one commit, which is
+// what makes thousands of durable writes per second possible on one disk.
+// The Updates that arrive while a commit is in progress form the next batch,
+// so batches grow with the load by themselves, without a timer.
 //
 // The price of group commit is that an Update's function may run more than
 // once: when any function in a batch fails, the batch is rolled back, the
@@ -47,20 +49,22 @@ type Options struct {
 	Timeout time.Duration
 
 	// MaxBatchDelay is how long the first Update of a group commit waits for
-	// others to join before committing. Larger values build bigger batches
-	// under load but add latency to every write. Zero means 500µs, which
-	// measured best on a virtual disk with ~1ms fsync: a commit in progress
-	// already gives the next batch time to fill.
+	// others to join before committing, when no commit is in progress.
+	// Updates that arrive during a commit join the next batch, which
+	// commits as soon as the current one is done (and its first Update has
+	// waited MaxBatchDelay). Larger values build bigger batches under light
+	// load but add latency to every write. Zero means 500µs, which measured
+	// best on a virtual disk with ~1ms fsync (docs/PERFORMANCE.md).
 	MaxBatchDelay time.Duration
 
-	// MaxBatchSize is the number of Updates after which a group commit starts
-	// without waiting for MaxBatchDelay. Zero means 1000.
+	// MaxBatchSize is the most Updates one commit carries. Zero means 1000.
 	MaxBatchSize int
 }
 
 // Backend is a storage.Backend on a bbolt file. It is safe for concurrent use.
 type Backend struct {
 	db *bbolt.DB
+	gc groupCommit
 }
 
 // Open opens or creates the bbolt file at path. It fails if another process
@@ -71,8 +75,6 @@ func Open(path string, opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	db.MaxBatchDelay = cmp.Or(opts.MaxBatchDelay, 500*time.Microsecond)
-	db.MaxBatchSize = cmp.Or(opts.MaxBatchSize, 1000)
 	err = db.Update(func(tx *bbolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucket)
 		return err
@@ -81,7 +83,8 @@ func Open(path string, opts Options) (*Backend, error) {
 		db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	return &Backend{db: db}, nil
+	return &Backend{db: db, gc: groupCommit{db: db, maxBatch: cmp.Or(opts.MaxBatchSize, 1000),
+		delay: cmp.Or(opts.MaxBatchDelay, 500*time.Microsecond), wake: make(chan struct{}, 1)}}, nil
 }
 
 // View runs fn in a read-only bbolt transaction, a consistent snapshot that
@@ -108,19 +111,7 @@ func (b *Backend) Update(ctx context.Context, fn func(storage.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var fnErr error // the result of the last run of fn
-	err := b.db.Batch(func(btx *bbolt.Tx) error {
-		bk := btx.Bucket(bucket)
-		if bk == nil {
-			return errNoBucket
-		}
-		fnErr = fn(&tx{bk: bk, writable: true})
-		return fnErr
-	})
-	if err != nil && err != fnErr {
-		return fmt.Errorf("bolt: commit: %w", err)
-	}
-	return err
+	return b.gc.update(fn)
 }
 
 // Close waits for open transactions to finish and closes the file.

@@ -42,6 +42,11 @@ type Server struct {
 	port     int
 	password string // of both the superuser and role
 	dbs      atomic.Int64
+
+	cred    *syscall.Credential
+	pgctl   string
+	data    string
+	logfile string
 }
 
 // Start starts a new PostgreSQL server that lives until t and its subtests
@@ -124,7 +129,12 @@ func Start(t testing.TB) *Server {
 		}
 		t.Fatalf("pgtest: pg_ctl start: %v\n%s\nserver log:\n%s", err, out, log)
 	}
+	s.cred, s.pgctl, s.data, s.logfile = cred, pgctl, data, logfile
 	t.Cleanup(func() {
+		if out, err := command(cred, pgctl, "status", "--pgdata="+data).CombinedOutput(); err != nil {
+			_ = out // already stopped by the test
+			return
+		}
 		out, err := command(cred, pgctl, "stop", "--pgdata="+data, "--mode=fast", "--wait").CombinedOutput()
 		if err != nil {
 			t.Errorf("pgtest: pg_ctl stop: %v\n%s", err, out)
@@ -133,6 +143,25 @@ func Start(t testing.TB) *Server {
 
 	s.admin(t, "CREATE ROLE "+role+" LOGIN PASSWORD '"+s.password+"'")
 	return s
+}
+
+// Stop stops the server (fast shutdown: sessions are disconnected), as an
+// outage would. Start brings it back on the same port with the same data.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	if out, err := command(s.cred, s.pgctl, "stop", "--pgdata="+s.data, "--mode=fast", "--wait").CombinedOutput(); err != nil {
+		t.Fatalf("pgtest: pg_ctl stop: %v\n%s", err, out)
+	}
+}
+
+// Start restarts a server stopped with Stop.
+func (s *Server) Start(t testing.TB) {
+	t.Helper()
+	out, err := command(s.cred, s.pgctl, "start", "--pgdata="+s.data, "--log="+s.logfile, "--wait", "--timeout=60",
+		"--options=-p "+strconv.Itoa(s.port)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pgtest: pg_ctl start: %v\n%s", err, out)
+	}
 }
 
 // NewDatabase creates an empty database owned by an unprivileged role and

@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	"github.com/keyward/keyward/internal/kwtest"
+	"github.com/keyward/keyward/internal/server"
+	"github.com/keyward/keyward/internal/throttle"
+)
+
+// startThrottled starts a dev server whose vaults allow 5 requests per
+// second with a burst of 5: Azure's throttling (AZURE-API.md §8), tiny.
+func startThrottled(t *testing.T) *kwtest.Env {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := server.Start(context.Background(), server.Config{
+		Dev: true, Listen: "127.0.0.1:0", DataDir: dir, DNSSuffix: "localhost",
+		Throttle: throttle.Config{Vault: throttle.Limit{Rate: 5, Burst: 5}},
+		Log:      slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return &kwtest.Env{T: t, Server: s, Info: s.Dev(), DataDir: dir, HTTP: kwtest.HTTPClient(t, s.CAFile(), s.Addr())}
+}
+
+// TestThrottlingRecoveredBySDKRetry: with a tiny per-vault limit, twenty
+// back-to-back calls of the official SDK, with its default retry policy,
+// all succeed, because Keyward answers 429 Throttled with Retry-After and
+// azcore waits that long and retries. The audit log shows the 429s.
+func TestThrottlingRecoveredBySDKRetry(t *testing.T) {
+	e := startThrottled(t)
+	ctx := context.Background()
+	// Default retry options: only the transport (trust the dev CA) is set.
+	c, err := azsecrets.NewClient(e.Info.VaultURL, e.Credential(), &azsecrets.ClientOptions{
+		ClientOptions: azcore.ClientOptions{Transport: e.HTTP},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetSecret(ctx, "throttled", azsecrets.SetSecretParameters{Value: to.Ptr("v")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		got, err := c.GetSecret(ctx, "throttled", "", nil)
+		if err != nil {
+			t.Fatalf("call %d failed despite the SDK's retry policy: %v", i, err)
+		}
+		if *got.Value != "v" {
+			t.Fatalf("call %d: value %q", i, *got.Value)
+		}
+	}
+	e.Server.Close() // flushes the audit log
+	n429, ok := 0, 0
+	f, err := os.Open(filepath.Join(e.DataDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var ev struct {
+			Operation string `json:"operation"`
+			Status    int    `json:"status"`
+			ErrorCode string `json:"error_code"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case ev.Status == http.StatusTooManyRequests:
+			if ev.ErrorCode != "Throttled" {
+				t.Errorf("429 audited with error code %q", ev.ErrorCode)
+			}
+			n429++
+		case ev.Operation == "SecretGet" && ev.Status == http.StatusOK:
+			ok++
+		}
+	}
+	if ok != 20 {
+		t.Errorf("%d successful SecretGet events, want 20", ok)
+	}
+	if n429 == 0 {
+		t.Fatal("no request was throttled: the limit did not apply")
+	}
+	t.Logf("%d requests throttled and retried by the SDK", n429)
+}
+
+// TestThrottledResponseShape: 429, Retry-After in whole seconds, Azure's
+// error body.
+func TestThrottledResponseShape(t *testing.T) {
+	e := startThrottled(t)
+	tok, err := e.Credential().GetToken(context.Background(), tokenOpts(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		req, _ := http.NewRequest(http.MethodGet, e.Info.VaultURL+"secrets?api-version=7.6", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		resp, err := e.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			continue
+		}
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
+		}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || s < 1 {
+			t.Fatalf("Retry-After %q, want whole seconds ≥ 1", resp.Header.Get("Retry-After"))
+		}
+		var w struct {
+			Error struct{ Code, Message string }
+		}
+		if err := json.Unmarshal(body, &w); err != nil || w.Error.Code != "Throttled" || w.Error.Message == "" {
+			t.Fatalf("body %s, want {\"error\":{\"code\":\"Throttled\",\"message\":...}}", body)
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+			t.Fatalf("Content-Type %q", ct)
+		}
+		return
+	}
+	t.Fatal("10 requests in a burst of 5 were never throttled")
+}

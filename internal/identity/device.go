@@ -1,0 +1,241 @@
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"html/template"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/internal/audit"
+)
+
+// The device authorization grant (RFC 8628) is how people sign in from the
+// CLI: `keyward login` (or azidentity's DeviceCodeCredential) asks for a
+// code, the user opens {authority}/device in a browser and enters the code,
+// their user name, password and TOTP code, and the CLI's polling returns a
+// token. Pending codes live in memory on the node that issued them for 15
+// minutes.
+
+const (
+	deviceCodeLifetime = 15 * time.Minute
+	devicePollInterval = 5
+	maxPendingDevices  = 10_000
+)
+
+type deviceCode struct {
+	tenant   string
+	clientID string
+	resource string
+	userCode string
+	expires  time.Time
+	userOID  string // set when approved
+	done     bool
+}
+
+// userCodeAlphabet avoids look-alike characters.
+const userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
+
+func newUserCode() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	var s strings.Builder
+	for i, c := range b {
+		if i == 4 {
+			s.WriteByte('-')
+		}
+		s.WriteByte(userCodeAlphabet[int(c)%len(userCodeAlphabet)])
+	}
+	return s.String()
+}
+
+func deviceKey(deviceCode string) string {
+	sum := sha256.Sum256([]byte(deviceCode))
+	return string(sum[:])
+}
+
+func (a *Authority) serveDeviceAuthorization(w http.ResponseWriter, r *http.Request, tenant string, resources []string) {
+	ctx := r.Context()
+	ev := audit.EventFrom(ctx)
+	ev.Service, ev.Operation = "identity", "DeviceAuthorization"
+	ev.Caller.TenantID = tenant
+	r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequest)
+	if err := r.ParseForm(); err != nil {
+		a.oauthError(w, r, http.StatusBadRequest, "invalid_request", 900144, "The request body could not be parsed.")
+		return
+	}
+	if _, err := a.dir.Tenant(ctx, tenant); err != nil {
+		a.oauthError(w, r, http.StatusBadRequest, "invalid_request", 90002, "Tenant '"+safe(tenant)+"' not found.")
+		return
+	}
+	clientID := r.PostForm.Get("client_id")
+	if err := a.publicClient(ctx, tenant, clientID); err != nil {
+		te := err.(*tokenError)
+		a.oauthError(w, r, te.status, te.code, te.aadsts, te.desc)
+		return
+	}
+	resource, err := a.resolveResource(ctx, tenant, resourceFromScope(r.PostForm.Get("scope")), resources)
+	if err != nil {
+		te := err.(*tokenError)
+		a.oauthError(w, r, te.status, te.code, te.aadsts, te.desc)
+		return
+	}
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	dc := base64.RawURLEncoding.EncodeToString(raw)
+	uc := newUserCode()
+	now := a.clock.Now()
+	a.ext.mu.Lock()
+	if a.ext.devices == nil {
+		a.ext.devices, a.ext.userCode = map[string]*deviceCode{}, map[string]string{}
+	}
+	for k, d := range a.ext.devices {
+		if now.After(d.expires) {
+			delete(a.ext.userCode, d.userCode)
+			delete(a.ext.devices, k)
+		}
+	}
+	if len(a.ext.devices) >= maxPendingDevices {
+		a.ext.mu.Unlock()
+		a.oauthError(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", 90033, "Too many pending sign-ins. Try again later.")
+		return
+	}
+	a.ext.devices[deviceKey(dc)] = &deviceCode{tenant: tenant, clientID: clientID, resource: resource, userCode: uc, expires: now.Add(deviceCodeLifetime)}
+	a.ext.userCode[uc] = deviceKey(dc)
+	a.ext.mu.Unlock()
+	uri := a.base + "device"
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"device_code": dc, "user_code": uc, "verification_uri": uri, "expires_in": int(deviceCodeLifetime.Seconds()),
+		"interval": devicePollInterval,
+		"message":  "To sign in, use a web browser to open the page " + uri + " and enter the code " + uc + " to authenticate.",
+	})
+}
+
+// grantDeviceCode answers the CLI's polling.
+func (a *Authority) grantDeviceCode(ctx context.Context, r *http.Request, tenant string) (*tokenClaims, error) {
+	key := deviceKey(r.PostForm.Get("device_code"))
+	now := a.clock.Now()
+	a.ext.mu.Lock()
+	d := a.ext.devices[key]
+	if d != nil && (d.done || now.After(d.expires)) {
+		delete(a.ext.devices, key)
+		delete(a.ext.userCode, d.userCode)
+		a.ext.mu.Unlock()
+		return nil, terr(http.StatusBadRequest, "expired_token", 70020, "The device code has expired.")
+	}
+	if d == nil || !strings.EqualFold(d.tenant, tenant) || !strings.EqualFold(d.clientID, r.PostForm.Get("client_id")) {
+		a.ext.mu.Unlock()
+		return nil, terr(http.StatusBadRequest, "invalid_grant", 70000, "The device code is not valid.")
+	}
+	if d.userOID == "" {
+		a.ext.mu.Unlock()
+		return nil, terr(http.StatusBadRequest, "authorization_pending", 70016, "The user has not yet completed sign-in.")
+	}
+	d.done = true
+	delete(a.ext.devices, key)
+	delete(a.ext.userCode, d.userCode)
+	a.ext.mu.Unlock()
+	u, err := a.dir.User(ctx, tenant, d.userOID)
+	if err != nil || u.Disabled {
+		return nil, terr(http.StatusBadRequest, "invalid_grant", 50034, "The user account does not exist in the directory.")
+	}
+	return userClaims(u, d.clientID, d.resource, "0"), nil
+}
+
+var devicePage = template.Must(template.New("device").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Keyward sign-in</title></head>
+<body><h1>Sign in to Keyward</h1>
+{{if .Message}}<p role="status">{{.Message}}</p>{{end}}
+{{if not .Done}}<form method="post" action="device" autocomplete="off">
+<label>Code <input name="user_code" value="{{.Code}}" required></label><br>
+<label>User name <input name="username" required></label><br>
+<label>Password <input name="password" type="password" required></label><br>
+<label>Authenticator code <input name="totp" inputmode="numeric" pattern="[0-9]{6}"></label><br>
+<button type="submit">Sign in</button></form>{{end}}
+</body></html>`))
+
+// serveDevicePage is the browser side of the device flow: the user enters
+// the code shown by the CLI and signs in with password and TOTP.
+func (a *Authority) serveDevicePage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ev := audit.EventFrom(ctx)
+	ev.Service, ev.Operation = "identity", "DeviceSignIn"
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	type page struct {
+		Code, Message string
+		Done          bool
+	}
+	if r.Method == http.MethodGet {
+		devicePage.Execute(w, page{Code: r.URL.Query().Get("code")})
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequest)
+	if err := r.ParseForm(); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		devicePage.Execute(w, page{Message: "The form could not be read."})
+		return
+	}
+	f := r.PostForm
+	uc := strings.ToUpper(strings.TrimSpace(f.Get("user_code")))
+	now := a.clock.Now()
+	a.ext.mu.Lock()
+	var d *deviceCode
+	if key, ok := a.ext.userCode[uc]; ok {
+		d = a.ext.devices[key]
+	}
+	a.ext.mu.Unlock()
+	fail := func(status int, reason, msg string) {
+		ev.Reason = reason
+		w.WriteHeader(status)
+		devicePage.Execute(w, page{Code: uc, Message: msg})
+	}
+	if d == nil || now.After(d.expires) || d.userOID != "" {
+		fail(http.StatusBadRequest, "unknown or expired user code", "That code is not valid or has expired. Start again from the CLI.")
+		return
+	}
+	ev.Caller.TenantID = d.tenant
+	u, err := a.checkPassword(ctx, d.tenant, f.Get("username"), f.Get("password"))
+	if err != nil {
+		fail(http.StatusUnauthorized, "invalid username or password", "The user name or password is incorrect.")
+		return
+	}
+	if u.MFAEnrolled() {
+		step, ok := VerifyTOTP(u.TOTPSecret, f.Get("totp"), now, u.LastTOTPStep)
+		if !ok {
+			fail(http.StatusUnauthorized, "invalid second factor", "The authenticator code is incorrect.")
+			return
+		}
+		// Record the step: each code is accepted once.
+		if _, err := a.dir.UpdateUser(ctx, u.TenantID, u.ObjectID, func(x *User) error {
+			if step <= x.LastTOTPStep {
+				return errTOTPReplay
+			}
+			x.LastTOTPStep = step
+			return nil
+		}); err != nil {
+			fail(http.StatusUnauthorized, "second factor replayed", "The authenticator code is incorrect.")
+			return
+		}
+	}
+	ev.Caller.ObjectID = u.ObjectID
+	a.ext.mu.Lock()
+	if d.userOID == "" {
+		d.userOID = u.ObjectID
+	}
+	a.ext.mu.Unlock()
+	devicePage.Execute(w, page{Message: "You are signed in. You may close this window and return to the command line.", Done: true})
+}
+
+var errTOTPReplay = &ErrInvalid{Msg: "the authenticator code was already used"}

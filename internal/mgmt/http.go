@@ -1,0 +1,274 @@
+package mgmt
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/authz"
+	"github.com/keyward/keyward/internal/identity"
+)
+
+// Handler serves the management plane on management.{suffix}.
+type Handler struct {
+	svc       *Service
+	authority *identity.Authority
+	resource  string // the management audience, with trailing slash
+	vaultURL  func(name string) string
+	log       *slog.Logger
+	maxBody   int64
+}
+
+// NewHandler returns the management-plane handler. resource is the
+// audience management tokens carry (api.Config.ManagementResource);
+// vaultURL names a vault's data-plane URL.
+func NewHandler(svc *Service, authority *identity.Authority, resource string, vaultURL func(string) string, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{svc: svc, authority: authority, resource: resource, vaultURL: vaultURL, log: log, maxBody: 1 << 20}
+}
+
+// call is one authenticated management request.
+type call struct {
+	h      *Handler
+	w      http.ResponseWriter
+	r      *http.Request
+	ev     *audit.Event
+	claims *identity.Claims
+	p      authz.Principal
+	segs   []string // path segments as sent
+	low    []string // lower-cased
+	q      url.Values
+}
+
+var apiVersionRE = regexp.MustCompile(`^(20(1[5-9]|2[0-9]))-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(-preview(\.\d+)?)?$`)
+
+// ServeHTTP authenticates, checks api-version, routes and writes ARM
+// errors. One audit event is recorded by the caller (api.Handler).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ev := audit.EventFrom(r.Context())
+	ev.Service = "management"
+	c := &call{h: h, w: w, r: r, ev: ev, q: r.URL.Query()}
+	raw := strings.Trim(r.URL.EscapedPath(), "/")
+	if raw != "" {
+		for _, s := range strings.Split(raw, "/") {
+			u, err := url.PathUnescape(s)
+			if err != nil {
+				c.fail(errBad("InvalidRequestUri", "The request URI is not valid."))
+				return
+			}
+			c.segs = append(c.segs, u)
+			c.low = append(c.low, strings.ToLower(u))
+		}
+	}
+	// The az CLI's cloud metadata endpoint, unauthenticated (IDENTITY.md §5).
+	if len(c.low) == 1 && c.low[0] == "metadata" || len(c.low) == 2 && c.low[0] == "metadata" && c.low[1] == "endpoints" {
+		ev.Operation = "CloudMetadata"
+		c.reply(http.StatusOK, map[string]any{"galleryEndpoint": "", "graphEndpoint": "", "portalEndpoint": "",
+			"authentication": map[string]any{"loginEndpoint": h.authority.BaseURL(), "audiences": []string{h.resource}}})
+		return
+	}
+	if err := c.authenticate(); err != nil {
+		c.fail(err)
+		return
+	}
+	if v := c.q.Get("api-version"); v == "" {
+		c.fail(errBad("MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests."))
+		return
+	} else if !apiVersionRE.MatchString(v) {
+		c.fail(errBad("InvalidApiVersionParameter", "The api-version '%s' is invalid.", clip(v)))
+		return
+	}
+	ev.APIVersion = clip(c.q.Get("api-version"))
+	if err := c.route(); err != nil {
+		c.fail(err)
+	}
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// authenticate validates a bearer token for the management audience.
+func (c *call) authenticate() error {
+	scheme, tok, ok := strings.Cut(c.r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		c.ev.Reason = "no bearer token"
+		c.challenge()
+		return &armError{status: http.StatusUnauthorized, code: "AuthenticationFailed", message: "Authentication failed. The 'Authorization' header is missing."}
+	}
+	claims, reason, err := c.h.authority.Validate(strings.TrimSpace(tok), []string{c.h.resource, strings.TrimSuffix(c.h.resource, "/")})
+	if err != nil {
+		c.ev.Reason = reason
+		c.challenge()
+		return &armError{status: http.StatusUnauthorized, code: "InvalidAuthenticationToken", message: "The access token is invalid: " + reason + "."}
+	}
+	c.claims = claims
+	c.p = authz.Principal{TenantID: claims.TenantID, ObjectID: claims.ObjectID, AppID: firstNonEmpty(claims.AZP, claims.AppID),
+		Delegated: claims.IDType == "user" || claims.Scope != ""}
+	c.ev.Caller.TenantID, c.ev.Caller.ObjectID, c.ev.Caller.AppID = c.p.TenantID, c.p.ObjectID, c.p.AppID
+	return nil
+}
+
+func (c *call) challenge() {
+	c.w.Header().Set("WWW-Authenticate", `Bearer authorization_uri="`+c.h.authority.BaseURL()+`", error="invalid_token"`)
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// authorize asks the engine; a denial is audited and becomes ARM's
+// AuthorizationFailed, which says nothing about whether the target exists.
+func (c *call) authorize(a authz.Action, s authz.Scope) error {
+	d := c.h.svc.engine.Authorize(c.p, a, s)
+	if d.Allowed {
+		return nil
+	}
+	c.ev.Reason = d.Reason + "; missing " + string(a)
+	c.ev.Result = audit.Denied
+	return &armError{status: http.StatusForbidden, code: "AuthorizationFailed",
+		message: fmt.Sprintf("The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '%s' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+			c.p.ObjectID, c.p.ObjectID, a, s.String())}
+}
+
+func (c *call) reply(status int, v any) {
+	var raw []byte
+	if v != nil {
+		var err error
+		if raw, err = json.Marshal(v); err != nil {
+			c.fail(err)
+			return
+		}
+		c.w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	}
+	c.w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
+	c.w.WriteHeader(status)
+	c.w.Write(raw)
+}
+
+func (c *call) fail(err error) {
+	status, body, known := toARM(err)
+	if !known {
+		c.h.log.Error("management request failed", "request_id", c.ev.RequestID, "error", err)
+	}
+	c.ev.ErrorCode = body.Error.Code
+	c.w.Header().Set("x-ms-error-code", body.Error.Code)
+	c.reply(status, body)
+}
+
+// decode reads a JSON body (size-capped) into v.
+func (c *call) decode(v any) error {
+	raw, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, c.h.maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &armError{status: http.StatusRequestEntityTooLarge, code: "RequestEntityTooLarge", message: "The request body is too large."}
+		}
+		return errBad("InvalidRequestContent", "The request content could not be read.")
+	}
+	defer clear(raw)
+	return decodeBody(raw, v)
+}
+
+// decodeBody is the one JSON decoder for management request bodies.
+func decodeBody(raw []byte, v any) error {
+	if len(strings.TrimSpace(string(raw))) == 0 {
+		return errBad("InvalidRequestContent", "The request content was invalid and could not be deserialized: the body is empty.")
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return errBad("InvalidRequestContent", "The request content was invalid and could not be deserialized: property '%s' has the wrong type.", clip(te.Field))
+		}
+		return errBad("InvalidRequestContent", "The request content was invalid and could not be deserialized.")
+	}
+	return nil
+}
+
+func (c *call) is(method string, pattern ...string) bool {
+	if c.r.Method != method || len(c.low) != len(pattern) {
+		return false
+	}
+	for i, p := range pattern {
+		if p != "*" && c.low[i] != p {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *call) notFound() error {
+	return errNotFound("InvalidResourceType", "The resource type could not be found in the namespace for api version '%s'.", clip(c.q.Get("api-version")))
+}
+
+// route dispatches on the ARM path.
+func (c *call) route() error {
+	l := c.low
+	// Microsoft.Authorization at any scope.
+	for i := 0; i+1 < len(l); i++ {
+		if l[i] == "providers" && l[i+1] == "microsoft.authorization" {
+			return c.routeAuthorization("/"+strings.Join(c.segs[:i], "/"), c.segs[i+2:])
+		}
+	}
+	if len(l) >= 2 && l[0] == "providers" && l[1] == "keyward.directory" {
+		return c.routeDirectory(c.segs[2:])
+	}
+	if len(l) == 0 || l[0] != "subscriptions" {
+		return c.notFound()
+	}
+	if c.is(http.MethodGet, "subscriptions") {
+		return c.listSubscriptions()
+	}
+	if len(l) < 2 {
+		return c.notFound()
+	}
+	sub := c.segs[1]
+	switch {
+	case c.is(http.MethodGet, "subscriptions", "*"):
+		return c.getSubscription(sub)
+	case c.is(http.MethodGet, "subscriptions", "*", "resourcegroups"):
+		return c.listResourceGroups(sub)
+	case len(l) == 4 && l[2] == "resourcegroups":
+		return c.resourceGroup(sub, c.segs[3])
+	case c.is(http.MethodGet, "subscriptions", "*", "resources"):
+		return c.listResources(sub)
+	case c.is(http.MethodGet, "subscriptions", "*", "providers", "microsoft.keyvault", "vaults"):
+		return c.listVaults(sub, "")
+	case c.is(http.MethodGet, "subscriptions", "*", "providers", "microsoft.keyvault", "deletedvaults"):
+		return c.listDeletedVaults(sub)
+	case c.is(http.MethodGet, "subscriptions", "*", "providers", "microsoft.keyvault", "locations", "*", "deletedvaults", "*"):
+		return c.getDeletedVault(sub, c.segs[5], c.segs[7])
+	case c.is(http.MethodPost, "subscriptions", "*", "providers", "microsoft.keyvault", "locations", "*", "deletedvaults", "*", "purge"):
+		return c.purgeDeletedVault(sub, c.segs[5], c.segs[7])
+	case c.is(http.MethodPost, "subscriptions", "*", "providers", "microsoft.keyvault", "checknameavailability"):
+		return c.checkName(sub)
+	case c.is(http.MethodGet, "subscriptions", "*", "resourcegroups", "*", "providers", "microsoft.keyvault", "vaults"):
+		return c.listVaults(sub, c.segs[3])
+	case len(l) == 8 && l[2] == "resourcegroups" && l[4] == "providers" && l[5] == "microsoft.keyvault" && l[6] == "vaults":
+		return c.vault(sub, c.segs[3], c.segs[7])
+	case c.is(http.MethodPut, "subscriptions", "*", "resourcegroups", "*", "providers", "microsoft.keyvault", "vaults", "*", "accesspolicies", "*"):
+		return c.updateAccessPolicies(sub, c.segs[3], c.segs[7], l[9])
+	}
+	return c.notFound()
+}
