@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,7 +72,7 @@ func toWire(err error) (int, wireError, bool) {
 	switch {
 	case errors.Is(err, barrier.ErrSealed):
 		return http.StatusServiceUnavailable, body("ServiceUnavailable", "Keyward is sealed. An operator must unseal it (keyward operator unseal) before it can serve requests.", "Sealed"), true
-	case errors.Is(err, storage.ErrUnavailable):
+	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, body("ServiceUnavailable", "The storage backend is temporarily unavailable. Please retry.", ""), true
 	}
 	return http.StatusInternalServerError, body("InternalServerError", "The server encountered an internal error. Please retry the request.", ""), false

@@ -38,6 +38,9 @@ type Operator interface {
 	Sealed() bool
 	// Ready reports whether this node can serve (unsealed, storage reachable).
 	Ready(ctx context.Context) error
+	// OperatorTenant is the tenant whose administrators may seal the
+	// instance and rotate its signing key.
+	OperatorTenant() string
 }
 
 // InitResult is shown once to the operator who initialized Keyward.
@@ -183,7 +186,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	setHeader(hdr, hdrStrictTransport, "max-age=31536000;includeSubDomains")
 	setHeader(hdr, hdrContentTypeOption, "nosniff")
 	sw := &statusWriter{ResponseWriter: w}
-	r = r.WithContext(audit.WithEvent(r.Context(), ev))
+	// Every request is bounded in time: a slow database answers 503 (the
+	// storage error), not a pile of goroutines waiting forever.
+	ctx, cancel := context.WithTimeout(audit.WithEvent(r.Context(), ev), requestTimeout)
+	defer cancel()
+	r = r.WithContext(ctx)
 
 	defer func() {
 		if p := recover(); p != nil {
@@ -227,6 +234,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.serveControl(sw, r, ev)
 }
+
+// requestTimeout bounds the work of one request.
+const requestTimeout = 30 * time.Second
 
 // Header names in canonical form (TestHeaderNamesCanonical), so that
 // setHeader can skip http.Header.Set's canonicalization, which allocates

@@ -172,7 +172,16 @@ func (h *Handler) authorizeOperator(r *http.Request, ev *audit.Event, action aut
 	}
 	ev.Caller.TenantID, ev.Caller.ObjectID, ev.Caller.AppID = claims.TenantID, claims.ObjectID, firstNonEmpty(claims.AZP, claims.AppID)
 	p := authz.Principal{TenantID: claims.TenantID, ObjectID: claims.ObjectID, AppID: ev.Caller.AppID}
-	if d := h.authz.Authorize(p, action, authz.Scope{TenantID: claims.TenantID}); !d.Allowed {
+	// Sealing and key rotation act on the whole instance: only the
+	// operator tenant's administrators may, never another tenant's.
+	scope := authz.Scope{TenantID: h.operator.OperatorTenant()}
+	if !strings.EqualFold(claims.TenantID, scope.TenantID) {
+		ev.Reason = "caller is not in the operator tenant"
+		ev.Result = audit.Denied
+		return &apiError{status: http.StatusForbidden, code: "Forbidden", inner: "ForbiddenByRbac",
+			message: "Caller is not authorized to perform action '" + string(action) + "' on this Keyward instance."}
+	}
+	if d := h.authz.Authorize(p, action, scope); !d.Allowed {
 		ev.Reason = d.Reason
 		ev.Result = audit.Denied
 		return &apiError{status: http.StatusForbidden, code: "Forbidden", inner: "ForbiddenByRbac",

@@ -53,6 +53,9 @@ type Server struct {
 	caFile   string
 
 	mu      sync.Mutex // serializes init, unseal and seal
+
+	mu2            sync.Mutex // guards operatorTenant
+	operatorTenant string
 	stop    chan struct{}
 	done    sync.WaitGroup
 	devInfo *DevInfo
@@ -397,7 +400,19 @@ func (s *Server) afterUnseal(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.mu2.Lock()
+	s.operatorTenant = b.TenantID
+	s.mu2.Unlock()
 	return s.accessAfterUnseal(ctx, b)
+}
+
+// OperatorTenant is the tenant whose administrators operate this Keyward
+// instance (seal, signing-key rotation): the first tenant, made at init.
+// Administrators of other tenants administer only their own tenant.
+func (s *Server) OperatorTenant() string {
+	s.mu2.Lock()
+	defer s.mu2.Unlock()
+	return s.operatorTenant
 }
 
 // devSANs and devIPs are the names on the dev TLS certificate.
