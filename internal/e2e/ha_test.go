@@ -108,7 +108,7 @@ func startChildNode(t *testing.T, dataDir, dsn, clockFile string) *exec.Cmd {
 }
 
 // copyDevFiles gives a second node the first one's dev unseal key and CA.
-func copyDevFiles(t *testing.T, from, to string) {
+func copyDevFiles(t testing.TB, from, to string) {
 	t.Helper()
 	for _, f := range []string{"dev-unseal.key", "tls/ca.pem", "tls/ca-key.pem", "tls/server.pem", "tls/server-key.pem"} {
 		b, err := os.ReadFile(filepath.Join(from, f))
