@@ -88,6 +88,7 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServerCmd(getenv, stdout, stderr), newOperatorCmd(getenv, stdin, stdout))
+	root.AddCommand(newBenchCmd(stdout, stderr))
 	return root
 }
 

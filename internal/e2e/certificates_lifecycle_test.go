@@ -262,4 +262,27 @@ func TestCertificateLifecycle(t *testing.T) {
 	wantErr(t, err, http.StatusConflict, "Conflict")
 	_, err = cl.c.RestoreCertificate(ctx, azcertificates.RestoreCertificateParameters{CertificateBackup: []byte("KWB1garbage")}, nil)
 	wantErr(t, err, http.StatusBadRequest, "BadParameter")
+
+	// The SDK's own TestUpdateCertificatePolicy: a policy update that
+	// switches to an EC P-256K key is stored and echoed (issuing with it
+	// is refused: X.509 libraries do not support secp256k1).
+	sdkPol := fullPolicy()
+	sdkPol.KeyProperties.ReuseKey = to.Ptr(true)
+	sdkPol.X509CertificateProperties.SubjectAlternativeNames = &azcertificates.SubjectAlternativeNames{DNSNames: []*string{to.Ptr("localhost")}}
+	if _, err := cl.c.CreateCertificate(ctx, "sdkpolicy", azcertificates.CreateCertificateParameters{CertificatePolicy: &sdkPol}, nil); err != nil {
+		t.Fatal(err)
+	}
+	k256 := &azcertificates.KeyProperties{Curve: to.Ptr(azcertificates.CurveNameP256K), Exportable: to.Ptr(true),
+		KeySize: to.Ptr(int32(256)), KeyType: to.Ptr(azcertificates.KeyTypeEC), ReuseKey: to.Ptr(false)}
+	sp, err := cl.c.UpdateCertificatePolicy(ctx, "sdkpolicy", azcertificates.CertificatePolicy{KeyProperties: k256}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameJSON(t, "issuer kept", sp.IssuerParameters, sdkPol.IssuerParameters)
+	sameJSON(t, "key_props replaced", sp.KeyProperties, k256)
+	sameJSON(t, "lifetime_actions kept", sp.LifetimeActions, sdkPol.LifetimeActions)
+	sameJSON(t, "secret_props kept", sp.SecretProperties, sdkPol.SecretProperties)
+	sameJSON(t, "x509_props kept", sp.X509CertificateProperties, sdkPol.X509CertificateProperties)
+	_, err = cl.c.CreateCertificate(ctx, "sdkpolicy", azcertificates.CreateCertificateParameters{}, nil)
+	wantErr(t, err, http.StatusBadRequest, "BadParameter")
 }

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	rpprof "runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/bench"
+	"github.com/keyward/keyward/internal/server"
+)
+
+// newBenchCmd is `keyward bench`: load against a running dev server, with
+// the server's CPU per request and the raw primitive's rate for comparison
+// (docs/PERFORMANCE.md).
+func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		cfg         bench.Config
+		data        string
+		conc        string
+		spawn       bool
+		noRaw       bool
+		asJSON      bool
+		jsonOut     string
+		profileDir  string
+		clientProf  string
+		serverFlags []string
+		serverEnv   []string
+		serverExe   string
+	)
+	var opsHelp strings.Builder
+	for _, o := range bench.Ops {
+		fmt.Fprintf(&opsHelp, "  %-20s %s\n", o.Name, o.Help)
+	}
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Drive a Keyward dev server with load and report throughput, latency and server CPU",
+		Long: `Drive a Keyward dev server over HTTPS with keep-alive connections and a real
+bearer token, for one operation at one or more concurrencies, and report
+requests/s, latency percentiles, errors by status, the server's CPU time per
+request (from /proc/PID/stat) and the rate of the raw primitive run in this
+process on every core, with the ratio server ÷ raw.
+
+The server is either started here as its own process (--spawn: keyward
+server --dev --listen 127.0.0.1:0 --data DIR) or already running (--data DIR
+or --dev-json FILE, and --server-pid PID for its CPU time).
+
+Operations:
+` + opsHelp.String() + `
+Examples:
+  keyward bench --spawn --op secret-get -c 16 -d 10s
+  keyward bench --spawn --op rsa-sign-rs256 -c 1,4,16,64 -d 5s
+  keyward bench --data ./.keyward-dev --server-pid 1234 --op ec-sign-es256`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			concs, err := parseInts(conc)
+			if err != nil {
+				return fmt.Errorf("--concurrency: %w", err)
+			}
+			if spawn {
+				if data == "" {
+					dir, err := os.MkdirTemp("", "keyward-bench-")
+					if err != nil {
+						return err
+					}
+					defer os.RemoveAll(dir)
+					data = dir
+				}
+				exe := serverExe
+				if exe == "" {
+					if exe, err = os.Executable(); err != nil {
+						return err
+					}
+				}
+				args := []string{"server", "--dev", "--listen", "127.0.0.1:0", "--data", data, "--log-level", "warn"}
+				var pprofAddr string
+				if profileDir != "" {
+					if pprofAddr, err = freeLoopbackAddr(); err != nil {
+						return err
+					}
+					args = []string{"bench", "server", "--listen", "127.0.0.1:0", "--data", data, "--pprof", pprofAddr}
+				}
+				srv, err := bench.StartServer(ctx, exe, append(args, serverFlags...), serverEnv, data, stderr)
+				if err != nil {
+					return err
+				}
+				defer srv.Stop()
+				cfg.ServerPID = srv.PID()
+				if profileDir != "" {
+					cfg.Profile = &bench.Profile{URL: "http://" + pprofAddr + "/debug/pprof/", Dir: profileDir}
+				}
+			}
+			if cfg.DevJSON == "" {
+				if data == "" {
+					return errors.New("give --spawn, --data DIR or --dev-json FILE")
+				}
+				cfg.DevJSON = filepath.Join(data, "dev.json")
+			}
+			cfg.Progress = stderr
+			if clientProf != "" {
+				f, err := os.Create(clientProf)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := rpprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer rpprof.StopCPUProfile()
+			}
+			var reports []*bench.Report
+			for i, c := range concs {
+				run := cfg
+				run.Concurrency = c
+				run.Raw = !noRaw && i == len(concs)-1
+				if i > 0 {
+					run.Populate = false // done by the first run
+				}
+				rep, err := bench.Run(ctx, run)
+				if err != nil {
+					return err
+				}
+				reports = append(reports, rep)
+				if !asJSON {
+					rep.WriteText(stdout)
+					fmt.Fprintln(stdout)
+				}
+			}
+			if raw := reports[len(reports)-1].Raw; raw != nil {
+				for _, r := range reports {
+					r.SetRaw(raw)
+				}
+			}
+			if len(reports) > 1 && !asJSON {
+				bench.WriteScaling(stdout, reports)
+			}
+			out := struct {
+				Runs []*bench.Report `json:"runs"`
+			}{reports}
+			raw, err := json.MarshalIndent(out, "", "  ")
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				fmt.Fprintf(stdout, "%s\n", raw)
+			}
+			if jsonOut != "" {
+				if err := os.WriteFile(jsonOut, append(raw, '\n'), 0o644); err != nil {
+					return err
+				}
+			}
+			var failed int64
+			for _, r := range reports {
+				failed += r.Requests - r.OK
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d requests failed", failed)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Op, "op", bench.OpSecretGet, "operation (see above)")
+	f.StringVarP(&conc, "concurrency", "c", "16", "workers, or a comma-separated list for a scaling table (1,4,16,64)")
+	f.DurationVarP(&cfg.Duration, "duration", "d", 10*time.Second, "measured duration of each run")
+	f.Int64VarP(&cfg.Requests, "requests", "n", 0, "stop each run after this many requests instead of --duration")
+	f.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured load before each run")
+	f.StringVar(&data, "data", "", "the dev server's data directory (reads DIR/dev.json); with --spawn: where to start it (default: a temporary one)")
+	f.StringVar(&cfg.DevJSON, "dev-json", "", "the dev server's dev.json (instead of --data)")
+	f.IntVar(&cfg.ServerPID, "server-pid", 0, "the server's process ID, for its CPU time and memory (/proc/PID)")
+	f.BoolVar(&spawn, "spawn", false, "start `keyward server --dev` as a separate process for the run and stop it afterwards")
+	f.StringArrayVar(&serverFlags, "server-flag", nil, "extra flag for the spawned server (repeatable)")
+	f.StringVar(&serverExe, "server-exe", "", "with --spawn: the keyward binary to start (default: this one)")
+	f.StringArrayVar(&serverEnv, "server-env", nil, "extra KEY=VALUE environment variable for the spawned server, e.g. GOGC=200 (repeatable)")
+	f.BoolVar(&cfg.HTTP2, "http2", false, "multiplex all workers over one HTTP/2 connection (default: one HTTP/1.1 keep-alive connection per worker)")
+	f.BoolVar(&noRaw, "no-raw", false, "skip the raw-primitive run")
+	f.DurationVar(&cfg.RawDuration, "raw-duration", 5*time.Second, "duration of the raw-primitive run")
+	f.IntVar(&cfg.SecretSize, "secret-size", 64, "secret value size in bytes")
+	f.IntVar(&cfg.Names, "names", 1, "distinct secrets: get reads random ones, set cycles through them")
+	f.BoolVar(&cfg.Populate, "populate", false, "secret-get/secret-list: write the --names secrets first")
+	f.StringVar(&cfg.Prefix, "prefix", "bench", "name prefix of the secrets and keys the run creates")
+	f.StringVar(&cfg.HSMURL, "hsm-url", "", "managed HSM URL for aes-gcm-encrypt")
+	f.BoolVar(&asJSON, "json", false, "print the reports as JSON instead of text")
+	f.StringVar(&jsonOut, "json-out", "", "also write the JSON reports to this file")
+	f.StringVar(&profileDir, "profile-dir", "", "with --spawn: run a profiling dev server and save its CPU and allocation profiles of each measured phase here")
+	f.IntVar(&cfg.ClientProcs, "client-procs", 0, "GOMAXPROCS of this tool during the load (default: every core; the raw run always uses every core)")
+	f.StringVar(&clientProf, "client-cpuprofile", "", "write this tool's own CPU profile (setup, load and raw phases) to a file")
+	cmd.AddCommand(newBenchServerCmd(stdout, stderr))
+	return cmd
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, p := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", p)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// newBenchServerCmd is the hidden `keyward bench server`: a dev server like
+// `keyward server --dev` that also serves net/http/pprof on a loopback
+// address, so that `keyward bench --profile-dir` can take CPU and
+// allocation profiles of the measured phase only. It is for profiling, not
+// for the figures: those come from the real `keyward server --dev`.
+func newBenchServerCmd(stdout, stderr io.Writer) *cobra.Command {
+	var listen, data, pprofAddr string
+	cmd := &cobra.Command{
+		Use:    "server",
+		Short:  "Run a dev server with a loopback pprof endpoint (profiling only)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			host, _, err := net.SplitHostPort(pprofAddr)
+			if err != nil || !net.ParseIP(host).IsLoopback() {
+				return errors.New("--pprof must be a loopback address, e.g. 127.0.0.1:6060")
+			}
+			s, err := server.Start(cmd.Context(), server.Config{
+				Dev: true, Listen: listen, DataDir: data, DNSSuffix: "localhost",
+				Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+			})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			mux := http.NewServeMux()
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			ps := &http.Server{Addr: pprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+			go ps.ListenAndServe()
+			defer ps.Close()
+			fmt.Fprintf(stdout, "Keyward dev server on https://%s, pprof on http://%s/debug/pprof/\n", s.Addr(), pprofAddr)
+			<-cmd.Context().Done()
+			return s.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on")
+	f.StringVar(&data, "data", "", "data directory")
+	f.StringVar(&pprofAddr, "pprof", "127.0.0.1:6060", "loopback address for net/http/pprof")
+	cmd.MarkFlagRequired("data")
+	return cmd
+}
