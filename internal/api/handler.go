@@ -128,8 +128,8 @@ type Deps struct {
 	// Management serves management.{suffix} (internal/mgmt); nil: 404.
 	Management http.Handler
 	Audit      *audit.Log
-	Clock    clock.Clock
-	Log      *slog.Logger
+	Clock      clock.Clock
+	Log        *slog.Logger
 }
 
 // New returns a Handler.

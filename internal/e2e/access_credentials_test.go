@@ -268,11 +268,6 @@ func TestOnBehalfOfCompoundIdentity(t *testing.T) {
 	code := identity.TOTPCode(secret, identity.TOTPStep(now))
 	userTok, err := userCred(signIn("correct horse battery", code)).GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"api://" + middle.AppID + "/.default"}})
 	if err != nil {
-		for _, ev := range auditEvents(t, e) {
-			if ev.Service == "identity" {
-				t.Logf("%s %s %d %s %s", ev.Operation, ev.Path, ev.Status, ev.ErrorCode, ev.Reason)
-			}
-		}
 		t.Fatalf("device code sign-in: %v", err)
 	}
 	if _, c := jwtClaims(t, userTok.Token); c["oid"] != user.ObjectID || c["idtyp"] != "user" || c["aud"] != "api://"+middle.AppID {

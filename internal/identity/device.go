@@ -206,14 +206,21 @@ func (a *Authority) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev.Caller.TenantID = d.tenant
+	who := strings.ToLower(d.tenant + "|" + f.Get("username"))
+	if a.lockedOut(who, now) {
+		fail(http.StatusTooManyRequests, "too many failed sign-ins", "Too many failed sign-ins for this user. Try again in a few minutes.")
+		return
+	}
 	u, err := a.checkPassword(ctx, d.tenant, f.Get("username"), f.Get("password"))
 	if err != nil {
+		a.signInFailed(who, now)
 		fail(http.StatusUnauthorized, "invalid username or password", "The user name or password is incorrect.")
 		return
 	}
 	if u.MFAEnrolled() {
 		step, ok := VerifyTOTP(u.TOTPSecret, f.Get("totp"), now, u.LastTOTPStep)
 		if !ok {
+			a.signInFailed(who, now)
 			fail(http.StatusUnauthorized, "invalid second factor", "The authenticator code is incorrect.")
 			return
 		}
@@ -239,3 +246,43 @@ func (a *Authority) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 }
 
 var errTOTPReplay = &ErrInvalid{Msg: "the authenticator code was already used"}
+
+// Failed sign-ins are counted per user: after maxSignInFailures within
+// signInWindow the user's sign-ins are refused until the window passes,
+// which bounds online guessing of passwords and TOTP codes.
+const (
+	maxSignInFailures = 10
+	signInWindow      = 15 * time.Minute
+)
+
+type signInFailures struct {
+	count int
+	first time.Time
+}
+
+func (a *Authority) lockedOut(who string, now time.Time) bool {
+	a.ext.mu.Lock()
+	defer a.ext.mu.Unlock()
+	f := a.ext.failures[who]
+	if f == nil || now.Sub(f.first) > signInWindow {
+		return false
+	}
+	return f.count >= maxSignInFailures
+}
+
+func (a *Authority) signInFailed(who string, now time.Time) {
+	a.ext.mu.Lock()
+	defer a.ext.mu.Unlock()
+	if a.ext.failures == nil {
+		a.ext.failures = map[string]*signInFailures{}
+	}
+	if len(a.ext.failures) > 100_000 {
+		clear(a.ext.failures)
+	}
+	f := a.ext.failures[who]
+	if f == nil || now.Sub(f.first) > signInWindow {
+		f = &signInFailures{first: now}
+		a.ext.failures[who] = f
+	}
+	f.count++
+}

@@ -201,6 +201,7 @@ type authorityExt struct {
 	devices  map[string]*deviceCode // by device_code hash
 	userCode map[string]string      // user code -> device_code hash
 	client   *http.Client
+	failures map[string]*signInFailures // tenant|username -> recent failed sign-ins
 }
 
 type cachedIssuer struct {

@@ -52,6 +52,15 @@ var bans = map[string]map[string]string{
 	"internal/shamir": {
 		"net/http": "pure arithmetic",
 	},
+	"internal/mgmt": {
+		module + "/internal/api":          "the management plane is beside api, which routes to it",
+		module + "/internal/storage/bolt": "the management plane does not pick a backend",
+		module + "/internal/server":       "the management plane is assembled by server, not the reverse",
+	},
+	"internal/identity": {
+		module + "/internal/api":   "the token service is beside api, which routes to it",
+		module + "/internal/authz": "identity authenticates; authorization decides from its records, not the reverse",
+	},
 }
 
 func root(t *testing.T) string {

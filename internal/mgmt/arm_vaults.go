@@ -356,7 +356,6 @@ func (c *call) listResourceGroups(subID string) error {
 	return nil
 }
 
-
 func validRGName(n string) bool {
 	if n == "" || len(n) > 90 || strings.HasSuffix(n, ".") {
 		return false

@@ -231,7 +231,6 @@ func (c *call) routeDirectory(rest []string) error {
 			return err
 		}
 		u, err := dir.CreateUser(ctx, tenant, b.UserPrincipalName, b.DisplayName, b.Password, now)
-		clear([]byte(b.Password))
 		if err != nil {
 			return err
 		}

@@ -264,7 +264,9 @@ func (s *Service) Subscriptions(ctx context.Context, tenant string) ([]*Subscrip
 	return out, err
 }
 
-func rgKey(sub, name string) string { return rgPrefix + strings.ToLower(sub) + "/" + strings.ToLower(name) }
+func rgKey(sub, name string) string {
+	return rgPrefix + strings.ToLower(sub) + "/" + strings.ToLower(name)
+}
 
 // PutResourceGroup creates or updates a resource group.
 func (s *Service) PutResourceGroup(ctx context.Context, rg ResourceGroup) (*ResourceGroup, bool, error) {

@@ -78,7 +78,7 @@ func (s *Server) startPrivate(tlsCfg *tls.Config) error {
 	s.access.privateListener = l
 	s.access.privateHTTP = &http.Server{
 		Handler:           s.handler,
-		TLSConfig:         tlsCfg,
+		TLSConfig:         tlsCfg.Clone(), // net/http configures HTTP/2 in it: not shared
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,

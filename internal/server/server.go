@@ -46,19 +46,19 @@ type Server struct {
 	handler *api.Handler
 	apiCfg  api.Config
 
-	leader   *postgres.Leader // nil: this process is the only node
+	leader *postgres.Leader // nil: this process is the only node
 
 	listener net.Listener
 	http     *http.Server
 	caFile   string
 
-	mu      sync.Mutex // serializes init, unseal and seal
+	mu sync.Mutex // serializes init, unseal and seal
 
 	mu2            sync.Mutex // guards operatorTenant
 	operatorTenant string
-	stop    chan struct{}
-	done    sync.WaitGroup
-	devInfo *DevInfo
+	stop           chan struct{}
+	done           sync.WaitGroup
+	devInfo        *DevInfo
 }
 
 // Start opens storage, listens, unseals (dev mode) and serves until Close.
@@ -174,6 +174,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	// Before the public listener serves: net/http writes its HTTP/2
+	// settings into the TLS config, which the private one clones.
+	if err := s.startPrivate(tlsCfg); err != nil {
+		return nil, err
+	}
 	s.done.Add(2)
 	go func() {
 		defer s.done.Done()
@@ -185,9 +190,6 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		defer s.done.Done()
 		s.runScheduler()
 	}()
-	if err := s.startPrivate(tlsCfg); err != nil {
-		return nil, err
-	}
 	return s, nil
 }
 
