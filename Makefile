@@ -1,6 +1,6 @@
 # The README's two commands are `make dev` and `make test`; .ci/run calls `make test`.
 GO ?= go
-FUZZTIME ?= 10s
+FUZZTIME ?= 6s
 
 .PHONY: dev test vet jsdeps unit fuzz bench bench-ci build
 
