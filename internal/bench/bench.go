@@ -125,7 +125,7 @@ type Report struct {
 	// fraction of the raw rate the server would reach with every core to
 	// itself, which Ratio cannot show when client and server share them.
 	CPURatio float64 `json:"cpu_ratio_to_raw,omitempty"`
-	Machine Machine `json:"machine"`
+	Machine  Machine `json:"machine"`
 }
 
 // Latency percentiles over every measured request, in milliseconds.
