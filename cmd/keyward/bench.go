@@ -186,6 +186,7 @@ Examples:
 	f.StringVar(&serverExe, "server-exe", "", "with --spawn: the keyward binary to start (default: this one)")
 	f.StringArrayVar(&serverEnv, "server-env", nil, "extra KEY=VALUE environment variable for the spawned server, e.g. GOGC=200 (repeatable)")
 	f.BoolVar(&cfg.HTTP2, "http2", false, "multiplex all workers over one HTTP/2 connection (default: one HTTP/1.1 keep-alive connection per worker)")
+	f.BoolVar(&cfg.NetHTTP, "net-http", false, "send HTTP/1.1 load through Go's net/http client instead of the lean one (more client CPU on the shared cores)")
 	f.BoolVar(&noRaw, "no-raw", false, "skip the raw-primitive run")
 	f.DurationVar(&cfg.RawDuration, "raw-duration", 5*time.Second, "duration of the raw-primitive run")
 	f.IntVar(&cfg.SecretSize, "secret-size", 64, "secret value size in bytes")
@@ -240,6 +241,7 @@ func newBenchServerCmd(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil || !net.ParseIP(host).IsLoopback() {
 				return errors.New("--pprof must be a loopback address, e.g. 127.0.0.1:6060")
 			}
+			setGCPercent(os.Getenv)
 			s, err := server.Start(cmd.Context(), server.Config{
 				Dev: true, Listen: listen, DataDir: data, DNSSuffix: "localhost",
 				Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"runtime"
 	"slices"
@@ -40,6 +41,10 @@ type Config struct {
 	// HTTP2 multiplexes every worker over one HTTP/2 connection instead of
 	// one HTTP/1.1 connection per worker.
 	HTTP2 bool
+	// NetHTTP sends HTTP/1.1 load through net/http's client instead of the
+	// lean hand-driven connections (lean.go), which cost the shared cores
+	// less. Setup always uses net/http.
+	NetHTTP bool
 	// Raw also runs the bare primitive in this process on every core for
 	// RawDuration, and reports the ratio server ÷ raw.
 	Raw         bool
@@ -147,6 +152,11 @@ type Process struct {
 	CPUMicrosPerRequest float64 `json:"cpu_us_per_request"`
 	// Utilization is CPUSeconds ÷ wall seconds (2.0 = two cores busy).
 	Utilization float64 `json:"cpu_utilization"`
+	// Page faults per request (server only): minor ones map a page already
+	// in memory (the first touch of a database page by a new process),
+	// major ones read it from disk.
+	MinorFaultsPerRequest float64 `json:"minor_faults_per_request,omitempty"`
+	MajorFaultsPerRequest float64 `json:"major_faults_per_request,omitempty"`
 	// Memory at the end of the run (server only), from /proc/PID/status:
 	// RSS, and its anonymous (heap, stacks) and file-backed (mmap of the
 	// database) parts.
@@ -164,6 +174,10 @@ type Raw struct {
 	OpsPerSecond float64 `json:"ops_per_second"`
 	// CPUMicrosPerOp is this process's CPU time during the raw run per op.
 	CPUMicrosPerOp float64 `json:"cpu_us_per_op"`
+	// Utilization is the CPU the raw run got ÷ (Seconds × Goroutines):
+	// below about 0.9 other processes took cores from it, OpsPerSecond is
+	// understated and Ratio overstated; CPURatio does not depend on it.
+	Utilization float64 `json:"cpu_utilization"`
 }
 
 // Machine describes where the run happened.
@@ -203,7 +217,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	tokInfo := *info
 	tokInfo.VaultURL = base
-	s := &session{hc: hc, base: base, tok: &token{hc: hc, d: &tokInfo}}
+	s := &session{hc: hc, base: base, caFile: info.CAFile, addr: info.Listen, tok: &token{hc: hc, d: &tokInfo}}
 	o, err := setup(ctx, s, &cfg)
 	if err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
@@ -228,9 +242,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	rep.Machine.LoadAvgBefore = loadAvg()
-	var srvBefore cpuTimes
+	var srvBefore stat
 	if cfg.ServerPID > 0 {
-		if srvBefore, err = procCPU(cfg.ServerPID); err != nil {
+		if srvBefore, err = procStat(cfg.ServerPID); err != nil {
 			return nil, fmt.Errorf("server pid %d: %w", cfg.ServerPID, err)
 		}
 	}
@@ -272,13 +286,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Latency = latency(res.lat)
 	rep.Client = perRequest(Process{CPUSeconds: cliCPU.Seconds()}, rep)
 	if cfg.ServerPID > 0 {
-		after, err := procCPU(cfg.ServerPID)
+		after, err := procStat(cfg.ServerPID)
 		if err != nil {
 			return nil, fmt.Errorf("server pid %d: %w", cfg.ServerPID, err)
 		}
-		p := Process{PID: cfg.ServerPID, CPUSeconds: after.sub(srvBefore).Seconds()}
+		p := Process{PID: cfg.ServerPID, CPUSeconds: after.cpu.sub(srvBefore.cpu).Seconds()}
 		p.RSSBytes, p.RSSAnonBytes, p.RSSFileBytes = procMem(cfg.ServerPID)
 		p = perRequest(p, rep)
+		if rep.Requests > 0 {
+			p.MinorFaultsPerRequest = float64(after.minflt-srvBefore.minflt) / float64(rep.Requests)
+			p.MajorFaultsPerRequest = float64(after.majflt-srvBefore.majflt) / float64(rep.Requests)
+		}
 		rep.Server = &p
 	}
 	if cfg.restoreProcs != nil {
@@ -328,12 +346,19 @@ func load(ctx context.Context, s *session, o *op, cfg *Config, tok string, d tim
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	auth := "Bearer " + tok
+	var dial func(context.Context) (net.Conn, error)
+	var host string
+	if !cfg.HTTP2 && !cfg.NetHTTP {
+		var err error
+		if dial, host, err = leanDialer(s.caFile, s.addr, s.base, cfg.Timeout); err != nil {
+			return nil, err
+		}
+	}
 	var (
 		next    atomic.Int64
 		mu      sync.Mutex
 		wg      sync.WaitGroup
 		res     = &result{status: map[int]int64{}, sample: map[int]string{}}
-		fatal   error
 		started = time.Now()
 	)
 	deadline := started.Add(d)
@@ -346,57 +371,36 @@ func load(ctx context.Context, s *session, o *op, cfg *Config, tok string, d tim
 			status := map[int]int64{}
 			sample := map[int]string{}
 			var proto, tlsv string
+			var send func(request) (int, string, error)
+			if dial != nil {
+				lc := &leanConn{dial: dial, host: host, auth: auth}
+				defer lc.close()
+				send = func(rq request) (int, string, error) {
+					code, smp, err := lc.do(ctx, rq.method, "/"+rq.path, rq.body)
+					proto, tlsv = lc.proto, lc.tls
+					return code, smp, err
+				}
+			} else {
+				send = func(rq request) (int, string, error) { return s.send(ctx, rq, auth, &proto, &tlsv) }
+			}
 			for {
 				i := next.Add(1) - 1
 				if n > 0 && i >= n || n <= 0 && time.Now().After(deadline) || ctx.Err() != nil {
 					break
 				}
 				rq := o.next(i, rng)
-				var body io.Reader
-				if rq.body != nil {
-					body = bytes.NewReader(rq.body)
-				}
-				req, err := http.NewRequestWithContext(ctx, rq.method, s.base+rq.path, body)
-				if err != nil {
-					mu.Lock()
-					fatal = err
-					mu.Unlock()
-					cancel()
-					break
-				}
-				req.Header["Authorization"] = []string{auth}
-				req.Header["User-Agent"] = []string{"keyward-bench"}
-				if rq.body != nil {
-					req.Header["Content-Type"] = []string{"application/json"}
-				}
 				t0 := time.Now()
-				resp, err := s.hc.Do(req)
-				code := 0
-				if err == nil {
-					code = resp.StatusCode
-					if code != http.StatusOK && code != http.StatusNoContent {
-						if _, ok := sample[code]; !ok {
-							b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-							sample[code] = string(b)
-						}
-					}
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if proto == "" {
-						proto = resp.Proto
-						if resp.TLS != nil {
-							tlsv = tlsName(resp.TLS.Version)
-						}
-					}
-				}
+				code, smp, err := send(rq)
 				el := time.Since(t0)
 				if err != nil {
-					if ctx.Err() != nil && n <= 0 {
-						break // cancelled mid-request: not a server failure
+					if ctx.Err() != nil {
+						break
 					}
-					code = 0
-					if _, ok := sample[0]; !ok {
-						sample[0] = clip(err.Error(), 300)
+					code, smp = 0, clip(err.Error(), 300)
+				}
+				if smp != "" {
+					if _, ok := sample[code]; !ok {
+						sample[code] = smp
 					}
 				}
 				lat = append(lat, el)
@@ -420,10 +424,42 @@ func load(ctx context.Context, s *session, o *op, cfg *Config, tok string, d tim
 	}
 	wg.Wait()
 	res.wall = time.Since(started)
-	if fatal != nil {
-		return nil, fatal
-	}
 	return res, ctx.Err()
+}
+
+// send is one request through net/http's client.
+func (s *session) send(ctx context.Context, rq request, auth string, proto, tlsv *string) (int, string, error) {
+	var body io.Reader
+	if rq.body != nil {
+		body = bytes.NewReader(rq.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, rq.method, s.base+rq.path, body)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header["Authorization"] = []string{auth}
+	req.Header["User-Agent"] = []string{"keyward-bench"}
+	if rq.body != nil {
+		req.Header["Content-Type"] = []string{"application/json"}
+	}
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	var smp string
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		smp = string(b)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	if *proto == "" {
+		*proto = resp.Proto
+		if resp.TLS != nil {
+			*tlsv = tlsName(resp.TLS.Version)
+		}
+	}
+	return resp.StatusCode, smp, err
 }
 
 func tlsName(v uint16) string {
@@ -488,7 +524,9 @@ func runRaw(ctx context.Context, o *op, d time.Duration) *Raw {
 	secs := time.Since(start).Seconds()
 	r := &Raw{Primitive: o.rawName, Goroutines: g, Seconds: secs, Ops: total.Load(), OpsPerSecond: float64(total.Load()) / secs}
 	if r.Ops > 0 {
-		r.CPUMicrosPerOp = (selfCPU() - cpu0).Seconds() / float64(r.Ops) * 1e6
+		cpu := (selfCPU() - cpu0).Seconds()
+		r.CPUMicrosPerOp = cpu / float64(r.Ops) * 1e6
+		r.Utilization = cpu / (secs * float64(g))
 	}
 	return r
 }

@@ -78,6 +78,16 @@ func TestRunEveryOperation(t *testing.T) {
 			t.Fatalf("%d requests over %s, want 50 over HTTP/2.0", r.Requests, r.Protocol)
 		}
 	})
+	t.Run("net/http", func(t *testing.T) {
+		r, err := Run(context.Background(), Config{DevJSON: devJSON, Op: OpSecretSet, Concurrency: 2, Requests: 20, NetHTTP: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkShape(t, r, false, false)
+		if r.Protocol != "HTTP/1.1" {
+			t.Fatalf("protocol %s", r.Protocol)
+		}
+	})
 	t.Run("unknown op", func(t *testing.T) {
 		if _, err := Run(context.Background(), Config{DevJSON: devJSON, Op: "nope", Duration: time.Second}); err == nil {
 			t.Fatal("unknown operation accepted")

@@ -10,15 +10,18 @@
 //     by the vault's 401 challenge (like any SDK), and creates what the
 //     operation needs: a secret to read, an RSA-2048 or P-256 key.
 //  2. Load. Concurrency workers send the operation over keep-alive
-//     connections (HTTP/1.1, one connection per worker, or one multiplexed
-//     HTTP/2 connection) for a duration or a request count. Each request's
-//     latency and status is recorded; the server's CPU time is read from
-//     /proc/PID/stat before and after, so the report gives server CPU
-//     seconds per request independently of the client sharing the cores.
+//     connections (HTTP/1.1, one connection per worker, driven by the lean
+//     client of lean.go or by net/http; or one multiplexed HTTP/2
+//     connection) for a duration or a request count. Each request's latency
+//     and status is recorded; the server's CPU time and page faults are read
+//     from /proc/PID/stat before and after, so the report gives server CPU
+//     per request independently of the client sharing the cores.
 //  3. Raw. The bare primitive the operation is built on (rsa.SignPKCS1v15,
 //     ecdsa.SignASN1, one AES-256-GCM open, ...) runs in this process on
 //     every core for a while, and the report divides the server's rate by
-//     it: the fraction of the machine's crypto limit Keyward reaches.
+//     it: the fraction of the machine's crypto limit Keyward reaches. It
+//     also divides the raw CPU per operation by the server's CPU per
+//     request, the same fraction without the client's share of the cores.
 //
 // The client never sees the server's internals: it is a separate process
 // that speaks only the Azure Key Vault wire protocol. It imports nothing

@@ -65,9 +65,11 @@ type op struct {
 
 // session is an authenticated client of one vault (or managed HSM).
 type session struct {
-	hc   *http.Client
-	base string // https://name.vault.localhost:port/
-	tok  *token
+	hc     *http.Client
+	base   string // https://name.vault.localhost:port/
+	caFile string
+	addr   string // the listener every host name is dialled to
+	tok    *token
 }
 
 // call sends one request and returns the body; any status but 200 is an error.

@@ -24,27 +24,40 @@ const clockTick = 10 * time.Millisecond
 // procCPU reads utime + stime of pid (all its threads, live and exited)
 // from /proc/PID/stat.
 func procCPU(pid int) (cpuTimes, error) {
+	st, err := procStat(pid)
+	return st.cpu, err
+}
+
+// stat is what /proc/PID/stat tells about a process.
+type stat struct {
+	cpu            cpuTimes
+	minflt, majflt int64 // page faults: minor (page in memory) and major (read from disk)
+}
+
+func procStat(pid int) (stat, error) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return stat{}, err
 	}
 	// The command name (field 2) may contain spaces; fields after it are
 	// counted from the last ')'.
 	i := bytes.LastIndexByte(raw, ')')
 	if i < 0 {
-		return 0, errors.New("unexpected /proc/PID/stat format")
+		return stat{}, errors.New("unexpected /proc/PID/stat format")
 	}
 	f := strings.Fields(string(raw[i+1:]))
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	// f[0] is field 3 (state); minflt, majflt, utime and stime are fields
+	// 10, 12, 14 and 15.
 	if len(f) < 13 {
-		return 0, errors.New("unexpected /proc/PID/stat format")
+		return stat{}, errors.New("unexpected /proc/PID/stat format")
 	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, errors.New("unexpected /proc/PID/stat format")
+	var v [4]int64
+	for j, k := range []int{7, 9, 11, 12} {
+		if v[j], err = strconv.ParseInt(f[k], 10, 64); err != nil {
+			return stat{}, errors.New("unexpected /proc/PID/stat format")
+		}
 	}
-	return cpuTimes(time.Duration(ut+st) * clockTick), nil
+	return stat{cpu: cpuTimes(time.Duration(v[2]+v[3]) * clockTick), minflt: v[0], majflt: v[1]}, nil
 }
 
 // procMem reads VmRSS, RssAnon and RssFile of pid in bytes (0 when unknown).

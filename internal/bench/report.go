@@ -19,8 +19,9 @@ func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "latency:   mean %.3fms  p50 %.3fms  p90 %.3fms  p99 %.3fms  p99.9 %.3fms  max %.3fms\n",
 		l.Mean, l.P50, l.P90, l.P99, l.P999, l.Max)
 	if s := r.Server; s != nil {
-		fmt.Fprintf(w, "server:    pid %d, %.2f CPU s, %.1f µs CPU/request, %.2f cores busy; RSS %s (anon %s, file %s)\n",
-			s.PID, s.CPUSeconds, s.CPUMicrosPerRequest, s.Utilization, mib(s.RSSBytes), mib(s.RSSAnonBytes), mib(s.RSSFileBytes))
+		fmt.Fprintf(w, "server:    pid %d, %.2f CPU s, %.1f µs CPU/request, %.2f cores busy; RSS %s (anon %s, file %s); page faults/request %.2f minor, %.3f major\n",
+			s.PID, s.CPUSeconds, s.CPUMicrosPerRequest, s.Utilization, mib(s.RSSBytes), mib(s.RSSAnonBytes), mib(s.RSSFileBytes),
+			s.MinorFaultsPerRequest, s.MajorFaultsPerRequest)
 	} else {
 		fmt.Fprintf(w, "server:    CPU not measured (give --server-pid or --spawn)\n")
 	}
@@ -28,6 +29,10 @@ func (r *Report) WriteText(w io.Writer) {
 	if r.Raw != nil {
 		fmt.Fprintf(w, "raw:       %s on %d goroutines: %.0f ops/s, %.2f µs CPU/op\n", r.Raw.Primitive, r.Raw.Goroutines, r.Raw.OpsPerSecond, r.Raw.CPUMicrosPerOp)
 		fmt.Fprintf(w, "ratio:     server %.0f req/s ÷ raw %.0f ops/s = %.3f\n", r.RPS, r.Raw.OpsPerSecond, r.Ratio)
+		if r.Raw.Utilization > 0 && r.Raw.Utilization < 0.9 {
+			fmt.Fprintf(w, "warning:   the raw run got only %.0f%% of %d cores (other processes were running): its rate is understated and the ratio overstated; the cpu ratio is not affected\n",
+				100*r.Raw.Utilization, r.Raw.Goroutines)
+		}
 		if r.CPURatio > 0 {
 			fmt.Fprintf(w, "cpu ratio: raw %.2f µs CPU/op ÷ server %.1f µs CPU/request = %.3f (the ratio with the cores to the server alone)\n",
 				r.Raw.CPUMicrosPerOp, r.Server.CPUMicrosPerRequest, r.CPURatio)
