@@ -49,6 +49,9 @@ var bans = map[string]map[string]string{
 		module + "/internal/vault": "audit events are typed records, not domain objects",
 		module + "/internal/keys":  "nothing in the audit path may touch key material",
 	},
+	"internal/throttle": {
+		"net/http": "token buckets are arithmetic; the api package answers 429",
+	},
 	"internal/shamir": {
 		"net/http": "pure arithmetic",
 	},
