@@ -871,23 +871,12 @@ func (s *Service) GetDeletedCertificate(ctx context.Context, v *Vault, name stri
 
 // ListDeletedCertificates pages through soft-deleted certificates.
 func (s *Service) ListDeletedCertificates(ctx context.Context, v *Vault, after string, limit int) (*Page[*Certificate], error) {
-	page := &Page[*Certificate]{}
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		dels, vers, more, err := listDeleted[certPayload](tx, s.objs(v, Certificates), after, limit)
-		if err != nil {
-			return err
-		}
-		for i, d := range dels {
-			out := certFrom(&d.nameRecord, vers[i])
-			out.Deleted = &DeletedInfo{DeletedDate: d.DeletedDate, ScheduledPurgeDate: d.ScheduledPurgeDate}
-			page.Items = append(page.Items, out)
-		}
-		if more && len(dels) > 0 {
-			page.Next = dels[len(dels)-1].Name
-		}
-		return nil
-	})
-	return page, err
+	return listDeletedPage(ctx, s, v, Certificates, after, limit,
+		func(rec *nameRecord, ver *Version[certPayload], del *DeletedInfo) *Certificate {
+			c := certFrom(rec, ver)
+			c.Deleted = del
+			return c
+		})
 }
 
 // RecoverCertificate undoes a soft delete of a certificate, its key and

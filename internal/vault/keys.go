@@ -459,68 +459,24 @@ func (s *Service) DeleteKey(ctx context.Context, v *Vault, name string) (*Key, e
 
 // GetDeletedKey returns a soft-deleted key's latest version.
 func (s *Service) GetDeletedKey(ctx context.Context, v *Vault, name string) (*Key, error) {
-	if err := checkName(Keys, name); err != nil {
-		return nil, err
-	}
-	var k *Key
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		o := s.objs(v, Keys)
-		del, err := deleted(tx, o, name)
-		if err != nil {
-			return err
-		}
-		ver := new(Version[keyPayload])
-		if _, err := getJSON(tx, o.versionKey(name, del.Latest), ver); err != nil {
-			return err
-		}
-		k = keyFrom(&del.nameRecord, ver)
-		k.Deleted = &DeletedInfo{DeletedDate: del.DeletedDate, ScheduledPurgeDate: del.ScheduledPurgeDate}
-		return nil
-	})
-	return k, err
+	return getDeletedObject(ctx, s, v, Keys, name, keyItem)
 }
 
 // ListDeletedKeys pages through soft-deleted keys.
 func (s *Service) ListDeletedKeys(ctx context.Context, v *Vault, after string, limit int) (*Page[*Key], error) {
-	page := &Page[*Key]{}
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		dels, vers, more, err := listDeleted[keyPayload](tx, s.objs(v, Keys), after, limit)
-		if err != nil {
-			return err
-		}
-		for i, d := range dels {
-			k := keyFrom(&d.nameRecord, vers[i])
-			k.Deleted = &DeletedInfo{DeletedDate: d.DeletedDate, ScheduledPurgeDate: d.ScheduledPurgeDate}
-			page.Items = append(page.Items, k)
-		}
-		if more && len(dels) > 0 {
-			page.Next = dels[len(dels)-1].Name
-		}
-		return nil
-	})
-	return page, err
+	return listDeletedPage(ctx, s, v, Keys, after, limit, keyItem)
 }
 
 // RecoverKey undoes a soft delete.
 func (s *Service) RecoverKey(ctx context.Context, v *Vault, name string) (*Key, error) {
-	if err := checkName(Keys, name); err != nil {
-		return nil, err
-	}
-	var k *Key
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
-		o := s.objs(v, Keys)
-		rec, err := recoverDeleted(tx, o, name)
-		if err != nil {
-			return err
-		}
-		ver := new(Version[keyPayload])
-		if _, err := getJSON(tx, o.versionKey(name, rec.Latest), ver); err != nil {
-			return err
-		}
-		k = keyFrom(rec, ver)
-		return nil
-	})
-	return k, err
+	return recoverObject(ctx, s, v, Keys, name, keyItem)
+}
+
+// keyItem is a key version (public parts) with its deletion metadata.
+func keyItem(rec *nameRecord, ver *Version[keyPayload], del *DeletedInfo) *Key {
+	k := keyFrom(rec, ver)
+	k.Deleted = del
+	return k
 }
 
 // PurgeKey removes a soft-deleted key for good.

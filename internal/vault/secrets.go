@@ -273,68 +273,24 @@ func (s *Service) DeleteSecret(ctx context.Context, v *Vault, name string) (*Sec
 
 // GetDeletedSecret returns a soft-deleted secret's latest properties.
 func (s *Service) GetDeletedSecret(ctx context.Context, v *Vault, name string) (*Secret, error) {
-	if err := checkName(Secrets, name); err != nil {
-		return nil, err
-	}
-	var sec *Secret
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		o := s.objs(v, Secrets)
-		del, err := deleted(tx, o, name)
-		if err != nil {
-			return err
-		}
-		ver := new(Version[secretPayload])
-		if _, err := getJSON(tx, o.versionKey(name, del.Latest), ver); err != nil {
-			return err
-		}
-		sec = secretFrom(&del.nameRecord, ver, false)
-		sec.Deleted = &DeletedInfo{DeletedDate: del.DeletedDate, ScheduledPurgeDate: del.ScheduledPurgeDate}
-		return nil
-	})
-	return sec, err
+	return getDeletedObject(ctx, s, v, Secrets, name, secretItem)
 }
 
 // ListDeletedSecrets pages through soft-deleted secrets.
 func (s *Service) ListDeletedSecrets(ctx context.Context, v *Vault, after string, limit int) (*Page[*Secret], error) {
-	page := &Page[*Secret]{}
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		dels, vers, more, err := listDeleted[secretPayload](tx, s.objs(v, Secrets), after, limit)
-		if err != nil {
-			return err
-		}
-		for i, d := range dels {
-			sec := secretFrom(&d.nameRecord, vers[i], false)
-			sec.Deleted = &DeletedInfo{DeletedDate: d.DeletedDate, ScheduledPurgeDate: d.ScheduledPurgeDate}
-			page.Items = append(page.Items, sec)
-		}
-		if more && len(dels) > 0 {
-			page.Next = dels[len(dels)-1].Name
-		}
-		return nil
-	})
-	return page, err
+	return listDeletedPage(ctx, s, v, Secrets, after, limit, secretItem)
 }
 
 // RecoverSecret undoes a soft delete.
 func (s *Service) RecoverSecret(ctx context.Context, v *Vault, name string) (*Secret, error) {
-	if err := checkName(Secrets, name); err != nil {
-		return nil, err
-	}
-	var sec *Secret
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
-		o := s.objs(v, Secrets)
-		rec, err := recoverDeleted(tx, o, name)
-		if err != nil {
-			return err
-		}
-		ver := new(Version[secretPayload])
-		if _, err := getJSON(tx, o.versionKey(name, rec.Latest), ver); err != nil {
-			return err
-		}
-		sec = secretFrom(rec, ver, false)
-		return nil
-	})
-	return sec, err
+	return recoverObject(ctx, s, v, Secrets, name, secretItem)
+}
+
+// secretItem is a secret's properties without its value.
+func secretItem(rec *nameRecord, ver *Version[secretPayload], del *DeletedInfo) *Secret {
+	sec := secretFrom(rec, ver, false)
+	sec.Deleted = del
+	return sec
 }
 
 // PurgeSecret removes a soft-deleted secret for good. A purge-protected
