@@ -35,6 +35,7 @@ type fileConfig struct {
 		Path     string `toml:"path"`
 		DSN      string `toml:"dsn"`
 		MaxConns int32  `toml:"max_conns"`
+		Mlock    bool   `toml:"mlock"`
 	} `toml:"storage"`
 	Throttle struct {
 		VaultRate      *float64 `toml:"vault_rate"`
@@ -153,6 +154,12 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 				return err
 			}
 			cfg.Throttle = tc
+			cfg.Storage.Mlock = fc.Storage.Mlock
+			if v := getenv("KEYWARD_STORAGE_MLOCK"); v != "" {
+				if cfg.Storage.Mlock, err = strconv.ParseBool(v); err != nil {
+					return fmt.Errorf("KEYWARD_STORAGE_MLOCK: %w", err)
+				}
+			}
 			cfg.PrivateListen = cmp.Or(getenv("KEYWARD_PRIVATE_LISTEN"), fc.PrivateListen)
 			cfg.TrustedProxies = fc.TrustedProxies
 			if v := getenv("KEYWARD_TRUSTED_PROXIES"); v != "" {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -205,7 +206,7 @@ func (rq *request) decode(v any) error {
 
 // decodeJSON is the one JSON decoder for request bodies.
 func decodeJSON(raw []byte, v any) error {
-	if len(strings.TrimSpace(string(raw))) == 0 {
+	if len(bytes.TrimSpace(raw)) == 0 { // no string copy: bodies may hold secrets
 		return badParam("The request body is empty; a JSON object is required.")
 	}
 	if err := json.Unmarshal(raw, v); err != nil {

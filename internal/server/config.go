@@ -99,6 +99,8 @@ type StorageConfig struct {
 	MaxConns int32
 	// Path is the bolt database file; empty: {DataDir}/keyward.db.
 	Path string
+	// Mlock locks the bolt database file in memory (bolt.Options.Mlock).
+	Mlock bool
 }
 
 // Validate checks c without changing it.

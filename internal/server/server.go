@@ -91,7 +91,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.backend, s.leader = pg, pg.NewLeader(postgres.LeaderLockKey)
 	default:
 		path := cmp.Or(cfg.Storage.Path, filepath.Join(cfg.DataDir, "keyward.db"))
-		if s.backend, err = bolt.Open(path, bolt.Options{}); err != nil {
+		if s.backend, err = bolt.Open(path, bolt.Options{Mlock: cfg.Storage.Mlock}); err != nil {
 			return nil, err
 		}
 	}

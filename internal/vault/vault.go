@@ -80,6 +80,7 @@ type Service struct {
 	software keys.Protector
 	hsm      keys.Protector // nil when no HSM is configured
 	ops      *opCache
+	decoded  *decodeCache // read-only records of the key-operation path
 	vaultURL func(name string) string
 	certs    *certRuntime // certificate background work (certificates_external.go)
 
@@ -91,11 +92,15 @@ type Service struct {
 // New returns a Service over store.
 func New(store Store, clk clock.Clock) *Service {
 	return &Service{store: store, clock: clk, vaults: map[string]*Vault{},
-		software: keys.Software{}, ops: newOpCache(10_000), certs: newCertRuntime()}
+		software: keys.Software{}, ops: newOpCache(10_000), decoded: newDecodeCache(8192),
+		certs: newCertRuntime()}
 }
 
 // Unload forgets cached key material (on seal).
-func (s *Service) Unload() { s.ops.clearAll() }
+func (s *Service) Unload() {
+	s.ops.clearAll()
+	s.decoded.clearAll()
+}
 
 // Clock returns the service's clock.
 func (s *Service) Clock() clock.Clock { return s.clock }

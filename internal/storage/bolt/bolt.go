@@ -59,6 +59,12 @@ type Options struct {
 
 	// MaxBatchSize is the most Updates one commit carries. Zero means 1000.
 	MaxBatchSize int
+
+	// Mlock keeps the whole database file resident (mlock(2)), so that
+	// reads never wait for the disk after the kernel evicted cold pages.
+	// The file's size counts against RLIMIT_MEMLOCK unless the process
+	// has CAP_IPC_LOCK.
+	Mlock bool
 }
 
 // Backend is a storage.Backend on a bbolt file. It is safe for concurrent use.
@@ -71,7 +77,7 @@ type Backend struct {
 // holds the file for longer than opts.Timeout.
 func Open(path string, opts Options) (*Backend, error) {
 	timeout := cmp.Or(opts.Timeout, time.Second)
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, Mlock: opts.Mlock})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}

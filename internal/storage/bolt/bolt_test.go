@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -299,4 +300,55 @@ func openBench(b *testing.B) *bolt.Backend {
 	}
 	b.Cleanup(func() { db.Close() })
 	return db
+}
+
+// TestMlock runs the conformance suite on a locked file, and checks that
+// the file's pages are locked (VmLck) while it is open, including after it
+// grew.
+func TestMlock(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Backend {
+		b, err := bolt.Open(filepath.Join(t.TempDir(), "keyward.db"), bolt.Options{Mlock: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+
+	before := lockedKB(t)
+	b, err := bolt.Open(filepath.Join(t.TempDir(), "keyward.db"), bolt.Options{Mlock: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	value := make([]byte, 4096)
+	for i := range 512 { // 2 MiB: the file grows and is remapped
+		err := b.Update(context.Background(), func(tx storage.Tx) error {
+			return tx.Put(fmt.Sprintf("k%05d", i), value)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := lockedKB(t); after < before+2048 {
+		t.Fatalf("VmLck %d kB after writing 2 MiB to a locked file, %d kB before", after, before)
+	}
+}
+
+func lockedKB(t *testing.T) int {
+	t.Helper()
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "VmLck:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no VmLck in /proc/self/status")
+	return 0
 }

@@ -1,0 +1,111 @@
+package vault
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"sync"
+
+	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/storage"
+)
+
+// decodeCache keeps the decoded form of records read on the key-operation
+// hot path (name records and key versions), keyed by storage key.
+//
+// It saves JSON decoding only. Every use still reads the record from
+// storage — another node may have changed it — and an entry is used only
+// when the stored bytes are exactly those it was decoded from, so it
+// cannot serve a stale value. Decoded values are shared between requests
+// and must not be modified.
+//
+// Only records without secrets belong here: a key version holds the public
+// key, attributes and tags; its private half is stored separately.
+type decodeCache struct {
+	mu  sync.RWMutex
+	m   map[string]decoded
+	max int
+}
+
+type decoded struct {
+	raw []byte
+	val any
+}
+
+func newDecodeCache(max int) *decodeCache {
+	return &decodeCache{m: make(map[string]decoded), max: max}
+}
+
+func (c *decodeCache) lookup(key string, raw []byte) any {
+	c.mu.RLock()
+	e, ok := c.m[key]
+	c.mu.RUnlock()
+	if !ok || !bytes.Equal(e.raw, raw) {
+		return nil
+	}
+	return e.val
+}
+
+func (c *decodeCache) store(key string, raw []byte, val any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[key]; !ok && len(c.m) >= c.max {
+		for old := range c.m { // drop an arbitrary entry
+			delete(c.m, old)
+			break
+		}
+	}
+	c.m[key] = decoded{raw: bytes.Clone(raw), val: val}
+}
+
+// clearAll empties the cache (on seal).
+func (c *decodeCache) clearAll() {
+	c.mu.Lock()
+	clear(c.m)
+	c.mu.Unlock()
+}
+
+// getShared is getJSON through c: it returns a decoded value that may be
+// shared with other callers, which must treat it as read-only.
+func getShared[T any](tx barrier.Tx, c *decodeCache, key string) (*T, bool, error) {
+	raw, err := tx.Get(key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if v, ok := c.lookup(key, raw).(*T); ok {
+		return v, true, nil
+	}
+	v := new(T)
+	if err := json.Unmarshal(raw, v); err != nil {
+		return nil, false, err
+	}
+	c.store(key, raw, v)
+	return v, true, nil
+}
+
+// getVersionShared is getVersion for read-only callers of records without
+// secrets (key operations): both records may come from s.decoded.
+func getVersionShared[P any](tx barrier.Tx, o objects, name, version string) (*nameRecord, *Version[P], error) {
+	c := o.s.decoded
+	rec, ok, err := getShared[nameRecord](tx, c, o.nameKey(name))
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		return nil, nil, notFound(o.t, name)
+	}
+	if version == "" {
+		version = rec.Latest
+	}
+	ver, ok, err := getShared[Version[P]](tx, c, o.versionKey(name, version))
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		return nil, nil, versionNotFound(o.t, name, version)
+	}
+	return rec, ver, nil
+}
