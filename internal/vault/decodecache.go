@@ -86,9 +86,10 @@ func getShared[T any](tx barrier.Tx, c *decodeCache, key string) (*T, bool, erro
 	return v, true, nil
 }
 
-// getVersionShared is getVersion for read-only callers of records without
-// secrets (key operations): both records may come from s.decoded.
-func getVersionShared[P any](tx barrier.Tx, o objects, name, version string) (*nameRecord, *Version[P], error) {
+// getVersionShared is getVersion for read-only callers: the name record
+// may come from s.decoded, and so may the version when shareVersion is set,
+// which only versions without secrets (keys) may be.
+func getVersionShared[P any](tx barrier.Tx, o objects, name, version string, shareVersion bool) (*nameRecord, *Version[P], error) {
 	c := o.s.decoded
 	rec, ok, err := getShared[nameRecord](tx, c, o.nameKey(name))
 	if err != nil {
@@ -100,7 +101,13 @@ func getVersionShared[P any](tx barrier.Tx, o objects, name, version string) (*n
 	if version == "" {
 		version = rec.Latest
 	}
-	ver, ok, err := getShared[Version[P]](tx, c, o.versionKey(name, version))
+	var ver *Version[P]
+	if shareVersion {
+		ver, ok, err = getShared[Version[P]](tx, c, o.versionKey(name, version))
+	} else {
+		ver = new(Version[P])
+		ok, err = getJSON(tx, o.versionKey(name, version), ver)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

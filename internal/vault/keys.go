@@ -692,7 +692,7 @@ func (s *Service) Crypto(ctx context.Context, v *Vault, name, version string, op
 	)
 	err := s.store.View(ctx, func(tx barrier.Tx) error {
 		var err error
-		rec, ver, err = getVersionShared[keyPayload](tx, o, name, version)
+		rec, ver, err = getVersionShared[keyPayload](tx, o, name, version, true)
 		return err
 	})
 	if err != nil {

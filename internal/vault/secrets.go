@@ -120,7 +120,7 @@ func (s *Service) GetSecret(ctx context.Context, v *Vault, name, version string)
 	}
 	var sec *Secret
 	err := s.store.View(ctx, func(tx barrier.Tx) error {
-		rec, ver, err := getVersion[secretPayload](tx, s.objs(v, Secrets), name, version)
+		rec, ver, err := getVersionShared[secretPayload](tx, s.objs(v, Secrets), name, version, false)
 		if err != nil {
 			return err
 		}
