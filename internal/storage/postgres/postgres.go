@@ -156,10 +156,17 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	})
 }
 
+// Transactions begin lazily: BEGIN is sent in one pipeline with the first
+// statement, so a request's first read costs one round trip, not two.
+const (
+	beginView   = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`
+	beginUpdate = `BEGIN ISOLATION LEVEL SERIALIZABLE`
+)
+
 // View runs fn in a REPEATABLE READ, READ ONLY transaction: every read sees
 // the same snapshot.
 func (b *Backend) View(ctx context.Context, fn func(storage.Tx) error) error {
-	return b.run(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+	return b.run(ctx, beginView, fn)
 }
 
 // Update runs fn in a SERIALIZABLE transaction and commits it. When the
@@ -171,7 +178,7 @@ func (b *Backend) View(ctx context.Context, fn func(storage.Tx) error) error {
 // there.
 func (b *Backend) Update(ctx context.Context, fn func(storage.Tx) error) error {
 	for attempt := 1; ; attempt++ {
-		err := b.run(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable}, fn)
+		err := b.run(ctx, beginUpdate, fn)
 		if !conflict(err) {
 			return err
 		}
@@ -202,36 +209,69 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// run runs fn once in a transaction with opts, and commits unless fn or a
-// statement failed.
-func (b *Backend) run(ctx context.Context, opts pgx.TxOptions, fn func(storage.Tx) error) error {
+// run runs fn once in a transaction opened by the statement begin, and
+// commits unless fn or a statement failed. A transaction in which fn ran no
+// statement never reaches the server.
+func (b *Backend) run(ctx context.Context, begin string, fn func(storage.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ptx, err := b.pool.BeginTx(ctx, opts)
+	conn, err := b.pool.Acquire(ctx)
 	if err != nil {
 		return wrap(ctx, "begin", err)
 	}
-	defer ptx.Rollback(ctx) // after Commit, a no-op
+	release := true
+	defer func() {
+		// Release destroys a connection that is still in a transaction, so
+		// an early return never hands an open transaction to the next
+		// caller.
+		if release {
+			conn.Release()
+		}
+	}()
 
-	t := &tx{ctx: ctx, tx: ptx, writable: opts.AccessMode != pgx.ReadOnly}
+	t := &tx{ctx: ctx, conn: conn, begin: begin, writable: begin != beginView}
 	fnErr := fn(t)
 	t.done = true
+	if !t.begun {
+		return fnErr // no statement ran: there is no transaction to end
+	}
 	switch {
 	case conflict(t.err):
 		// Whatever fn made of it, the transaction is lost: retry.
-		return t.err
+		err = t.err
 	case fnErr != nil:
-		return fnErr
+		err = fnErr
 	case t.err != nil:
 		// fn ignored a failed statement, but PostgreSQL aborted the
 		// transaction: nothing fn did counts.
-		return t.err
+		err = t.err
+	case begin == beginView:
+		// Everything fn read is final: a read-only snapshot has nothing
+		// to commit and its COMMIT cannot fail in a way that matters, so
+		// the caller does not wait for it. The connection returns to the
+		// pool when it is done (or is closed if it fails).
+		release = false
+		go func() {
+			defer conn.Release()
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			conn.Exec(ctx, `COMMIT`)
+		}()
+		return nil
+	default:
+		if _, err := conn.Exec(ctx, `COMMIT`); err != nil {
+			return wrap(ctx, "commit", err)
+		}
+		return nil
 	}
-	if err := ptx.Commit(ctx); err != nil {
-		return wrap(ctx, "commit", err)
+	// The transaction failed (err): end it so that the connection can be
+	// reused. If the
+	// context is done or ROLLBACK fails, Release closes the connection.
+	if ctx.Err() == nil {
+		conn.Exec(ctx, `ROLLBACK`)
 	}
-	return nil
+	return err
 }
 
 // Close closes the pool, waiting for connections in use to be returned.
@@ -245,10 +285,25 @@ func (b *Backend) Close() error {
 // it does not outlive that call.
 type tx struct {
 	ctx      context.Context
-	tx       pgx.Tx
+	conn     *pgxpool.Conn
+	begin    string // the BEGIN statement, sent with the first statement
+	begun    bool
 	writable bool
 	done     bool
 	err      error // the first failed statement; PostgreSQL aborts the transaction
+}
+
+// send runs the statements queued by queue, after BEGIN if the transaction
+// has not begun, in one round trip. The result callbacks of the queued
+// statements run before it returns; its error is the first of any of them.
+func (t *tx) send(queue func(*pgx.Batch)) error {
+	var b pgx.Batch
+	if !t.begun {
+		b.Queue(t.begin)
+		t.begun = true // from here on, run ends the transaction
+	}
+	queue(&b)
+	return t.conn.SendBatch(t.ctx, &b).Close()
 }
 
 // check reports why t cannot run a statement, if it cannot.
@@ -270,7 +325,11 @@ func (t *tx) Get(key string) ([]byte, error) {
 		return nil, err
 	}
 	var v []byte // pgx copies bytea into a new slice
-	err := t.tx.QueryRow(t.ctx, `SELECT value FROM kv WHERE key = $1`, []byte(key)).Scan(&v)
+	err := t.send(func(b *pgx.Batch) {
+		b.Queue(`SELECT value FROM kv WHERE key = $1`, []byte(key)).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&v)
+		})
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, storage.ErrNotFound
 	}
@@ -293,8 +352,10 @@ func (t *tx) Put(key string, value []byte) error {
 	if value == nil {
 		value = []byte{} // nil would be sent as NULL
 	}
-	_, err := t.tx.Exec(t.ctx, `INSERT INTO kv (key, value) VALUES ($1, $2)
+	err := t.send(func(b *pgx.Batch) {
+		b.Queue(`INSERT INTO kv (key, value) VALUES ($1, $2)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, []byte(key), value)
+	})
 	if err != nil {
 		return t.fail("put", err)
 	}
@@ -308,7 +369,7 @@ func (t *tx) Delete(key string) error {
 	if !t.writable {
 		return errReadOnly
 	}
-	if _, err := t.tx.Exec(t.ctx, `DELETE FROM kv WHERE key = $1`, []byte(key)); err != nil {
+	if err := t.send(func(b *pgx.Batch) { b.Queue(`DELETE FROM kv WHERE key = $1`, []byte(key)) }); err != nil {
 		return t.fail("delete", err)
 	}
 	return nil
@@ -332,15 +393,18 @@ func (t *tx) Scan(prefix, after string, fn func(key string, value []byte) bool) 
 		args = append(args, end)
 	}
 	for {
-		rows, err := t.tx.Query(t.ctx, query, args...)
-		if err != nil {
-			return t.fail("scan", err)
-		}
 		type row struct{ key, value []byte }
-		chunk, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
-			var e row
-			err := r.Scan(&e.key, &e.value)
-			return e, err
+		var chunk []row
+		err := t.send(func(b *pgx.Batch) {
+			b.Queue(query, args...).Query(func(rows pgx.Rows) error {
+				var err error
+				chunk, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+					var e row
+					err := r.Scan(&e.key, &e.value)
+					return e, err
+				})
+				return err
+			})
 		})
 		if err != nil {
 			return t.fail("scan", err)

@@ -48,6 +48,54 @@ func TestPostgres(t *testing.T) {
 		})
 	})
 
+	t.Run("ConnectionsReused", func(t *testing.T) {
+		// Transactions end on their connection — committed, rolled back
+		// after an error, or committed in the background after a read — so
+		// the pool keeps its connections instead of replacing them.
+		b := open(t, Options{DSN: srv.NewDatabase(t), MaxConns: 2})
+		defer b.Close()
+		if err := b.Update(t.Context(), func(tx storage.Tx) error { return tx.Put("k", []byte("v")) }); err != nil {
+			t.Fatal(err)
+		}
+		errFn := errors.New("fn failed")
+		for i := range 200 {
+			var err error
+			switch i % 4 {
+			case 0: // a read
+				err = b.View(t.Context(), func(tx storage.Tx) error { _, err := tx.Get("k"); return err })
+			case 1: // a read whose function fails after reading
+				err = b.View(t.Context(), func(tx storage.Tx) error { tx.Get("k"); return errFn })
+			case 2: // a write whose function fails after writing
+				err = b.Update(t.Context(), func(tx storage.Tx) error { tx.Put("k", []byte("x")); return errFn })
+			case 3: // a read of a missing key
+				err = b.View(t.Context(), func(tx storage.Tx) error { _, err := tx.Get("missing"); return err })
+			}
+			want := map[int]error{1: errFn, 2: errFn, 3: storage.ErrNotFound}[i%4]
+			if !errors.Is(err, want) {
+				t.Fatalf("transaction %d: %v, want %v", i, err, want)
+			}
+		}
+		// The failed write left nothing behind.
+		err := b.View(t.Context(), func(tx storage.Tx) error {
+			v, err := tx.Get("k")
+			if err == nil && string(v) != "v" {
+				err = fmt.Errorf("k = %q after rolled-back writes", v)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for b.pool.Stat().AcquiredConns() != 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond) // background COMMITs finishing
+		}
+		st := b.pool.Stat()
+		if st.AcquiredConns() != 0 || st.NewConnsCount() > 2 {
+			t.Fatalf("after 200 transactions: %d connections held, %d opened (pool of 2)", st.AcquiredConns(), st.NewConnsCount())
+		}
+	})
+
 	t.Run("ConflictRetry", func(t *testing.T) {
 		b := open(t, Options{DSN: srv.NewDatabase(t)})
 		defer b.Close()
@@ -117,7 +165,7 @@ func TestPostgres(t *testing.T) {
 		// own sessions), then write through it.
 		err = b.Update(t.Context(), func(stx storage.Tx) error {
 			var pid int
-			if err := stx.(*tx).tx.QueryRow(t.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+			if err := stx.(*tx).conn.QueryRow(t.Context(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
 				return err
 			}
 			if _, err := admin.Exec(t.Context(), `SELECT pg_terminate_backend($1)`, pid); err != nil {
