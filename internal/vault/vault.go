@@ -92,7 +92,7 @@ type Service struct {
 // New returns a Service over store.
 func New(store Store, clk clock.Clock) *Service {
 	return &Service{store: store, clock: clk, vaults: map[string]*Vault{},
-		software: keys.Software{}, ops: newOpCache(10_000), decoded: newDecodeCache(8192),
+		software: keys.Software{}, ops: newOpCache(10_000), decoded: newDecodeCache(4096),
 		certs: newCertRuntime()}
 }
 

@@ -13,7 +13,10 @@
 // Update runs at SERIALIZABLE isolation and is retried, with jittered
 // backoff, when PostgreSQL reports a serialization failure or deadlock, so
 // its function may run more than once. View runs at REPEATABLE READ, READ
-// ONLY: one consistent snapshot that never blocks or aborts writers. Errors
+// ONLY: one consistent snapshot that never blocks or aborts writers. BEGIN
+// travels in one pipeline with a transaction's first statement, and a
+// read-only transaction's COMMIT is not waited for, so a View of two reads
+// costs two round trips. Errors
 // that mean the database cannot be reached wrap storage.ErrUnavailable.
 //
 // The package sees only what the barrier has sealed (names and ciphertext).
