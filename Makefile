@@ -25,14 +25,9 @@ vet:
 unit:
 	$(GO) test -count=1 -timeout 20m ./...
 
-# Every fuzz target, briefly (go test -fuzz takes one target at a time).
+# Every fuzz target, briefly.
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$f"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { echo "FAIL fuzz $$pkg $$f"; exit 1; }; \
-	  done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/e2e/ ./internal/keys/
