@@ -11,7 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"io"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -32,6 +32,7 @@ const accessAuthority = "https://login.test:8443/"
 type idEnv struct {
 	a      *Authority
 	dir    *Directory
+	b      *barrier.Barrier
 	clk    *clock.Fake
 	tenant string
 }
@@ -57,7 +58,7 @@ func newIDEnv(t testing.TB) *idEnv {
 	if err := a.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &idEnv{a: a, dir: dir, clk: clk, tenant: ten.ID}
+	return &idEnv{a: a, dir: dir, b: b, clk: clk, tenant: ten.ID}
 }
 
 // token posts a form to the token endpoint and returns status and body.
@@ -320,51 +321,76 @@ func FuzzClientAssertion(f *testing.F) {
 }
 
 // TestDeviceSignInLockout: failed sign-ins on the device page are counted
-// per user; after ten, even the right password is refused for a while.
+// per user; after ten, even the right password is refused for a while — on
+// every node, and however many other names an attacker fails with.
 func TestDeviceSignInLockout(t *testing.T) {
 	e := newIDEnv(t)
 	ctx := context.Background()
 	if _, err := e.dir.CreateUser(ctx, e.tenant, "bob@example.test", "Bob", "correct horse battery", e.clk.Now()); err != nil {
 		t.Fatal(err)
 	}
-	serve := func(r *http.Request) *httptest.ResponseRecorder {
+	// A second node: its own memory, the same storage.
+	node2 := NewAuthority(e.dir, e.b, e.clk, accessAuthority)
+	if err := node2.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	serve := func(a *Authority, r *http.Request) *httptest.ResponseRecorder {
 		r = r.WithContext(audit.WithEvent(r.Context(), &audit.Event{}))
 		w := httptest.NewRecorder()
-		if !e.a.ServeHTTP(w, r, []string{"https://vault.test"}) {
+		if !a.ServeHTTP(w, r, []string{"https://vault.test"}) {
 			t.Fatal("not served")
 		}
 		return w
 	}
-	req := httptest.NewRequest(http.MethodPost, accessAuthority+e.tenant+"/oauth2/v2.0/devicecode",
-		strings.NewReader(url.Values{"client_id": {KeywardCLIClientID}, "scope": {"https://vault.test/.default"}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	var dc struct {
-		UserCode string `json:"user_code"`
-	}
-	body, _ := io.ReadAll(req.Body)
-	newCode := func() {
-		r := httptest.NewRequest(http.MethodPost, req.URL.String(), strings.NewReader(string(body)))
+	body := url.Values{"client_id": {KeywardCLIClientID}, "scope": {"https://vault.test/.default"}}.Encode()
+	// newCode starts a device sign-in on node a (pending codes are per node).
+	newCode := func(a *Authority) string {
+		r := httptest.NewRequest(http.MethodPost, accessAuthority+e.tenant+"/oauth2/v2.0/devicecode", strings.NewReader(body))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		json.Unmarshal(serve(r).Body.Bytes(), &dc)
+		var dc struct {
+			UserCode string `json:"user_code"`
+		}
+		if err := json.Unmarshal(serve(a, r).Body.Bytes(), &dc); err != nil || dc.UserCode == "" {
+			t.Fatalf("device code: %v", err)
+		}
+		return dc.UserCode
 	}
-	newCode()
-	signIn := func(pw string) int {
+	signIn := func(a *Authority, code, pw string) int {
 		r := httptest.NewRequest(http.MethodPost, accessAuthority+"device",
-			strings.NewReader(url.Values{"user_code": {dc.UserCode}, "username": {"bob@example.test"}, "password": {pw}}.Encode()))
+			strings.NewReader(url.Values{"user_code": {code}, "username": {"bob@example.test"}, "password": {pw}}.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		return serve(r).Code
+		return serve(a, r).Code
 	}
+	code := newCode(e.a)
 	for i := range maxSignInFailures {
-		if st := signIn("wrong password!!"); st != http.StatusUnauthorized {
+		if st := signIn(e.a, code, "wrong password!!"); st != http.StatusUnauthorized {
 			t.Fatalf("attempt %d: %d", i, st)
 		}
 	}
-	if st := signIn("correct horse battery"); st != http.StatusTooManyRequests {
+	if st := signIn(e.a, code, "correct horse battery"); st != http.StatusTooManyRequests {
 		t.Fatalf("locked out user signed in: %d", st)
 	}
+	if st := signIn(node2, newCode(node2), "correct horse battery"); st != http.StatusTooManyRequests {
+		t.Fatalf("locked out user signed in on another node: %d", st)
+	}
+	// Failing with enough other names fills and empties the first node's
+	// in-memory counts; the user's stored count stays.
+	for i := range maxTrackedNames + 1 {
+		e.a.signInFailed(fmt.Sprintf("%s|nobody-%d", e.tenant, i), e.clk.Now())
+	}
+	if st := signIn(e.a, code, "correct horse battery"); st != http.StatusTooManyRequests {
+		t.Fatalf("locked out user signed in after the memory counts were flushed: %d", st)
+	}
+
 	e.clk.Advance(signInWindow + time.Second)
-	newCode()
-	if st := signIn("correct horse battery"); st != http.StatusOK {
+	if st := signIn(node2, newCode(node2), "correct horse battery"); st != http.StatusOK {
 		t.Fatalf("after the window: %d", st)
+	}
+	u, err := e.dir.UserByName(ctx, e.tenant, "bob@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.FailedSignIns != 0 {
+		t.Fatalf("a successful sign-in left %d failures stored", u.FailedSignIns)
 	}
 }

@@ -207,13 +207,17 @@ func (a *Authority) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 	}
 	ev.Caller.TenantID = d.tenant
 	who := strings.ToLower(d.tenant + "|" + f.Get("username"))
-	if a.lockedOut(who, now) {
+	known, _ := a.dir.UserByName(ctx, d.tenant, f.Get("username")) // nil if no such user
+	if a.lockedOut(who, now) || known != nil && known.signInLocked(now) {
 		fail(http.StatusTooManyRequests, "too many failed sign-ins", "Too many failed sign-ins for this user. Try again in a few minutes.")
 		return
 	}
 	u, err := a.checkPassword(ctx, d.tenant, f.Get("username"), f.Get("password"))
 	if err != nil {
 		a.signInFailed(who, now)
+		if known != nil {
+			a.userSignInFailed(ctx, known, now)
+		}
 		fail(http.StatusUnauthorized, "invalid username or password", "The user name or password is incorrect.")
 		return
 	}
@@ -221,20 +225,29 @@ func (a *Authority) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 		step, ok := VerifyTOTP(u.TOTPSecret, f.Get("totp"), now, u.LastTOTPStep)
 		if !ok {
 			a.signInFailed(who, now)
+			a.userSignInFailed(ctx, u, now)
 			fail(http.StatusUnauthorized, "invalid second factor", "The authenticator code is incorrect.")
 			return
 		}
-		// Record the step: each code is accepted once.
+		// Record the step: each code is accepted once. A sign-in that
+		// succeeds clears the failures.
 		if _, err := a.dir.UpdateUser(ctx, u.TenantID, u.ObjectID, func(x *User) error {
 			if step <= x.LastTOTPStep {
 				return errTOTPReplay
 			}
 			x.LastTOTPStep = step
+			x.FailedSignIns, x.FailedSince = 0, time.Time{}
 			return nil
 		}); err != nil {
 			fail(http.StatusUnauthorized, "second factor replayed", "The authenticator code is incorrect.")
 			return
 		}
+	} else if u.FailedSignIns > 0 {
+		// Best effort: a count left behind only expires with its window.
+		a.dir.UpdateUser(ctx, u.TenantID, u.ObjectID, func(x *User) error {
+			x.FailedSignIns, x.FailedSince = 0, time.Time{}
+			return nil
+		})
 	}
 	ev.Caller.ObjectID = u.ObjectID
 	a.ext.mu.Lock()
@@ -250,10 +263,36 @@ var errTOTPReplay = &ErrInvalid{Msg: "the authenticator code was already used"}
 // Failed sign-ins are counted per user: after maxSignInFailures within
 // signInWindow the user's sign-ins are refused until the window passes,
 // which bounds online guessing of passwords and TOTP codes.
+//
+// An existing user's count is stored with the user, so it holds across the
+// nodes of a cluster and cannot be flushed. Each node also counts failures
+// per name in memory, which covers names that are not users (so that the
+// lockout does not tell which names exist) and is bounded: when it is full,
+// entries whose window has passed go first, then everything — which can
+// only reset the counts of names that are not users.
 const (
 	maxSignInFailures = 10
 	signInWindow      = 15 * time.Minute
+	maxTrackedNames   = 100_000
 )
+
+// signInLocked reports whether u's stored failures lock it out at now.
+func (u *User) signInLocked(now time.Time) bool {
+	return u.FailedSignIns >= maxSignInFailures && now.Sub(u.FailedSince) <= signInWindow
+}
+
+// userSignInFailed adds a failure to u's stored count. The sign-in fails
+// whether or not that can be stored; if storage cannot be written, it
+// cannot be read to check a password either.
+func (a *Authority) userSignInFailed(ctx context.Context, u *User, now time.Time) {
+	a.dir.UpdateUser(ctx, u.TenantID, u.ObjectID, func(x *User) error {
+		if now.Sub(x.FailedSince) > signInWindow {
+			x.FailedSignIns, x.FailedSince = 0, now
+		}
+		x.FailedSignIns++
+		return nil
+	})
+}
 
 type signInFailures struct {
 	count int
@@ -276,8 +315,15 @@ func (a *Authority) signInFailed(who string, now time.Time) {
 	if a.ext.failures == nil {
 		a.ext.failures = map[string]*signInFailures{}
 	}
-	if len(a.ext.failures) > 100_000 {
-		clear(a.ext.failures)
+	if len(a.ext.failures) >= maxTrackedNames {
+		for k, f := range a.ext.failures {
+			if now.Sub(f.first) > signInWindow {
+				delete(a.ext.failures, k)
+			}
+		}
+		if len(a.ext.failures) >= maxTrackedNames {
+			clear(a.ext.failures)
+		}
 	}
 	f := a.ext.failures[who]
 	if f == nil || now.Sub(f.first) > signInWindow {

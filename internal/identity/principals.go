@@ -81,6 +81,10 @@ type User struct {
 	LastTOTPStep      int64     `json:"lastTotpStep,omitempty"` // replay protection
 	Disabled          bool      `json:"disabled,omitempty"`
 	Created           time.Time `json:"created"`
+	// FailedSignIns counts failed sign-ins since FailedSince, stored so
+	// that every node of a cluster sees the same count (device.go).
+	FailedSignIns int       `json:"failedSignIns,omitempty"`
+	FailedSince   time.Time `json:"failedSince,omitzero"`
 }
 
 // MFAEnrolled reports whether the user has a TOTP second factor.
