@@ -2,6 +2,7 @@ package vault
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"sync"
@@ -98,21 +99,13 @@ func getVersionShared[P any](tx barrier.Tx, o objects, name, version string, sha
 	if !ok {
 		return nil, nil, notFound(o.t, name)
 	}
-	if version == "" {
-		version = rec.Latest
-	}
-	var ver *Version[P]
+	var vc *decodeCache
 	if shareVersion {
-		ver, ok, err = getShared[Version[P]](tx, c, o.versionKey(name, version))
-	} else {
-		ver = new(Version[P])
-		ok, err = getJSON(tx, o.versionKey(name, version), ver)
+		vc = c
 	}
+	ver, err := readVersion[P](tx, o, name, cmp.Or(version, rec.Latest), vc)
 	if err != nil {
 		return nil, nil, err
-	}
-	if !ok {
-		return nil, nil, versionNotFound(o.t, name, version)
 	}
 	return rec, ver, nil
 }

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -135,18 +136,34 @@ func getVersion[P any](tx barrier.Tx, o objects, name, version string) (*nameRec
 	if err != nil {
 		return nil, nil, err
 	}
-	if version == "" {
-		version = rec.Latest
-	}
-	ver := new(Version[P])
-	ok, err := getJSON(tx, o.versionKey(name, version), ver)
+	ver, err := readVersion[P](tx, o, name, cmp.Or(version, rec.Latest), nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	if !ok {
-		return nil, nil, versionNotFound(o.t, name, version)
-	}
 	return rec, ver, nil
+}
+
+// readVersion reads one version of name, through c when c is not nil (the
+// version is then shared and read-only), or a VersionNotFound error.
+func readVersion[P any](tx barrier.Tx, o objects, name, version string, c *decodeCache) (*Version[P], error) {
+	var (
+		ver *Version[P]
+		ok  bool
+		err error
+	)
+	if c != nil {
+		ver, ok, err = getShared[Version[P]](tx, c, o.versionKey(name, version))
+	} else {
+		ver = new(Version[P])
+		ok, err = getJSON(tx, o.versionKey(name, version), ver)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, versionNotFound(o.t, name, version)
+	}
+	return ver, nil
 }
 
 // putVersion rewrites an existing version (attributes and tags change).

@@ -269,8 +269,8 @@ func (b *Backend) run(ctx context.Context, begin string, fn func(storage.Tx) err
 		return nil
 	}
 	// The transaction failed (err): end it so that the connection can be
-	// reused. If the
-	// context is done or ROLLBACK fails, Release closes the connection.
+	// reused. If the context is done or ROLLBACK fails, Release closes the
+	// connection.
 	if ctx.Err() == nil {
 		conn.Exec(ctx, `ROLLBACK`)
 	}
