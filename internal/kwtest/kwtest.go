@@ -22,8 +22,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/server"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // Options tune Start.
@@ -39,6 +41,10 @@ type Options struct {
 	// SMTP and ACME configure certificate mail and ACME issuers.
 	SMTP *server.SMTPConfig
 	ACME server.ACMEConfig
+	// WrapAuditSink and WrapStorage put a layer under the server's audit
+	// sink and storage backend (e.g. one that fails like a full disk).
+	WrapAuditSink func(audit.Sink) audit.Sink
+	WrapStorage   func(storage.Backend) storage.Backend
 }
 
 // Env is a running dev server and clients for it.
@@ -73,7 +79,10 @@ func Start(t testing.TB, opts Options) *Env {
 		EventRoots:        opts.EventRoots,
 		SMTP:              opts.SMTP,
 		ACME:              opts.ACME,
-		Log:               slog.New(slog.NewTextHandler(logOut, nil)),
+
+		TestOnlyWrapAuditSink: opts.WrapAuditSink,
+		TestOnlyWrapStorage:   opts.WrapStorage,
+		Log:                   slog.New(slog.NewTextHandler(logOut, nil)),
 	})
 	if err != nil {
 		t.Fatalf("starting keyward: %v", err)
