@@ -41,10 +41,15 @@ type Options struct {
 	// SMTP and ACME configure certificate mail and ACME issuers.
 	SMTP *server.SMTPConfig
 	ACME server.ACMEConfig
+<<<<<<< HEAD
 	// WrapAuditSink and WrapStorage put a layer under the server's audit
 	// sink and storage backend (e.g. one that fails like a full disk).
 	WrapAuditSink func(audit.Sink) audit.Sink
 	WrapStorage   func(storage.Backend) storage.Backend
+=======
+	// TLS restricts the listener's versions and suites; zero: the defaults.
+	TLS server.TLSConfig
+>>>>>>> main
 }
 
 // Env is a running dev server and clients for it.
@@ -79,10 +84,15 @@ func Start(t testing.TB, opts Options) *Env {
 		EventRoots:        opts.EventRoots,
 		SMTP:              opts.SMTP,
 		ACME:              opts.ACME,
+<<<<<<< HEAD
 
 		TestOnlyWrapAuditSink: opts.WrapAuditSink,
 		TestOnlyWrapStorage:   opts.WrapStorage,
 		Log:                   slog.New(slog.NewTextHandler(logOut, nil)),
+=======
+		TLS:               opts.TLS,
+		Log:               slog.New(slog.NewTextHandler(logOut, nil)),
+>>>>>>> main
 	})
 	if err != nil {
 		t.Fatalf("starting keyward: %v", err)
