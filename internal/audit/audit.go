@@ -12,10 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-<<<<<<< HEAD
-=======
 	"io"
->>>>>>> main
 	"os"
 	"sync"
 	"sync/atomic"

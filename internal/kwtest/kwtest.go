@@ -41,15 +41,12 @@ type Options struct {
 	// SMTP and ACME configure certificate mail and ACME issuers.
 	SMTP *server.SMTPConfig
 	ACME server.ACMEConfig
-<<<<<<< HEAD
+	// TLS restricts the listener's versions and suites; zero: the defaults.
+	TLS server.TLSConfig
 	// WrapAuditSink and WrapStorage put a layer under the server's audit
 	// sink and storage backend (e.g. one that fails like a full disk).
 	WrapAuditSink func(audit.Sink) audit.Sink
 	WrapStorage   func(storage.Backend) storage.Backend
-=======
-	// TLS restricts the listener's versions and suites; zero: the defaults.
-	TLS server.TLSConfig
->>>>>>> main
 }
 
 // Env is a running dev server and clients for it.
@@ -84,15 +81,11 @@ func Start(t testing.TB, opts Options) *Env {
 		EventRoots:        opts.EventRoots,
 		SMTP:              opts.SMTP,
 		ACME:              opts.ACME,
-<<<<<<< HEAD
+		TLS:               opts.TLS,
+		Log:               slog.New(slog.NewTextHandler(logOut, nil)),
 
 		TestOnlyWrapAuditSink: opts.WrapAuditSink,
 		TestOnlyWrapStorage:   opts.WrapStorage,
-		Log:                   slog.New(slog.NewTextHandler(logOut, nil)),
-=======
-		TLS:               opts.TLS,
-		Log:               slog.New(slog.NewTextHandler(logOut, nil)),
->>>>>>> main
 	})
 	if err != nil {
 		t.Fatalf("starting keyward: %v", err)
