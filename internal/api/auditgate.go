@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/audit"
-	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // The audit log fails closed (DESIGN.md invariant 3, issue 12.1): no
@@ -24,7 +24,7 @@ import (
 //   - A write cannot be undone after it committed, so for requests that
 //     change something the event is recorded earlier, inside the storage
 //     transaction after its function succeeded and before it commits
-//     (barrier.WithPreCommit → auditGate.PreCommit). If the sink refuses it, the
+//     (storage.WithPreCommit → auditGate.PreCommit). If the sink refuses it, the
 //     transaction rolls back, the handler's error is audit.ErrUnavailable and
 //     the answer is 503: nothing changed. The event written at commit time
 //     holds what is known then and the outcome "allowed" with status 200
@@ -149,7 +149,7 @@ type requestState struct {
 	gate  auditGate
 }
 
-var _ barrier.PreCommitter = (*auditGate)(nil)
+var _ storage.PreCommitter = (*auditGate)(nil)
 
 func resultFor(ev *audit.Event) audit.Result {
 	switch {

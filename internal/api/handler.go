@@ -24,6 +24,7 @@ import (
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/throttle"
 	"github.com/keyward/keyward/internal/vault"
 )
@@ -179,7 +180,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	gate := &st.gate
 	gate.h, gate.ev, gate.start, gate.ctx = h, ev, start, context.WithoutCancel(ctx)
-	r = r.WithContext(barrier.WithPreCommit(ctx, gate))
+	r = r.WithContext(storage.WithPreCommit(ctx, gate))
 
 	defer func() {
 		if p := recover(); p != nil {

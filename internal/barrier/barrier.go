@@ -592,10 +592,7 @@ func (b *Barrier) Update(ctx context.Context, fn func(Tx) error) error {
 		return ErrSealed
 	}
 	return b.backend.Update(ctx, func(tx storage.Tx) error {
-		if err := fn(&sealedTx{ctx: ctx, b: b, tx: tx}); err != nil {
-			return err
-		}
-		return preCommit(ctx) // WithPreCommit
+		return fn(&sealedTx{ctx: ctx, b: b, tx: tx})
 	})
 }
 

@@ -107,6 +107,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.TestOnlyWrapStorage != nil {
 		s.backend = cfg.TestOnlyWrapStorage(s.backend)
 	}
+	// Writes commit only after the request's audit event is recorded
+	// (api's audit gate; DESIGN.md invariant 3).
+	s.backend = storage.WithPreCommitHooks(s.backend)
 	s.barrier = barrier.New(s.backend)
 
 	// Listen first: with port 0 the port is known only now, and it is part
