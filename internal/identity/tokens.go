@@ -327,7 +327,8 @@ func (a *Authority) sign(c *Claims) (string, error) {
 
 // Validate checks a bearer token: RS256 signature by one of our keys,
 // issuer equal to the issuer of the token's own tenant, audience one of
-// audiences, exp and nbf within Skew, and the subject claims present. The
+// audiences, exp and nbf within Skew, a lifetime (exp - iat, exp - nbf,
+// exp - now) no longer than Lifetime + Skew, and the subject claims present. The
 // returned reason (for the audit log) never contains the token.
 func (a *Authority) Validate(raw string, audiences []string) (*Claims, string, error) {
 	if len(raw) > 16<<10 {
@@ -366,6 +367,9 @@ func (a *Authority) Validate(raw string, audiences []string) (*Claims, string, e
 	}
 	if c.Issuer != a.Issuer(c.TenantID) {
 		return nil, "wrong issuer", ErrInvalidToken
+	}
+	if a.tooLong(c, now) {
+		return nil, "token lifetime too long", ErrInvalidToken
 	}
 	a.cacheMu.Lock()
 	if len(a.cache) >= maxCachedTokens {
@@ -411,6 +415,18 @@ func isCompactJWS(raw string) bool {
 		}
 	}
 	return true
+}
+
+// tooLong reports whether c lives longer than this issuer issues tokens
+// for: exp more than Lifetime (plus Skew) after iat, after nbf, or after
+// now. Only a holder of a signing key can mint such a token, and a stolen
+// key should not yield tokens that outlive its rotation (issue 12.5).
+func (a *Authority) tooLong(c *Claims, now time.Time) bool {
+	maxLife := int64((a.Lifetime + Skew) / time.Second)
+	if c.Expires-now.Unix() > maxLife || c.Expires-c.NotBefore > maxLife {
+		return true
+	}
+	return c.IssuedAt != 0 && c.Expires-c.IssuedAt > maxLife
 }
 
 func checkCached(c *Claims, audiences []string, now time.Time) string {
