@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -86,6 +87,8 @@ type Authority struct {
 
 	ext authorityExt // credentials beyond client secrets: grants.go
 
+	guard atomic.Pointer[tokenGuard] // token endpoint limits: tokenlimits.go
+
 	cacheMu sync.RWMutex
 	cache   map[[32]byte]*Claims
 
@@ -109,8 +112,10 @@ func NewAuthority(dir *Directory, store Store, clk clock.Clock, authorityURL str
 	if !strings.HasSuffix(authorityURL, "/") {
 		authorityURL += "/"
 	}
-	return &Authority{dir: dir, store: store, clock: clk, base: authorityURL,
+	a := &Authority{dir: dir, store: store, clock: clk, base: authorityURL,
 		Lifetime: DefaultTokenLifetime, cache: map[[32]byte]*Claims{}}
+	a.SetTokenLimits(DefaultTokenLimits)
+	return a
 }
 
 // Directory returns the directory the authority authenticates against.
