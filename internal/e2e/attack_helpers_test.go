@@ -155,7 +155,6 @@ func doAuth(t *testing.T, e *kwtest.Env, method, url, authorization, body string
 
 // JWT forgery.
 
-
 func b64JSON(t *testing.T, v any) string {
 	t.Helper()
 	raw, err := json.Marshal(v)
