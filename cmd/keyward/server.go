@@ -43,6 +43,10 @@ type fileConfig struct {
 		PrincipalRate  *float64 `toml:"principal_rate"`
 		PrincipalBurst *float64 `toml:"principal_burst"`
 	} `toml:"throttle"`
+	TLS struct {
+		MinVersion   string   `toml:"min_version"`
+		CipherSuites []string `toml:"cipher_suites"`
+	} `toml:"tls"`
 	SMTP smtpFileConfig `toml:"smtp"` // certificates.go
 	ACME acmeFileConfig `toml:"acme"`
 	// Identity and access (docs/ACCESS.md §5).
@@ -154,6 +158,10 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 				return err
 			}
 			cfg.Throttle = tc
+			cfg.TLS = server.TLSConfig{MinVersion: cmp.Or(getenv("KEYWARD_TLS_MIN_VERSION"), fc.TLS.MinVersion), CipherSuites: fc.TLS.CipherSuites}
+			if v := getenv("KEYWARD_TLS_CIPHER_SUITES"); v != "" {
+				cfg.TLS.CipherSuites = strings.Split(v, ",")
+			}
 			cfg.Storage.Mlock = fc.Storage.Mlock
 			if v := getenv("KEYWARD_STORAGE_MLOCK"); v != "" {
 				if cfg.Storage.Mlock, err = strconv.ParseBool(v); err != nil {

@@ -39,6 +39,8 @@ type Options struct {
 	// SMTP and ACME configure certificate mail and ACME issuers.
 	SMTP *server.SMTPConfig
 	ACME server.ACMEConfig
+	// TLS restricts the listener's versions and suites; zero: the defaults.
+	TLS server.TLSConfig
 }
 
 // Env is a running dev server and clients for it.
@@ -73,6 +75,7 @@ func Start(t testing.TB, opts Options) *Env {
 		EventRoots:        opts.EventRoots,
 		SMTP:              opts.SMTP,
 		ACME:              opts.ACME,
+		TLS:               opts.TLS,
 		Log:               slog.New(slog.NewTextHandler(logOut, nil)),
 	})
 	if err != nil {

@@ -44,6 +44,8 @@ type Config struct {
 	// key in PEM. Required outside dev mode.
 	TLSCertFile string
 	TLSKeyFile  string
+	// TLS restricts protocol versions and cipher suites (tls.go).
+	TLS TLSConfig
 
 	// Storage selects the backend.
 	Storage StorageConfig
@@ -119,6 +121,9 @@ func (c *Config) Validate() error {
 	}
 	if !c.Dev && (c.TLSCertFile == "" || c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("tls_cert_file and tls_key_file are required outside dev mode"))
+	}
+	if err := c.TLS.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.AuthorityURL != "" {
 		u, err := url.Parse(c.AuthorityURL)
