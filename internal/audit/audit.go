@@ -11,6 +11,8 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"sync"
 	"time"
@@ -67,13 +69,32 @@ type Sink interface {
 // write(2) while the others wait for it, so a busy server makes one system
 // call per batch instead of one per request. Every Write still returns only
 // once its own line is in the file.
+//
+// The file holds only whole lines. A batch that is written only in part (a
+// full disk makes write(2) short) is cut off again: the file is truncated
+// back to where the batch began, and every Write of that batch fails, so
+// the caller can refuse the request it was auditing. If the cut fails too,
+// the next batch starts with a newline, so that the torn line stands alone
+// and the lines after it stay readable; the same holds for a file that a
+// crash left ending mid-line.
 type FileSink struct {
 	mu       sync.Mutex
 	cond     sync.Cond // signalled when a batch has been written
-	f        *os.File
+	f        file
 	pending  *batch // lines not yet handed to write(2)
 	writing  bool   // a batch is being written
 	spareBuf []byte // the buffer of the last written batch, for reuse
+	torn     bool   // the file does not end with a newline: start the next batch on a fresh line
+	failures uint64 // batches that failed to be written
+}
+
+// file is what FileSink needs of an *os.File opened for appending.
+type file interface {
+	io.Writer
+	Truncate(size int64) error
+	Stat() (os.FileInfo, error)
+	Sync() error
+	Close() error
 }
 
 // batch is the lines one write(2) carries and its outcome.
@@ -85,13 +106,43 @@ type batch struct {
 
 // OpenFile opens (creating, mode 0600) the audit log at path for appending.
 func OpenFile(path string) (*FileSink, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	s := &FileSink{f: f, pending: &batch{buf: make([]byte, 0, 4096)}}
+	torn, err := endsTorn(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return newFileSink(f, torn), nil
+}
+
+func newFileSink(f file, torn bool) *FileSink {
+	s := &FileSink{f: f, pending: &batch{buf: make([]byte, 0, 4096)}, torn: torn}
 	s.cond.L = &s.mu
-	return s, nil
+	return s
+}
+
+// endsTorn reports whether f is non-empty and does not end with a newline.
+func endsTorn(f *os.File) (bool, error) {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return false, err
+	}
+	var last [1]byte
+	if _, err := f.ReadAt(last[:], fi.Size()-1); err != nil {
+		return false, err
+	}
+	return last[0] != '\n', nil
+}
+
+// Failures returns how many batches could not be written (each failed every
+// Write it carried).
+func (s *FileSink) Failures() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failures
 }
 
 var errSinkClosed = errors.New("audit: sink closed")
@@ -130,19 +181,65 @@ func (s *FileSink) writeBatch() {
 	s.spareBuf = nil
 	s.writing = true
 	f := s.f
+	buf := b.buf
+	if s.torn {
+		buf = append([]byte{'\n'}, buf...)
+	}
+	torn := s.torn
 	s.mu.Unlock()
 	err := errSinkClosed
 	if f != nil {
-		_, err = f.Write(b.buf)
+		var n int
+		n, err = f.Write(buf)
+		switch {
+		case err == nil && n < len(buf):
+			err = io.ErrShortWrite
+			fallthrough
+		case err != nil && n > 0:
+			// Cut back, the file is as before this batch; else torn.
+			if !cutBack(f, n) {
+				torn = true
+			}
+		case err == nil:
+			torn = false
+		}
+		if err != nil {
+			err = fmt.Errorf("audit: writing %d events: %w", countLines(b.buf), err)
+		}
 	}
 	s.mu.Lock()
 	s.writing = false
+	s.torn = torn
+	if err != nil {
+		s.failures++
+	}
 	b.done, b.err = true, err
 	if cap(b.buf) <= 1<<20 {
 		s.spareBuf = b.buf[:0]
 	}
 	b.buf = nil
 	s.cond.Broadcast()
+}
+
+// cutBack removes the n bytes a short write appended to f. The file is
+// opened for appending and only this sink writes it, so they are its last
+// n bytes. It reports whether the file again ends with a whole line.
+func cutBack(f file, n int) bool {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() < int64(n) {
+		return false
+	}
+	return f.Truncate(fi.Size()-int64(n)) == nil
+}
+
+func countLines(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c == '\n' {
+			n++
+		}
+	}
+	return n
 }
 
 // Close writes what is pending, syncs and closes the file.

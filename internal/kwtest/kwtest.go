@@ -23,6 +23,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/server"
 )
 
@@ -39,6 +40,10 @@ type Options struct {
 	// SMTP and ACME configure certificate mail and ACME issuers.
 	SMTP *server.SMTPConfig
 	ACME server.ACMEConfig
+	// TLS restricts the listener's versions and suites; zero: the defaults.
+	TLS server.TLSConfig
+	// TokenLimits of the token endpoint; nil: the defaults.
+	TokenLimits *identity.TokenLimits
 }
 
 // Env is a running dev server and clients for it.
@@ -73,6 +78,8 @@ func Start(t testing.TB, opts Options) *Env {
 		EventRoots:        opts.EventRoots,
 		SMTP:              opts.SMTP,
 		ACME:              opts.ACME,
+		TLS:               opts.TLS,
+		TokenLimits:       opts.TokenLimits,
 		Log:               slog.New(slog.NewTextHandler(logOut, nil)),
 	})
 	if err != nil {

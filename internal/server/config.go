@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/throttle"
 )
 
@@ -44,6 +45,8 @@ type Config struct {
 	// key in PEM. Required outside dev mode.
 	TLSCertFile string
 	TLSKeyFile  string
+	// TLS restricts protocol versions and cipher suites (tls.go).
+	TLS TLSConfig
 
 	// Storage selects the backend.
 	Storage StorageConfig
@@ -68,6 +71,10 @@ type Config struct {
 	// (docs/CONFIG.md, [throttle]). The zero value limits nothing;
 	// cmd/keyward sets defaults well above Azure's published limits.
 	Throttle throttle.Config
+	// TokenLimits throttle the token endpoint per source and client and
+	// lock a client out of a source after repeated failures
+	// (docs/CONFIG.md, [token_endpoint]); nil: identity.DefaultTokenLimits.
+	TokenLimits *identity.TokenLimits
 
 	// DevVault is the name of the vault dev mode creates.
 	DevVault string
@@ -119,6 +126,9 @@ func (c *Config) Validate() error {
 	}
 	if !c.Dev && (c.TLSCertFile == "" || c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("tls_cert_file and tls_key_file are required outside dev mode"))
+	}
+	if err := c.TLS.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.AuthorityURL != "" {
 		u, err := url.Parse(c.AuthorityURL)

@@ -125,7 +125,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.apiCfg = api.Config{DNSSuffix: cfg.DNSSuffix, PublicPort: publicPort, AuthorityURL: authorityURL}
 
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	tlsCfg, err := cfg.TLS.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Dev {
 		ca, err := devca.Ensure(filepath.Join(cfg.DataDir, "tls"), devSANs(cfg.DNSSuffix), devIPs(), s.clock.Now())
 		if err != nil {
@@ -143,6 +146,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	s.dir = identity.NewDirectory(s.barrier.System())
 	s.auth = identity.NewAuthority(s.dir, s.barrier.System(), s.clock, authorityURL)
+	if cfg.TokenLimits != nil {
+		s.auth.SetTokenLimits(*cfg.TokenLimits)
+	}
 	s.vaults = vault.New(s.barrier, s.clock)
 	s.vaults.SetVaultURL(s.VaultURL)
 	s.webhook = events.NewWebhook(s.clock, cfg.EventRoots)
