@@ -24,6 +24,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -47,6 +48,8 @@ type Options struct {
 	// sink and storage backend (e.g. one that fails like a full disk).
 	WrapAuditSink func(audit.Sink) audit.Sink
 	WrapStorage   func(storage.Backend) storage.Backend
+	// TokenLimits of the token endpoint; nil: the defaults.
+	TokenLimits *identity.TokenLimits
 }
 
 // Env is a running dev server and clients for it.
@@ -82,6 +85,7 @@ func Start(t testing.TB, opts Options) *Env {
 		SMTP:              opts.SMTP,
 		ACME:              opts.ACME,
 		TLS:               opts.TLS,
+		TokenLimits:       opts.TokenLimits,
 		Log:               slog.New(slog.NewTextHandler(logOut, nil)),
 
 		TestOnlyWrapAuditSink: opts.WrapAuditSink,
