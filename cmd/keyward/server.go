@@ -14,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
 
+	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/throttle"
 )
@@ -43,6 +44,15 @@ type fileConfig struct {
 		PrincipalRate  *float64 `toml:"principal_rate"`
 		PrincipalBurst *float64 `toml:"principal_burst"`
 	} `toml:"throttle"`
+	TokenEndpoint struct {
+		SourceRate      *float64 `toml:"source_rate"`
+		SourceBurst     *float64 `toml:"source_burst"`
+		ClientRate      *float64 `toml:"client_rate"`
+		ClientBurst     *float64 `toml:"client_burst"`
+		LockoutFailures *int     `toml:"lockout_failures"`
+		LockoutWindow   string   `toml:"lockout_window"`
+		LockoutDuration string   `toml:"lockout_duration"`
+	} `toml:"token_endpoint"`
 	TLS struct {
 		MinVersion   string   `toml:"min_version"`
 		CipherSuites []string `toml:"cipher_suites"`
@@ -88,6 +98,64 @@ func throttleConfig(fc *fileConfig, getenv func(string) string) (throttle.Config
 		}
 	}
 	return c, nil
+}
+
+// tokenLimits is the [token_endpoint] section over
+// identity.DefaultTokenLimits, then the KEYWARD_TOKEN_* environment
+// variables.
+func tokenLimits(fc *fileConfig, getenv func(string) string) (identity.TokenLimits, error) {
+	l := identity.DefaultTokenLimits
+	te := &fc.TokenEndpoint
+	for _, s := range []struct {
+		file *float64
+		env  string
+		dst  *float64
+	}{
+		{te.SourceRate, "KEYWARD_TOKEN_SOURCE_RATE", &l.Source.Rate},
+		{te.SourceBurst, "KEYWARD_TOKEN_SOURCE_BURST", &l.Source.Burst},
+		{te.ClientRate, "KEYWARD_TOKEN_CLIENT_RATE", &l.Client.Rate},
+		{te.ClientBurst, "KEYWARD_TOKEN_CLIENT_BURST", &l.Client.Burst},
+	} {
+		if s.file != nil {
+			*s.dst = *s.file
+		}
+		if v := getenv(s.env); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return l, fmt.Errorf("%s: %w", s.env, err)
+			}
+			*s.dst = f
+		}
+		if *s.dst < 0 {
+			return l, fmt.Errorf("%s must not be negative", s.env)
+		}
+	}
+	if te.LockoutFailures != nil {
+		l.LockoutFailures = *te.LockoutFailures
+	}
+	if v := getenv("KEYWARD_TOKEN_LOCKOUT_FAILURES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return l, fmt.Errorf("KEYWARD_TOKEN_LOCKOUT_FAILURES: %w", err)
+		}
+		l.LockoutFailures = n
+	}
+	for _, s := range []struct {
+		file, env string
+		dst       *time.Duration
+	}{
+		{te.LockoutWindow, "KEYWARD_TOKEN_LOCKOUT_WINDOW", &l.LockoutWindow},
+		{te.LockoutDuration, "KEYWARD_TOKEN_LOCKOUT_DURATION", &l.LockoutDuration},
+	} {
+		if v := cmp.Or(getenv(s.env), s.file); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return l, fmt.Errorf("%s: %q is not a positive duration", s.env, v)
+			}
+			*s.dst = d
+		}
+	}
+	return l, nil
 }
 
 func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -158,6 +226,11 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 				return err
 			}
 			cfg.Throttle = tc
+			tl, err := tokenLimits(&fc, getenv)
+			if err != nil {
+				return err
+			}
+			cfg.TokenLimits = &tl
 			cfg.TLS = server.TLSConfig{MinVersion: cmp.Or(getenv("KEYWARD_TLS_MIN_VERSION"), fc.TLS.MinVersion), CipherSuites: fc.TLS.CipherSuites}
 			if v := getenv("KEYWARD_TLS_CIPHER_SUITES"); v != "" {
 				cfg.TLS.CipherSuites = strings.Split(v, ",")

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"net/http"
+	"net/url"
 
 	"github.com/keyward/keyward/internal/vault"
 )
@@ -33,7 +34,29 @@ func createCertificate(rq *request) error {
 	if err != nil {
 		return err
 	}
-	return rq.reply(http.StatusAccepted, rq.opOut(op))
+	return rq.reply(http.StatusAccepted, rq.createdOpOut(op))
+}
+
+// pendingDetails is Azure's status_details for a new pending certificate.
+const pendingDetails = "Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later."
+
+// createdOpOut is the answer to a create: as Azure answers, the operation
+// is "inProgress" with a request_id, and Location names the pending
+// operation to poll. Self-signed and built-in CA certificates are already
+// issued when the request returns, so the first GET of the pending
+// operation finds it completed. A client that polls only while the first
+// answer is not final (azure-core's synchronous LROPoller, the Python
+// CertificateClient.begin_create_certificate) needs this first answer.
+func (rq *request) createdOpOut(op *vault.CertificateOperation) *certOpWire {
+	w := rq.opOut(op)
+	if op.Status == vault.StatusCompleted {
+		w.Status, w.StatusDetails, w.Target = vault.StatusInProgress, pendingDetails, ""
+	}
+	if w.Status == vault.StatusInProgress {
+		q := url.Values{"api-version": {rq.apiVersion}, "request_id": {op.RequestID}}
+		rq.w.Header().Set("Location", rq.objectURL("certificates", op.Name, "pending")+"?"+q.Encode())
+	}
+	return w
 }
 
 type importCertBody struct {

@@ -21,15 +21,6 @@ import (
 	"github.com/keyward/keyward/internal/vault"
 )
 
-// supportedVersions are the api-versions the data plane accepts
-// (AZURE-API.md §1.1). 7.6-preview.2 is what the az CLI sends for keys.
-var supportedVersions = map[string]bool{
-	"7.0": true, "7.1": true, "7.2": true, "7.3": true, "7.4": true, "7.5": true, "7.6": true,
-	"7.6-preview.2": true, "2025-07-01": true, "2026-04-01": true,
-}
-
-const latestVersion = "2026-04-01"
-
 // request is one data-plane request after authentication.
 type request struct {
 	h          *Handler
@@ -84,7 +75,7 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 	q := r.URL.Query()
 	apiVersion := q.Get("api-version")
 	ev.APIVersion = clipString(apiVersion, 32)
-	if !supportedVersions[apiVersion] {
+	if _, known := apiVersionOrder[apiVersion]; !known { // apiversions.go
 		h.writeErr(w, r, badParam("The specified version (%s) is not recognized. Consider using the latest supported version (%s).", clipString(apiVersion, 32), latestVersion))
 		return
 	}
@@ -220,7 +211,7 @@ func decodeJSON(raw []byte, v any) error {
 }
 
 func (rq *request) reply(status int, v any) error {
-	writeJSON(rq.w, status, v)
+	writeShapedJSON(rq.w, status, v, shapeFor(rq.apiVersion))
 	return nil
 }
 

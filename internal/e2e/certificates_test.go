@@ -102,7 +102,7 @@ func TestCertificateSelfSignedFidelity(t *testing.T) {
 		t.Fatal(err)
 	}
 	op := created.CertificateOperation
-	if *op.Status != "completed" || op.Error != nil || *op.RequestID == "" || *op.StatusDetails == "" || !*op.PreserveCertOrder || *op.CancellationRequested {
+	if *op.Status != "inProgress" || op.Target != nil || op.Error != nil || *op.RequestID == "" || *op.StatusDetails == "" || !*op.PreserveCertOrder || *op.CancellationRequested {
 		t.Fatalf("create returned %s", dump(op))
 	}
 	if string(*op.ID) != e.Info.VaultURL+"certificates/web/pending" || *op.IssuerParameters.Name != "Self" {

@@ -101,16 +101,24 @@ func userClaims(u *User, clientID, resource, acr string) *tokenClaims {
 
 // tokenError is an OAuth error with its AADSTS code.
 type tokenError struct {
-	status int
-	code   string
-	aadsts int
-	desc   string
+	status     int
+	code       string
+	aadsts     int
+	desc       string
+	retryAfter time.Duration // sent as Retry-After when > 0 (429)
 }
 
 func (e *tokenError) Error() string { return e.desc }
 
 func terr(status int, code string, aadsts int, desc string) *tokenError {
 	return &tokenError{status: status, code: code, aadsts: aadsts, desc: desc}
+}
+
+// throttled is the 429 of the token endpoint's limits (tokenlimits.go):
+// Entra answers client_credentials floods with 429 and Retry-After.
+func throttled(aadsts int, desc string, after time.Duration) *tokenError {
+	return &tokenError{status: http.StatusTooManyRequests, code: "temporarily_unavailable", aadsts: aadsts,
+		desc: desc + " Retry after the number of seconds in the Retry-After header.", retryAfter: after}
 }
 
 var errTransient = terr(http.StatusInternalServerError, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
@@ -123,7 +131,15 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request, tenant st
 		if ev.Reason == "" {
 			ev.Reason = e.code
 		}
+		if e.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.FormatInt(int64((e.retryAfter+time.Second-1)/time.Second), 10))
+		}
 		a.oauthError(w, r, e.status, e.code, e.aadsts, e.desc)
+	}
+	if after, ok := a.guard.Load().allowSource(ev.Caller.IP); !ok {
+		ev.Reason = "token requests from this source throttled"
+		fail(throttled(50196, "Too many token requests from this source.", after))
+		return
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
 		fail(terr(http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'."))
@@ -247,8 +263,42 @@ func (a *Authority) authenticateClient(ctx context.Context, r *http.Request, ten
 	if clientID == "" {
 		return nil, terr(http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.")
 	}
-	notFound := terr(http.StatusBadRequest, "unauthorized_client", 700016,
-		fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", safe(clientID), tenant))
+	// Lockout and the client's rate (tokenlimits.go): failures count per
+	// client and source; only authenticated requests spend the client's
+	// budget.
+	guard, source := a.guard.Load(), ev.Caller.IP
+	if after := guard.lockedFor(tenant, clientID, source); after > 0 {
+		ev.Reason = "client locked for this source"
+		return nil, throttled(50053, "Too many failed authentications of this client from this source.", after)
+	}
+	ca, err := a.checkClient(ctx, r, tenant, clientID, secret)
+	var te *tokenError
+	if errors.As(err, &te) && te.status == http.StatusUnauthorized || errors.Is(err, errUnknownClient) {
+		guard.failed(tenant, clientID, source)
+	}
+	if errors.Is(err, errUnknownClient) {
+		return nil, terr(http.StatusBadRequest, "unauthorized_client", 700016,
+			fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", safe(clientID), tenant))
+	}
+	if err != nil {
+		return nil, err
+	}
+	guard.succeeded(tenant, clientID, source)
+	if after, ok := guard.allowClient(tenant, ca.sp.AppID); !ok {
+		ev.Reason = "token requests of this client throttled"
+		return nil, throttled(50196, "Too many token requests for this client.", after)
+	}
+	return ca, nil
+}
+
+// errUnknownClient: no such client in the tenant (a 400 unauthorized_client).
+var errUnknownClient = errors.New("identity: unknown client")
+
+// checkClient verifies the credential a confidential client presented.
+func (a *Authority) checkClient(ctx context.Context, r *http.Request, tenant, clientID, secret string) (*clientAuth, error) {
+	form := r.PostForm
+	ev := audit.EventFrom(ctx)
+	notFound := errUnknownClient
 	if assertion := form.Get("client_assertion"); assertion != "" {
 		if form.Get("client_assertion_type") != assertionTypeJWT {
 			return nil, terr(http.StatusBadRequest, "invalid_request", 50027, "client_assertion_type must be "+assertionTypeJWT+".")

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -86,6 +87,8 @@ type Authority struct {
 
 	ext authorityExt // credentials beyond client secrets: grants.go
 
+	guard atomic.Pointer[tokenGuard] // token endpoint limits: tokenlimits.go
+
 	cacheMu sync.RWMutex
 	cache   map[[32]byte]*Claims
 
@@ -109,8 +112,10 @@ func NewAuthority(dir *Directory, store Store, clk clock.Clock, authorityURL str
 	if !strings.HasSuffix(authorityURL, "/") {
 		authorityURL += "/"
 	}
-	return &Authority{dir: dir, store: store, clock: clk, base: authorityURL,
+	a := &Authority{dir: dir, store: store, clock: clk, base: authorityURL,
 		Lifetime: DefaultTokenLifetime, cache: map[[32]byte]*Claims{}}
+	a.SetTokenLimits(DefaultTokenLimits)
+	return a
 }
 
 // Directory returns the directory the authority authenticates against.
@@ -327,7 +332,8 @@ func (a *Authority) sign(c *Claims) (string, error) {
 
 // Validate checks a bearer token: RS256 signature by one of our keys,
 // issuer equal to the issuer of the token's own tenant, audience one of
-// audiences, exp and nbf within Skew, and the subject claims present. The
+// audiences, exp and nbf within Skew, a lifetime (exp - iat, exp - nbf,
+// exp - now) no longer than Lifetime + Skew, and the subject claims present. The
 // returned reason (for the audit log) never contains the token.
 func (a *Authority) Validate(raw string, audiences []string) (*Claims, string, error) {
 	if len(raw) > 16<<10 {
@@ -366,6 +372,9 @@ func (a *Authority) Validate(raw string, audiences []string) (*Claims, string, e
 	}
 	if c.Issuer != a.Issuer(c.TenantID) {
 		return nil, "wrong issuer", ErrInvalidToken
+	}
+	if a.tooLong(c, now) {
+		return nil, "token lifetime too long", ErrInvalidToken
 	}
 	a.cacheMu.Lock()
 	if len(a.cache) >= maxCachedTokens {
@@ -411,6 +420,18 @@ func isCompactJWS(raw string) bool {
 		}
 	}
 	return true
+}
+
+// tooLong reports whether c lives longer than this issuer issues tokens
+// for: exp more than Lifetime (plus Skew) after iat, after nbf, or after
+// now. Only a holder of a signing key can mint such a token, and a stolen
+// key should not yield tokens that outlive its rotation (issue 12.5).
+func (a *Authority) tooLong(c *Claims, now time.Time) bool {
+	maxLife := int64((a.Lifetime + Skew) / time.Second)
+	if c.Expires-now.Unix() > maxLife || c.Expires-c.NotBefore > maxLife {
+		return true
+	}
+	return c.IssuedAt != 0 && c.Expires-c.IssuedAt > maxLife
 }
 
 func checkCached(c *Claims, audiences []string, now time.Time) string {

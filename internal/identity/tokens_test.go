@@ -107,6 +107,20 @@ func TestValidateRefusesBadClaims(t *testing.T) {
 		{"expired", func(c *Claims) { c.Expires = e.clk.Now().Add(-Skew - time.Second).Unix() }, "token expired"},
 		{"not yet valid", func(c *Claims) { c.NotBefore = e.clk.Now().Add(Skew + time.Minute).Unix() }, "token not yet valid"},
 		{"issued in the future", func(c *Claims) { c.IssuedAt = e.clk.Now().Add(Skew + time.Minute).Unix() }, "token not yet valid"},
+		// Issue 12.5: a token living longer than the issuer's lifetime.
+		{"exp 10 years out", func(c *Claims) { c.Expires = e.clk.Now().AddDate(10, 0, 0).Unix() }, "token lifetime too long"},
+		{"exp beyond the lifetime from now", func(c *Claims) {
+			c.IssuedAt, c.NotBefore = 0, e.clk.Now().Unix()
+			c.Expires = e.clk.Now().Add(DefaultTokenLifetime + Skew + time.Minute).Unix()
+		}, "token lifetime too long"},
+		{"exp - iat beyond the lifetime", func(c *Claims) {
+			c.IssuedAt, c.NotBefore = e.clk.Now().Add(-2*time.Hour).Unix(), e.clk.Now().Add(-2*time.Hour).Unix()
+			c.Expires = e.clk.Now().Add(30 * time.Minute).Unix()
+		}, "token lifetime too long"},
+		{"exp - nbf beyond the lifetime", func(c *Claims) {
+			c.IssuedAt, c.NotBefore = 0, e.clk.Now().Add(-2*time.Hour).Unix()
+			c.Expires = e.clk.Now().Add(30 * time.Minute).Unix()
+		}, "token lifetime too long"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

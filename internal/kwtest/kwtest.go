@@ -23,6 +23,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/server"
 )
 
@@ -41,6 +42,8 @@ type Options struct {
 	ACME server.ACMEConfig
 	// TLS restricts the listener's versions and suites; zero: the defaults.
 	TLS server.TLSConfig
+	// TokenLimits of the token endpoint; nil: the defaults.
+	TokenLimits *identity.TokenLimits
 }
 
 // Env is a running dev server and clients for it.
@@ -76,6 +79,7 @@ func Start(t testing.TB, opts Options) *Env {
 		SMTP:              opts.SMTP,
 		ACME:              opts.ACME,
 		TLS:               opts.TLS,
+		TokenLimits:       opts.TokenLimits,
 		Log:               slog.New(slog.NewTextHandler(logOut, nil)),
 	})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/throttle"
 )
 
@@ -70,6 +71,10 @@ type Config struct {
 	// (docs/CONFIG.md, [throttle]). The zero value limits nothing;
 	// cmd/keyward sets defaults well above Azure's published limits.
 	Throttle throttle.Config
+	// TokenLimits throttle the token endpoint per source and client and
+	// lock a client out of a source after repeated failures
+	// (docs/CONFIG.md, [token_endpoint]); nil: identity.DefaultTokenLimits.
+	TokenLimits *identity.TokenLimits
 
 	// DevVault is the name of the vault dev mode creates.
 	DevVault string

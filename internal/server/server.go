@@ -148,6 +148,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	s.dir = identity.NewDirectory(s.barrier)
 	s.auth = identity.NewAuthority(s.dir, s.barrier, s.clock, authorityURL)
+	if cfg.TokenLimits != nil {
+		s.auth.SetTokenLimits(*cfg.TokenLimits)
+	}
 	s.vaults = vault.New(s.barrier, s.clock)
 	s.vaults.SetVaultURL(s.VaultURL)
 	s.webhook = events.NewWebhook(s.clock, cfg.EventRoots)
