@@ -146,8 +146,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		tlsCfg.Certificates = []tls.Certificate{cert}
 	}
 
-	s.dir = identity.NewDirectory(s.barrier)
-	s.auth = identity.NewAuthority(s.dir, s.barrier, s.clock, authorityURL)
+	s.dir = identity.NewDirectory(s.barrier.System())
+	s.auth = identity.NewAuthority(s.dir, s.barrier.System(), s.clock, authorityURL)
 	if cfg.TokenLimits != nil {
 		s.auth.SetTokenLimits(*cfg.TokenLimits)
 	}

@@ -39,7 +39,7 @@ func (s *Server) BootstrapTenant(ctx context.Context, displayName, vaultName str
 	if err != nil {
 		return nil, err
 	}
-	if err := s.barrier.EnsureScope(ctx, vault.TenantScope(t.ID), now); err != nil {
+	if err := s.barrier.Tenant(t.ID).EnsureKeyring(ctx, now); err != nil {
 		return nil, err
 	}
 	sp, err := s.dir.CreateServicePrincipal(ctx, t.ID, displayName+"-admin", now)
