@@ -12,7 +12,7 @@
 // storage. Records live behind the barrier: tenant-wide ones under sys/
 // (subscriptions, resource groups, role assignments and definitions), a
 // vault's own (access policies, network rules, permission model, tags)
-// under its scope (v/{id}/props).
+// as "props" in the vault's barrier view, so purging the vault removes them.
 //
 // Like identity's token service, this package speaks HTTP: it is a wire
 // package beside api, not below it, and it is the only place that knows

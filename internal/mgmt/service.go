@@ -17,10 +17,12 @@ import (
 	"github.com/keyward/keyward/internal/vault"
 )
 
-// Store is the part of the barrier the management plane needs.
+// Store is the part of the barrier the management plane needs: the
+// system namespace for its records, and each vault's namespace for the
+// vault's properties (so that purging the vault removes them).
 type Store interface {
-	View(ctx context.Context, fn func(barrier.Tx) error) error
-	Update(ctx context.Context, fn func(barrier.Tx) error) error
+	System() *barrier.View
+	Vault(id string) *barrier.View
 }
 
 // Subscription is a billing and access boundary in a tenant.
@@ -83,11 +85,13 @@ const (
 	maxAccessPolicies    = 1024
 )
 
-func propsKey(v *vault.Vault) string { return "v/" + v.ID + "/props" }
+// propsKey is where a vault's properties live in the vault's view.
+const propsKey = "props"
 
 // Service is the management plane's domain: records and the index.
 type Service struct {
 	store  Store
+	sys    *barrier.View // the system namespace
 	dir    *identity.Directory
 	vaults *vault.Service
 	engine *authz.Engine
@@ -98,7 +102,7 @@ type Service struct {
 
 // New returns a Service.
 func New(store Store, dir *identity.Directory, vaults *vault.Service, engine *authz.Engine, clk clock.Clock) *Service {
-	return &Service{store: store, dir: dir, vaults: vaults, engine: engine, clock: clk}
+	return &Service{store: store, sys: store.System(), dir: dir, vaults: vaults, engine: engine, clock: clk}
 }
 
 // Engine is the authorizer whose index this service maintains.
@@ -156,7 +160,7 @@ func (s *Service) reloadLocked(ctx context.Context) error {
 			Kind: p.Kind, Groups: p.Groups, Trusted: p.Trusted})
 	}
 	vaults := s.vaults.Vaults()
-	err = s.store.View(ctx, func(tx barrier.Tx) error {
+	err = s.sys.View(ctx, func(tx barrier.Tx) error {
 		if err := scanJSON(tx, rolesPrefix, func(r *authz.RoleDefinition) { snap.Roles = append(snap.Roles, *r) }); err != nil {
 			return err
 		}
@@ -164,7 +168,7 @@ func (s *Service) reloadLocked(ctx context.Context) error {
 			return err
 		}
 		for _, v := range vaults {
-			p, err := propsTx(tx, v)
+			p, err := s.propsTx(tx, v)
 			if err != nil {
 				return err
 			}
@@ -186,9 +190,9 @@ func (s *Service) reloadLocked(ctx context.Context) error {
 // propsTx reads a vault's properties; a vault made before the management
 // plane existed (or by the data-plane foundation) is an RBAC vault with
 // open network rules.
-func propsTx(tx barrier.Tx, v *vault.Vault) (*VaultProps, error) {
+func (s *Service) propsTx(tx barrier.Tx, v *vault.Vault) (*VaultProps, error) {
 	p := new(VaultProps)
-	err := getJSON(tx, propsKey(v), p)
+	err := getJSON(s.store.Vault(v.ID).In(tx), propsKey, p)
 	if errors.Is(err, storage.ErrNotFound) {
 		return &VaultProps{RBAC: true, DefaultAction: "Allow", Bypass: "AzureServices", PublicNetworkAccess: "Enabled",
 			AccessPolicies: []authz.AccessPolicy{}, Created: v.Created, LastModified: v.Created}, nil
@@ -211,9 +215,9 @@ func policyOf(v *vault.Vault, p *VaultProps) authz.VaultPolicy {
 // Props returns the properties of vault v.
 func (s *Service) Props(ctx context.Context, v *vault.Vault) (*VaultProps, error) {
 	var p *VaultProps
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.sys.View(ctx, func(tx barrier.Tx) error {
 		var err error
-		p, err = propsTx(tx, v)
+		p, err = s.propsTx(tx, v)
 		return err
 	})
 	return p, err
@@ -229,7 +233,7 @@ func (s *Service) CreateSubscription(ctx context.Context, tenant, id, displayNam
 	}
 	sub := &Subscription{ID: strings.ToLower(id), TenantID: strings.ToLower(tenant), DisplayName: displayName,
 		State: "Enabled", Created: s.clock.Now().UTC()}
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.sys.Update(ctx, func(tx barrier.Tx) error {
 		if _, err := tx.Get(subsPrefix + sub.ID); err == nil {
 			return nil // idempotent
 		}
@@ -244,7 +248,7 @@ func (s *Service) CreateSubscription(ctx context.Context, tenant, id, displayNam
 // Subscription returns subscription id.
 func (s *Service) Subscription(ctx context.Context, id string) (*Subscription, error) {
 	sub := new(Subscription)
-	err := s.store.View(ctx, func(tx barrier.Tx) error { return getJSON(tx, subsPrefix+strings.ToLower(id), sub) })
+	err := s.sys.View(ctx, func(tx barrier.Tx) error { return getJSON(tx, subsPrefix+strings.ToLower(id), sub) })
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +258,7 @@ func (s *Service) Subscription(ctx context.Context, id string) (*Subscription, e
 // Subscriptions lists the subscriptions of tenant.
 func (s *Service) Subscriptions(ctx context.Context, tenant string) ([]*Subscription, error) {
 	var out []*Subscription
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.sys.View(ctx, func(tx barrier.Tx) error {
 		return scanJSON(tx, subsPrefix, func(sub *Subscription) {
 			if strings.EqualFold(sub.TenantID, tenant) {
 				out = append(out, sub)
@@ -271,7 +275,7 @@ func rgKey(sub, name string) string {
 // PutResourceGroup creates or updates a resource group.
 func (s *Service) PutResourceGroup(ctx context.Context, rg ResourceGroup) (*ResourceGroup, bool, error) {
 	created := false
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.sys.Update(ctx, func(tx barrier.Tx) error {
 		old := new(ResourceGroup)
 		err := getJSON(tx, rgKey(rg.SubscriptionID, rg.Name), old)
 		switch {
@@ -294,7 +298,7 @@ func (s *Service) PutResourceGroup(ctx context.Context, rg ResourceGroup) (*Reso
 // ResourceGroup returns a resource group.
 func (s *Service) ResourceGroup(ctx context.Context, sub, name string) (*ResourceGroup, error) {
 	rg := new(ResourceGroup)
-	err := s.store.View(ctx, func(tx barrier.Tx) error { return getJSON(tx, rgKey(sub, name), rg) })
+	err := s.sys.View(ctx, func(tx barrier.Tx) error { return getJSON(tx, rgKey(sub, name), rg) })
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +308,7 @@ func (s *Service) ResourceGroup(ctx context.Context, sub, name string) (*Resourc
 // ResourceGroups lists the resource groups of a subscription.
 func (s *Service) ResourceGroups(ctx context.Context, sub string) ([]*ResourceGroup, error) {
 	var out []*ResourceGroup
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.sys.View(ctx, func(tx barrier.Tx) error {
 		return scanJSON(tx, rgPrefix+strings.ToLower(sub)+"/", func(rg *ResourceGroup) { out = append(out, rg) })
 	})
 	return out, err
@@ -317,7 +321,7 @@ func (s *Service) DeleteResourceGroup(ctx context.Context, sub, name string) err
 			return errConflict("ResourceGroupNotEmpty", "The resource group '%s' still contains vaults; delete them first.", name)
 		}
 	}
-	return s.store.Update(ctx, func(tx barrier.Tx) error {
+	return s.sys.Update(ctx, func(tx barrier.Tx) error {
 		if _, err := tx.Get(rgKey(sub, name)); err != nil {
 			return err
 		}
@@ -344,7 +348,7 @@ func (s *Service) CreateVault(ctx context.Context, v vault.Vault, props VaultPro
 	}
 	props.LastModified = now
 	normalizeProps(&props)
-	if err := s.store.Update(ctx, func(tx barrier.Tx) error { return putJSON(tx, propsKey(nv), &props) }); err != nil {
+	if err := s.sys.Update(ctx, func(tx barrier.Tx) error { return putJSON(s.store.Vault(nv.ID).In(tx), propsKey, &props) }); err != nil {
 		return nil, err
 	}
 	return nv, s.reloadLocked(ctx)
@@ -370,9 +374,9 @@ func (s *Service) SetVaultProps(ctx context.Context, v *vault.Vault, fn func(*Va
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var p *VaultProps
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.sys.Update(ctx, func(tx barrier.Tx) error {
 		var err error
-		if p, err = propsTx(tx, v); err != nil {
+		if p, err = s.propsTx(tx, v); err != nil {
 			return err
 		}
 		if err := fn(p); err != nil {
@@ -380,7 +384,7 @@ func (s *Service) SetVaultProps(ctx context.Context, v *vault.Vault, fn func(*Va
 		}
 		normalizeProps(p)
 		p.LastModified = s.clock.Now().UTC()
-		return putJSON(tx, propsKey(v), p)
+		return putJSON(s.store.Vault(v.ID).In(tx), propsKey, p)
 	})
 	if err != nil {
 		return nil, err
@@ -413,7 +417,7 @@ func (s *Service) assignLocked(ctx context.Context, a authz.Assignment) (*authz.
 	if a.Created.IsZero() {
 		a.Created = s.clock.Now().UTC()
 	}
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.sys.Update(ctx, func(tx barrier.Tx) error {
 		var dup *authz.Assignment
 		if err := scanJSON(tx, assignmentsPrefix, func(x *authz.Assignment) {
 			if x.ID != a.ID && x.TenantID == a.TenantID && x.PrincipalID == a.PrincipalID &&
@@ -445,7 +449,7 @@ func (s *Service) assignLocked(ctx context.Context, a authz.Assignment) (*authz.
 // Assignment returns the role assignment id.
 func (s *Service) Assignment(ctx context.Context, id string) (*authz.Assignment, error) {
 	a := new(authz.Assignment)
-	err := s.store.View(ctx, func(tx barrier.Tx) error { return getJSON(tx, assignmentsPrefix+strings.ToLower(id), a) })
+	err := s.sys.View(ctx, func(tx barrier.Tx) error { return getJSON(tx, assignmentsPrefix+strings.ToLower(id), a) })
 	if err != nil {
 		return nil, err
 	}
@@ -455,7 +459,7 @@ func (s *Service) Assignment(ctx context.Context, id string) (*authz.Assignment,
 // Assignments lists the role assignments of tenant.
 func (s *Service) Assignments(ctx context.Context, tenant string) ([]*authz.Assignment, error) {
 	var out []*authz.Assignment
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.sys.View(ctx, func(tx barrier.Tx) error {
 		return scanJSON(tx, assignmentsPrefix, func(a *authz.Assignment) {
 			if strings.EqualFold(a.TenantID, tenant) {
 				out = append(out, a)
@@ -469,7 +473,7 @@ func (s *Service) Assignments(ctx context.Context, tenant string) ([]*authz.Assi
 func (s *Service) Unassign(ctx context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.sys.Update(ctx, func(tx barrier.Tx) error {
 		if _, err := tx.Get(assignmentsPrefix + strings.ToLower(id)); err != nil {
 			return err
 		}
@@ -485,7 +489,7 @@ func (s *Service) Unassign(ctx context.Context, id string) error {
 // vault's, so a new vault of the same name inherits nothing).
 func (s *Service) unassignUnder(ctx context.Context, scope string) error {
 	scope = strings.ToLower(strings.TrimSuffix(scope, "/"))
-	return s.store.Update(ctx, func(tx barrier.Tx) error {
+	return s.sys.Update(ctx, func(tx barrier.Tx) error {
 		var ids []string
 		for _, prefix := range []string{assignmentsPrefix, eligiblePrefix} {
 			if err := tx.Scan(prefix, "", func(k string, raw []byte) bool {
@@ -524,7 +528,7 @@ func (s *Service) AddEligibility(ctx context.Context, e Eligibility) (*Eligibili
 		e.MaxDuration = DefaultMaxActivation
 	}
 	e.Created = s.clock.Now().UTC()
-	err := s.store.Update(ctx, func(tx barrier.Tx) error { return putJSON(tx, eligiblePrefix+e.ID, &e) })
+	err := s.sys.Update(ctx, func(tx barrier.Tx) error { return putJSON(tx, eligiblePrefix+e.ID, &e) })
 	if err != nil {
 		return nil, err
 	}
@@ -534,7 +538,7 @@ func (s *Service) AddEligibility(ctx context.Context, e Eligibility) (*Eligibili
 // Eligibilities lists the eligible assignments of tenant.
 func (s *Service) Eligibilities(ctx context.Context, tenant string) ([]*Eligibility, error) {
 	var out []*Eligibility
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.sys.View(ctx, func(tx barrier.Tx) error {
 		return scanJSON(tx, eligiblePrefix, func(e *Eligibility) {
 			if strings.EqualFold(e.TenantID, tenant) {
 				out = append(out, e)
@@ -546,7 +550,7 @@ func (s *Service) Eligibilities(ctx context.Context, tenant string) ([]*Eligibil
 
 // RemoveEligibility deletes an eligible assignment.
 func (s *Service) RemoveEligibility(ctx context.Context, id string) error {
-	return s.store.Update(ctx, func(tx barrier.Tx) error {
+	return s.sys.Update(ctx, func(tx barrier.Tx) error {
 		if _, err := tx.Get(eligiblePrefix + strings.ToLower(id)); err != nil {
 			return err
 		}
@@ -568,7 +572,7 @@ func (s *Service) PutRole(ctx context.Context, r authz.RoleDefinition) (*authz.R
 		return nil, false, errConflict("RoleDefinitionWithSameNameExists", "A role definition cannot be updated with a name that already exists.")
 	}
 	created := false
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.sys.Update(ctx, func(tx barrier.Tx) error {
 		var clash bool
 		if err := scanJSON(tx, rolesPrefix, func(x *authz.RoleDefinition) {
 			if x.ID != r.ID && strings.EqualFold(x.TenantID, r.TenantID) && strings.EqualFold(x.Name, r.Name) {
@@ -599,7 +603,7 @@ func (s *Service) PutRole(ctx context.Context, r authz.RoleDefinition) (*authz.R
 // CustomRoles lists the custom roles of tenant.
 func (s *Service) CustomRoles(ctx context.Context, tenant string) ([]*authz.RoleDefinition, error) {
 	var out []*authz.RoleDefinition
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.sys.View(ctx, func(tx barrier.Tx) error {
 		return scanJSON(tx, rolesPrefix, func(r *authz.RoleDefinition) {
 			if strings.EqualFold(r.TenantID, tenant) {
 				out = append(out, r)
@@ -615,7 +619,7 @@ func (s *Service) Role(ctx context.Context, tenant, id string) (*authz.RoleDefin
 		return &r, nil
 	}
 	r := new(authz.RoleDefinition)
-	err := s.store.View(ctx, func(tx barrier.Tx) error { return getJSON(tx, rolesPrefix+authz.RoleGUID(id), r) })
+	err := s.sys.View(ctx, func(tx barrier.Tx) error { return getJSON(tx, rolesPrefix+authz.RoleGUID(id), r) })
 	if err != nil || !strings.EqualFold(r.TenantID, tenant) {
 		return nil, errNotFound("RoleDefinitionDoesNotExist", "The specified role definition with ID '%s' does not exist.", authz.RoleGUID(id))
 	}
@@ -628,7 +632,7 @@ func (s *Service) DeleteRole(ctx context.Context, tenant, id string) (*authz.Rol
 	defer s.mu.Unlock()
 	id = authz.RoleGUID(id)
 	r := new(authz.RoleDefinition)
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.sys.Update(ctx, func(tx barrier.Tx) error {
 		if err := getJSON(tx, rolesPrefix+id, r); err != nil || !strings.EqualFold(r.TenantID, tenant) {
 			return errNotFound("RoleDefinitionDoesNotExist", "The specified role definition with ID '%s' does not exist.", id)
 		}

@@ -41,7 +41,7 @@ func (s *Server) bootstrap(ctx context.Context, vaultName string) (*bootstrapRec
 	if err != nil {
 		return nil, "", err
 	}
-	if err := s.barrier.EnsureScope(ctx, vault.TenantScope(t.ID), now); err != nil {
+	if err := s.barrier.Tenant(t.ID).EnsureKeyring(ctx, now); err != nil {
 		return nil, "", err
 	}
 	sp, err := s.dir.CreateServicePrincipal(ctx, t.ID, "keyward-admin", now)
@@ -70,7 +70,7 @@ func (s *Server) bootstrap(ctx context.Context, vaultName string) (*bootstrapRec
 	}); err != nil {
 		return nil, "", err
 	}
-	if err := putRecord(ctx, s.barrier, bootstrapKey, rec); err != nil {
+	if err := putRecord(ctx, s.barrier.System(), bootstrapKey, rec); err != nil {
 		return nil, "", err
 	}
 	// A real assignment, not "allow everything": Key Vault Administrator
@@ -84,14 +84,14 @@ func (s *Server) bootstrap(ctx context.Context, vaultName string) (*bootstrapRec
 
 func (s *Server) loadBootstrap(ctx context.Context) (*bootstrapRecord, error) {
 	rec := new(bootstrapRecord)
-	err := getRecord(ctx, s.barrier, bootstrapKey, rec)
+	err := getRecord(ctx, s.barrier.System(), bootstrapKey, rec)
 	if errors.Is(err, storage.ErrNotFound) {
 		return rec, nil
 	}
 	return rec, err
 }
 
-func putRecord(ctx context.Context, b *barrier.Barrier, key string, v any) error {
+func putRecord(ctx context.Context, b *barrier.View, key string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -100,7 +100,7 @@ func putRecord(ctx context.Context, b *barrier.Barrier, key string, v any) error
 	return b.Update(ctx, func(tx barrier.Tx) error { return tx.Put(key, raw) })
 }
 
-func getRecord(ctx context.Context, b *barrier.Barrier, key string, v any) error {
+func getRecord(ctx context.Context, b *barrier.View, key string, v any) error {
 	return b.View(ctx, func(tx barrier.Tx) error {
 		raw, err := tx.Get(key)
 		if err != nil {
@@ -173,7 +173,7 @@ func (s *Server) devStart(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := putRecord(ctx, s.barrier, devCredsKey, &devCreds{ClientSecret: secret}); err != nil {
+		if err := putRecord(ctx, s.barrier.System(), devCredsKey, &devCreds{ClientSecret: secret}); err != nil {
 			return err
 		}
 	} else {
@@ -200,7 +200,7 @@ func (s *Server) devStart(ctx context.Context) error {
 	if err := s.ensureUnprivileged(ctx, b, &creds); err != nil {
 		return fmt.Errorf("dev mode: unprivileged principal: %w", err)
 	}
-	if err := getRecord(ctx, s.barrier, devCredsKey, &creds); err != nil {
+	if err := getRecord(ctx, s.barrier.System(), devCredsKey, &creds); err != nil {
 		return fmt.Errorf("dev mode: reading dev credentials: %w", err)
 	}
 	caFile, _ := filepath.Abs(s.caFile)

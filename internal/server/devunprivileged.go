@@ -11,7 +11,7 @@ import (
 // Its credentials are kept with the dev credentials and written to
 // dev.json. Data directories made before it existed get one on restart.
 func (s *Server) ensureUnprivileged(ctx context.Context, b *bootstrapRecord, creds *devCreds) error {
-	if err := getRecord(ctx, s.barrier, devCredsKey, creds); err != nil {
+	if err := getRecord(ctx, s.barrier.System(), devCredsKey, creds); err != nil {
 		return fmt.Errorf("reading dev credentials: %w", err)
 	}
 	if creds.UnprivilegedClientID != "" {
@@ -29,7 +29,7 @@ func (s *Server) ensureUnprivileged(ctx context.Context, b *bootstrapRecord, cre
 		return err
 	}
 	creds.UnprivilegedClientID, creds.UnprivilegedObjectID, creds.UnprivilegedClientSecret = sp.AppID, sp.ObjectID, secret
-	if err := putRecord(ctx, s.barrier, devCredsKey, creds); err != nil {
+	if err := putRecord(ctx, s.barrier.System(), devCredsKey, creds); err != nil {
 		return err
 	}
 	return s.access.mgmt.Reload(ctx)

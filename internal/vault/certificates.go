@@ -218,7 +218,7 @@ func (s *Service) CreateCertificate(ctx context.Context, v *Vault, p CreateCerti
 	c := s.objs(v, Certificates)
 	var pol *CertificatePolicy
 	var prevVersion string
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		if err := s.checkNameFree(tx, v, p.Name); err != nil {
 			return err
 		}
@@ -315,7 +315,7 @@ func (s *Service) startIssuance(ctx context.Context, v *Vault, name string, pol 
 		}
 	}
 	c := s.objs(v, Certificates)
-	err = s.store.Update(ctx, func(tx barrier.Tx) error {
+	err = s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		if err := s.checkNameFree(tx, v, name); err != nil {
 			return err
 		}
@@ -360,7 +360,7 @@ func (s *Service) certificateKey(ctx context.Context, v *Vault, name string, pol
 	}
 	if pol.reuseKey() && prevVersion != "" {
 		var key *certKey
-		err := s.store.View(ctx, func(tx barrier.Tx) error {
+		err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 			k := s.objs(v, Keys)
 			_, ver, err := getVersion[keyPayload](tx, k, name, prevVersion)
 			if err != nil {
@@ -523,7 +523,7 @@ func (s *Service) GetCertificate(ctx context.Context, v *Vault, name, version st
 		return nil, err
 	}
 	var out *Certificate
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		c := s.objs(v, Certificates)
 		rec, ver, err := getVersion[certPayload](tx, c, name, version)
 		if err != nil {
@@ -557,7 +557,7 @@ func (s *Service) UpdateCertificate(ctx context.Context, v *Vault, p UpdateCerti
 		return nil, err
 	}
 	var out *Certificate
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		c, k, sec := s.certObjs(v)
 		rec, ver, err := getVersion[certPayload](tx, c, p.Name, p.Version)
 		if err != nil {
@@ -651,7 +651,7 @@ func (s *Service) GetCertificatePolicy(ctx context.Context, v *Vault, name strin
 		return nil, err
 	}
 	var pol *CertificatePolicy
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		c := s.objs(v, Certificates)
 		var err error
 		if pol, err = getPolicy(tx, c, name); err != nil {
@@ -676,7 +676,7 @@ func (s *Service) UpdateCertificatePolicy(ctx context.Context, v *Vault, name st
 		return nil, err
 	}
 	var pol *CertificatePolicy
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		c := s.objs(v, Certificates)
 		old, err := getPolicy(tx, c, name)
 		if err != nil {
@@ -707,7 +707,7 @@ func (s *Service) UpdateCertificatePolicy(ctx context.Context, v *Vault, name st
 // includePending, certificates whose first version is still pending.
 func (s *Service) ListCertificates(ctx context.Context, v *Vault, after string, limit int, includePending bool) (*Page[*Certificate], error) {
 	page := &Page[*Certificate]{}
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		c := s.objs(v, Certificates)
 		recs, vers, _, err := listLatest[certPayload](tx, c, after, limit+1, nil)
 		if err != nil {
@@ -781,7 +781,7 @@ func (s *Service) ListCertificateVersions(ctx context.Context, v *Vault, name, a
 		return nil, err
 	}
 	page := &Page[*Certificate]{}
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		rec, vers, more, err := listVersions[certPayload](tx, s.objs(v, Certificates), name, after, limit)
 		if err != nil {
 			return err
@@ -804,7 +804,7 @@ func (s *Service) DeleteCertificate(ctx context.Context, v *Vault, name string) 
 		return nil, err
 	}
 	var out *Certificate
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		c, k, sec := s.certObjs(v)
 		rec, ver, err := getVersion[certPayload](tx, c, name, "")
 		if err != nil {
@@ -825,7 +825,7 @@ func (s *Service) DeleteCertificate(ctx context.Context, v *Vault, name string) 
 		if err := tx.Delete(c.opKey(name)); err != nil {
 			return err
 		}
-		if err := unindexCertActions(tx, v, name); err != nil {
+		if err := s.unindexCertActions(tx, v, name); err != nil {
 			return err
 		}
 		out = certFrom(rec, ver)
@@ -861,7 +861,7 @@ func (s *Service) GetDeletedCertificate(ctx context.Context, v *Vault, name stri
 		return nil, err
 	}
 	var out *Certificate
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		var err error
 		out, err = s.deletedCert(tx, v, name)
 		return err
@@ -886,7 +886,7 @@ func (s *Service) RecoverCertificate(ctx context.Context, v *Vault, name string)
 		return nil, err
 	}
 	var out *Certificate
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		c, k, sec := s.certObjs(v)
 		rec, err := recoverDeleted(tx, c, name)
 		if err != nil {
@@ -925,7 +925,7 @@ func (s *Service) PurgeCertificate(ctx context.Context, v *Vault, name string) e
 		return &Error{Kind: Forbidden, Type: Certificates, Name: name, Inner: "ForbiddenByPolicy",
 			Msg: "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed."}
 	}
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		c, k, sec := s.certObjs(v)
 		if err := purge(tx, c, name); err != nil {
 			return err
@@ -954,7 +954,7 @@ func (s *Service) GetCertificateOperation(ctx context.Context, v *Vault, name st
 		return nil, err
 	}
 	var out *CertificateOperation
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		op, err := getOp(tx, s.objs(v, Certificates), name)
 		if err != nil {
 			return err
@@ -980,7 +980,7 @@ func (s *Service) CancelCertificateOperation(ctx context.Context, v *Vault, name
 		return nil, err
 	}
 	var out *CertificateOperation
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		c := s.objs(v, Certificates)
 		op, err := getOp(tx, c, name)
 		if err != nil {
@@ -1007,7 +1007,7 @@ func (s *Service) DeleteCertificateOperation(ctx context.Context, v *Vault, name
 		return nil, err
 	}
 	var out *CertificateOperation
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		c := s.objs(v, Certificates)
 		op, err := getOp(tx, c, name)
 		if err != nil {
@@ -1056,7 +1056,7 @@ func (s *Service) MergeCertificate(ctx context.Context, v *Vault, p MergeCertifi
 		return nil, err
 	}
 	var out *Certificate
-	err = s.store.Update(ctx, func(tx barrier.Tx) error {
+	err = s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		c := s.objs(v, Certificates)
 		op, err := getOp(tx, c, p.Name)
 		if err != nil {
@@ -1152,7 +1152,7 @@ func (s *Service) ImportCertificate(ctx context.Context, v *Vault, p ImportCerti
 		Key: certKey{Kty: kty, Public: parsed.Public(), Protector: s.software.Name(), Platform: s.software.Platform(),
 			Handle: handle, Exportable: pol.exportable()}}
 	var out *Certificate
-	err = s.store.Update(ctx, func(tx barrier.Tx) error {
+	err = s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		if err := s.checkNameFree(tx, v, p.Name); err != nil {
 			return err
 		}
@@ -1216,7 +1216,7 @@ func (s *Service) BackupCertificate(ctx context.Context, v *Vault, name string) 
 		return nil, err
 	}
 	var b certBackup
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		c, k, sec := s.certObjs(v)
 		rec, vers, err := allVersions[certPayload](tx, c, name)
 		if err != nil {
@@ -1321,7 +1321,7 @@ func (s *Service) RestoreCertificate(ctx context.Context, v *Vault, blob []byte)
 	}
 	out := certFrom(&b.Cert.Record, latest)
 	out.Policy = b.Policy
-	err = s.store.Update(ctx, func(tx barrier.Tx) error {
+	err = s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		c, k, sec := s.certObjs(v)
 		if b.Policy != nil {
 			if err := putJSON(tx, c.policyKey(name), b.Policy); err != nil {

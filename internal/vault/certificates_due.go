@@ -48,9 +48,9 @@ type actionIndex struct {
 	Keys []string `json:"keys"`
 }
 
-func (v *Vault) actionPrefix() string            { return v.prefix() + "cx/" }
-func (v *Vault) actionRecord(name string) string { return v.prefix() + "cxi/" + strings.ToLower(name) }
-func (v *Vault) mailPrefix() string              { return v.prefix() + "mail/" }
+func (v *Vault) actionPrefix() string            { return "cx/" }
+func (v *Vault) actionRecord(name string) string { return "cxi/" + strings.ToLower(name) }
+func (v *Vault) mailPrefix() string              { return "mail/" }
 func actionDue(nbf, exp int64, a CertificateLifetimeAction) int64 {
 	if a.LifetimePercentage != nil {
 		return nbf + (exp-nbf)*int64(*a.LifetimePercentage)/100
@@ -61,7 +61,7 @@ func actionDue(nbf, exp int64, a CertificateLifetimeAction) int64 {
 // indexCertActions replaces the action entries of name by those of
 // version under pol.
 func (s *Service) indexCertActions(tx barrier.Tx, v *Vault, name, version string, a *Attributes, pol *CertificatePolicy) error {
-	if err := unindexCertActions(tx, v, name); err != nil {
+	if err := s.unindexCertActions(tx, v, name); err != nil {
 		return err
 	}
 	if a.NotBefore == nil || a.Expires == nil || pol == nil {
@@ -89,14 +89,15 @@ func (s *Service) indexCertActions(tx barrier.Tx, v *Vault, name, version string
 	return putJSON(tx, v.actionRecord(name), &idx)
 }
 
-func unindexCertActions(tx barrier.Tx, v *Vault, name string) error {
+func (s *Service) unindexCertActions(tx barrier.Tx, v *Vault, name string) error {
 	var idx actionIndex
 	ok, err := getJSON(tx, v.actionRecord(name), &idx)
 	if err != nil || !ok {
 		return err
 	}
+	view := s.in(v)
 	for _, k := range idx.Keys {
-		if err := tx.Delete(k); err != nil {
+		if err := tx.Delete(view.KeyOf(k)); err != nil { // records before views held storage keys
 			return err
 		}
 	}
@@ -127,7 +128,7 @@ func (s *Service) CertificatesDue(ctx context.Context) (int, error) {
 	for _, v := range s.Vaults() {
 		prefix := v.actionPrefix()
 		var due []string
-		err := s.store.View(ctx, func(tx barrier.Tx) error {
+		err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 			return tx.ScanKeys(prefix, "", func(key string) bool {
 				ts, err := strconv.ParseInt(strings.SplitN(strings.TrimPrefix(key, prefix), "/", 2)[0], 10, 64)
 				if err != nil || ts > now {
@@ -169,7 +170,7 @@ func (s *Service) certAction(ctx context.Context, v *Vault, key string) (bool, e
 	c := s.objs(v, Certificates)
 	var renew *Certificate
 	claimed := false
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		if _, err := tx.Get(key); err != nil {
 			return nil // claimed by a concurrent run
 		}
@@ -205,7 +206,7 @@ func (s *Service) certAction(ctx context.Context, v *Vault, key string) (bool, e
 	if err != nil {
 		// Try again in an hour (a disabled CA key, an unreachable issuer).
 		retry := fmt.Sprintf("%s%012d/%s/%s/%s", v.actionPrefix(), s.clock.Now().Add(time.Hour).Unix(), lname, version, kind)
-		_ = s.store.Update(context.WithoutCancel(ctx), func(tx barrier.Tx) error {
+		_ = s.in(v).Update(context.WithoutCancel(ctx), func(tx barrier.Tx) error {
 			if err := tx.Put(retry, nil); err != nil {
 				return err
 			}
@@ -278,7 +279,7 @@ func (s *Service) deliverMail(ctx context.Context) error {
 			rec mailRecord
 		}
 		var due []item
-		err := s.store.View(ctx, func(tx barrier.Tx) error {
+		err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 			var inner error
 			err := tx.Scan(prefix, "", func(key string, val []byte) bool {
 				ts, err := strconv.ParseInt(strings.SplitN(strings.TrimPrefix(key, prefix), "/", 2)[0], 10, 64)
@@ -303,7 +304,7 @@ func (s *Service) deliverMail(ctx context.Context) error {
 		}
 		for _, it := range due {
 			sendErr := s.certs.mailer.Send(ctx, &it.rec.Mail)
-			err := s.store.Update(context.WithoutCancel(ctx), func(tx barrier.Tx) error {
+			err := s.in(v).Update(context.WithoutCancel(ctx), func(tx barrier.Tx) error {
 				if err := tx.Delete(it.key); err != nil || sendErr == nil {
 					return err
 				}

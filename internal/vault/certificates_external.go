@@ -119,7 +119,7 @@ func (s *Service) runExternal(ctx context.Context, v *Vault, name, requestID str
 		op  *certOpRecord
 		rec *issuerRecord
 	)
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		var err error
 		if op, err = getOp(tx, c, name); err != nil || op == nil {
 			return err
@@ -145,7 +145,7 @@ func (s *Service) runExternal(ctx context.Context, v *Vault, name, requestID str
 		s.failOp(v, name, requestID, "CertificateIssuanceFailed", err.Error())
 		return
 	}
-	err = s.store.Update(context.WithoutCancel(ctx), func(tx barrier.Tx) error {
+	err = s.in(v).Update(context.WithoutCancel(ctx), func(tx barrier.Tx) error {
 		cur, err := getOp(tx, c, name)
 		if err != nil {
 			return err
@@ -227,7 +227,7 @@ func (s *Service) orderExternal(ctx context.Context, v *Vault, op *certOpRecord,
 // failOp marks an operation failed (unless it was cancelled or replaced).
 func (s *Service) failOp(v *Vault, name, requestID, code, msg string) {
 	c := s.objs(v, Certificates)
-	_ = s.store.Update(context.Background(), func(tx barrier.Tx) error {
+	_ = s.in(v).Update(context.Background(), func(tx barrier.Tx) error {
 		op, err := getOp(tx, c, name)
 		if err != nil || op == nil || op.RequestID != requestID || op.Status != StatusInProgress {
 			return err
@@ -251,7 +251,7 @@ func (s *Service) resumeExternal(ctx context.Context) error {
 	for _, v := range s.Vaults() {
 		c := s.objs(v, Certificates)
 		var todo []*certOpRecord
-		err := s.store.View(ctx, func(tx barrier.Tx) error {
+		err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 			var inner error
 			err := tx.Scan(c.base()+"/o/", "", func(_ string, val []byte) bool {
 				op := new(certOpRecord)

@@ -31,8 +31,8 @@ type CertificateContact struct {
 	Phone string `json:"phone,omitempty"`
 }
 
-func (v *Vault) contactsKey() string          { return v.prefix() + "cert/contacts" }
-func (v *Vault) issuerPrefix() string         { return v.prefix() + "cert/issuers/" }
+func (v *Vault) contactsKey() string          { return "cert/contacts" }
+func (v *Vault) issuerPrefix() string         { return "cert/issuers/" }
 func (v *Vault) issuerKey(name string) string { return v.issuerPrefix() + strings.ToLower(name) }
 
 func contactsNotFound(v *Vault) error {
@@ -50,7 +50,7 @@ func (r *issuerRecord) out() *CertificateIssuer { c := r.CertificateIssuer; retu
 // GetCertificateContacts returns the vault's certificate contacts.
 func (s *Service) GetCertificateContacts(ctx context.Context, v *Vault) ([]CertificateContact, error) {
 	var out []CertificateContact
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		ok, err := getJSON(tx, v.contactsKey(), &out)
 		if err == nil && !ok {
 			return contactsNotFound(v)
@@ -79,14 +79,14 @@ func (s *Service) SetCertificateContacts(ctx context.Context, v *Vault, contacts
 	if contacts == nil {
 		contacts = []CertificateContact{}
 	}
-	err := s.store.Update(ctx, func(tx barrier.Tx) error { return putJSON(tx, v.contactsKey(), contacts) })
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error { return putJSON(tx, v.contactsKey(), contacts) })
 	return contacts, err
 }
 
 // DeleteCertificateContacts removes the vault's contacts and returns them.
 func (s *Service) DeleteCertificateContacts(ctx context.Context, v *Vault) ([]CertificateContact, error) {
 	var out []CertificateContact
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		ok, err := getJSON(tx, v.contactsKey(), &out)
 		if err != nil {
 			return err
@@ -154,7 +154,7 @@ func (s *Service) SetCertificateIssuer(ctx context.Context, v *Vault, p SetIssue
 		return nil, badParameter("The issuer name %q is invalid or reserved.", clip(p.Name))
 	}
 	var old *issuerRecord
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		r := new(issuerRecord)
 		ok, err := getJSON(tx, v.issuerKey(p.Name), r)
 		if ok {
@@ -227,7 +227,7 @@ func (s *Service) SetCertificateIssuer(ctx context.Context, v *Vault, p SetIssue
 	default:
 		rec.CA = nil
 	}
-	err = s.store.Update(ctx, func(tx barrier.Tx) error { return putJSON(tx, v.issuerKey(p.Name), rec) })
+	err = s.in(v).Update(ctx, func(tx barrier.Tx) error { return putJSON(tx, v.issuerKey(p.Name), rec) })
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +258,7 @@ func (s *Service) GetCertificateIssuer(ctx context.Context, v *Vault, name strin
 		return nil, issuerNotFound(name)
 	}
 	var out *CertificateIssuer
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		r, err := s.issuer(tx, v, name)
 		if err == nil {
 			out = r.out()
@@ -275,7 +275,7 @@ func (s *Service) DeleteCertificateIssuer(ctx context.Context, v *Vault, name st
 		return nil, issuerNotFound(name)
 	}
 	var out *CertificateIssuer
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		r, err := s.issuer(tx, v, name)
 		if err != nil {
 			return err
@@ -293,7 +293,7 @@ func (s *Service) ListCertificateIssuers(ctx context.Context, v *Vault, after st
 	if after != "" {
 		start = v.issuerKey(after)
 	}
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		var inner error
 		err := tx.Scan(v.issuerPrefix(), start, func(_ string, val []byte) bool {
 			if len(page.Items) == limit {
@@ -329,7 +329,7 @@ func (s *Service) resolveIssuer(ctx context.Context, v *Vault, name string) (*re
 		return &resolvedIssuer{provider: IssuerUnknown}, nil
 	}
 	var rec *issuerRecord
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		var err error
 		rec, err = s.issuer(tx, v, name)
 		return err
@@ -364,7 +364,7 @@ func (s *Service) keySigner(ctx context.Context, v *Vault, name, version string)
 		rec *nameRecord
 		ver *Version[keyPayload]
 	)
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		var err error
 		rec, ver, err = getVersion[keyPayload](tx, k, name, version)
 		return err

@@ -12,7 +12,7 @@ import (
 )
 
 // decodeCache keeps the decoded form of records read on the key-operation
-// hot path (name records and key versions), keyed by storage key.
+// hot path (name records and key versions), keyed by vault ID and key.
 //
 // It saves JSON decoding only. Every use still reads the record from
 // storage — another node may have changed it — and an entry is used only
@@ -67,8 +67,9 @@ func (c *decodeCache) clearAll() {
 }
 
 // getShared is getJSON through c: it returns a decoded value that may be
-// shared with other callers, which must treat it as read-only.
-func getShared[T any](tx barrier.Tx, c *decodeCache, key string) (*T, bool, error) {
+// shared with other callers, which must treat it as read-only. Keys are
+// relative to a vault's view, so the cache key adds vaultID.
+func getShared[T any](tx barrier.Tx, c *decodeCache, vaultID, key string) (*T, bool, error) {
 	raw, err := tx.Get(key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, false, nil
@@ -76,6 +77,7 @@ func getShared[T any](tx barrier.Tx, c *decodeCache, key string) (*T, bool, erro
 	if err != nil {
 		return nil, false, err
 	}
+	key = vaultID + "/" + key
 	if v, ok := c.lookup(key, raw).(*T); ok {
 		return v, true, nil
 	}
@@ -92,7 +94,7 @@ func getShared[T any](tx barrier.Tx, c *decodeCache, key string) (*T, bool, erro
 // which only versions without secrets (keys) may be.
 func getVersionShared[P any](tx barrier.Tx, o objects, name, version string, shareVersion bool) (*nameRecord, *Version[P], error) {
 	c := o.s.decoded
-	rec, ok, err := getShared[nameRecord](tx, c, o.nameKey(name))
+	rec, ok, err := getShared[nameRecord](tx, c, o.v.ID, o.nameKey(name))
 	if err != nil {
 		return nil, nil, err
 	}

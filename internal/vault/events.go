@@ -90,9 +90,9 @@ type Sender interface {
 	Send(ctx context.Context, sub *Subscription, events []Event) error
 }
 
-func (v *Vault) subPrefix() string   { return v.prefix() + "ev/s/" }
-func (v *Vault) queuePrefix() string { return v.prefix() + "ev/q/" }
-func (v *Vault) deadPrefix() string  { return v.prefix() + "ev/dead/" }
+func (v *Vault) subPrefix() string   { return "ev/s/" }
+func (v *Vault) queuePrefix() string { return "ev/q/" }
+func (v *Vault) deadPrefix() string  { return "ev/dead/" }
 
 // PutSubscription creates or replaces an event subscription. A new
 // subscription gets a random signing secret, returned in the result.
@@ -114,7 +114,7 @@ func (s *Service) PutSubscription(ctx context.Context, v *Vault, sub Subscriptio
 		sub.Secret = make([]byte, 32)
 		rand.Read(sub.Secret)
 	}
-	err = s.store.Update(ctx, func(tx barrier.Tx) error {
+	err = s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		return putJSON(tx, v.subPrefix()+strings.ToLower(sub.Name), &sub)
 	})
 	if err != nil {
@@ -126,7 +126,7 @@ func (s *Service) PutSubscription(ctx context.Context, v *Vault, sub Subscriptio
 // Subscriptions lists a vault's event subscriptions.
 func (s *Service) Subscriptions(ctx context.Context, v *Vault) ([]*Subscription, error) {
 	var out []*Subscription
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		var err error
 		out, err = subscriptions(tx, v)
 		return err
@@ -136,7 +136,7 @@ func (s *Service) Subscriptions(ctx context.Context, v *Vault) ([]*Subscription,
 
 // DeleteSubscription removes an event subscription.
 func (s *Service) DeleteSubscription(ctx context.Context, v *Vault, name string) error {
-	return s.store.Update(ctx, func(tx barrier.Tx) error {
+	return s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		key := v.subPrefix() + strings.ToLower(name)
 		if ok, err := getJSON(tx, key, new(Subscription)); err != nil {
 			return err
@@ -228,7 +228,7 @@ func (s *Service) DeliverDue(ctx context.Context, sender Sender) (int, error) {
 	sent := 0
 	for _, v := range s.Vaults() {
 		var due []*Delivery
-		err := s.store.View(ctx, func(tx barrier.Tx) error {
+		err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 			var inner error
 			err := tx.Scan(v.queuePrefix(), "", func(key string, val []byte) bool {
 				ts := strings.SplitN(strings.TrimPrefix(key, v.queuePrefix()), "/", 2)[0]
@@ -269,7 +269,7 @@ func (s *Service) DeliverDue(ctx context.Context, sender Sender) (int, error) {
 			if sub != nil {
 				sendErr = sender.Send(ctx, sub, []Event{d.Event})
 			}
-			err := s.store.Update(ctx, func(tx barrier.Tx) error {
+			err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 				if err := tx.Delete(d.key); err != nil {
 					return err
 				}

@@ -256,7 +256,7 @@ func (s *Service) storeNewKey(ctx context.Context, v *Vault, name, kty string, o
 	}
 	ver.Attributes.apply(attrs)
 	var rec *nameRecord
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		o := s.objs(v, Keys)
 		if ifLatest != "" {
 			cur, err := o.live(tx, name)
@@ -301,7 +301,7 @@ func (s *Service) GetKey(ctx context.Context, v *Vault, name, version string) (*
 		return nil, err
 	}
 	var k *Key
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		rec, ver, err := getVersion[keyPayload](tx, s.objs(v, Keys), name, version)
 		if err != nil {
 			return err
@@ -333,7 +333,7 @@ func (s *Service) UpdateKey(ctx context.Context, v *Vault, p UpdateKeyParams) (*
 		return nil, err
 	}
 	var k *Key
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		o := s.objs(v, Keys)
 		rec, ver, err := getVersion[keyPayload](tx, o, p.Name, p.Version)
 		if err != nil {
@@ -390,7 +390,7 @@ func attrOrNil(p *AttributesPatch) *AttributesPatch {
 // ListKeys lists live keys (latest version's properties).
 func (s *Service) ListKeys(ctx context.Context, v *Vault, after string, limit int) (*Page[*Key], error) {
 	page := &Page[*Key]{}
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		recs, vers, more, err := listLatest[keyPayload](tx, s.objs(v, Keys), after, limit, nil)
 		if err != nil {
 			return err
@@ -412,7 +412,7 @@ func (s *Service) ListKeyVersions(ctx context.Context, v *Vault, name, after str
 		return nil, err
 	}
 	page := &Page[*Key]{}
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		rec, vers, more, err := listVersions[keyPayload](tx, s.objs(v, Keys), name, after, limit)
 		if err != nil {
 			return err
@@ -434,7 +434,7 @@ func (s *Service) DeleteKey(ctx context.Context, v *Vault, name string) (*Key, e
 		return nil, err
 	}
 	var k *Key
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		o := s.objs(v, Keys)
 		rec, ver, err := getVersion[keyPayload](tx, o, name, "")
 		if err != nil {
@@ -488,7 +488,7 @@ func (s *Service) PurgeKey(ctx context.Context, v *Vault, name string) error {
 		return &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "ForbiddenByPolicy",
 			Msg: "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed."}
 	}
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		return purge(tx, s.objs(v, Keys), name)
 	})
 	if err == nil {
@@ -509,7 +509,7 @@ func (s *Service) BackupKey(ctx context.Context, v *Vault, name string) ([]byte,
 		return nil, err
 	}
 	var b backup[keyBackupVersion]
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		o := s.objs(v, Keys)
 		rec, vers, err := allVersions[keyPayload](tx, o, name)
 		if err != nil {
@@ -576,7 +576,7 @@ func (s *Service) RestoreKey(ctx context.Context, v *Vault, blob []byte) (*Key, 
 	if latest == nil {
 		return nil, invalid
 	}
-	err = s.store.Update(ctx, func(tx barrier.Tx) error {
+	err = s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		o := s.objs(v, Keys)
 		if err := restoreObject(tx, o, &b.Record, vers); err != nil {
 			return err
@@ -690,7 +690,7 @@ func (s *Service) Crypto(ctx context.Context, v *Vault, name, version string, op
 		rec *nameRecord
 		ver *Version[keyPayload]
 	)
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		var err error
 		rec, ver, err = getVersionShared[keyPayload](tx, o, name, version, true)
 		return err
@@ -756,7 +756,7 @@ func (s *Service) operator(ctx context.Context, v *Vault, o objects, name string
 		prot = s.hsm
 	}
 	var handle []byte
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		var err error
 		handle, err = tx.Get(o.materialKey(name, ver.Version))
 		return err

@@ -50,7 +50,7 @@ func (s *Service) UpdateVault(ctx context.Context, name string, fn func(*Vault) 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	if err := s.sys.Update(ctx, func(tx barrier.Tx) error {
 		return tx.Put(vaultsPrefix+strings.ToLower(nv.Name), raw)
 	}); err != nil {
 		return nil, err
@@ -75,7 +75,7 @@ func (s *Service) SoftDeleteVault(ctx context.Context, name string) (*DeletedVau
 		return nil, err
 	}
 	key := strings.ToLower(v.Name)
-	if err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	if err := s.sys.Update(ctx, func(tx barrier.Tx) error {
 		if err := tx.Delete(vaultsPrefix + key); err != nil {
 			return err
 		}
@@ -92,7 +92,7 @@ func (s *Service) SoftDeleteVault(ctx context.Context, name string) (*DeletedVau
 // DeletedVault returns the soft-deleted vault named name.
 func (s *Service) DeletedVault(ctx context.Context, name string) (*DeletedVault, error) {
 	dv := new(DeletedVault)
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.sys.View(ctx, func(tx barrier.Tx) error {
 		raw, err := tx.Get(deletedVaultsPrefix + strings.ToLower(name))
 		if err != nil {
 			return err
@@ -111,7 +111,7 @@ func (s *Service) DeletedVault(ctx context.Context, name string) (*DeletedVault,
 // DeletedVaults lists soft-deleted vaults, by name.
 func (s *Service) DeletedVaults(ctx context.Context) ([]*DeletedVault, error) {
 	var out []*DeletedVault
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.sys.View(ctx, func(tx barrier.Tx) error {
 		return tx.Scan(deletedVaultsPrefix, "", func(_ string, raw []byte) bool {
 			dv := new(DeletedVault)
 			if json.Unmarshal(raw, dv) == nil {
@@ -136,7 +136,7 @@ func (s *Service) RecoverVault(ctx context.Context, name string) (*Vault, error)
 		return nil, err
 	}
 	key := strings.ToLower(v.Name)
-	if err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	if err := s.sys.Update(ctx, func(tx barrier.Tx) error {
 		if _, err := tx.Get(vaultsPrefix + key); err == nil {
 			return &Error{Kind: Conflict, Name: v.Name, Msg: fmt.Sprintf("A vault named %s already exists.", v.Name)}
 		}
@@ -165,32 +165,12 @@ func (s *Service) PurgeVault(ctx context.Context, name string, force bool) error
 		return &Error{Kind: Forbidden, Name: name, Inner: "PurgeProtected",
 			Msg: fmt.Sprintf("Vault %s has purge protection enabled and cannot be purged before %s.", dv.Vault.Name, dv.ScheduledPurgeDate.Format(time.RFC3339))}
 	}
-	prefix := dv.Vault.prefix()
-	for {
-		var batch []string
-		if err := s.store.View(ctx, func(tx barrier.Tx) error {
-			return tx.ScanKeys(prefix, "", func(k string) bool {
-				batch = append(batch, k)
-				return len(batch) < 500
-			})
-		}); err != nil {
-			return err
-		}
-		if len(batch) == 0 {
-			break
-		}
-		if err := s.store.Update(ctx, func(tx barrier.Tx) error {
-			for _, k := range batch {
-				if err := tx.Delete(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
+	// Everything in the vault goes, its keyring last; the registry record
+	// after it, so a purge interrupted half way is done again.
+	if err := s.in(&dv.Vault).Destroy(ctx); err != nil {
+		return err
 	}
-	return s.store.Update(ctx, func(tx barrier.Tx) error {
+	return s.sys.Update(ctx, func(tx barrier.Tx) error {
 		return tx.Delete(deletedVaultsPrefix + strings.ToLower(dv.Vault.Name))
 	})
 }

@@ -49,7 +49,7 @@ type objects struct {
 
 func (s *Service) objs(v *Vault, t ObjectType) objects { return objects{v: v, t: t, s: s} }
 
-func (o objects) base() string               { return o.v.prefix() + o.t.coll() }
+func (o objects) base() string               { return o.t.coll() }
 func (o objects) nameKey(name string) string { return o.base() + "/n/" + strings.ToLower(name) }
 func (o objects) deletedKey(name string) string {
 	return o.base() + "/d/" + strings.ToLower(name)
@@ -61,7 +61,7 @@ func (o objects) versionKey(name, version string) string {
 	return o.versionsPrefix(name) + strings.ToLower(version)
 }
 func (o objects) purgeKey(due int64, name string) string {
-	return fmt.Sprintf("%sq/%012d/%s/%s", o.v.prefix(), due, o.t.coll(), strings.ToLower(name))
+	return fmt.Sprintf("q/%012d/%s/%s", due, o.t.coll(), strings.ToLower(name))
 }
 
 func getJSON(tx barrier.Tx, key string, v any) (bool, error) {
@@ -152,7 +152,7 @@ func readVersion[P any](tx barrier.Tx, o objects, name, version string, c *decod
 		err error
 	)
 	if c != nil {
-		ver, ok, err = getShared[Version[P]](tx, c, o.versionKey(name, version))
+		ver, ok, err = getShared[Version[P]](tx, c, o.v.ID, o.versionKey(name, version))
 	} else {
 		ver = new(Version[P])
 		ok, err = getJSON(tx, o.versionKey(name, version), ver)
@@ -419,7 +419,7 @@ type objectConv[P, T any] func(rec *nameRecord, ver *Version[P], del *DeletedInf
 // objects of type t, each with its latest version.
 func listDeletedPage[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType, after string, limit int, conv objectConv[P, T]) (*Page[T], error) {
 	page := &Page[T]{}
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		dels, vers, more, err := listDeleted[P](tx, s.objs(v, t), after, limit)
 		if err != nil {
 			return err
@@ -443,7 +443,7 @@ func getDeletedObject[P, T any](ctx context.Context, s *Service, v *Vault, t Obj
 	if err := checkName(t, name); err != nil {
 		return out, err
 	}
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		o := s.objs(v, t)
 		del, err := deleted(tx, o, name)
 		if err != nil {
@@ -466,7 +466,7 @@ func recoverObject[P, T any](ctx context.Context, s *Service, v *Vault, t Object
 	if err := checkName(t, name); err != nil {
 		return out, err
 	}
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		o := s.objs(v, t)
 		rec, err := recoverDeleted(tx, o, name)
 		if err != nil {

@@ -32,11 +32,11 @@ type dueItem struct {
 }
 
 func (s *Service) purgeVault(ctx context.Context, v *Vault, now int64) (int, error) {
-	prefix := v.prefix() + "q/"
+	prefix := "q/"
 	n := 0
 	for {
 		var due []dueItem
-		err := s.store.View(ctx, func(tx barrier.Tx) error {
+		err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 			return tx.ScanKeys(prefix, "", func(key string) bool {
 				parts := strings.Split(strings.TrimPrefix(key, prefix), "/")
 				if len(parts) != 3 {
@@ -65,7 +65,7 @@ func (s *Service) purgeVault(ctx context.Context, v *Vault, now int64) (int, err
 			return n, err
 		}
 		for _, d := range due {
-			err := s.store.Update(ctx, func(tx barrier.Tx) error {
+			err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 				if err := purge(tx, s.objs(v, d.t), d.name); KindOf(err) == DeletedNotFound {
 					return tx.Delete(d.key) // stale queue entry
 				} else if err != nil {

@@ -152,7 +152,7 @@ func (s *Service) GetRotationPolicy(ctx context.Context, v *Vault, name string) 
 		return nil, err
 	}
 	pol := new(RotationPolicy)
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		o := s.objs(v, Keys)
 		if _, err := o.live(tx, name); err != nil {
 			return err
@@ -183,7 +183,7 @@ func (s *Service) SetRotationPolicy(ctx context.Context, v *Vault, name string, 
 		return nil, err
 	}
 	now := s.clock.Now().Unix()
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		o := s.objs(v, Keys)
 		if _, err := o.live(tx, name); err != nil {
 			return err

@@ -31,7 +31,7 @@ type expiryIndex struct {
 var defaultNotifyLead = Duration{Days: 30}
 
 func (o objects) indexRecord(name string) string {
-	return o.v.prefix() + "x/i/" + o.t.coll() + "/" + strings.ToLower(name)
+	return "x/i/" + o.t.coll() + "/" + strings.ToLower(name)
 }
 
 // notifyLead is how long before expiry the near-expiry event fires; ok is
@@ -70,7 +70,7 @@ func (o objects) reindex(tx barrier.Tx, name, version string, exp *int64) error 
 	}
 	lname := strings.ToLower(name)
 	idx := expiryIndex{Keys: []string{
-		fmt.Sprintf("%sx/e/%012d/%s/%s/%s", o.v.prefix(), max(*exp, 0), o.t.coll(), lname, version),
+		fmt.Sprintf("x/e/%012d/%s/%s/%s", max(*exp, 0), o.t.coll(), lname, version),
 	}}
 	lead, ok, err := o.notifyLead(tx, name)
 	if err != nil {
@@ -78,7 +78,7 @@ func (o objects) reindex(tx barrier.Tx, name, version string, exp *int64) error 
 	}
 	if ok {
 		at := lead.SubFrom(time.Unix(*exp, 0)).Unix()
-		idx.Keys = append(idx.Keys, fmt.Sprintf("%sx/n/%012d/%s/%s/%s", o.v.prefix(), max(at, 0), o.t.coll(), lname, version))
+		idx.Keys = append(idx.Keys, fmt.Sprintf("x/n/%012d/%s/%s/%s", max(at, 0), o.t.coll(), lname, version))
 	}
 	for _, k := range idx.Keys {
 		if err := tx.Put(k, nil); err != nil {
@@ -105,8 +105,9 @@ func (o objects) unindex(tx barrier.Tx, name string) error {
 	if err != nil || !ok {
 		return err
 	}
+	view := o.s.in(o.v)
 	for _, k := range idx.Keys {
-		if err := tx.Delete(k); err != nil {
+		if err := tx.Delete(view.KeyOf(k)); err != nil { // records before views held storage keys
 			return err
 		}
 	}
@@ -135,9 +136,9 @@ func (s *Service) NotifyDue(ctx context.Context) (int, error) {
 	n := 0
 	for _, v := range s.Vaults() {
 		for _, kind := range []string{"n", "e"} {
-			prefix := v.prefix() + "x/" + kind + "/"
+			prefix := "x/" + kind + "/"
 			var due []string
-			err := s.store.View(ctx, func(tx barrier.Tx) error {
+			err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 				return tx.ScanKeys(prefix, "", func(key string) bool {
 					ts, err := strconv.ParseInt(strings.SplitN(strings.TrimPrefix(key, prefix), "/", 2)[0], 10, 64)
 					if err != nil || ts > now {
@@ -161,7 +162,7 @@ func (s *Service) NotifyDue(ctx context.Context) (int, error) {
 				}
 				o := s.objs(v, t)
 				what := map[string]string{"n": "NearExpiry", "e": "Expired"}[kind]
-				err := s.store.Update(ctx, func(tx barrier.Tx) error {
+				err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 					if _, err := tx.Get(key); err != nil {
 						return nil // handled by a concurrent run
 					}
@@ -202,7 +203,7 @@ func (s *Service) RotateDue(ctx context.Context) (int, error) {
 			pol  RotationPolicy
 		}
 		var items []item
-		err := s.store.View(ctx, func(tx barrier.Tx) error {
+		err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 			var inner error
 			err := tx.Scan(prefix, "", func(key string, val []byte) bool {
 				var it item

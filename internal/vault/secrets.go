@@ -101,7 +101,7 @@ func (s *Service) SetSecret(ctx context.Context, v *Vault, p SetSecretParams) (*
 	ver.Attributes.apply(p.Attributes)
 	ver.Attributes.Exportable = nil
 	var rec *nameRecord
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		var err error
 		rec, err = addVersion(tx, s.objs(v, Secrets), p.Name, ver, false)
 		return err
@@ -119,7 +119,7 @@ func (s *Service) GetSecret(ctx context.Context, v *Vault, name, version string)
 		return nil, err
 	}
 	var sec *Secret
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		rec, ver, err := getVersionShared[secretPayload](tx, s.objs(v, Secrets), name, version, false)
 		if err != nil {
 			return err
@@ -165,7 +165,7 @@ func (s *Service) UpdateSecret(ctx context.Context, v *Vault, p UpdateSecretPara
 		return nil, err
 	}
 	var sec *Secret
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		o := s.objs(v, Secrets)
 		rec, ver, err := getVersion[secretPayload](tx, o, p.Name, p.Version)
 		if err != nil {
@@ -206,7 +206,7 @@ type Page[T any] struct {
 // ListSecrets lists live secrets (latest version's properties, no values).
 func (s *Service) ListSecrets(ctx context.Context, v *Vault, after string, limit int) (*Page[*Secret], error) {
 	page := &Page[*Secret]{}
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		recs, vers, more, err := listLatest[secretPayload](tx, s.objs(v, Secrets), after, limit, nil)
 		if err != nil {
 			return err
@@ -228,7 +228,7 @@ func (s *Service) ListSecretVersions(ctx context.Context, v *Vault, name, after 
 		return nil, err
 	}
 	page := &Page[*Secret]{}
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		rec, vers, more, err := listVersions[secretPayload](tx, s.objs(v, Secrets), name, after, limit)
 		if err != nil {
 			return err
@@ -250,7 +250,7 @@ func (s *Service) DeleteSecret(ctx context.Context, v *Vault, name string) (*Sec
 		return nil, err
 	}
 	var sec *Secret
-	err := s.store.Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		o := s.objs(v, Secrets)
 		rec, ver, err := getVersion[secretPayload](tx, o, name, "")
 		if err != nil {
@@ -303,7 +303,7 @@ func (s *Service) PurgeSecret(ctx context.Context, v *Vault, name string) error 
 		return &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "ForbiddenByPolicy",
 			Msg: "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed."}
 	}
-	return s.store.Update(ctx, func(tx barrier.Tx) error {
+	return s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		return purge(tx, s.objs(v, Secrets), name)
 	})
 }
@@ -322,7 +322,7 @@ const MaxBackupVersions = 500
 const backupMagic = "KWB1"
 
 func (s *Service) sealBackup(ctx context.Context, v *Vault, t ObjectType, plain []byte) ([]byte, error) {
-	blob, err := s.store.SealBlob(ctx, TenantScope(v.TenantID), "backup/"+string(t), plain)
+	blob, err := s.store.Tenant(v.TenantID).SealBlob(ctx, "backup/"+string(t), plain)
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +334,7 @@ func (s *Service) openBackup(ctx context.Context, v *Vault, t ObjectType, blob [
 	if len(blob) < len(backupMagic) || string(blob[:len(backupMagic)]) != backupMagic {
 		return nil, bad
 	}
-	plain, err := s.store.OpenBlob(ctx, TenantScope(v.TenantID), "backup/"+string(t), blob[len(backupMagic):])
+	plain, err := s.store.Tenant(v.TenantID).OpenBlob(ctx, "backup/"+string(t), blob[len(backupMagic):])
 	if err != nil {
 		return nil, bad
 	}
@@ -348,7 +348,7 @@ func (s *Service) BackupSecret(ctx context.Context, v *Vault, name string) ([]by
 		return nil, err
 	}
 	var b backup[secretPayload]
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		rec, vers, err := allVersions[secretPayload](tx, s.objs(v, Secrets), name)
 		if err != nil {
 			return err
@@ -397,7 +397,7 @@ func (s *Service) RestoreSecret(ctx context.Context, v *Vault, blob []byte) (*Se
 	if latest == nil {
 		return nil, &Error{Kind: BadParameter, Type: Secrets, Msg: "Backup blob contains invalid data, or was made in another tenant."}
 	}
-	err = s.store.Update(ctx, func(tx barrier.Tx) error {
+	err = s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		return restoreObject(tx, s.objs(v, Secrets), &b.Record, b.Versions)
 	})
 	if err != nil {

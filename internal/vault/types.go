@@ -7,7 +7,7 @@
 // Kind that the api package maps to Azure's wire errors. Time comes from an
 // injected clock.
 //
-// Storage layout, all under the vault's barrier scope v/{vaultID}/:
+// Storage layout, keys relative to the vault's barrier view (barrier.Vault):
 //
 //	{c}/n/{name}            live object: original name, latest version
 //	{c}/d/{name}            soft-deleted object: deletion and purge dates

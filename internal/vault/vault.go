@@ -19,13 +19,15 @@ import (
 	"github.com/keyward/keyward/internal/storage"
 )
 
-// Store is what the domain needs from the barrier.
+// Store is what the domain needs from the barrier: the views of the
+// namespaces it keeps its records in. The barrier owns the key layout.
 type Store interface {
-	View(ctx context.Context, fn func(barrier.Tx) error) error
-	Update(ctx context.Context, fn func(barrier.Tx) error) error
-	EnsureScope(ctx context.Context, scope string, now time.Time) error
-	SealBlob(ctx context.Context, scope, label string, plain []byte) ([]byte, error)
-	OpenBlob(ctx context.Context, scope, label string, blob []byte) ([]byte, error)
+	// System holds the vault registry.
+	System() *barrier.View
+	// Vault holds everything in one vault; purging the vault destroys it.
+	Vault(id string) *barrier.View
+	// Tenant seals the tenant's backup blobs.
+	Tenant(id string) *barrier.View
 }
 
 // Vault is a key vault: a container of keys, secrets and certificates that
@@ -55,14 +57,6 @@ func (v *Vault) RecoveryLevel() string {
 	return level
 }
 
-func (v *Vault) prefix() string { return "v/" + v.ID + "/" }
-
-// Scope is the barrier scope of the vault's objects.
-func (v *Vault) Scope() string { return "v-" + v.ID }
-
-// TenantScope is the barrier scope of the vault's tenant (backup blobs).
-func TenantScope(tenantID string) string { return "t-" + strings.ToLower(tenantID) }
-
 var vaultNameRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$`)
 
 // ValidVaultName reports whether name is a valid vault name (3-24
@@ -75,6 +69,7 @@ func ValidVaultName(name string) bool {
 // Service is the domain service.
 type Service struct {
 	store Store
+	sys   *barrier.View // the vault registry
 	clock clock.Clock
 
 	software keys.Protector
@@ -91,10 +86,14 @@ type Service struct {
 
 // New returns a Service over store.
 func New(store Store, clk clock.Clock) *Service {
-	return &Service{store: store, clock: clk, vaults: map[string]*Vault{},
+	return &Service{store: store, sys: store.System(), clock: clk, vaults: map[string]*Vault{},
 		software: keys.Software{}, ops: newOpCache(10_000), decoded: newDecodeCache(4096),
 		certs: newCertRuntime()}
 }
+
+// in is the storage view of vault v: every key of the vault is relative
+// to it.
+func (s *Service) in(v *Vault) *barrier.View { return s.store.Vault(v.ID) }
 
 // Unload forgets cached key material (on seal).
 func (s *Service) Unload() {
@@ -110,7 +109,7 @@ const vaultsPrefix = "sys/vaults/"
 // Load reads the vault registry (after unseal).
 func (s *Service) Load(ctx context.Context) error {
 	vaults := map[string]*Vault{}
-	err := s.store.View(ctx, func(tx barrier.Tx) error {
+	err := s.sys.View(ctx, func(tx barrier.Tx) error {
 		return tx.Scan(vaultsPrefix, "", func(key string, val []byte) bool {
 			v := new(Vault)
 			if json.Unmarshal(val, v) == nil {
@@ -196,17 +195,17 @@ func (s *Service) CreateVault(ctx context.Context, v Vault) (*Vault, error) {
 	v.TenantID = strings.ToLower(v.TenantID)
 	now := s.clock.Now()
 	v.Created = now.UTC()
-	if err := s.store.EnsureScope(ctx, v.Scope(), now); err != nil {
+	if err := s.in(&v).EnsureKeyring(ctx, now); err != nil {
 		return nil, err
 	}
-	if err := s.store.EnsureScope(ctx, TenantScope(v.TenantID), now); err != nil {
+	if err := s.store.Tenant(v.TenantID).EnsureKeyring(ctx, now); err != nil {
 		return nil, err
 	}
 	raw, err := json.Marshal(&v)
 	if err != nil {
 		return nil, err
 	}
-	err = s.store.Update(ctx, func(tx barrier.Tx) error {
+	err = s.sys.Update(ctx, func(tx barrier.Tx) error {
 		if _, err := tx.Get(vaultsPrefix + strings.ToLower(v.Name)); err == nil {
 			return &Error{Kind: Conflict, Name: v.Name, Msg: fmt.Sprintf("A vault named %s already exists.", v.Name)}
 		} else if !errors.Is(err, storage.ErrNotFound) {

@@ -136,13 +136,13 @@ func TestBlobMovedToAnotherNameDoesNotOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Copy a's sealed version record over b's, underneath the barrier.
-	o := s.objs(v, Secrets)
+	o, view := s.objs(v, Secrets), s.in(v)
 	err = backend.Update(ctx, func(tx storage.Tx) error {
-		blob, err := tx.Get(o.versionKey("a", a.Version))
+		blob, err := tx.Get(view.StorageKey(o.versionKey("a", a.Version)))
 		if err != nil {
 			return err
 		}
-		return tx.Put(o.versionKey("b", b.Version), blob)
+		return tx.Put(view.StorageKey(o.versionKey("b", b.Version)), blob)
 	})
 	if err != nil {
 		t.Fatal(err)
