@@ -133,14 +133,11 @@ func (s *Service) GetSecret(ctx context.Context, v *Vault, name, version string)
 	now := s.clock.Now()
 	switch {
 	case !sec.Attributes.Enabled:
-		return nil, &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "SecretDisabled",
-			Msg: "Operation get is not allowed on a disabled secret."}
+		return nil, &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "SecretDisabled"}
 	case sec.Attributes.NotYetValid(now):
-		return nil, &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "SecretNotYetValid",
-			Msg: "Operation get is not allowed on a secret that is not yet valid (nbf is in the future)."}
+		return nil, &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "SecretNotYetValid"}
 	case sec.Attributes.Expired(now):
-		return nil, &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "SecretExpired",
-			Msg: "Operation get is not allowed on an expired secret."}
+		return nil, &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "SecretExpired"}
 	}
 	return sec, nil
 }
@@ -172,8 +169,7 @@ func (s *Service) UpdateSecret(ctx context.Context, v *Vault, p UpdateSecretPara
 			return err
 		}
 		if rec.Managed {
-			return &Error{Kind: Forbidden, Type: Secrets, Name: p.Name,
-				Msg: "The secret is managed by a certificate; update the certificate instead."}
+			return &Error{Kind: Forbidden, Type: Secrets, Name: p.Name, Reason: ReasonManagedUpdate}
 		}
 		ver.Attributes.apply(p.Attributes)
 		ver.Attributes.Exportable = nil
@@ -257,8 +253,7 @@ func (s *Service) DeleteSecret(ctx context.Context, v *Vault, name string) (*Sec
 			return err
 		}
 		if rec.Managed {
-			return &Error{Kind: Forbidden, Type: Secrets, Name: name,
-				Msg: "The secret is managed by a certificate; delete the certificate instead."}
+			return &Error{Kind: Forbidden, Type: Secrets, Name: name, Reason: ReasonManagedDelete}
 		}
 		del, err := softDelete(tx, o, name, s.clock.Now().Unix(), int64(v.RetentionDays))
 		if err != nil {
@@ -300,8 +295,7 @@ func (s *Service) PurgeSecret(ctx context.Context, v *Vault, name string) error 
 		return err
 	}
 	if v.PurgeProtected {
-		return &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "ForbiddenByPolicy",
-			Msg: "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed."}
+		return &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "ForbiddenByPolicy", Reason: ReasonPurgeProtection}
 	}
 	return s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		return purge(tx, s.objs(v, Secrets), name)
@@ -330,7 +324,7 @@ func (s *Service) sealBackup(ctx context.Context, v *Vault, t ObjectType, plain 
 }
 
 func (s *Service) openBackup(ctx context.Context, v *Vault, t ObjectType, blob []byte) ([]byte, error) {
-	bad := &Error{Kind: BadParameter, Type: t, Msg: "Backup blob contains invalid data, or was made in another tenant."}
+	bad := &Error{Kind: BadParameter, Type: t, Reason: ReasonInvalidBackup}
 	if len(blob) < len(backupMagic) || string(blob[:len(backupMagic)]) != backupMagic {
 		return nil, bad
 	}
@@ -354,8 +348,7 @@ func (s *Service) BackupSecret(ctx context.Context, v *Vault, name string) ([]by
 			return err
 		}
 		if rec.Managed {
-			return &Error{Kind: Forbidden, Type: Secrets, Name: name,
-				Msg: "The secret is managed by a certificate; back up the certificate instead."}
+			return &Error{Kind: Forbidden, Type: Secrets, Name: name, Reason: ReasonManagedBackup}
 		}
 		if len(vers) > MaxBackupVersions {
 			return badParameter("Backup of a secret with more than %d versions is not allowed.", MaxBackupVersions)
@@ -383,19 +376,19 @@ func (s *Service) RestoreSecret(ctx context.Context, v *Vault, blob []byte) (*Se
 	defer clear(plain)
 	var b backup[secretPayload]
 	if err := json.Unmarshal(plain, &b); err != nil || b.Type != Secrets || len(b.Versions) == 0 || !ValidName(b.Record.Name) {
-		return nil, &Error{Kind: BadParameter, Type: Secrets, Msg: "Backup blob contains invalid data, or was made in another tenant."}
+		return nil, &Error{Kind: BadParameter, Type: Secrets, Reason: ReasonInvalidBackup}
 	}
 	var latest *Version[secretPayload]
 	for _, ver := range b.Versions {
 		if !ValidVersion(ver.Version) {
-			return nil, &Error{Kind: BadParameter, Type: Secrets, Msg: "Backup blob contains invalid data, or was made in another tenant."}
+			return nil, &Error{Kind: BadParameter, Type: Secrets, Reason: ReasonInvalidBackup}
 		}
 		if ver.Version == b.Record.Latest {
 			latest = ver
 		}
 	}
 	if latest == nil {
-		return nil, &Error{Kind: BadParameter, Type: Secrets, Msg: "Backup blob contains invalid data, or was made in another tenant."}
+		return nil, &Error{Kind: BadParameter, Type: Secrets, Reason: ReasonInvalidBackup}
 	}
 	err = s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		return restoreObject(tx, s.objs(v, Secrets), &b.Record, b.Versions)
