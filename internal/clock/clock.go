@@ -1,18 +1,39 @@
 // Package clock is the one source of time in Keyward.
 //
 // Token lifetimes, nbf/exp checks, soft-delete retention, rotation and audit
-// timestamps all read a Clock so that tests can move time without sleeping
-// (DESIGN.md invariant 6). time.Now appears only in Real.
+// timestamps all read a Clock, and background jobs wait on its timers and
+// tickers, so that tests move time without sleeping and then see the job
+// run (DESIGN.md invariant 6). time.Now and the time package's timers
+// appear only in Real.
 package clock
 
 import (
-	"sync"
 	"time"
 )
 
-// Clock tells the time.
+// Clock tells the time and waits.
 type Clock interface {
 	Now() time.Time
+	// NewTimer is time.NewTimer on this clock.
+	NewTimer(d time.Duration) Timer
+	// NewTicker is time.NewTicker on this clock (d > 0).
+	NewTicker(d time.Duration) Ticker
+}
+
+// Timer is a *time.Timer, or a Fake's.
+type Timer interface {
+	C() <-chan time.Time
+	// Stop and Reset behave as time.Timer's (Go 1.23 semantics: no stale
+	// value is received after either returns).
+	Stop() bool
+	Reset(d time.Duration) bool
+}
+
+// Ticker is a *time.Ticker, or a Fake's.
+type Ticker interface {
+	C() <-chan time.Time
+	Stop()
+	Reset(d time.Duration)
 }
 
 // Real is the wall clock.
@@ -21,32 +42,20 @@ type Real struct{}
 // Now returns time.Now().
 func (Real) Now() time.Time { return time.Now() }
 
-// Fake is a clock that moves only when told to. It is safe for concurrent use.
-type Fake struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// NewTimer returns a time.Timer.
+func (Real) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
 
-// NewFake returns a Fake clock set to t.
-func NewFake(t time.Time) *Fake { return &Fake{now: t} }
+// NewTicker returns a time.Ticker.
+func (Real) NewTicker(d time.Duration) Ticker { return realTicker{time.NewTicker(d)} }
 
-// Now returns the fake time.
-func (f *Fake) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
+type realTimer struct{ t *time.Timer }
 
-// Advance moves the clock forward by d.
-func (f *Fake) Advance(d time.Duration) {
-	f.mu.Lock()
-	f.now = f.now.Add(d)
-	f.mu.Unlock()
-}
+func (r realTimer) C() <-chan time.Time        { return r.t.C }
+func (r realTimer) Stop() bool                 { return r.t.Stop() }
+func (r realTimer) Reset(d time.Duration) bool { return r.t.Reset(d) }
 
-// Set sets the clock to t.
-func (f *Fake) Set(t time.Time) {
-	f.mu.Lock()
-	f.now = t
-	f.mu.Unlock()
-}
+type realTicker struct{ t *time.Ticker }
+
+func (r realTicker) C() <-chan time.Time   { return r.t.C }
+func (r realTicker) Stop()                 { r.t.Stop() }
+func (r realTicker) Reset(d time.Duration) { r.t.Reset(d) }

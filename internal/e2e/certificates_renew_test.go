@@ -200,14 +200,15 @@ func TestCertificateAutoRenewAndEmailWithFakeClock(t *testing.T) {
 
 	// 270 days (~8.9 months): before 80% of the lifetime, nothing happens.
 	clk.Advance(270 * day)
-	settle()
+	ranAt(t, e, clk)
 	if n := len(versions("renewing")); n != 1 {
 		t.Fatalf("renewed before 80%%: %d versions", n)
 	}
 	// 300 days (~9.9 months, past 80% ≈ 9.6 months): renewed exactly once.
 	clk.Advance(30 * day)
+	ranAt(t, e, clk)
 	waitFor(t, "auto-renewal", func() bool { return len(versions("renewing")) == 2 })
-	settle()
+	runAgain(t, e)
 	if n := len(versions("renewing")); n != 2 {
 		t.Fatalf("renewal ran more than once: %d versions", n)
 	}
@@ -239,9 +240,10 @@ func TestCertificateAutoRenewAndEmailWithFakeClock(t *testing.T) {
 	// 340 days: 30 days before "mailing" expires, its contacts get mail
 	// and the webhook CertificateNearExpiry — once.
 	clk.Advance(40 * day)
+	ranAt(t, e, clk)
 	waitFor(t, "expiry mail", func() bool { return len(mb.all()) == 1 })
 	waitFor(t, "CertificateNearExpiry", func() bool { return h.count("Microsoft.KeyVault.CertificateNearExpiry", "mailing") == 1 })
-	settle()
+	runAgain(t, e)
 	msgs := mb.all()
 	if len(msgs) != 1 {
 		t.Fatalf("%d mails, want 1", len(msgs))
@@ -260,8 +262,9 @@ func TestCertificateAutoRenewAndEmailWithFakeClock(t *testing.T) {
 
 	// 370 days: "mailing" expired (no AutoRenew): CertificateExpired.
 	clk.Advance(30 * day)
+	ranAt(t, e, clk)
 	waitFor(t, "CertificateExpired", func() bool { return h.count("Microsoft.KeyVault.CertificateExpired", "mailing") == 1 })
-	settle()
+	runAgain(t, e)
 	if len(mb.all()) != 1 || h.count("Microsoft.KeyVault.CertificateExpired", "renewing") != 0 {
 		t.Fatal("extra mail or expiry events")
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/kwtest"
+	"github.com/keyward/keyward/internal/server"
 )
 
 // hook is a webhook receiver that checks every delivery's signature.
@@ -78,8 +79,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// settle lets the scheduler run several more times.
-func settle() { time.Sleep(200 * time.Millisecond) }
+// ranAt waits until the due-work job has run at the clock's current time:
+// after an Advance past its next tick, the run that the advance triggered.
+// What the test asserts next is what that run did (or did not do).
+func ranAt(t *testing.T, e *kwtest.Env, clk clock.Clock) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.Server.Jobs().WaitRunSince(ctx, server.JobDue, clk.Now()); err != nil {
+		t.Fatalf("the due-work job did not run at %v: %v", clk.Now(), err)
+	}
+}
+
+// runAgain runs the due-work job once more at the same moment and waits
+// for it: work that is done must not be done twice.
+func runAgain(t *testing.T, e *kwtest.Env) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.Server.Jobs().RunOnce(ctx, server.JobDue); err != nil {
+		t.Fatalf("running the due-work job again: %v", err)
+	}
+}
 
 func TestRotationPolicyAndNotifyWithFakeClock(t *testing.T) {
 	h := &hook{t: t}
@@ -145,13 +166,14 @@ func TestRotationPolicyAndNotifyWithFakeClock(t *testing.T) {
 		return out
 	}
 	clk.Advance(29 * 24 * time.Hour)
-	settle()
+	ranAt(t, e, clk)
 	if n := len(versions()); n != 1 {
 		t.Fatalf("rotated before 30 days: %d versions", n)
 	}
 	clk.Advance(24*time.Hour + time.Minute)
+	ranAt(t, e, clk)
 	waitFor(t, "rotation after 30 days", func() bool { return len(versions()) == 2 })
-	settle()
+	runAgain(t, e)
 	if n := len(versions()); n != 2 {
 		t.Fatalf("rotation ran more than once: %d versions", n)
 	}
@@ -177,14 +199,15 @@ func TestRotationPolicyAndNotifyWithFakeClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Advance(29 * 24 * time.Hour)
-	settle()
+	ranAt(t, e, clk)
 	if n := h.count("Microsoft.KeyVault.KeyNearExpiry", "expiring"); n != 0 {
 		t.Fatalf("near-expiry sent %d times 31 days before expiry", n)
 	}
 	clk.Advance(2 * 24 * time.Hour)
+	ranAt(t, e, clk)
 	waitFor(t, "KeyNearExpiry", func() bool { return h.count("Microsoft.KeyVault.KeyNearExpiry", "expiring") == 1 })
 	clk.Advance(10 * 24 * time.Hour)
-	settle()
+	ranAt(t, e, clk)
 	if n := h.count("Microsoft.KeyVault.KeyNearExpiry", "expiring"); n != 1 {
 		t.Fatalf("near-expiry delivered %d times", n)
 	}

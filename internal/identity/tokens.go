@@ -317,6 +317,26 @@ func (a *Authority) IssueAppToken(sp *ServicePrincipal, resource string) (string
 	return tok, exp, err
 }
 
+// TestOnlySign signs arbitrary claims with the current signing key, with
+// the header fields of hdr added (kid is set to the signing key's). It
+// mints tokens Validate would otherwise never see (a 10-year lifetime, a
+// foreign issuer), for attack tests only: nothing outside tests calls it.
+func (a *Authority) TestOnlySign(claims map[string]any, hdr map[string]any) (string, error) {
+	a.mu.RLock()
+	if len(a.keys) == 0 {
+		a.mu.RUnlock()
+		return "", errors.New("identity: no signing key loaded")
+	}
+	k := a.keys[len(a.keys)-1]
+	a.mu.RUnlock()
+	t := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims(claims))
+	for h, v := range hdr {
+		t.Header[h] = v
+	}
+	t.Header["kid"] = k.Kid
+	return t.SignedString(k.priv)
+}
+
 func (a *Authority) sign(c *Claims) (string, error) {
 	a.mu.RLock()
 	if len(a.keys) == 0 {

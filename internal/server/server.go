@@ -21,6 +21,7 @@ import (
 	"github.com/keyward/keyward/internal/devca"
 	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/jobs"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/bolt"
 	"github.com/keyward/keyward/internal/storage/mem"
@@ -47,6 +48,7 @@ type Server struct {
 	apiCfg  api.Config
 
 	leader *postgres.Leader // nil: this process is the only node
+	jobs   *jobs.Runner     // background jobs (jobs.go)
 
 	listener net.Listener
 	http     *http.Server
@@ -185,17 +187,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.startPrivate(tlsCfg); err != nil {
 		return nil, err
 	}
-	s.done.Add(2)
+	s.done.Add(1)
 	go func() {
 		defer s.done.Done()
 		if err := s.http.ServeTLS(s.listener, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("https server stopped", "error", err)
 		}
 	}()
-	go func() {
-		defer s.done.Done()
-		s.runScheduler()
-	}()
+	s.jobs = s.newJobs()
+	s.jobs.Start()
 	return s, nil
 }
 
@@ -217,6 +217,9 @@ func (s *Server) Close() error {
 		s.listener.Close()
 	}
 	s.done.Wait()
+	if s.jobs != nil {
+		s.jobs.Stop()
+	}
 	s.stopCertificates()
 	if s.barrier != nil {
 		s.barrier.Seal()
@@ -254,68 +257,6 @@ func (s *Server) Dev() *DevInfo { return s.devInfo }
 
 // Vaults exposes the domain service (for tests and the CLI).
 func (s *Server) Vaults() *vault.Service { return s.vaults }
-
-// runDue runs every due background job once.
-func (s *Server) runDue(ctx context.Context) {
-	if err := s.vaults.RunDue(ctx); err != nil && !errors.Is(err, barrier.ErrSealed) {
-		s.log.Error("background job failed", "error", err)
-	}
-	if _, err := s.vaults.DeliverDue(ctx, s.webhook); err != nil && !errors.Is(err, barrier.ErrSealed) {
-		s.log.Error("event delivery failed", "error", err)
-	}
-	s.accessDue(ctx)
-}
-
-// runScheduler performs due background work: purge after retention,
-// rotation, expiry notifications and event delivery.
-//
-// Every node refreshes what it keeps in memory from the database once a
-// second (the vault registry), so a change made through another node is
-// seen here within a second. Only the leader runs the jobs: with bbolt the
-// one process is always leader; with PostgreSQL the node holding an
-// advisory lock is (see postgres.Leader). The jobs check their
-// preconditions in the transactions that do the work, so a job that two
-// nodes run during a takeover still happens once.
-func (s *Server) runScheduler() {
-	interval := cmp.Or(s.cfg.SchedulerInterval, time.Minute)
-	jobs := time.NewTicker(interval)
-	defer jobs.Stop()
-	refresh := time.NewTicker(time.Second)
-	defer refresh.Stop()
-	for {
-		select {
-		case <-s.stop:
-			if s.leader != nil {
-				s.leader.Resign()
-			}
-			return
-		case <-refresh.C:
-			if !s.barrier.Sealed() {
-				if err := s.vaults.Load(context.Background()); err != nil && !errors.Is(err, barrier.ErrSealed) {
-					s.log.Warn("refreshing the vault registry failed", "error", err)
-				}
-				s.refreshAccess()
-			}
-			continue
-		case <-jobs.C:
-		}
-		if s.barrier.Sealed() {
-			continue
-		}
-		if s.leader != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			lead, err := s.leader.Lead(ctx)
-			cancel()
-			if err != nil {
-				s.log.Warn("leader election failed", "error", err)
-			}
-			if !lead {
-				continue
-			}
-		}
-		s.runDue(context.Background())
-	}
-}
 
 // Ready reports whether this node can serve: unsealed and its storage
 // reachable (for load balancers: /readyz).
