@@ -168,6 +168,7 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	root.AddCommand(newServerCmd(getenv, stdout, stderr), newOperatorCmd(getenv, stdin, stdout))
 	root.AddCommand(newBenchCmd(stdout, stderr))
 	root.AddCommand(newAccessCmd(getenv, stdin, stdout, stderr))
+	root.AddCommand(newAzCloudCmd(getenv, stdout))
 	return root
 }
 

@@ -15,6 +15,7 @@ import (
 //
 //	GET  /{tenant}/v2.0/.well-known/openid-configuration
 //	GET  /{tenant}/.well-known/openid-configuration      (v1 shape)
+//	GET  /adfs/{tenant}/adfs/.well-known/openid-configuration (for az CLI < 2.54)
 //	GET  /{tenant}/discovery/v2.0/keys, /{tenant}/discovery/keys
 //	POST /{tenant}/oauth2/v2.0/token                       (client_credentials)
 //	POST /{tenant}/oauth2/token                            (v1: resource=)
@@ -33,6 +34,16 @@ func (a *Authority) ServeHTTP(w http.ResponseWriter, r *http.Request, resources 
 	rest := strings.ToLower(strings.Join(segs[1:], "/"))
 	ev := audit.EventFrom(r.Context())
 	ev.Service = "identity"
+	if tenant == "adfs" && len(segs) == 5 && strings.HasSuffix(rest, "/adfs/.well-known/openid-configuration") && r.Method == http.MethodGet {
+		// The ADFS-shaped authority {base}adfs/{tenant}/adfs: MSAL (Python,
+		// .NET, Go) skips instance discovery for an authority whose first
+		// path segment is "adfs", and az CLI < 2.54 has no other way to skip
+		// it (IDENTITY.md §5, docs/CLIENTS.md). The document points at the
+		// tenant's own endpoints, so tokens are the tenant's as usual.
+		ev.Operation = "OpenIDConfiguration"
+		a.serveDiscovery(w, r, strings.ToLower(segs[1]), true)
+		return true
+	}
 	switch {
 	case r.Method == http.MethodGet && rest == "v2.0/.well-known/openid-configuration":
 		ev.Operation = "OpenIDConfiguration"
