@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/jobs"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -60,7 +61,7 @@ func (o objects) versionKey(name, version string) string {
 	return o.versionsPrefix(name) + strings.ToLower(version)
 }
 func (o objects) purgeKey(due int64, name string) string {
-	return fmt.Sprintf("q/%012d/%s/%s", due, o.t.coll(), strings.ToLower(name))
+	return jobs.DueKey(purgeQueue, due, o.t.coll()+"/"+strings.ToLower(name))
 }
 
 func getJSON(tx barrier.Tx, key string, v any) (bool, error) {
