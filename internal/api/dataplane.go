@@ -57,7 +57,7 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 
 	// The route is looked up first only to name the operation in the audit
 	// event; nothing is answered from it before authentication.
-	rt, params, allowed := match(h.routes, r.Method, r.URL.Path)
+	rt, params, allowed := match(h.routes, r.Method, r.URL.EscapedPath())
 	if rt != nil {
 		ev.Operation = rt.op
 	}

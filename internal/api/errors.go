@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"syscall"
 
+	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/vault"
@@ -72,7 +74,10 @@ func toWire(err error) (int, wireError, bool) {
 	switch {
 	case errors.Is(err, barrier.ErrSealed):
 		return http.StatusServiceUnavailable, body("ServiceUnavailable", "Keyward is sealed. An operator must unseal it (keyward operator unseal) before it can serve requests.", "Sealed"), true
-	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, audit.ErrUnavailable):
+		return http.StatusServiceUnavailable, body("ServiceUnavailable", "The audit log is temporarily unavailable. Please retry.", "AuditUnavailable"), true
+	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ENOSPC):
+		// A full disk is temporary for the client: retry after space is freed.
 		return http.StatusServiceUnavailable, body("ServiceUnavailable", "The storage backend is temporarily unavailable. Please retry.", ""), true
 	}
 	return http.StatusInternalServerError, body("InternalServerError", "The server encountered an internal error. Please retry the request.", ""), false

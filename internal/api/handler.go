@@ -24,6 +24,7 @@ import (
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/throttle"
 	"github.com/keyward/keyward/internal/vault"
 )
@@ -146,37 +147,19 @@ func New(cfg Config, d Deps) *Handler {
 		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management}
 }
 
-// statusWriter remembers the status for the audit event.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// ServeHTTP records one audit event for every request, whatever happens.
+// ServeHTTP records one audit event for every request, whatever happens,
+// and releases no response before its event is recorded (auditgate.go).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	reqID := uuid.NewString()
-	ev := &audit.Event{
+	st := &requestState{event: audit.Event{
 		Time:      h.clock.Now().UTC(),
 		RequestID: reqID,
 		Method:    r.Method,
 		Path:      r.URL.Path,
 		UserAgent: clipString(r.UserAgent(), 256),
-	}
+	}}
+	ev := &st.event
 	ev.Caller.IP = h.clientIP(r)
 	hdr := w.Header()
 	setHeader(hdr, hdrRequestID, reqID)
@@ -185,12 +168,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	setHeader(hdr, hdrStrictTransport, "max-age=31536000;includeSubDomains")
 	setHeader(hdr, hdrContentTypeOption, "nosniff")
-	sw := &statusWriter{ResponseWriter: w}
+	sw := responsePool.Get().(*bufferedResponse)
+	sw.w = w
+	defer func() {
+		sw.reset()
+		responsePool.Put(sw)
+	}()
 	// Every request is bounded in time: a slow database answers 503 (the
 	// storage error), not a pile of goroutines waiting forever.
 	ctx, cancel := context.WithTimeout(audit.WithEvent(r.Context(), ev), requestTimeout)
 	defer cancel()
-	r = r.WithContext(ctx)
+	gate := &st.gate
+	gate.h, gate.ev, gate.start, gate.ctx = h, ev, start, context.WithoutCancel(ctx)
+	r = r.WithContext(storage.WithPreCommit(ctx, gate))
 
 	defer func() {
 		if p := recover(); p != nil {
@@ -200,21 +190,44 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeJSON(sw, http.StatusInternalServerError, body("InternalServerError", "The server encountered an internal error.", ""))
 			}
 		}
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
 		ev.Status = sw.status
 		ev.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
 		if ev.Result == "" {
-			switch {
-			case sw.status == http.StatusUnauthorized:
-				ev.Result = audit.Unauthenticated
-			case sw.status == http.StatusForbidden && ev.Reason != "":
-				ev.Result = audit.Denied
-			case sw.status >= 400:
-				ev.Result = audit.Failed
-			default:
-				ev.Result = audit.Allowed
-			}
+			ev.Result = resultFor(ev)
 		}
-		h.audit.Record(context.WithoutCancel(r.Context()), ev)
+		if gate.close() {
+			sw.release() // the event written at commit time says it all
+			return
+		}
+		err := h.audit.Record(gate.ctx, ev)
+		switch {
+		case err == nil, gate.written, ev.Service == "sys" && (ev.Operation == "Health" || ev.Operation == "Ready"):
+			// A second event for a committed write (its change is already
+			// audited and cannot be undone) and health probes are released
+			// even when the sink refuses them.
+			sw.release()
+		default:
+			// Nothing leaves without its audit event: not a value, not even
+			// an error that could tell the caller something.
+			h.log.Error("audit failed: response withheld", "request_id", reqID)
+			hdr := w.Header()
+			for k := range hdr {
+				switch k {
+				case hdrRequestID, hdrClientRequestID, hdrStrictTransport, hdrContentTypeOption:
+				default:
+					delete(hdr, k)
+				}
+			}
+			clear(sw.body.Bytes())
+			sw.body.Reset()
+			setHeader(hdr, hdrRetryAfter, "2")
+			sw.status = 0
+			writeJSON(sw, http.StatusServiceUnavailable, body("ServiceUnavailable", "The audit log is temporarily unavailable. Please retry.", "AuditUnavailable"))
+			sw.release()
+		}
 	}()
 
 	host := strings.ToLower(r.Host)
@@ -289,6 +302,8 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "sealed"})
 		case err != nil:
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "storage unavailable"})
+		case !h.audit.Healthy():
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "audit sink unavailable", "audit_failures": h.audit.Failures()})
 		default:
 			writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
 		}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/url"
 	"strings"
 
 	"github.com/keyward/keyward/internal/authz"
@@ -20,8 +21,12 @@ type route struct {
 	segs       []string
 }
 
-// match finds the route for method and path. allowed reports whether some
-// route matched the path with another method.
+// match finds the route for method and path. path is the escaped path
+// (url.URL.EscapedPath), so that an escaped "/" inside a segment stays in
+// its segment (PUT /secrets/a%2Fb names the secret "a/b", which is then
+// refused as a bad name, not routed as a version); captured segments are
+// unescaped. allowed reports whether some route matched the path with
+// another method.
 func match(routes []route, method, path string) (*route, map[string]string, bool) {
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	allowed := false
@@ -41,6 +46,13 @@ func match(routes []route, method, path string) (*route, map[string]string, bool
 			allowed = true
 			clear(params)
 			continue
+		}
+		for k, v := range params {
+			if strings.IndexByte(v, '%') >= 0 {
+				if u, err := url.PathUnescape(v); err == nil {
+					params[k] = u
+				}
+			}
 		}
 		return rt, params, false
 	}

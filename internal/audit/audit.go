@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -261,12 +262,21 @@ func (s *FileSink) Close() error {
 	return err
 }
 
-// Log fans events out to sinks.
+// ErrUnavailable is returned (wrapped) when no sink durably accepted an
+// event. The HTTP layer answers it with 503 and Retry-After: a request whose
+// event cannot be recorded is refused (DESIGN.md invariant 3).
+var ErrUnavailable = errors.New("audit: sink unavailable")
+
+// Log fans events out to sinks. Every sink is required: an event counts as
+// recorded only when all of them accepted it.
 type Log struct {
 	sinks []Sink
 	// OnError is called when a sink fails; nil ignores failures. It must not
 	// log the event's content beyond its request ID.
 	OnError func(err error)
+
+	failures  atomic.Uint64 // writes that some sink refused
+	unhealthy atomic.Bool   // the last write failed
 }
 
 // NewLog returns a Log writing to sinks.
@@ -274,16 +284,42 @@ func NewLog(onError func(error), sinks ...Sink) *Log {
 	return &Log{sinks: sinks, OnError: onError}
 }
 
-// Record writes e to every sink.
-func (l *Log) Record(ctx context.Context, e *Event) {
+// Record writes e to every sink and returns once each has accepted it (the
+// file sink: the line is in the file), or an error wrapping ErrUnavailable.
+// A nil Log records nothing and succeeds.
+func (l *Log) Record(ctx context.Context, e *Event) error {
 	if l == nil {
-		return
+		return nil
 	}
+	var errs []error
 	for _, s := range l.sinks {
-		if err := s.Write(ctx, e); err != nil && l.OnError != nil {
-			l.OnError(err)
+		if err := s.Write(ctx, e); err != nil {
+			errs = append(errs, err)
+			if l.OnError != nil {
+				l.OnError(err)
+			}
 		}
 	}
+	if len(errs) > 0 {
+		l.failures.Add(1)
+		l.unhealthy.Store(true)
+		return fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(errs...))
+	}
+	if l.unhealthy.Load() {
+		l.unhealthy.Store(false)
+	}
+	return nil
+}
+
+// Healthy reports whether the last event was accepted by every sink.
+func (l *Log) Healthy() bool { return l == nil || !l.unhealthy.Load() }
+
+// Failures is the number of events some sink refused since start.
+func (l *Log) Failures() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.failures.Load()
 }
 
 // Close closes every sink.

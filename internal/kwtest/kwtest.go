@@ -22,9 +22,11 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/server"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // Options tune Start.
@@ -42,6 +44,10 @@ type Options struct {
 	ACME server.ACMEConfig
 	// TLS restricts the listener's versions and suites; zero: the defaults.
 	TLS server.TLSConfig
+	// WrapAuditSink and WrapStorage put a layer under the server's audit
+	// sink and storage backend (e.g. one that fails like a full disk).
+	WrapAuditSink func(audit.Sink) audit.Sink
+	WrapStorage   func(storage.Backend) storage.Backend
 	// TokenLimits of the token endpoint; nil: the defaults.
 	TokenLimits *identity.TokenLimits
 }
@@ -81,6 +87,9 @@ func Start(t testing.TB, opts Options) *Env {
 		TLS:               opts.TLS,
 		TokenLimits:       opts.TokenLimits,
 		Log:               slog.New(slog.NewTextHandler(logOut, nil)),
+
+		TestOnlyWrapAuditSink: opts.WrapAuditSink,
+		TestOnlyWrapStorage:   opts.WrapStorage,
 	})
 	if err != nil {
 		t.Fatalf("starting keyward: %v", err)

@@ -272,6 +272,7 @@ func (c *call) subscription(id string) (*Subscription, error) {
 	if !strings.EqualFold(sub.TenantID, c.p.TenantID) {
 		c.ev.Reason = "token for another tenant"
 		c.ev.Result = audit.Denied
+		c.challenge() // every 401 carries the challenge (issue 12.5)
 		return nil, &armError{status: http.StatusUnauthorized, code: "InvalidAuthenticationTokenTenant",
 			message: "The access token is from the wrong issuer. It must match the tenant associated with this subscription."}
 	}

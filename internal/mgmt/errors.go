@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"syscall"
 
+	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/storage"
@@ -81,7 +83,10 @@ func toARM(err error) (int, armErrorBody, bool) {
 	case errors.Is(err, barrier.ErrSealed):
 		b.Error.Code, b.Error.Message = "ServiceUnavailable", "Keyward is sealed."
 		return http.StatusServiceUnavailable, b, true
-	case errors.Is(err, storage.ErrUnavailable):
+	case errors.Is(err, audit.ErrUnavailable):
+		b.Error.Code, b.Error.Message = "ServiceUnavailable", "The audit log is temporarily unavailable. Please retry."
+		return http.StatusServiceUnavailable, b, true
+	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, syscall.ENOSPC):
 		b.Error.Code, b.Error.Message = "ServiceUnavailable", "The storage backend is temporarily unavailable. Please retry."
 		return http.StatusServiceUnavailable, b, true
 	}

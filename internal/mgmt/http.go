@@ -174,6 +174,9 @@ func (c *call) fail(err error) {
 	}
 	c.ev.ErrorCode = body.Error.Code
 	c.w.Header().Set("x-ms-error-code", body.Error.Code)
+	if status == http.StatusServiceUnavailable {
+		c.w.Header().Set("Retry-After", "2")
+	}
 	c.reply(status, body)
 }
 

@@ -14,8 +14,10 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/throttle"
 )
 
@@ -53,6 +55,12 @@ type Config struct {
 
 	// AuditPath is the audit log file; empty: {DataDir}/audit.log.
 	AuditPath string
+
+	// TestOnlyWrapAuditSink and TestOnlyWrapStorage, when set, wrap the
+	// audit sink and the storage backend: tests put a layer there that
+	// fails like a full disk (ENOSPC). Never set outside tests.
+	TestOnlyWrapAuditSink func(audit.Sink) audit.Sink
+	TestOnlyWrapStorage   func(storage.Backend) storage.Backend
 
 	// SchedulerInterval is how often background jobs (purge after
 	// retention) look for due work.

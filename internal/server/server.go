@@ -101,7 +101,17 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.audit = audit.NewLog(func(err error) { s.log.Error("audit sink failed", "error", err) }, sink)
+	var auditSink audit.Sink = sink
+	if cfg.TestOnlyWrapAuditSink != nil {
+		auditSink = cfg.TestOnlyWrapAuditSink(sink)
+	}
+	s.audit = audit.NewLog(func(err error) { s.log.Error("audit sink failed", "error", err) }, auditSink)
+	if cfg.TestOnlyWrapStorage != nil {
+		s.backend = cfg.TestOnlyWrapStorage(s.backend)
+	}
+	// Writes commit only after the request's audit event is recorded
+	// (api's audit gate; DESIGN.md invariant 3).
+	s.backend = storage.WithPreCommitHooks(s.backend)
 	s.barrier = barrier.New(s.backend)
 
 	// Listen first: with port 0 the port is known only now, and it is part
