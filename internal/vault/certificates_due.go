@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/jobs"
 )
 
 // Certificate lifetime actions. The latest version of every live
@@ -77,7 +77,7 @@ func (s *Service) indexCertActions(tx barrier.Tx, v *Vault, name, version string
 			kind = "renew"
 		}
 		due := max(actionDue(*a.NotBefore, *a.Expires, act), 0)
-		key := fmt.Sprintf("%s%012d/%s/%s/%s", v.actionPrefix(), due, strings.ToLower(name), version, kind)
+		key := jobs.DueKey(v.actionPrefix(), due, strings.ToLower(name)+"/"+version+"/"+kind)
 		if err := tx.Put(key, nil); err != nil {
 			return err
 		}
@@ -126,23 +126,16 @@ func (s *Service) CertificatesDue(ctx context.Context) (int, error) {
 	n := 0
 	var errs []error
 	for _, v := range s.Vaults() {
-		prefix := v.actionPrefix()
-		var due []string
-		err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-			return tx.ScanKeys(prefix, "", func(key string) bool {
-				ts, err := strconv.ParseInt(strings.SplitN(strings.TrimPrefix(key, prefix), "/", 2)[0], 10, 64)
-				if err != nil || ts > now {
-					return false
-				}
-				due = append(due, key)
-				return len(due) < 100
-			})
+		var due []jobs.Entry
+		err := s.in(v).View(ctx, func(tx barrier.Tx) (err error) {
+			due, err = jobs.DueKeys(tx, v.actionPrefix(), now, 100)
+			return err
 		})
 		if err != nil {
 			return n, err
 		}
-		for _, key := range due {
-			did, err := s.certAction(ctx, v, key)
+		for _, e := range due {
+			did, err := s.certAction(ctx, v, e)
 			if did {
 				n++
 			}
@@ -161,12 +154,13 @@ func (s *Service) CertificatesDue(ctx context.Context) (int, error) {
 }
 
 // certAction claims and performs one due action entry.
-func (s *Service) certAction(ctx context.Context, v *Vault, key string) (bool, error) {
-	parts := strings.Split(strings.TrimPrefix(key, v.actionPrefix()), "/")
-	if len(parts) != 4 {
+func (s *Service) certAction(ctx context.Context, v *Vault, e jobs.Entry) (bool, error) {
+	key := e.Key
+	parts := strings.Split(e.Rest, "/") // {name}/{version}/{kind}
+	if len(parts) != 3 {
 		return false, nil
 	}
-	lname, version, kind := parts[1], parts[2], parts[3]
+	lname, version, kind := parts[0], parts[1], parts[2]
 	c := s.objs(v, Certificates)
 	var renew *Certificate
 	claimed := false
@@ -205,7 +199,7 @@ func (s *Service) certAction(ctx context.Context, v *Vault, key string) (bool, e
 	_, err = s.startIssuance(ctx, v, renew.Name, renew.Policy, false, renew.Version, renew.PreserveCertOrder, nil, renew.Tags)
 	if err != nil {
 		// Try again in an hour (a disabled CA key, an unreachable issuer).
-		retry := fmt.Sprintf("%s%012d/%s/%s/%s", v.actionPrefix(), s.clock.Now().Add(time.Hour).Unix(), lname, version, kind)
+		retry := jobs.DueKey(v.actionPrefix(), s.clock.Now().Add(time.Hour).Unix(), lname+"/"+version+"/"+kind)
 		_ = s.in(v).Update(context.WithoutCancel(ctx), func(tx barrier.Tx) error {
 			if err := tx.Put(retry, nil); err != nil {
 				return err
@@ -261,7 +255,7 @@ func (s *Service) queueExpiryMail(tx barrier.Tx, v *Vault, name, version string,
 			"Renew it before it expires: create a new version, or merge a renewed certificate.\r\n\r\n"+
 			"Certificate: %s\r\n", name, version, v.Name, exp, left, s.objectURL(v, Certificates, name, version)),
 	}
-	return putJSON(tx, fmt.Sprintf("%s%012d/%s", v.mailPrefix(), now.Unix(), uuid.NewString()), &mailRecord{Mail: m})
+	return putJSON(tx, jobs.DueKey(v.mailPrefix(), now.Unix(), uuid.NewString()), &mailRecord{Mail: m})
 }
 
 // deliverMail sends queued mail that is due; failures are retried on the
@@ -280,22 +274,13 @@ func (s *Service) deliverMail(ctx context.Context) error {
 		}
 		var due []item
 		err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-			var inner error
-			err := tx.Scan(prefix, "", func(key string, val []byte) bool {
-				ts, err := strconv.ParseInt(strings.SplitN(strings.TrimPrefix(key, prefix), "/", 2)[0], 10, 64)
-				if err != nil || ts > now.Unix() {
-					return false
-				}
-				var it item
-				it.key = key
-				if inner = json.Unmarshal(val, &it.rec); inner != nil {
-					return false
+			entries, err := jobs.DueEntries(tx, prefix, now.Unix(), 20)
+			for _, e := range entries {
+				it := item{key: e.Key}
+				if err := json.Unmarshal(e.Value, &it.rec); err != nil {
+					return err
 				}
 				due = append(due, it)
-				return len(due) < 20
-			})
-			if err == nil {
-				err = inner
 			}
 			return err
 		})
@@ -314,7 +299,7 @@ func (s *Service) deliverMail(ctx context.Context) error {
 					return nil
 				}
 				next := now.Add(mailRetry[it.rec.Attempts-1]).Unix()
-				return putJSON(tx, fmt.Sprintf("%s%012d/%s", prefix, next, uuid.NewString()), &it.rec)
+				return putJSON(tx, jobs.DueKey(prefix, next, uuid.NewString()), &it.rec)
 			})
 			if err != nil {
 				return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/jobs"
 )
 
 // Event types, as Azure Key Vault publishes them to Event Grid.
@@ -190,7 +191,7 @@ func (s *Service) emit(tx barrier.Tx, v *Vault, typ string, t ObjectType, name, 
 			continue
 		}
 		d := &Delivery{ID: uuid.NewString(), Subscription: sub.Name, Event: ev}
-		if err := putJSON(tx, fmt.Sprintf("%s%012d/%s", v.queuePrefix(), now.Unix(), d.ID), d); err != nil {
+		if err := putJSON(tx, jobs.DueKey(v.queuePrefix(), now.Unix(), d.ID), d); err != nil {
 			return err
 		}
 	}
@@ -229,22 +230,14 @@ func (s *Service) DeliverDue(ctx context.Context, sender Sender) (int, error) {
 	for _, v := range s.Vaults() {
 		var due []*Delivery
 		err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-			var inner error
-			err := tx.Scan(v.queuePrefix(), "", func(key string, val []byte) bool {
-				ts := strings.SplitN(strings.TrimPrefix(key, v.queuePrefix()), "/", 2)[0]
-				if ts > fmt.Sprintf("%012d", now) {
-					return false
-				}
+			entries, err := jobs.DueEntries(tx, v.queuePrefix(), now, 100)
+			for _, e := range entries {
 				d := new(Delivery)
-				if inner = json.Unmarshal(val, d); inner != nil {
-					return false
+				if err := json.Unmarshal(e.Value, d); err != nil {
+					return err
 				}
-				d.key, d.vault = key, v
+				d.key, d.vault = e.Key, v
 				due = append(due, d)
-				return len(due) < 100
-			})
-			if err == nil {
-				err = inner
 			}
 			return err
 		})
@@ -282,7 +275,7 @@ func (s *Service) DeliverDue(ctx context.Context, sender Sender) (int, error) {
 					return putJSON(tx, v.deadPrefix()+d.ID, d)
 				}
 				next := time.Unix(now, 0).Add(retryDelays[d.Attempts-1]).Unix()
-				return putJSON(tx, fmt.Sprintf("%s%012d/%s", v.queuePrefix(), next, d.ID), d)
+				return putJSON(tx, jobs.DueKey(v.queuePrefix(), next, d.ID), d)
 			})
 			if err != nil {
 				return sent, err

@@ -3,10 +3,10 @@ package vault
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/jobs"
 )
 
 // PurgeDue purges every soft-deleted object whose retention has ended at
@@ -32,40 +32,25 @@ type dueItem struct {
 }
 
 func (s *Service) purgeVault(ctx context.Context, v *Vault, now int64) (int, error) {
-	prefix := "q/"
 	n := 0
 	for {
 		var due []dueItem
 		err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-			return tx.ScanKeys(prefix, "", func(key string) bool {
-				parts := strings.Split(strings.TrimPrefix(key, prefix), "/")
-				if len(parts) != 3 {
-					return true
-				}
-				ts, err := strconv.ParseInt(parts[0], 10, 64)
-				if err != nil || ts > now {
-					return false
-				}
-				var t ObjectType
-				switch parts[1] {
-				case "s":
-					t = Secrets
-				case "k":
-					t = Keys
-				case "c":
-					t = Certificates
-				default:
-					return true
-				}
-				due = append(due, dueItem{key: key, t: t, name: parts[2]})
-				return len(due) < 100
-			})
+			entries, err := jobs.DueKeys(tx, purgeQueue, now, 100)
+			for _, e := range entries {
+				coll, name, _ := strings.Cut(e.Rest, "/")
+				due = append(due, dueItem{key: e.Key, t: collType(coll), name: name})
+			}
+			return err
 		})
 		if err != nil || len(due) == 0 {
 			return n, err
 		}
 		for _, d := range due {
 			err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
+				if d.t == "" || d.name == "" {
+					return tx.Delete(d.key) // names nothing: stale
+				}
 				if err := purge(tx, s.objs(v, d.t), d.name); KindOf(err) == DeletedNotFound {
 					return tx.Delete(d.key) // stale queue entry
 				} else if err != nil {
@@ -80,3 +65,7 @@ func (s *Service) purgeVault(ctx context.Context, v *Vault, now int64) (int, err
 		}
 	}
 }
+
+// purgeQueue is the due queue (internal/jobs) of soft-deleted objects:
+// q/{purge time}/{c}/{name}.
+const purgeQueue = "q/"

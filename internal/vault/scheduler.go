@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/jobs"
 )
 
 // Expiry notifications. The latest version of every live object with an
@@ -21,6 +21,12 @@ import (
 //
 // and x/i/{c}/{name} lists them so they can be replaced when the latest
 // version or its expiry changes. The scheduler reads only the due part.
+
+// The due queues (internal/jobs) of expiry notifications.
+const (
+	nearExpiryQueue = "x/n/"
+	expiredQueue    = "x/e/"
+)
 
 type expiryIndex struct {
 	Keys []string `json:"keys"`
@@ -69,16 +75,15 @@ func (o objects) reindex(tx barrier.Tx, name, version string, exp *int64) error 
 		return nil
 	}
 	lname := strings.ToLower(name)
-	idx := expiryIndex{Keys: []string{
-		fmt.Sprintf("x/e/%012d/%s/%s/%s", max(*exp, 0), o.t.coll(), lname, version),
-	}}
+	rest := o.t.coll() + "/" + lname + "/" + version
+	idx := expiryIndex{Keys: []string{jobs.DueKey(expiredQueue, *exp, rest)}}
 	lead, ok, err := o.notifyLead(tx, name)
 	if err != nil {
 		return err
 	}
 	if ok {
 		at := lead.SubFrom(time.Unix(*exp, 0)).Unix()
-		idx.Keys = append(idx.Keys, fmt.Sprintf("x/n/%012d/%s/%s/%s", max(at, 0), o.t.coll(), lname, version))
+		idx.Keys = append(idx.Keys, jobs.DueKey(nearExpiryQueue, at, rest))
 	}
 	for _, k := range idx.Keys {
 		if err := tx.Put(k, nil); err != nil {
@@ -135,33 +140,28 @@ func (s *Service) NotifyDue(ctx context.Context) (int, error) {
 	now := s.clock.Now().Unix()
 	n := 0
 	for _, v := range s.Vaults() {
-		for _, kind := range []string{"n", "e"} {
-			prefix := "x/" + kind + "/"
-			var due []string
-			err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-				return tx.ScanKeys(prefix, "", func(key string) bool {
-					ts, err := strconv.ParseInt(strings.SplitN(strings.TrimPrefix(key, prefix), "/", 2)[0], 10, 64)
-					if err != nil || ts > now {
-						return false
-					}
-					due = append(due, key)
-					return len(due) < 100
-				})
+		for _, q := range []struct{ prefix, what string }{{nearExpiryQueue, "NearExpiry"}, {expiredQueue, "Expired"}} {
+			prefix := q.prefix
+			var due []jobs.Entry
+			err := s.in(v).View(ctx, func(tx barrier.Tx) (err error) {
+				due, err = jobs.DueKeys(tx, prefix, now, 100)
+				return err
 			})
 			if err != nil {
 				return n, err
 			}
-			for _, key := range due {
-				parts := strings.Split(strings.TrimPrefix(key, prefix), "/")
-				if len(parts) != 4 {
+			for _, e := range due {
+				key := e.Key
+				parts := strings.Split(e.Rest, "/") // {c}/{name}/{version}
+				if len(parts) != 3 {
 					continue
 				}
-				t := map[string]ObjectType{"s": Secrets, "k": Keys, "c": Certificates}[parts[1]]
+				t := collType(parts[0])
 				if t == "" {
 					continue
 				}
 				o := s.objs(v, t)
-				what := map[string]string{"n": "NearExpiry", "e": "Expired"}[kind]
+				what := q.what
 				err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 					if _, err := tx.Get(key); err != nil {
 						return nil // handled by a concurrent run
@@ -169,17 +169,17 @@ func (s *Service) NotifyDue(ctx context.Context) (int, error) {
 					if err := tx.Delete(key); err != nil {
 						return err
 					}
-					rec, err := o.live(tx, parts[2])
+					rec, err := o.live(tx, parts[1])
 					if err != nil {
 						return nil // deleted meanwhile: nothing to announce
 					}
 					var ver struct {
 						Attributes Attributes `json:"attributes"`
 					}
-					if _, err := getJSON(tx, o.versionKey(parts[2], parts[3]), &ver); err != nil {
+					if _, err := getJSON(tx, o.versionKey(parts[1], parts[2]), &ver); err != nil {
 						return err
 					}
-					return s.emit(tx, v, eventType(t, what), t, rec.Name, parts[3], &ver.Attributes)
+					return s.emit(tx, v, eventType(t, what), t, rec.Name, parts[2], &ver.Attributes)
 				})
 				if err != nil {
 					return n, err

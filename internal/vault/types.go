@@ -47,6 +47,19 @@ func (t ObjectType) coll() string {
 	panic("vault: unknown object type " + string(t))
 }
 
+// collType is the ObjectType whose coll() is c ("" for none).
+func collType(c string) ObjectType {
+	switch c {
+	case "s":
+		return Secrets
+	case "k":
+		return Keys
+	case "c":
+		return Certificates
+	}
+	return ""
+}
+
 func (t ObjectType) singular() string {
 	switch t {
 	case Secrets:
