@@ -777,47 +777,32 @@ func pendingOnly(tx barrier.Tx, c objects, after string, limit int) ([]*certOpRe
 
 // ListCertificateVersions lists the versions of a certificate.
 func (s *Service) ListCertificateVersions(ctx context.Context, v *Vault, name, after string, limit int) (*Page[*Certificate], error) {
-	if err := checkName(Certificates, name); err != nil {
-		return nil, err
+	return versionsPage(ctx, s, v, Certificates, name, after, limit, certItem)
+}
+
+// certItem is a certificate version with its deletion metadata.
+func certItem(rec *nameRecord, ver *Version[certPayload], del *DeletedInfo) *Certificate {
+	c := certFrom(rec, ver)
+	c.Deleted = del
+	return c
+}
+
+// withPolicy completes a certificate with its policy.
+func withPolicy(c objects) cascade[*Certificate] {
+	return func(tx barrier.Tx, name string, out *Certificate) (err error) {
+		out.Policy, err = getPolicy(tx, c, name)
+		return err
 	}
-	page := &Page[*Certificate]{}
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		rec, vers, more, err := listVersions[certPayload](tx, s.objs(v, Certificates), name, after, limit)
-		if err != nil {
-			return err
-		}
-		for _, ver := range vers {
-			page.Items = append(page.Items, certFrom(rec, ver))
-		}
-		if more && len(vers) > 0 {
-			page.Next = vers[len(vers)-1].Version
-		}
-		return nil
-	})
-	return page, err
 }
 
 // DeleteCertificate soft-deletes a certificate with its key, secret and
 // pending operation.
 func (s *Service) DeleteCertificate(ctx context.Context, v *Vault, name string) (*Certificate, error) {
-	if err := checkName(Certificates, name); err != nil {
-		return nil, err
-	}
-	var out *Certificate
-	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		c, k, sec := s.certObjs(v)
-		rec, ver, err := getVersion[certPayload](tx, c, name, "")
-		if err != nil {
-			return err
-		}
-		now := s.clock.Now().Unix()
-		del, err := softDelete(tx, c, name, now, int64(v.RetentionDays))
-		if err != nil {
-			return err
-		}
+	c, k, sec := s.certObjs(v)
+	return deleteObject(ctx, s, v, Certificates, name, certItem, func(tx barrier.Tx, name string, out *Certificate) error {
 		for _, o := range []objects{k, sec} {
 			if r, err := o.live(tx, name); err == nil && r.Managed {
-				if _, err := softDelete(tx, o, name, now, int64(v.RetentionDays)); err != nil {
+				if _, err := softDelete(tx, o, name, out.Deleted.DeletedDate, int64(v.RetentionDays)); err != nil {
 					return err
 				}
 			}
@@ -828,70 +813,25 @@ func (s *Service) DeleteCertificate(ctx context.Context, v *Vault, name string) 
 		if err := s.unindexCertActions(tx, v, name); err != nil {
 			return err
 		}
-		out = certFrom(rec, ver)
-		out.Policy, err = getPolicy(tx, c, name)
-		out.Deleted = &DeletedInfo{DeletedDate: del.DeletedDate, ScheduledPurgeDate: del.ScheduledPurgeDate}
-		return err
+		return withPolicy(c)(tx, name, out)
 	})
-	if err == nil {
-		s.ops.evict(v, name)
-	}
-	return out, err
-}
-
-func (s *Service) deletedCert(tx barrier.Tx, v *Vault, name string) (*Certificate, error) {
-	c := s.objs(v, Certificates)
-	del, err := deleted(tx, c, name)
-	if err != nil {
-		return nil, err
-	}
-	ver := new(Version[certPayload])
-	if _, err := getJSON(tx, c.versionKey(name, del.Latest), ver); err != nil {
-		return nil, err
-	}
-	out := certFrom(&del.nameRecord, ver)
-	out.Deleted = &DeletedInfo{DeletedDate: del.DeletedDate, ScheduledPurgeDate: del.ScheduledPurgeDate}
-	out.Policy, err = getPolicy(tx, c, name)
-	return out, err
 }
 
 // GetDeletedCertificate returns a soft-deleted certificate's latest version.
 func (s *Service) GetDeletedCertificate(ctx context.Context, v *Vault, name string) (*Certificate, error) {
-	if err := checkName(Certificates, name); err != nil {
-		return nil, err
-	}
-	var out *Certificate
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		var err error
-		out, err = s.deletedCert(tx, v, name)
-		return err
-	})
-	return out, err
+	return getDeletedObject(ctx, s, v, Certificates, name, certItem, withPolicy(s.objs(v, Certificates)))
 }
 
 // ListDeletedCertificates pages through soft-deleted certificates.
 func (s *Service) ListDeletedCertificates(ctx context.Context, v *Vault, after string, limit int) (*Page[*Certificate], error) {
-	return listDeletedPage(ctx, s, v, Certificates, after, limit,
-		func(rec *nameRecord, ver *Version[certPayload], del *DeletedInfo) *Certificate {
-			c := certFrom(rec, ver)
-			c.Deleted = del
-			return c
-		})
+	return listDeletedPage(ctx, s, v, Certificates, after, limit, certItem)
 }
 
 // RecoverCertificate undoes a soft delete of a certificate, its key and
 // its secret.
 func (s *Service) RecoverCertificate(ctx context.Context, v *Vault, name string) (*Certificate, error) {
-	if err := checkName(Certificates, name); err != nil {
-		return nil, err
-	}
-	var out *Certificate
-	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		c, k, sec := s.certObjs(v)
-		rec, err := recoverDeleted(tx, c, name)
-		if err != nil {
-			return err
-		}
+	c, k, sec := s.certObjs(v)
+	return recoverObject(ctx, s, v, Certificates, name, certItem, func(tx barrier.Tx, name string, out *Certificate) error {
 		for _, o := range []objects{k, sec} {
 			if d, err := deleted(tx, o, name); err == nil && d.Managed {
 				if _, err := recoverDeleted(tx, o, name); err != nil {
@@ -899,37 +839,18 @@ func (s *Service) RecoverCertificate(ctx context.Context, v *Vault, name string)
 				}
 			}
 		}
-		_, ver, err := getVersion[certPayload](tx, c, name, rec.Latest)
-		if err != nil {
+		if err := withPolicy(c)(tx, name, out); err != nil || out.Policy == nil {
 			return err
 		}
-		out = certFrom(rec, ver)
-		if out.Policy, err = getPolicy(tx, c, name); err != nil {
-			return err
-		}
-		if out.Policy != nil {
-			return s.indexCertActions(tx, v, name, ver.Version, &ver.Attributes, out.Policy)
-		}
-		return nil
+		return s.indexCertActions(tx, v, name, out.Version, &out.Attributes, out.Policy)
 	})
-	return out, err
 }
 
 // PurgeCertificate removes a soft-deleted certificate, its key and its
 // secret for good.
 func (s *Service) PurgeCertificate(ctx context.Context, v *Vault, name string) error {
-	if err := checkName(Certificates, name); err != nil {
-		return err
-	}
-	if v.PurgeProtected {
-		return &Error{Kind: Forbidden, Type: Certificates, Name: name, Inner: "ForbiddenByPolicy",
-			Msg: "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed."}
-	}
-	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		c, k, sec := s.certObjs(v)
-		if err := purge(tx, c, name); err != nil {
-			return err
-		}
+	c, k, sec := s.certObjs(v)
+	return purgeObject(ctx, s, v, Certificates, name, func(tx barrier.Tx, name string, _ struct{}) error {
 		for _, o := range []objects{k, sec} {
 			if d, err := deleted(tx, o, name); err == nil && d.Managed {
 				if err := purge(tx, o, name); err != nil {
@@ -939,10 +860,6 @@ func (s *Service) PurgeCertificate(ctx context.Context, v *Vault, name string) e
 		}
 		return tx.Delete(c.opKey(name))
 	})
-	if err == nil {
-		s.ops.evict(v, name)
-	}
-	return err
 }
 
 // --- pending operations ---
@@ -1218,110 +1135,62 @@ func (s *Service) BackupCertificate(ctx context.Context, v *Vault, name string) 
 	var b certBackup
 	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		c, k, sec := s.certObjs(v)
-		rec, vers, err := allVersions[certPayload](tx, c, name)
+		cb, err := backupOf[certPayload](tx, c, name, false)
 		if err != nil {
 			return err
 		}
-		if len(vers) > MaxBackupVersions {
-			return badParameter("Backup of a certificate with more than %d versions is not allowed.", MaxBackupVersions)
-		}
-		b = certBackup{Type: Certificates, Tenant: v.TenantID,
-			Cert: backup[certPayload]{Type: Certificates, Tenant: v.TenantID, Record: *rec, Versions: vers}}
+		b = certBackup{Type: Certificates, Tenant: v.TenantID, Cert: *cb}
 		if b.Policy, err = getPolicy(tx, c, name); err != nil {
 			return err
 		}
-		if krec, kvers, err := allVersions[keyPayload](tx, k, name); err == nil && krec.Managed {
-			kb := &backup[keyBackupVersion]{Type: Keys, Tenant: v.TenantID, Record: *krec}
-			for _, ver := range kvers {
-				if ver.Payload.Protector != s.software.Name() {
-					return badParameter("Backup of certificates with HSM-protected keys is not supported yet.")
-				}
-				m, err := tx.Get(k.materialKey(name, ver.Version))
-				if err != nil {
-					return err
-				}
-				kb.Versions = append(kb.Versions, &Version[keyBackupVersion]{Version: ver.Version,
-					Payload: keyBackupVersion{Version: *ver, Material: m}})
-			}
-			b.Key = kb
-		} else if err != nil && KindOf(err) != NotFound {
+		// The key and secret go with the certificate when it manages them.
+		b.Key, err = s.keyBackupOf(tx, k, name, true, "Backup of certificates with HSM-protected keys is not supported yet.")
+		if err != nil && KindOf(err) != NotFound {
 			return err
 		}
-		if srec, svers, err := allVersions[secretPayload](tx, sec, name); err == nil && srec.Managed {
-			b.Secret = &backup[secretPayload]{Type: Secrets, Tenant: v.TenantID, Record: *srec, Versions: svers}
-		} else if err != nil && KindOf(err) != NotFound {
+		b.Secret, err = backupOf[secretPayload](tx, sec, name, true)
+		if err != nil && KindOf(err) != NotFound {
 			return err
 		}
 		return nil
 	})
+	defer wipeMaterial(b.Key)
 	if err != nil {
 		return nil, err
 	}
-	plain, err := json.Marshal(&b)
-	if b.Key != nil {
-		for _, ver := range b.Key.Versions {
-			clear(ver.Payload.Material)
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer clear(plain)
-	return s.sealBackup(ctx, v, Certificates, plain)
+	return s.sealBackup(ctx, v, Certificates, &b)
 }
 
 // RestoreCertificate restores a certificate backup (certificate, policy,
 // key and secret) into v. Every name must be free.
 func (s *Service) RestoreCertificate(ctx context.Context, v *Vault, blob []byte) (*Certificate, error) {
-	plain, err := s.openBackup(ctx, v, Certificates, blob)
-	if err != nil {
+	var b certBackup
+	if err := s.openBackup(ctx, v, Certificates, blob, &b); err != nil {
 		return nil, err
 	}
-	defer clear(plain)
-	invalid := &Error{Kind: BadParameter, Type: Certificates, Msg: "Backup blob contains invalid data, or was made in another tenant."}
-	var b certBackup
-	if err := json.Unmarshal(plain, &b); err != nil || b.Type != Certificates || len(b.Cert.Versions) == 0 || !ValidName(b.Cert.Record.Name) {
+	defer wipeMaterial(b.Key)
+	invalid := invalidBackup(Certificates)
+	latest := latestIn(&b.Cert, nil)
+	if b.Type != Certificates || latest == nil {
 		return nil, invalid
 	}
 	name := b.Cert.Record.Name
-	var latest *Version[certPayload]
-	for _, ver := range b.Cert.Versions {
-		if !ValidVersion(ver.Version) {
-			return nil, invalid
-		}
-		if ver.Version == b.Cert.Record.Latest {
-			latest = ver
-		}
-	}
-	if latest == nil {
-		return nil, invalid
-	}
 	var keyVers []*Version[keyPayload]
 	if b.Key != nil {
-		if !strings.EqualFold(b.Key.Record.Name, name) || !b.Key.Record.Managed {
+		var keyLatest *Version[keyPayload]
+		keyVers, keyLatest = keyVersionsIn(b.Key)
+		if keyLatest == nil || !strings.EqualFold(b.Key.Record.Name, name) || !b.Key.Record.Managed {
 			return nil, invalid
-		}
-		for _, bv := range b.Key.Versions {
-			ver := bv.Payload.Version
-			if !ValidVersion(ver.Version) || ver.Version != bv.Version || len(bv.Payload.Material) == 0 {
-				return nil, invalid
-			}
-			keyVers = append(keyVers, &ver)
 		}
 	}
 	if b.Secret != nil {
-		if !strings.EqualFold(b.Secret.Record.Name, name) || !b.Secret.Record.Managed {
+		if latestIn(b.Secret, nil) == nil || !strings.EqualFold(b.Secret.Record.Name, name) || !b.Secret.Record.Managed {
 			return nil, invalid
-		}
-		for _, ver := range b.Secret.Versions {
-			if !ValidVersion(ver.Version) {
-				return nil, invalid
-			}
 		}
 	}
 	out := certFrom(&b.Cert.Record, latest)
 	out.Policy = b.Policy
-	err = s.in(v).Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		c, k, sec := s.certObjs(v)
 		if b.Policy != nil {
 			if err := putJSON(tx, c.policyKey(name), b.Policy); err != nil {
@@ -1332,13 +1201,8 @@ func (s *Service) RestoreCertificate(ctx context.Context, v *Vault, blob []byte)
 			return err
 		}
 		if b.Key != nil {
-			if err := restoreObject(tx, k, &b.Key.Record, keyVers); err != nil {
+			if err := restoreKeyObject(tx, k, b.Key, keyVers); err != nil {
 				return err
-			}
-			for _, bv := range b.Key.Versions {
-				if err := tx.Put(k.materialKey(name, bv.Version), bv.Payload.Material); err != nil {
-					return err
-				}
 			}
 		}
 		if b.Secret != nil {
@@ -1351,11 +1215,6 @@ func (s *Service) RestoreCertificate(ctx context.Context, v *Vault, blob []byte)
 		}
 		return nil
 	})
-	if b.Key != nil {
-		for _, bv := range b.Key.Versions {
-			clear(bv.Payload.Material)
-		}
-	}
 	if err != nil {
 		return nil, err
 	}

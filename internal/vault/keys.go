@@ -389,77 +389,22 @@ func attrOrNil(p *AttributesPatch) *AttributesPatch {
 
 // ListKeys lists live keys (latest version's properties).
 func (s *Service) ListKeys(ctx context.Context, v *Vault, after string, limit int) (*Page[*Key], error) {
-	page := &Page[*Key]{}
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		recs, vers, more, err := listLatest[keyPayload](tx, s.objs(v, Keys), after, limit, nil)
-		if err != nil {
-			return err
-		}
-		for i := range recs {
-			page.Items = append(page.Items, keyFrom(recs[i], vers[i]))
-		}
-		if more && len(recs) > 0 {
-			page.Next = recs[len(recs)-1].Name
-		}
-		return nil
-	})
-	return page, err
+	return listPage(ctx, s, v, Keys, after, limit, keyItem)
 }
 
 // ListKeyVersions lists the versions of a key.
 func (s *Service) ListKeyVersions(ctx context.Context, v *Vault, name, after string, limit int) (*Page[*Key], error) {
-	if err := checkName(Keys, name); err != nil {
-		return nil, err
-	}
-	page := &Page[*Key]{}
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		rec, vers, more, err := listVersions[keyPayload](tx, s.objs(v, Keys), name, after, limit)
-		if err != nil {
-			return err
-		}
-		for _, ver := range vers {
-			page.Items = append(page.Items, keyFrom(rec, ver))
-		}
-		if more && len(vers) > 0 {
-			page.Next = vers[len(vers)-1].Version
-		}
-		return nil
-	})
-	return page, err
+	return versionsPage(ctx, s, v, Keys, name, after, limit, keyItem)
 }
 
 // DeleteKey soft-deletes a key and all its versions.
 func (s *Service) DeleteKey(ctx context.Context, v *Vault, name string) (*Key, error) {
-	if err := checkName(Keys, name); err != nil {
-		return nil, err
-	}
-	var k *Key
-	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		o := s.objs(v, Keys)
-		rec, ver, err := getVersion[keyPayload](tx, o, name, "")
-		if err != nil {
-			return err
-		}
-		if rec.Managed {
-			return &Error{Kind: Forbidden, Type: Keys, Name: name, Msg: "The key is managed by a certificate; delete the certificate instead."}
-		}
-		del, err := softDelete(tx, o, name, s.clock.Now().Unix(), int64(v.RetentionDays))
-		if err != nil {
-			return err
-		}
-		k = keyFrom(rec, ver)
-		k.Deleted = &DeletedInfo{DeletedDate: del.DeletedDate, ScheduledPurgeDate: del.ScheduledPurgeDate}
-		return nil
-	})
-	if err == nil {
-		s.ops.evict(v, name)
-	}
-	return k, err
+	return deleteObject(ctx, s, v, Keys, name, keyItem, nil)
 }
 
 // GetDeletedKey returns a soft-deleted key's latest version.
 func (s *Service) GetDeletedKey(ctx context.Context, v *Vault, name string) (*Key, error) {
-	return getDeletedObject(ctx, s, v, Keys, name, keyItem)
+	return getDeletedObject(ctx, s, v, Keys, name, keyItem, nil)
 }
 
 // ListDeletedKeys pages through soft-deleted keys.
@@ -469,7 +414,7 @@ func (s *Service) ListDeletedKeys(ctx context.Context, v *Vault, after string, l
 
 // RecoverKey undoes a soft delete.
 func (s *Service) RecoverKey(ctx context.Context, v *Vault, name string) (*Key, error) {
-	return recoverObject(ctx, s, v, Keys, name, keyItem)
+	return recoverObject(ctx, s, v, Keys, name, keyItem, nil)
 }
 
 // keyItem is a key version (public parts) with its deletion metadata.
@@ -481,20 +426,7 @@ func keyItem(rec *nameRecord, ver *Version[keyPayload], del *DeletedInfo) *Key {
 
 // PurgeKey removes a soft-deleted key for good.
 func (s *Service) PurgeKey(ctx context.Context, v *Vault, name string) error {
-	if err := checkName(Keys, name); err != nil {
-		return err
-	}
-	if v.PurgeProtected {
-		return &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "ForbiddenByPolicy",
-			Msg: "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed."}
-	}
-	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		return purge(tx, s.objs(v, Keys), name)
-	})
-	if err == nil {
-		s.ops.evict(v, name)
-	}
-	return err
+	return purgeObject(ctx, s, v, Keys, name, nil)
 }
 
 // keyBackupVersion is a version with its sealed-at-rest material.
@@ -503,94 +435,104 @@ type keyBackupVersion struct {
 	Material []byte `json:"material"`
 }
 
+// keyBackupOf is backupOf for keys: each version travels with its
+// material (sealed at rest by the key protector), which only software keys
+// can give. hsm is the refusal for a key an HSM protects.
+func (s *Service) keyBackupOf(tx barrier.Tx, k objects, name string, managed bool, hsm string) (*backup[keyBackupVersion], error) {
+	b, err := backupOf[keyPayload](tx, k, name, managed)
+	if err != nil {
+		return nil, err
+	}
+	kb := &backup[keyBackupVersion]{Type: Keys, Tenant: b.Tenant, Record: b.Record}
+	for _, ver := range b.Versions {
+		if ver.Payload.Protector != s.software.Name() {
+			return nil, badParameter("%s", hsm)
+		}
+		m, err := tx.Get(k.materialKey(name, ver.Version))
+		if err != nil {
+			return nil, err
+		}
+		kb.Versions = append(kb.Versions, &Version[keyBackupVersion]{Version: ver.Version,
+			Payload: keyBackupVersion{Version: *ver, Material: m}})
+	}
+	return kb, nil
+}
+
+// wipeMaterial clears the key material a key backup holds.
+func wipeMaterial(b *backup[keyBackupVersion]) {
+	if b == nil {
+		return
+	}
+	for _, ver := range b.Versions {
+		clear(ver.Payload.Material)
+	}
+}
+
+// keyVersionsIn checks a key backup read from a blob and returns its
+// versions as stored, and the latest (nil when the backup is not usable).
+func keyVersionsIn(b *backup[keyBackupVersion]) ([]*Version[keyPayload], *Version[keyPayload]) {
+	if latestIn(b, func(bv *Version[keyBackupVersion]) bool {
+		return bv.Payload.Version.Version == bv.Version && len(bv.Payload.Material) > 0
+	}) == nil {
+		return nil, nil
+	}
+	var latest *Version[keyPayload]
+	vers := make([]*Version[keyPayload], 0, len(b.Versions))
+	for _, bv := range b.Versions {
+		ver := &bv.Payload.Version
+		if ver.Version == b.Record.Latest {
+			latest = ver
+		}
+		vers = append(vers, ver)
+	}
+	return vers, latest
+}
+
+// restoreKeyObject writes a key from a backup, material included.
+func restoreKeyObject(tx barrier.Tx, k objects, b *backup[keyBackupVersion], vers []*Version[keyPayload]) error {
+	if err := restoreObject(tx, k, &b.Record, vers); err != nil {
+		return err
+	}
+	for _, bv := range b.Versions {
+		if err := tx.Put(k.materialKey(b.Record.Name, bv.Version), bv.Payload.Material); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // BackupKey returns an encrypted blob with every version of a key.
 func (s *Service) BackupKey(ctx context.Context, v *Vault, name string) ([]byte, error) {
 	if err := checkName(Keys, name); err != nil {
 		return nil, err
 	}
-	var b backup[keyBackupVersion]
+	var b *backup[keyBackupVersion]
 	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		o := s.objs(v, Keys)
-		rec, vers, err := allVersions[keyPayload](tx, o, name)
-		if err != nil {
-			return err
-		}
-		if rec.Managed {
-			return &Error{Kind: Forbidden, Type: Keys, Name: name, Msg: "The key is managed by a certificate; back up the certificate instead."}
-		}
-		if len(vers) > MaxBackupVersions {
-			return badParameter("Backup of a key with more than %d versions is not allowed.", MaxBackupVersions)
-		}
-		b = backup[keyBackupVersion]{Type: Keys, Tenant: v.TenantID, Record: *rec}
-		for _, ver := range vers {
-			if ver.Payload.Protector != s.software.Name() {
-				return badParameter("Backup of HSM-protected keys is not supported yet.")
-			}
-			m, err := tx.Get(o.materialKey(name, ver.Version))
-			if err != nil {
-				return err
-			}
-			b.Versions = append(b.Versions, &Version[keyBackupVersion]{Version: ver.Version,
-				Payload: keyBackupVersion{Version: *ver, Material: m}})
-		}
-		return nil
+		var err error
+		b, err = s.keyBackupOf(tx, s.objs(v, Keys), name, false, "Backup of HSM-protected keys is not supported yet.")
+		return err
 	})
+	defer wipeMaterial(b)
 	if err != nil {
 		return nil, err
 	}
-	plain, err := json.Marshal(&b)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(plain)
-	for _, ver := range b.Versions {
-		clear(ver.Payload.Material)
-	}
-	return s.sealBackup(ctx, v, Keys, plain)
+	return s.sealBackup(ctx, v, Keys, b)
 }
 
 // RestoreKey restores a key backup into v. The name must be free.
 func (s *Service) RestoreKey(ctx context.Context, v *Vault, blob []byte) (*Key, error) {
-	plain, err := s.openBackup(ctx, v, Keys, blob)
-	if err != nil {
+	var b backup[keyBackupVersion]
+	if err := s.openBackup(ctx, v, Keys, blob, &b); err != nil {
 		return nil, err
 	}
-	defer clear(plain)
-	invalid := &Error{Kind: BadParameter, Type: Keys, Msg: "Backup blob contains invalid data, or was made in another tenant."}
-	var b backup[keyBackupVersion]
-	if err := json.Unmarshal(plain, &b); err != nil || b.Type != Keys || len(b.Versions) == 0 || !ValidName(b.Record.Name) {
-		return nil, invalid
+	defer wipeMaterial(&b)
+	vers, latest := keyVersionsIn(&b)
+	if b.Type != Keys || latest == nil {
+		return nil, invalidBackup(Keys)
 	}
-	var latest *Version[keyPayload]
-	vers := make([]*Version[keyPayload], 0, len(b.Versions))
-	for _, bv := range b.Versions {
-		ver := bv.Payload.Version
-		if !ValidVersion(ver.Version) || ver.Version != bv.Version || len(bv.Payload.Material) == 0 {
-			return nil, invalid
-		}
-		if ver.Version == b.Record.Latest {
-			latest = &ver
-		}
-		vers = append(vers, &ver)
-	}
-	if latest == nil {
-		return nil, invalid
-	}
-	err = s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		o := s.objs(v, Keys)
-		if err := restoreObject(tx, o, &b.Record, vers); err != nil {
-			return err
-		}
-		for _, bv := range b.Versions {
-			if err := tx.Put(o.materialKey(b.Record.Name, bv.Version), bv.Payload.Material); err != nil {
-				return err
-			}
-		}
-		return nil
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
+		return restoreKeyObject(tx, s.objs(v, Keys), &b, vers)
 	})
-	for _, bv := range b.Versions {
-		clear(bv.Payload.Material)
-	}
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package vault
 
 import (
 	"cmp"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -405,80 +404,4 @@ func restoreObject[P any](tx barrier.Tx, o objects, rec *nameRecord, vers []*Ver
 		return err
 	}
 	return o.reindexLatest(tx, rec)
-}
-
-// info is the deletion metadata of d as the domain returns it.
-func (d *deletedRecord) info() *DeletedInfo {
-	return &DeletedInfo{DeletedDate: d.DeletedDate, ScheduledPurgeDate: d.ScheduledPurgeDate}
-}
-
-// objectConv turns a stored object (and its deletion metadata, nil when
-// live) into what a Service method returns.
-type objectConv[P, T any] func(rec *nameRecord, ver *Version[P], del *DeletedInfo) T
-
-// listDeletedPage is the ListDeleted* operations: one page of soft-deleted
-// objects of type t, each with its latest version.
-func listDeletedPage[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType, after string, limit int, conv objectConv[P, T]) (*Page[T], error) {
-	page := &Page[T]{}
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		dels, vers, more, err := listDeleted[P](tx, s.objs(v, t), after, limit)
-		if err != nil {
-			return err
-		}
-		page.Items = page.Items[:0]
-		for i, d := range dels {
-			page.Items = append(page.Items, conv(&d.nameRecord, vers[i], d.info()))
-		}
-		if more && len(dels) > 0 {
-			page.Next = dels[len(dels)-1].Name
-		}
-		return nil
-	})
-	return page, err
-}
-
-// getDeletedObject is the GetDeleted* operations: a soft-deleted object's
-// latest version.
-func getDeletedObject[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType, name string, conv objectConv[P, T]) (T, error) {
-	var out T
-	if err := checkName(t, name); err != nil {
-		return out, err
-	}
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		o := s.objs(v, t)
-		del, err := deleted(tx, o, name)
-		if err != nil {
-			return err
-		}
-		ver := new(Version[P])
-		if _, err := getJSON(tx, o.versionKey(name, del.Latest), ver); err != nil {
-			return err
-		}
-		out = conv(&del.nameRecord, ver, del.info())
-		return nil
-	})
-	return out, err
-}
-
-// recoverObject is the Recover* operations for objects recovered on their
-// own (secrets, keys): the object becomes live again with all its versions.
-func recoverObject[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType, name string, conv objectConv[P, T]) (T, error) {
-	var out T
-	if err := checkName(t, name); err != nil {
-		return out, err
-	}
-	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		o := s.objs(v, t)
-		rec, err := recoverDeleted(tx, o, name)
-		if err != nil {
-			return err
-		}
-		ver := new(Version[P])
-		if _, err := getJSON(tx, o.versionKey(name, rec.Latest), ver); err != nil {
-			return err
-		}
-		out = conv(rec, ver, nil)
-		return nil
-	})
-	return out, err
 }

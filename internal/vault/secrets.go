@@ -2,7 +2,6 @@ package vault
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -205,75 +204,22 @@ type Page[T any] struct {
 
 // ListSecrets lists live secrets (latest version's properties, no values).
 func (s *Service) ListSecrets(ctx context.Context, v *Vault, after string, limit int) (*Page[*Secret], error) {
-	page := &Page[*Secret]{}
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		recs, vers, more, err := listLatest[secretPayload](tx, s.objs(v, Secrets), after, limit, nil)
-		if err != nil {
-			return err
-		}
-		for i := range recs {
-			page.Items = append(page.Items, secretFrom(recs[i], vers[i], false))
-		}
-		if more && len(recs) > 0 {
-			page.Next = recs[len(recs)-1].Name
-		}
-		return nil
-	})
-	return page, err
+	return listPage(ctx, s, v, Secrets, after, limit, secretItem)
 }
 
 // ListSecretVersions lists the versions of a secret.
 func (s *Service) ListSecretVersions(ctx context.Context, v *Vault, name, after string, limit int) (*Page[*Secret], error) {
-	if err := checkName(Secrets, name); err != nil {
-		return nil, err
-	}
-	page := &Page[*Secret]{}
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		rec, vers, more, err := listVersions[secretPayload](tx, s.objs(v, Secrets), name, after, limit)
-		if err != nil {
-			return err
-		}
-		for _, ver := range vers {
-			page.Items = append(page.Items, secretFrom(rec, ver, false))
-		}
-		if more && len(vers) > 0 {
-			page.Next = vers[len(vers)-1].Version
-		}
-		return nil
-	})
-	return page, err
+	return versionsPage(ctx, s, v, Secrets, name, after, limit, secretItem)
 }
 
 // DeleteSecret soft-deletes a secret and all its versions.
 func (s *Service) DeleteSecret(ctx context.Context, v *Vault, name string) (*Secret, error) {
-	if err := checkName(Secrets, name); err != nil {
-		return nil, err
-	}
-	var sec *Secret
-	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		o := s.objs(v, Secrets)
-		rec, ver, err := getVersion[secretPayload](tx, o, name, "")
-		if err != nil {
-			return err
-		}
-		if rec.Managed {
-			return &Error{Kind: Forbidden, Type: Secrets, Name: name,
-				Msg: "The secret is managed by a certificate; delete the certificate instead."}
-		}
-		del, err := softDelete(tx, o, name, s.clock.Now().Unix(), int64(v.RetentionDays))
-		if err != nil {
-			return err
-		}
-		sec = secretFrom(rec, ver, false)
-		sec.Deleted = &DeletedInfo{DeletedDate: del.DeletedDate, ScheduledPurgeDate: del.ScheduledPurgeDate}
-		return nil
-	})
-	return sec, err
+	return deleteObject(ctx, s, v, Secrets, name, secretItem, nil)
 }
 
 // GetDeletedSecret returns a soft-deleted secret's latest properties.
 func (s *Service) GetDeletedSecret(ctx context.Context, v *Vault, name string) (*Secret, error) {
-	return getDeletedObject(ctx, s, v, Secrets, name, secretItem)
+	return getDeletedObject(ctx, s, v, Secrets, name, secretItem, nil)
 }
 
 // ListDeletedSecrets pages through soft-deleted secrets.
@@ -283,7 +229,7 @@ func (s *Service) ListDeletedSecrets(ctx context.Context, v *Vault, after string
 
 // RecoverSecret undoes a soft delete.
 func (s *Service) RecoverSecret(ctx context.Context, v *Vault, name string) (*Secret, error) {
-	return recoverObject(ctx, s, v, Secrets, name, secretItem)
+	return recoverObject(ctx, s, v, Secrets, name, secretItem, nil)
 }
 
 // secretItem is a secret's properties without its value.
@@ -296,49 +242,7 @@ func secretItem(rec *nameRecord, ver *Version[secretPayload], del *DeletedInfo) 
 // PurgeSecret removes a soft-deleted secret for good. A purge-protected
 // vault refuses until the retention period has passed.
 func (s *Service) PurgeSecret(ctx context.Context, v *Vault, name string) error {
-	if err := checkName(Secrets, name); err != nil {
-		return err
-	}
-	if v.PurgeProtected {
-		return &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "ForbiddenByPolicy",
-			Msg: "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed."}
-	}
-	return s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		return purge(tx, s.objs(v, Secrets), name)
-	})
-}
-
-// backup is the plaintext inside a backup blob.
-type backup[P any] struct {
-	Type     ObjectType    `json:"type"`
-	Tenant   string        `json:"tenant"`
-	Record   nameRecord    `json:"record"`
-	Versions []*Version[P] `json:"versions"`
-}
-
-// MaxBackupVersions is Azure's limit on versions in one backup.
-const MaxBackupVersions = 500
-
-const backupMagic = "KWB1"
-
-func (s *Service) sealBackup(ctx context.Context, v *Vault, t ObjectType, plain []byte) ([]byte, error) {
-	blob, err := s.store.Tenant(v.TenantID).SealBlob(ctx, "backup/"+string(t), plain)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte(backupMagic), blob...), nil
-}
-
-func (s *Service) openBackup(ctx context.Context, v *Vault, t ObjectType, blob []byte) ([]byte, error) {
-	bad := &Error{Kind: BadParameter, Type: t, Msg: "Backup blob contains invalid data, or was made in another tenant."}
-	if len(blob) < len(backupMagic) || string(blob[:len(backupMagic)]) != backupMagic {
-		return nil, bad
-	}
-	plain, err := s.store.Tenant(v.TenantID).OpenBlob(ctx, "backup/"+string(t), blob[len(backupMagic):])
-	if err != nil {
-		return nil, bad
-	}
-	return plain, nil
+	return purgeObject(ctx, s, v, Secrets, name, nil)
 }
 
 // BackupSecret returns an encrypted, integrity-protected blob holding every
@@ -347,57 +251,29 @@ func (s *Service) BackupSecret(ctx context.Context, v *Vault, name string) ([]by
 	if err := checkName(Secrets, name); err != nil {
 		return nil, err
 	}
-	var b backup[secretPayload]
+	var b *backup[secretPayload]
 	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		rec, vers, err := allVersions[secretPayload](tx, s.objs(v, Secrets), name)
-		if err != nil {
-			return err
-		}
-		if rec.Managed {
-			return &Error{Kind: Forbidden, Type: Secrets, Name: name,
-				Msg: "The secret is managed by a certificate; back up the certificate instead."}
-		}
-		if len(vers) > MaxBackupVersions {
-			return badParameter("Backup of a secret with more than %d versions is not allowed.", MaxBackupVersions)
-		}
-		b = backup[secretPayload]{Type: Secrets, Tenant: v.TenantID, Record: *rec, Versions: vers}
-		return nil
+		var err error
+		b, err = backupOf[secretPayload](tx, s.objs(v, Secrets), name, false)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	plain, err := json.Marshal(&b)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(plain)
-	return s.sealBackup(ctx, v, Secrets, plain)
+	return s.sealBackup(ctx, v, Secrets, b)
 }
 
 // RestoreSecret restores a backup blob into v. The name must be free.
 func (s *Service) RestoreSecret(ctx context.Context, v *Vault, blob []byte) (*Secret, error) {
-	plain, err := s.openBackup(ctx, v, Secrets, blob)
-	if err != nil {
+	var b backup[secretPayload]
+	if err := s.openBackup(ctx, v, Secrets, blob, &b); err != nil {
 		return nil, err
 	}
-	defer clear(plain)
-	var b backup[secretPayload]
-	if err := json.Unmarshal(plain, &b); err != nil || b.Type != Secrets || len(b.Versions) == 0 || !ValidName(b.Record.Name) {
-		return nil, &Error{Kind: BadParameter, Type: Secrets, Msg: "Backup blob contains invalid data, or was made in another tenant."}
+	latest := latestIn(&b, nil)
+	if b.Type != Secrets || latest == nil {
+		return nil, invalidBackup(Secrets)
 	}
-	var latest *Version[secretPayload]
-	for _, ver := range b.Versions {
-		if !ValidVersion(ver.Version) {
-			return nil, &Error{Kind: BadParameter, Type: Secrets, Msg: "Backup blob contains invalid data, or was made in another tenant."}
-		}
-		if ver.Version == b.Record.Latest {
-			latest = ver
-		}
-	}
-	if latest == nil {
-		return nil, &Error{Kind: BadParameter, Type: Secrets, Msg: "Backup blob contains invalid data, or was made in another tenant."}
-	}
-	err = s.in(v).Update(ctx, func(tx barrier.Tx) error {
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		return restoreObject(tx, s.objs(v, Secrets), &b.Record, b.Versions)
 	})
 	if err != nil {
