@@ -23,15 +23,29 @@ func TestAttackRoleMatrix(t *testing.T) {
 		name   string
 		plane  string // "data" or "mgmt"
 		method string
-		path   func(role string) string // data: relative to the vault URL; mgmt: "" (the vault)
+		path   func(role string) string // data: relative to the vault URL; mgmt: relative to the vault's ARM ID (nil: the vault)
 		body   func(role string) string
 		// effect reports whether the operation's write is visible (nil: a read).
 		effect func(t *testing.T, role string) bool
 	}
+	assignmentName := map[string]string{}
 	slug := func(role string) string { return strings.ToLower(strings.ReplaceAll(role, " ", "")) }
 	exists := func(kind, name string) bool {
 		r := do(t, e, "GET", v.url+kind+"/"+name+"?api-version=7.4", v.admin, "", "")
 		return r.Status == http.StatusOK
+	}
+	grant := func(name, roleID string) op {
+		key := func(r string) string { return assignmentName[r+"|"+roleID] }
+		return op{name: name, plane: "mgmt", method: "PUT",
+			path: func(r string) string { return "/providers/Microsoft.Authorization/roleAssignments/" + key(r) },
+			body: func(string) string {
+				return `{"properties":{"roleDefinitionId":"/subscriptions/` + e.Info.SubscriptionID + `/providers/Microsoft.Authorization/roleDefinitions/` +
+					roleID + `","principalId":"` + e.Info.UnprivilegedObjectID + `"}}`
+			},
+			effect: func(t *testing.T, r string) bool {
+				res := do(t, e, "GET", v.armURL+"/providers/Microsoft.Authorization/roleAssignments/"+key(r)+"?api-version=2022-04-01", v.mgmtTok, "", "")
+				return res.Status == http.StatusOK
+			}}
 	}
 	ops := []op{
 		{name: "secret get", plane: "data", method: "GET", path: func(string) string { return "secrets/canary" }},
@@ -51,6 +65,11 @@ func TestAttackRoleMatrix(t *testing.T) {
 		{name: "vault read", plane: "mgmt", method: "GET"},
 		{name: "vault write", plane: "mgmt", method: "PATCH", body: func(r string) string { return `{"tags":{"` + slug(r) + `":"1"}}` },
 			effect: func(t *testing.T, r string) bool { _, ok := v.tags(t)[slug(r)]; return ok }},
+		// Grant the unprivileged dev principal Key Vault Secrets User on
+		// the vault, then Owner (an escalation the Data Access
+		// Administrator's condition forbids).
+		grant("role assignment write", authz.RoleKeyVaultSecretsUser),
+		grant("role assignment write (Owner)", authz.RoleOwner),
 	}
 	// allowed[role] lists the operations the role may do.
 	matrix := []struct {
@@ -67,10 +86,12 @@ func TestAttackRoleMatrix(t *testing.T) {
 		{"Key Vault Certificates Officer", authz.RoleKeyVaultCertificatesOfficer, []string{"certificate list"}},
 		{"Key Vault Certificate User", authz.RoleKeyVaultCertificateUser, []string{"secret get", "secret list", "key get", "certificate list"}},
 		{"Key Vault Contributor", authz.RoleKeyVaultContributor, []string{"vault read", "vault write"}},
-		{"Key Vault Data Access Administrator", authz.RoleKeyVaultDataAccessAdministrator, nil},
+		{"Key Vault Data Access Administrator", authz.RoleKeyVaultDataAccessAdministrator, []string{"role assignment write"}},
 		{"no role", "", nil},
 	}
 	for _, m := range matrix {
+		assignmentName[m.role+"|"+authz.RoleKeyVaultSecretsUser] = newGUID()
+		assignmentName[m.role+"|"+authz.RoleOwner] = newGUID()
 		t.Run(m.role, func(t *testing.T) {
 			sp := newSP(t, e, "matrix-"+slug(m.role))
 			if m.id != "" {
@@ -90,12 +111,14 @@ func TestAttackRoleMatrix(t *testing.T) {
 				var r httpResult
 				if o.plane == "data" {
 					r = do(t, e, o.method, v.url+o.path(m.role)+"?api-version=7.4", dataTok, "application/json", body)
-				} else {
+				} else if o.path == nil {
 					r = do(t, e, o.method, v.armURL+"?api-version=2023-07-01", mgmtTok, "application/json", body)
+				} else {
+					r = do(t, e, o.method, v.armURL+o.path(m.role)+"?api-version=2022-04-01", mgmtTok, "application/json", body)
 				}
 				code, inner := azureError(r.Body)
 				switch {
-				case allowed && r.Status != http.StatusOK:
+				case allowed && r.Status != http.StatusOK && r.Status != http.StatusCreated:
 					t.Errorf("%s: %d %.200s, want 200", o.name, r.Status, r.Body)
 				case !allowed && o.plane == "data" && (r.Status != http.StatusForbidden || code != "Forbidden" || inner != "ForbiddenByRbac"):
 					t.Errorf("%s: %d %.200s, want 403 Forbidden/ForbiddenByRbac", o.name, r.Status, r.Body)

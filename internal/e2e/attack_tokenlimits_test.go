@@ -112,6 +112,27 @@ func TestAttackTokenRateLimits(t *testing.T) {
 	if r := postToken(t, e, attacker, e.Info.ClientID, "wrong"); r.status != http.StatusUnauthorized {
 		t.Fatalf("source bucket refilled: %+v", r)
 	}
+
+	// The managed-identity endpoint shares the per-source bucket.
+	msi := clientFrom(t, e, "127.0.0.4")
+	get := func() (int, string) {
+		req, _ := http.NewRequest("GET", e.Info.AuthorityHost+"msi/token?api-version=2019-08-01&resource="+url.QueryEscape("https://vault.localhost:"+port(e)), nil)
+		req.Header.Set("X-IDENTITY-HEADER", "not-a-binding-secret")
+		resp, err := msi.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	for i := range 20 {
+		if st, _ := get(); st != http.StatusUnauthorized {
+			t.Fatalf("managed-identity request %d within the burst: %d", i, st)
+		}
+	}
+	if st, after := get(); st != http.StatusTooManyRequests || after != "1" {
+		t.Fatalf("managed-identity flood: %d Retry-After %q, want 429 after 1", st, after)
+	}
 }
 
 type tokenReply struct {

@@ -284,6 +284,14 @@ func (a *Authority) serveMSI(w http.ResponseWriter, r *http.Request, resources [
 	ctx := r.Context()
 	ev := audit.EventFrom(ctx)
 	ev.Service, ev.Operation = "identity", "ManagedIdentityToken"
+	if after, ok := a.guard.Load().allowSource(ev.Caller.IP); !ok {
+		// The token endpoint's per-source bucket (tokenlimits.go); IMDS
+		// also answers floods with 429.
+		ev.Reason = "token requests from this source throttled"
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((after+time.Second-1)/time.Second), 10))
+		msiError(w, http.StatusTooManyRequests, "temporarily_unavailable", "Too many token requests from this source.")
+		return
+	}
 	q := r.URL.Query()
 	if r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequest)

@@ -16,8 +16,9 @@ import (
 // risk; the limits bound the work and the audit volume a caller without
 // credentials can cause.
 //
-//   - Source: every token request from one source address (IPv6: its /64)
-//     takes a token from that source's bucket, before anything is parsed.
+//   - Source: every token request from one source address (IPv6: its /64),
+//     at the token and the managed-identity endpoints, takes a token from
+//     that source's bucket, before anything is parsed.
 //   - Client: every token issued to one client (tenant, client ID) takes a
 //     token from the client's bucket. Only requests that authenticated are
 //     counted, so a caller without the credentials cannot spend a
