@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,6 +65,7 @@ func TestJavaScriptSDK(t *testing.T) {
 	mi := newManagedIdentity(t, e, "js-mi", nil)
 	assign(t, e, e.Credential(), vaultScope(e, devVaultName(e)), "4633458b-17de-408a-b874-0445c86b69e6", mi.ObjectID)
 	common := []string{"NODE_EXTRA_CA_CERTS=" + e.Server.CAFile(), "KEYWARD_VAULT_URL=" + e.Info.VaultURL}
+	var results []clientResult
 	for _, c := range []struct {
 		mode string
 		env  []string
@@ -77,5 +79,33 @@ func TestJavaScriptSDK(t *testing.T) {
 		if !strings.Contains(out, "secret=v") {
 			t.Fatalf("%s: %s", c.mode, out)
 		}
+		results = append(results, clientResult{Client: "JavaScript", Version: jsVersions(t), Feature: jsFeatures[c.mode], OK: true})
 	}
+	out, _ := runLogged(t, 10*time.Second, []string{"PATH=" + os.Getenv("PATH")}, node, "--version")
+	recordClients(t, "javascript", clientRun{Client: "JavaScript", Environment: map[string]string{"node": strings.TrimSpace(out)}, Results: results})
+}
+
+// jsFeatures name get-secret.js's modes in docs/CLIENTS.md.
+var jsFeatures = map[string]string{
+	"secret": "ClientSecretCredential (authorityHost, disableInstanceDiscovery), SecretClient.getSecret",
+	"mi":     "ManagedIdentityCredential: IDENTITY_ENDPOINT/IDENTITY_HEADER",
+	"dac":    "DefaultAzureCredential: IDENTITY_ENDPOINT/IDENTITY_HEADER only",
+}
+
+// jsVersions are test/js's pinned package versions.
+func jsVersions(t *testing.T) string {
+	t.Helper()
+	var pkg struct{ Dependencies map[string]string }
+	raw, err := os.ReadFile("../../test/js/package.json")
+	if err == nil {
+		err = json.Unmarshal(raw, &pkg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs []string
+	for _, name := range []string{"@azure/identity", "@azure/keyvault-secrets"} {
+		vs = append(vs, name+" "+pkg.Dependencies[name])
+	}
+	return strings.Join(vs, ", ")
 }

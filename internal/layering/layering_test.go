@@ -60,6 +60,16 @@ var bans = map[string]map[string]string{
 		module + "/internal/storage/bolt": "the management plane does not pick a backend",
 		module + "/internal/server":       "the management plane is assembled by server, not the reverse",
 	},
+	"internal/jobs": {
+		"net/http":                   "background work is below the HTTP layer",
+		module + "/internal/vault":   "the domain runs on jobs (due queues), not the reverse",
+		module + "/internal/barrier": "due queues are read through the caller's transaction, whatever it is",
+		module + "/internal/storage": "due queues are read through the caller's transaction, whatever it is",
+	},
+	"internal/clock": {
+		"net/http":                "the clock is a leaf every layer may use",
+		module + "/internal/jobs": "the clock is a leaf every layer may use",
+	},
 	"internal/identity": {
 		module + "/internal/api":   "the token service is beside api, which routes to it",
 		module + "/internal/authz": "identity authenticates; authorization decides from its records, not the reverse",
