@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,18 +74,9 @@ Credentials are an administrator's client credentials: --tenant,
 				}
 			}
 			ac.address = strings.TrimRight(cmp.Or(ac.address, getenv("KEYWARD_ADDR"), "https://localhost:8443"), "/")
-			pool, err := x509.SystemCertPool()
+			tlsCfg, err := clientTLS(caFile, getenv)
 			if err != nil {
-				pool = x509.NewCertPool()
-			}
-			if f := cmp.Or(caFile, getenv("KEYWARD_CACERT")); f != "" {
-				pem, err := os.ReadFile(f)
-				if err != nil {
-					return err
-				}
-				if !pool.AppendCertsFromPEM(pem) {
-					return fmt.Errorf("%s holds no PEM certificate", f)
-				}
+				return err
 			}
 			u, err := url.Parse(ac.address)
 			if err != nil || u.Host == "" {
@@ -102,7 +90,7 @@ Credentials are an administrator's client credentials: --tenant,
 			// --address, so no DNS setup is needed.
 			dialer := &net.Dialer{Timeout: 10 * time.Second}
 			ac.http = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
-				TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+				TLSClientConfig: tlsCfg,
 				DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 					return dialer.DialContext(ctx, network, connect)
 				}}}
@@ -337,44 +325,7 @@ func (ac *accessClient) call(ctx context.Context, method, path, apiVersion strin
 	if err != nil {
 		return err
 	}
-	var body io.Reader
-	if in != nil {
-		raw, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path+"?api-version="+apiVersion, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := ac.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) == nil && e.Error.Code != "" {
-			return fmt.Errorf("%s: %s", e.Error.Code, e.Error.Message)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	}
-	if out != nil && len(bytes.TrimSpace(raw)) > 0 {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
+	return callJSON(ctx, ac.http, method, base+path+"?api-version="+apiVersion, path, tok, in, out)
 }
 
 // roleID resolves a role name or GUID to a role definition ID.

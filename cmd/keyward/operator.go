@@ -2,11 +2,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,21 +35,11 @@ func newOperatorCmd(getenv func(string) string, stdin io.Reader, stdout io.Write
 		Short: "Initialize, unseal, seal and inspect a Keyward server",
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			oc.addr = strings.TrimRight(cmp.Or(oc.addr, getenv("KEYWARD_ADDR"), "https://localhost:8443"), "/")
-			pool, err := x509.SystemCertPool()
+			tlsCfg, err := clientTLS(caFile, getenv)
 			if err != nil {
-				pool = x509.NewCertPool()
+				return err
 			}
-			if f := cmp.Or(caFile, getenv("KEYWARD_CACERT")); f != "" {
-				pem, err := os.ReadFile(f)
-				if err != nil {
-					return err
-				}
-				if !pool.AppendCertsFromPEM(pem) {
-					return fmt.Errorf("%s holds no PEM certificate", f)
-				}
-			}
-			oc.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-				TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+			oc.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
 			return nil
 		},
 	}
@@ -271,46 +258,5 @@ func (oc *operatorClient) token(ctx context.Context) (string, error) {
 }
 
 func (oc *operatorClient) call(ctx context.Context, method, path, token string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		raw, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, oc.addr+path, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := oc.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct {
-				Code, Message string
-			} `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) == nil && e.Error.Code != "" {
-			return fmt.Errorf("%s: %s", e.Error.Code, e.Error.Message)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	}
-	if out != nil && len(raw) > 0 {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
+	return callJSON(ctx, oc.http, method, oc.addr+path, path, token, in, out)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,21 +101,59 @@ func TestRunEveryOperation(t *testing.T) {
 	})
 }
 
+// TestProcCPU checks the /proc reader against the kernel's other account
+// of the same thing, getrusage(RUSAGE_SELF), over the same interval. The
+// burn loop runs until getrusage has seen 300ms of CPU, however long that
+// takes on a loaded machine, so load changes how long the test takes, not
+// what it measures; a reader with a wrong field, unit or scope is off by
+// far more than the tolerance.
 func TestProcCPU(t *testing.T) {
-	before, err := procCPU(os.Getpid())
+	pid := os.Getpid()
+	rA := rusageCPU(t)
+	p0, err := procCPU(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(100 * time.Millisecond)
-	for time.Now().Before(deadline) {
+	rB := rusageCPU(t)
+
+	const burn = 300 * time.Millisecond
+	deadline := time.Now().Add(2 * time.Minute)
+	for rusageCPU(t)-rB < burn {
+		if time.Now().After(deadline) {
+			t.Fatalf("getrusage saw less than %v of CPU in two minutes of busy loop", burn)
+		}
+		for i := 0; i < 1e5; i++ { // a slice of busy work between two reads
+			sink += i
+		}
 	}
-	after, _ := procCPU(os.Getpid())
-	if d := after.sub(before); d < 50*time.Millisecond || d > 5*time.Second {
-		t.Fatalf("100ms of busy loop measured as %v of CPU", d)
+
+	rC := rusageCPU(t)
+	p1, err := procCPU(pid)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if rss, anon, _ := procMem(os.Getpid()); rss <= 0 || anon <= 0 {
+	rD := rusageCPU(t)
+	got := p1.sub(p0)
+	// The true CPU time between the two /proc reads lies in [rC-rB, rD-rA];
+	// /proc counts whole clock ticks, so each read may lag by one.
+	lo, hi := rC-rB-2*clockTick, rD-rA+2*clockTick
+	if got < lo || got > hi {
+		t.Fatalf("/proc/self/stat measured %v of CPU while getrusage measured %v..%v", got, rC-rB, rD-rA)
+	}
+	if rss, anon, _ := procMem(pid); rss <= 0 || anon <= 0 {
 		t.Fatalf("rss %d, anon %d", rss, anon)
 	}
+}
+
+var sink int
+
+// rusageCPU is this process's user + system CPU time from getrusage.
+func rusageCPU(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func TestLatencyPercentiles(t *testing.T) {

@@ -66,6 +66,18 @@ func TestGoldenDataPlane(t *testing.T) {
 		json: map[string]any{"contentType": "application/json", "attributes": map[string]any{"enabled": false}}})
 	g.do("secret-get-disabled-version", req{method: http.MethodGet, url: u("/secrets/golden/" + version + v), token: tok})
 	g.do("secret-list", req{method: http.MethodGet, url: u("/secrets" + v), token: tok})
+	// Paging: the SDK pagers follow nextLink.
+	g.do("secret-set-other", req{method: http.MethodPut, url: u("/secrets/golden-other" + v), token: tok, json: map[string]any{"value": "x"}})
+	_, page := g.do("secret-list-page-1", req{method: http.MethodGet, url: u("/secrets" + v + "&maxresults=1"), token: tok})
+	next, _ := page["nextLink"].(string)
+	if next == "" {
+		t.Fatal("no nextLink with maxresults=1 and two secrets")
+	}
+	g.do("secret-list-page-2", req{method: http.MethodGet, url: next, token: tok})
+	g.do("secret-list-bad-maxresults", req{method: http.MethodGet, url: u("/secrets" + v + "&maxresults=26"), token: tok})
+	g.do("secret-list-bad-skiptoken", req{method: http.MethodGet, url: u("/secrets" + v + "&$skiptoken=%21%21"), token: tok})
+	g.do("secret-delete-other", req{method: http.MethodDelete, url: u("/secrets/golden-other" + v), token: tok})
+	g.do("deletedsecret-purge-other", req{method: http.MethodDelete, url: u("/deletedsecrets/golden-other" + v), token: tok})
 	g.do("secret-list-versions", req{method: http.MethodGet, url: u("/secrets/golden/versions" + v), token: tok, unordered: true})
 	g.do("secret-backup", req{method: http.MethodPost, url: u("/secrets/golden/backup" + v), token: tok, volatile: []string{"value"}})
 	g.do("secret-delete", req{method: http.MethodDelete, url: u("/secrets/golden" + v), token: tok})

@@ -309,6 +309,7 @@ func TestPurgeAfterRetention(t *testing.T) {
 	wantErr(t, err, http.StatusConflict, "Conflict")
 
 	clk.Advance(24*time.Hour + time.Second)
+	ranAt(t, e, clk)
 	c = client()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

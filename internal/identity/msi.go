@@ -157,18 +157,7 @@ func (d *Directory) DeleteBinding(ctx context.Context, tenant, id string) error 
 
 // ListBindings lists a tenant's bindings, without secrets.
 func (d *Directory) ListBindings(ctx context.Context, tenant string) ([]*WorkloadBinding, error) {
-	var out []*WorkloadBinding
-	err := d.store.View(ctx, func(tx barrier.Tx) error {
-		return tx.Scan("sys/identity/bindings/"+strings.ToLower(tenant)+"/", "", func(_ string, v []byte) bool {
-			b := new(WorkloadBinding)
-			if jsonUnmarshal(v, b) == nil {
-				b.Salt, b.Hash = nil, nil
-				out = append(out, b)
-			}
-			return true
-		})
-	})
-	return out, err
+	return listRecords(ctx, d.store, "sys/identity/bindings/"+strings.ToLower(tenant)+"/", func(b *WorkloadBinding) { b.Salt, b.Hash = nil, nil })
 }
 
 func parseSource(s string) (netip.Prefix, error) {
@@ -223,24 +212,11 @@ func (d *Directory) bindingBySecret(ctx context.Context, secret string) (*Worklo
 
 // headerlessBinding finds the headerless binding whose sources contain ip.
 func (d *Directory) headerlessBinding(ctx context.Context, ip netip.Addr) (*WorkloadBinding, error) {
-	var found *WorkloadBinding
-	err := d.store.View(ctx, func(tx barrier.Tx) error {
-		return tx.Scan("sys/identity/bindings/", "", func(_ string, v []byte) bool {
-			b := new(WorkloadBinding)
-			if jsonUnmarshal(v, b) == nil && b.Headerless && b.allows(ip) {
-				found = b
-				return false
-			}
-			return true
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	if found == nil {
+	b, err := findRecord(ctx, d.store, "sys/identity/bindings/", func(b *WorkloadBinding) bool { return b.Headerless && b.allows(ip) })
+	if errors.Is(err, ErrNotFound) {
 		return nil, ErrInvalidCredential
 	}
-	return found, nil
+	return b, err
 }
 
 // msiError writes the error shape managed-identity clients read: HTTP 400

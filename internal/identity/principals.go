@@ -152,24 +152,9 @@ func (d *Directory) User(ctx context.Context, tenant, oid string) (*User, error)
 
 // UserByName finds a user by userPrincipalName (case-insensitive).
 func (d *Directory) UserByName(ctx context.Context, tenant, upn string) (*User, error) {
-	var found *User
-	err := d.store.View(ctx, func(tx barrier.Tx) error {
-		return tx.Scan("sys/identity/users/"+strings.ToLower(tenant)+"/", "", func(_ string, v []byte) bool {
-			u := new(User)
-			if jsonUnmarshal(v, u) == nil && strings.EqualFold(u.UserPrincipalName, upn) {
-				found = u
-				return false
-			}
-			return true
-		})
+	return findRecord(ctx, d.store, "sys/identity/users/"+strings.ToLower(tenant)+"/", func(u *User) bool {
+		return strings.EqualFold(u.UserPrincipalName, upn)
 	})
-	if err != nil {
-		return nil, err
-	}
-	if found == nil {
-		return nil, ErrNotFound
-	}
-	return found, nil
 }
 
 // UpdateUser applies fn to the stored user in one transaction.
@@ -260,24 +245,9 @@ func (d *Directory) RemoveMember(ctx context.Context, tenant, groupID, member st
 // ServicePrincipalByObjectID finds a service principal or managed identity
 // by object ID.
 func (d *Directory) ServicePrincipalByObjectID(ctx context.Context, tenant, oid string) (*ServicePrincipal, error) {
-	var found *ServicePrincipal
-	err := d.store.View(ctx, func(tx barrier.Tx) error {
-		return tx.Scan("sys/identity/apps/"+strings.ToLower(tenant)+"/", "", func(_ string, v []byte) bool {
-			sp := new(ServicePrincipal)
-			if jsonUnmarshal(v, sp) == nil && strings.EqualFold(sp.ObjectID, oid) {
-				found = sp
-				return false
-			}
-			return true
-		})
+	return findRecord(ctx, d.store, "sys/identity/apps/"+strings.ToLower(tenant)+"/", func(sp *ServicePrincipal) bool {
+		return strings.EqualFold(sp.ObjectID, oid)
 	})
-	if err != nil {
-		return nil, err
-	}
-	if found == nil {
-		return nil, ErrNotFound
-	}
-	return found, nil
 }
 
 // KindOf returns the kind of the principal with object ID oid, or "" if
@@ -574,48 +544,16 @@ func (d *Directory) Principals(ctx context.Context) ([]PrincipalInfo, error) {
 // ListServicePrincipals lists the applications and managed identities of
 // a tenant, without credentials.
 func (d *Directory) ListServicePrincipals(ctx context.Context, tenant string) ([]*ServicePrincipal, error) {
-	var out []*ServicePrincipal
-	err := d.store.View(ctx, func(tx barrier.Tx) error {
-		return tx.Scan("sys/identity/apps/"+strings.ToLower(tenant)+"/", "", func(_ string, v []byte) bool {
-			sp := new(ServicePrincipal)
-			if jsonUnmarshal(v, sp) == nil {
-				sp.Secrets = nil
-				out = append(out, sp)
-			}
-			return true
-		})
-	})
-	return out, err
+	return listRecords(ctx, d.store, "sys/identity/apps/"+strings.ToLower(tenant)+"/", func(sp *ServicePrincipal) { sp.Secrets = nil })
 }
 
 // ListUsers lists the users of a tenant, without password hashes or TOTP
 // secrets.
 func (d *Directory) ListUsers(ctx context.Context, tenant string) ([]*User, error) {
-	var out []*User
-	err := d.store.View(ctx, func(tx barrier.Tx) error {
-		return tx.Scan("sys/identity/users/"+strings.ToLower(tenant)+"/", "", func(_ string, v []byte) bool {
-			u := new(User)
-			if jsonUnmarshal(v, u) == nil {
-				u.PasswordHash, u.TOTPSecret = "", nil
-				out = append(out, u)
-			}
-			return true
-		})
-	})
-	return out, err
+	return listRecords(ctx, d.store, "sys/identity/users/"+strings.ToLower(tenant)+"/", func(u *User) { u.PasswordHash, u.TOTPSecret = "", nil })
 }
 
 // ListGroups lists the groups of a tenant.
 func (d *Directory) ListGroups(ctx context.Context, tenant string) ([]*Group, error) {
-	var out []*Group
-	err := d.store.View(ctx, func(tx barrier.Tx) error {
-		return tx.Scan("sys/identity/groups/"+strings.ToLower(tenant)+"/", "", func(_ string, v []byte) bool {
-			g := new(Group)
-			if jsonUnmarshal(v, g) == nil {
-				out = append(out, g)
-			}
-			return true
-		})
-	})
-	return out, err
+	return listRecords[Group](ctx, d.store, "sys/identity/groups/"+strings.ToLower(tenant)+"/", nil)
 }
