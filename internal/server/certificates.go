@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyward/keyward/internal/acme"
 	"github.com/keyward/keyward/internal/mail"
+	"github.com/keyward/keyward/internal/vault"
 )
 
 // SMTPConfig is the mail server certificate lifetime actions
@@ -86,23 +87,24 @@ func (c *Config) validateCertificates() []error {
 	return errs
 }
 
-// startCertificates installs the mailer and the ACME client in the vault
-// service and starts the HTTP-01 responder.
-func (s *Server) startCertificates() error {
+// startCertificates makes the mailer and the ACME client the vault
+// service is built with, and starts the HTTP-01 responder.
+func (s *Server) startCertificates() (vault.ExternalCA, vault.Mailer, error) {
+	var mailer vault.Mailer
 	if m := s.cfg.SMTP; m != nil {
 		sender, err := mail.New(mail.Config{Addr: m.Addr, From: m.From, Username: m.Username, Password: m.Password,
 			TLS: m.TLS, Roots: m.Roots})
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		s.vaults.SetMailer(sender)
+		mailer = sender
 	}
 	a := s.cfg.ACME
 	var responder *acme.Responder
 	if a.HTTP01Listen != "" {
 		ln, err := net.Listen("tcp", a.HTTP01Listen)
 		if err != nil {
-			return fmt.Errorf("acme http01 listener: %w", err)
+			return nil, nil, fmt.Errorf("acme http01 listener: %w", err)
 		}
 		responder = acme.NewResponder()
 		s.certs.http01Ln = ln
@@ -121,10 +123,9 @@ func (s *Server) startCertificates() error {
 	}
 	issuer, err := acme.New(cfg)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	s.vaults.SetExternalCA(issuer)
-	return nil
+	return issuer, mailer, nil
 }
 
 // stopCertificates stops background ACME orders and the responder.

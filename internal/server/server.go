@@ -161,12 +161,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.TokenLimits != nil {
 		s.auth.SetTokenLimits(*cfg.TokenLimits)
 	}
-	s.vaults = vault.New(s.barrier, s.clock)
-	s.vaults.SetVaultURL(s.VaultURL)
-	s.webhook = events.NewWebhook(s.clock, cfg.EventRoots)
-	if err := s.startCertificates(); err != nil {
+	external, mailer, err := s.startCertificates()
+	if err != nil {
 		return nil, err
 	}
+	s.vaults = vault.New(s.barrier, s.clock, vault.Deps{ExternalCA: external, Mailer: mailer, VaultURL: s.VaultURL})
+	s.webhook = events.NewWebhook(s.clock, cfg.EventRoots)
 	if err := s.initAccess(cfg); err != nil {
 		return nil, err
 	}

@@ -343,7 +343,7 @@ func (s *Service) startIssuance(ctx context.Context, v *Vault, name string, pol 
 		return nil, err
 	}
 	if op.Status == StatusInProgress && op.Provider == ProviderACME {
-		s.startExternal(v, name, op.RequestID)
+		s.startExternal(ctx, v, name, op.RequestID)
 	}
 	return op.out(), nil
 }
@@ -396,20 +396,19 @@ func (s *Service) certificateKey(ctx context.Context, v *Vault, name string, pol
 	return &certKey{Kty: kty, Public: pub, Protector: prot.Name(), Platform: prot.Platform(), Handle: handle, Exportable: exportable}, nil
 }
 
-// protectorByName returns the protector that made a handle.
-func (s *Service) protectorByName(name string) (keys.Protector, error) {
+// protectorByName returns the protector that made a handle of the key
+// keyName. Only the software protector exists today.
+func (s *Service) protectorByName(name, keyName string) (keys.Protector, error) {
 	if name == s.software.Name() {
 		return s.software, nil
 	}
-	if s.hsm != nil && s.hsm.Name() == name {
-		return s.hsm, nil
-	}
-	return nil, &Error{Kind: Forbidden, Type: Keys, Msg: "The key is held by a key protector (" + name + ") that is not configured on this Keyward."}
+	return nil, &Error{Kind: Forbidden, Type: Keys, Name: keyName,
+		Msg: "The key is held by a key protector (" + name + ") that is not configured on this Keyward."}
 }
 
 // handleSigner loads a certificate key for signing (CSRs, self-signing).
 func (s *Service) handleSigner(ctx context.Context, key *certKey) (opSigner, error) {
-	prot, err := s.protectorByName(key.Protector)
+	prot, err := s.protectorByName(key.Protector, "")
 	if err != nil {
 		return opSigner{}, err
 	}

@@ -59,40 +59,43 @@ type certRuntime struct {
 	external ExternalCA
 	mailer   Mailer
 
-	ctx      context.Context
-	cancel   context.CancelFunc
+	stop     chan struct{} // closed by Shutdown
+	stopOnce sync.Once
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	inflight map[string]bool
 }
 
-func newCertRuntime() *certRuntime {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &certRuntime{ctx: ctx, cancel: cancel, inflight: map[string]bool{}}
+func newCertRuntime(external ExternalCA, mailer Mailer) *certRuntime {
+	return &certRuntime{external: external, mailer: mailer, stop: make(chan struct{}), inflight: map[string]bool{}}
 }
 
-// SetExternalCA installs the ACME client (nil: ACME issuers are refused).
-func (s *Service) SetExternalCA(ca ExternalCA) { s.certs.external = ca }
-
-// SetMailer installs the mailer for EmailContacts lifetime actions (nil:
-// no mail is sent; the events still are).
-func (s *Service) SetMailer(m Mailer) { s.certs.mailer = m }
+// stopped reports whether Shutdown has begun.
+func (rt *certRuntime) stopped() bool {
+	select {
+	case <-rt.stop:
+		return true
+	default:
+		return false
+	}
+}
 
 // Shutdown stops background certificate orders and waits for them. An
 // interrupted order stays inProgress and resumes after a restart.
 func (s *Service) Shutdown() {
-	s.certs.cancel()
+	s.certs.stopOnce.Do(func() { close(s.certs.stop) })
 	s.certs.wg.Wait()
 }
 
 // startExternal runs the order of operation requestID in the background,
-// once.
-func (s *Service) startExternal(v *Vault, name, requestID string) {
+// once. The order outlives the request that started it (ctx gives it its
+// values, not its deadline) and ends with Shutdown or after 10 minutes.
+func (s *Service) startExternal(ctx context.Context, v *Vault, name, requestID string) {
 	rt := s.certs
 	id := v.ID + "/" + strings.ToLower(name) + "/" + requestID
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	if rt.inflight[id] || rt.ctx.Err() != nil {
+	if rt.inflight[id] || rt.stopped() {
 		return
 	}
 	rt.inflight[id] = true
@@ -104,8 +107,15 @@ func (s *Service) startExternal(v *Vault, name, requestID string) {
 			rt.mu.Unlock()
 			rt.wg.Done()
 		}()
-		ctx, cancel := context.WithTimeout(rt.ctx, 10*time.Minute)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
 		defer cancel()
+		go func() {
+			select {
+			case <-rt.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		s.runExternal(ctx, v, name, requestID)
 	}()
 }
@@ -134,15 +144,15 @@ func (s *Service) runExternal(ctx context.Context, v *Vault, name, requestID str
 		return
 	}
 	if err != nil {
-		s.failOp(v, name, requestID, "IssuerNotFound", err.Error())
+		s.failOp(ctx, v, name, requestID, "IssuerNotFound", err.Error())
 		return
 	}
 	chain, err := s.orderExternal(ctx, v, op, rec)
-	if s.certs.ctx.Err() != nil {
+	if s.certs.stopped() {
 		return // shutting down: resume later
 	}
 	if err != nil {
-		s.failOp(v, name, requestID, "CertificateIssuanceFailed", err.Error())
+		s.failOp(ctx, v, name, requestID, "CertificateIssuanceFailed", err.Error())
 		return
 	}
 	err = s.in(v).Update(context.WithoutCancel(ctx), func(tx barrier.Tx) error {
@@ -176,7 +186,7 @@ func (s *Service) runExternal(ctx context.Context, v *Vault, name, requestID str
 		return putJSON(tx, c.opKey(name), cur)
 	})
 	if err != nil {
-		s.failOp(v, name, requestID, "CertificateIssuanceFailed", err.Error())
+		s.failOp(ctx, v, name, requestID, "CertificateIssuanceFailed", err.Error())
 	}
 }
 
@@ -225,9 +235,9 @@ func (s *Service) orderExternal(ctx context.Context, v *Vault, op *certOpRecord,
 }
 
 // failOp marks an operation failed (unless it was cancelled or replaced).
-func (s *Service) failOp(v *Vault, name, requestID, code, msg string) {
+func (s *Service) failOp(ctx context.Context, v *Vault, name, requestID, code, msg string) {
 	c := s.objs(v, Certificates)
-	_ = s.in(v).Update(context.Background(), func(tx barrier.Tx) error {
+	_ = s.in(v).Update(context.WithoutCancel(ctx), func(tx barrier.Tx) error {
 		op, err := getOp(tx, c, name)
 		if err != nil || op == nil || op.RequestID != requestID || op.Status != StatusInProgress {
 			return err
@@ -272,7 +282,7 @@ func (s *Service) resumeExternal(ctx context.Context) error {
 			return err
 		}
 		for _, op := range todo {
-			s.startExternal(v, op.Name, op.RequestID)
+			s.startExternal(ctx, v, op.Name, op.RequestID)
 		}
 	}
 	return nil

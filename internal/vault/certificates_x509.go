@@ -572,7 +572,9 @@ func samePublic(a, b crypto.PublicKey) bool {
 
 // opSigner is a crypto.Signer over a loaded vault key (software or HSM):
 // crypto/x509 and the ACME client sign through it, so a private key that
-// lives in an HSM never has to leave it.
+// lives in an HSM never has to leave it. It holds the ctx of the call
+// that made it because crypto.Signer's Sign takes none; it never outlives
+// that call.
 type opSigner struct {
 	ctx context.Context
 	op  keys.Operator

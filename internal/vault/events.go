@@ -210,10 +210,6 @@ func (s *Service) objectURL(v *Vault, t ObjectType, name, version string) string
 	return u
 }
 
-// SetVaultURL tells the service how clients address a vault, for event
-// payloads (object IDs are full URLs).
-func (s *Service) SetVaultURL(f func(name string) string) { s.vaultURL = f }
-
 // retryDelays is the delivery retry schedule; after the last, the delivery
 // is dead-lettered.
 var retryDelays = []time.Duration{

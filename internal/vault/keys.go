@@ -100,10 +100,8 @@ func (s *Service) protector(v *Vault, kty string) (keys.Protector, string, error
 		if v.SKU != "premium" {
 			return nil, "", badParameter("Key type %s requires a premium vault; vault %s is standard. Use %s for a software-protected key.", kty, v.Name, strings.TrimSuffix(kty, "-HSM"))
 		}
-		if s.hsm == nil {
-			return nil, "", badParameter("Key type %s needs an HSM, and this Keyward has none configured (see the PKCS#11 settings).", kty)
-		}
-		return s.hsm, strings.TrimSuffix(kty, "-HSM"), nil
+		// No HSM key protector exists yet (DESIGN.md: PKCS#11 is planned).
+		return nil, "", badParameter("Key type %s needs an HSM, and this Keyward has none configured.", kty)
 	case "oct", "oct-HSM":
 		return nil, "", badParameter("Key type %s is supported by managed HSMs only.", kty)
 	case "":
@@ -111,9 +109,6 @@ func (s *Service) protector(v *Vault, kty string) (keys.Protector, string, error
 	}
 	return nil, "", badParameter("Key type %s is not supported. Supported key types: RSA, EC, RSA-HSM, EC-HSM.", clip(kty))
 }
-
-// SetHSM installs the protector for -HSM key types on premium vaults.
-func (s *Service) SetHSM(p keys.Protector) { s.hsm = p }
 
 func defaultKeyOps(base string) []string {
 	if base == "EC" {
@@ -689,16 +684,12 @@ func (s *Service) operator(ctx context.Context, v *Vault, o objects, name string
 	if opr := s.ops.get(ck); opr != nil {
 		return opr, nil
 	}
-	prot := s.software
-	if ver.Payload.Protector != s.software.Name() {
-		if s.hsm == nil || s.hsm.Name() != ver.Payload.Protector {
-			return nil, &Error{Kind: Forbidden, Type: Keys, Name: name,
-				Msg: "The key is held by a key protector (" + ver.Payload.Protector + ") that is not configured on this Keyward."}
-		}
-		prot = s.hsm
+	prot, err := s.protectorByName(ver.Payload.Protector, name)
+	if err != nil {
+		return nil, err
 	}
 	var handle []byte
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
+	err = s.in(v).View(ctx, func(tx barrier.Tx) error {
 		var err error
 		handle, err = tx.Get(o.materialKey(name, ver.Version))
 		return err

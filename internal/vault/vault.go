@@ -73,7 +73,6 @@ type Service struct {
 	clock clock.Clock
 
 	software keys.Protector
-	hsm      keys.Protector // nil when no HSM is configured
 	ops      *opCache
 	decoded  *decodeCache // read-only records of the key-operation path
 	vaultURL func(name string) string
@@ -84,11 +83,25 @@ type Service struct {
 	lastReload time.Time
 }
 
+// Deps are the Service's collaborators outside the domain. Each may be
+// left nil.
+type Deps struct {
+	// ExternalCA obtains certificates for ACME issuers (nil: ACME issuers
+	// are refused).
+	ExternalCA ExternalCA
+	// Mailer sends the mail of EmailContacts lifetime actions (nil: no
+	// mail is sent; the events still are).
+	Mailer Mailer
+	// VaultURL is how clients address a vault, for event subjects and
+	// mail (nil: https://{name}.vault.localhost/).
+	VaultURL func(name string) string
+}
+
 // New returns a Service over store.
-func New(store Store, clk clock.Clock) *Service {
+func New(store Store, clk clock.Clock, deps Deps) *Service {
 	return &Service{store: store, sys: store.System(), clock: clk, vaults: map[string]*Vault{},
 		software: keys.Software{}, ops: newOpCache(10_000), decoded: newDecodeCache(4096),
-		certs: newCertRuntime()}
+		vaultURL: deps.VaultURL, certs: newCertRuntime(deps.ExternalCA, deps.Mailer)}
 }
 
 // in is the storage view of vault v: every key of the vault is relative
@@ -139,7 +152,7 @@ func (s *Service) Vault(name string) (*Vault, error) {
 		s.mu.RUnlock()
 	}
 	if v == nil {
-		return nil, &Error{Kind: VaultNotFound, Name: name, Msg: fmt.Sprintf("Vault %s was not found.", clip(name))}
+		return nil, &Error{Kind: NotFound, Type: Vaults, Name: name, Msg: fmt.Sprintf("Vault %s was not found.", clip(name))}
 	}
 	return v, nil
 }

@@ -31,7 +31,7 @@ func newServiceMem(t *testing.T) (*Service, *clock.Fake, *mem.Backend) {
 	if _, err := b.Unseal(ctx, shares[0]); err != nil {
 		t.Fatal(err)
 	}
-	return New(b, clk), clk, backend
+	return New(b, clk, Deps{}), clk, backend
 }
 
 func TestPremiumVaultWithoutHSMSaysSo(t *testing.T) {
