@@ -91,17 +91,17 @@ func (h *Handler) isManagementHost(host string) bool {
 
 // isList reports whether a route lists a collection (access policies
 // grant that with "list", RBAC with the same read action as get).
-func isList(rt *route) bool {
-	return rt.method == http.MethodGet && (!strings.Contains(rt.pattern, "{name}") || strings.HasSuffix(rt.pattern, "/versions"))
+func isList(rt *kwroute) bool {
+	return rt.Method == http.MethodGet && (!strings.Contains(rt.Pattern, "{name}") || strings.HasSuffix(rt.Pattern, "/versions"))
 }
 
 // checkAccess applies network rules and authorization to rq and writes the
 // 403 when either denies.
-func (h *Handler) checkAccess(rq *request, rt *route, claims *identity.Claims) bool {
+func (h *Handler) checkAccess(rq *request, rt *kwroute, claims *identity.Claims) bool {
 	v, ev := rq.vault, rq.ev
 	rq.principal.Delegated = claims.IDType == "user" || claims.Scope != ""
 	scope := authz.Scope{TenantID: v.TenantID, SubscriptionID: v.SubscriptionID, ResourceGroup: v.ResourceGroup,
-		Vault: v.Name, ObjectType: rt.collection, ObjectName: rq.params["name"], List: isList(rt)}
+		Vault: v.Name, ObjectType: rt.Object, ObjectName: rq.params["name"], List: isList(rt)}
 	caller := fmt.Sprintf("appid=%s;oid=%s;iss=%s", rq.principal.AppID, rq.principal.ObjectID, claims.Issuer)
 	if na, ok := h.authz.(authz.NetworkAuthorizer); ok {
 		ip, _ := netip.ParseAddr(ev.Caller.IP)
@@ -115,7 +115,7 @@ func (h *Handler) checkAccess(rq *request, rt *route, claims *identity.Claims) b
 			return false
 		}
 	}
-	d := h.authz.Authorize(rq.principal, rt.action, scope)
+	d := h.authz.Authorize(rq.principal, rt.Action, scope)
 	if d.Allowed {
 		return true
 	}
@@ -132,6 +132,6 @@ func (h *Handler) checkAccess(rq *request, rt *route, claims *identity.Claims) b
 	}
 	h.writeErr(rq.w, rq.r, &apiError{status: http.StatusForbidden, code: "Forbidden", inner: authz.CodeRbac,
 		message: fmt.Sprintf("Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: %s\r\nAction: '%s'\r\nResource: '%s'\r\n%s\r\nVault: %s;location=%s\r\n",
-			caller, rt.action, strings.ToLower(scope.String()), d.Reason, v.Name, v.Location)})
+			caller, rt.Action, strings.ToLower(scope.String()), d.Reason, v.Name, v.Location)})
 	return false
 }

@@ -36,7 +36,7 @@ type request struct {
 }
 
 func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string, ev *audit.Event) {
-	if h.operator.Sealed() {
+	if h.seal.Sealed() {
 		h.writeErr(w, r, barrier.ErrSealed)
 		return
 	}
@@ -57,9 +57,9 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 
 	// The route is looked up first only to name the operation in the audit
 	// event; nothing is answered from it before authentication.
-	rt, params, allowed := match(h.routes, r.Method, r.URL.EscapedPath())
+	rt, params, allowed := h.routes.Match(r.Method, r.URL.EscapedPath())
 	if rt != nil {
-		ev.Operation = rt.op
+		ev.Operation = rt.Op
 	}
 
 	// 1. Authentication, before anything about the request is looked at.
@@ -96,7 +96,7 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 			AppID: firstNonEmpty(claims.AZP, claims.AppID)},
 	}
 	if n := params["name"]; n != "" {
-		ev.ObjectID = rq.objectURL(rt.collection, n, params["version"])
+		ev.ObjectID = rq.objectURL(rt.Object, n, params["version"])
 	}
 
 	// 4. Network rules, then authorization (access.go).
@@ -113,7 +113,7 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 	}
 
 	// 6. The operation.
-	if err := rt.handle(rq); err != nil {
+	if err := rt.Handle(rq); err != nil {
 		h.writeErr(w, r, err)
 	}
 }

@@ -24,21 +24,28 @@ import (
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/route"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/throttle"
 	"github.com/keyward/keyward/internal/vault"
 )
 
+// SealState is what the pipeline's seal gate and /readyz need: a small
+// interface passed in, so that api never calls up into the server.
+type SealState interface {
+	Sealed() bool
+	// Ready reports whether this node can serve (unsealed, storage reachable).
+	Ready(ctx context.Context) error
+}
+
 // Operator is what the sys endpoints need from the running server.
 type Operator interface {
+	SealState
 	Status(ctx context.Context) (barrier.Status, error)
 	Init(ctx context.Context, shares, threshold int) (*InitResult, error)
 	Unseal(ctx context.Context, share []byte) (barrier.Status, error)
 	ResetUnseal()
 	Seal(ctx context.Context) error
-	Sealed() bool
-	// Ready reports whether this node can serve (unsealed, storage reachable).
-	Ready(ctx context.Context) error
 	// OperatorTenant is the tenant whose administrators may seal the
 	// instance and rotate its signing key.
 	OperatorTenant() string
@@ -102,6 +109,7 @@ type Throttler interface {
 // Handler serves everything Keyward answers over HTTPS.
 type Handler struct {
 	cfg       Config
+	seal      SealState
 	operator  Operator
 	authority *identity.Authority
 	vaults    *vault.Service
@@ -110,12 +118,14 @@ type Handler struct {
 	audit     *audit.Log
 	clock     clock.Clock
 	log       *slog.Logger
-	routes    []route
+	routes    route.Table[handler]
 	// vaultAudiences are the token audiences the data plane accepts: the
 	// vault resource with and without a trailing slash.
 	vaultAudiences []string
 	// mgmt serves the management plane on management.{suffix}.
 	mgmt http.Handler
+	// tokens is the token service's surface (identity/routes.go).
+	tokens *identity.Surface
 }
 
 // Deps are the services a Handler calls.
@@ -142,9 +152,9 @@ func New(cfg Config, d Deps) *Handler {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	aud := cfg.VaultResource()
-	return &Handler{cfg: cfg, operator: d.Operator, authority: d.Authority, vaults: d.Vaults,
+	return &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults,
 		authz: d.Authz, throttle: d.Throttle, audit: d.Audit, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes(),
-		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management}
+		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, tokens: d.Authority.Surface(cfg.Resources())}
 }
 
 // ServeHTTP records one audit event for every request, whatever happens,
@@ -297,7 +307,7 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 		return
 	case p == "/readyz":
 		ev.Service, ev.Operation = "sys", "Ready"
-		switch err := h.operator.Ready(r.Context()); {
+		switch err := h.seal.Ready(r.Context()); {
 		case errors.Is(err, barrier.ErrSealed):
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "sealed"})
 		case err != nil:
@@ -313,7 +323,7 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 		h.serveSys(w, r, ev)
 		return
 	}
-	if h.operator.Sealed() {
+	if h.seal.Sealed() {
 		ev.Service = "identity"
 		h.writeErr(w, r, barrier.ErrSealed)
 		return
@@ -323,7 +333,9 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 		h.mgmt.ServeHTTP(w, r)
 		return
 	}
-	if h.authority.ServeHTTP(w, r, h.cfg.Resources()) {
+	if op, tokens := h.tokens.Route(r); tokens != nil {
+		ev.Service, ev.Operation = "identity", op
+		tokens.ServeHTTP(w, r)
 		return
 	}
 	ev.Service = "control"

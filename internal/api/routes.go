@@ -4,110 +4,111 @@ import (
 	"net/http"
 
 	"github.com/keyward/keyward/internal/authz"
+	"github.com/keyward/keyward/internal/route"
 	"github.com/keyward/keyward/internal/vault"
 )
 
 // dataPlaneRoutes is the whole Azure Key Vault data-plane surface Keyward
 // serves (AZURE-API.md §1). Order matters: a literal segment must come
 // before a parameter that could match it.
-func dataPlaneRoutes() []route {
-	var all []route
-	for _, group := range [][]route{secretRoutes(), keyRoutes(), certificateRoutes(), extensionRoutes()} {
+func dataPlaneRoutes() route.Table[handler] {
+	var all []kwroute
+	for _, group := range [][]kwroute{secretRoutes(), keyRoutes(), certificateRoutes(), extensionRoutes()} {
 		all = append(all, group...)
 	}
-	return compile(all)
+	return route.Compile(all)
 }
 
 // secretRoutes is the Secrets API (§1.3).
-func secretRoutes() []route {
+func secretRoutes() []kwroute {
 	const s = "secrets"
-	return []route{
-		{method: http.MethodGet, pattern: "/secrets", op: "SecretList", collection: s, action: authz.SecretsReadMetadata, handle: listHandler((*vault.Service).ListSecrets, secretItem)},
-		{method: http.MethodPost, pattern: "/secrets/restore", op: "SecretRestore", collection: s, action: authz.SecretsRestore, handle: restoreSecret},
-		{method: http.MethodGet, pattern: "/secrets/{name}/versions", op: "SecretListVersions", collection: s, action: authz.SecretsReadMetadata, handle: versionsHandler((*vault.Service).ListSecretVersions, secretFull)},
-		{method: http.MethodPost, pattern: "/secrets/{name}/backup", op: "SecretBackup", collection: s, action: authz.SecretsBackup, handle: backupSecret},
-		{method: http.MethodPut, pattern: "/secrets/{name}", op: "SecretSet", collection: s, action: authz.SecretsSetSecret, handle: setSecret},
-		{method: http.MethodGet, pattern: "/secrets/{name}/{version?}", op: "SecretGet", collection: s, action: authz.SecretsGetSecret, handle: getSecret},
-		{method: http.MethodPatch, pattern: "/secrets/{name}/{version?}", op: "SecretUpdate", collection: s, action: authz.SecretsUpdate, handle: updateSecret},
-		{method: http.MethodDelete, pattern: "/secrets/{name}", op: "SecretDelete", collection: s, action: authz.SecretsDelete, handle: objectHandler((*vault.Service).DeleteSecret, secretFull)},
-		{method: http.MethodGet, pattern: "/deletedsecrets", op: "DeletedSecretList", collection: s, action: authz.SecretsReadDeleted, handle: listHandler((*vault.Service).ListDeletedSecrets, secretItem)},
-		{method: http.MethodGet, pattern: "/deletedsecrets/{name}", op: "DeletedSecretGet", collection: s, action: authz.SecretsReadDeleted, handle: objectHandler((*vault.Service).GetDeletedSecret, secretFull)},
-		{method: http.MethodDelete, pattern: "/deletedsecrets/{name}", op: "SecretPurge", collection: s, action: authz.SecretsPurge, handle: purgeHandler((*vault.Service).PurgeSecret)},
-		{method: http.MethodPost, pattern: "/deletedsecrets/{name}/recover", op: "SecretRecover", collection: s, action: authz.SecretsRecover, handle: objectHandler((*vault.Service).RecoverSecret, secretFull)},
+	return []kwroute{
+		{Method: http.MethodGet, Pattern: "/secrets", Op: "SecretList", Object: s, Action: authz.SecretsReadMetadata, Handle: listHandler((*vault.Service).ListSecrets, secretItem)},
+		{Method: http.MethodPost, Pattern: "/secrets/restore", Op: "SecretRestore", Object: s, Action: authz.SecretsRestore, Handle: restoreSecret},
+		{Method: http.MethodGet, Pattern: "/secrets/{name}/versions", Op: "SecretListVersions", Object: s, Action: authz.SecretsReadMetadata, Handle: versionsHandler((*vault.Service).ListSecretVersions, secretFull)},
+		{Method: http.MethodPost, Pattern: "/secrets/{name}/backup", Op: "SecretBackup", Object: s, Action: authz.SecretsBackup, Handle: backupSecret},
+		{Method: http.MethodPut, Pattern: "/secrets/{name}", Op: "SecretSet", Object: s, Action: authz.SecretsSetSecret, Handle: setSecret},
+		{Method: http.MethodGet, Pattern: "/secrets/{name}/{version?}", Op: "SecretGet", Object: s, Action: authz.SecretsGetSecret, Handle: getSecret},
+		{Method: http.MethodPatch, Pattern: "/secrets/{name}/{version?}", Op: "SecretUpdate", Object: s, Action: authz.SecretsUpdate, Handle: updateSecret},
+		{Method: http.MethodDelete, Pattern: "/secrets/{name}", Op: "SecretDelete", Object: s, Action: authz.SecretsDelete, Handle: objectHandler((*vault.Service).DeleteSecret, secretFull)},
+		{Method: http.MethodGet, Pattern: "/deletedsecrets", Op: "DeletedSecretList", Object: s, Action: authz.SecretsReadDeleted, Handle: listHandler((*vault.Service).ListDeletedSecrets, secretItem)},
+		{Method: http.MethodGet, Pattern: "/deletedsecrets/{name}", Op: "DeletedSecretGet", Object: s, Action: authz.SecretsReadDeleted, Handle: objectHandler((*vault.Service).GetDeletedSecret, secretFull)},
+		{Method: http.MethodDelete, Pattern: "/deletedsecrets/{name}", Op: "SecretPurge", Object: s, Action: authz.SecretsPurge, Handle: purgeHandler((*vault.Service).PurgeSecret)},
+		{Method: http.MethodPost, Pattern: "/deletedsecrets/{name}/recover", Op: "SecretRecover", Object: s, Action: authz.SecretsRecover, Handle: objectHandler((*vault.Service).RecoverSecret, secretFull)},
 	}
 }
 
 // keyRoutes is the Keys API (§1.2).
-func keyRoutes() []route {
+func keyRoutes() []kwroute {
 	const k = "keys"
-	return []route{
-		{method: http.MethodGet, pattern: "/keys", op: "KeyList", collection: k, action: authz.KeysRead, handle: listHandler((*vault.Service).ListKeys, keyItem)},
-		{method: http.MethodPost, pattern: "/keys/restore", op: "KeyRestore", collection: k, action: authz.KeysRestore, handle: restoreKey},
-		{method: http.MethodGet, pattern: "/keys/{name}/versions", op: "KeyListVersions", collection: k, action: authz.KeysRead, handle: versionsHandler((*vault.Service).ListKeyVersions, keyVersionItem)},
-		{method: http.MethodPost, pattern: "/keys/{name}/create", op: "KeyCreate", collection: k, action: authz.KeysCreate, handle: createKey},
-		{method: http.MethodPost, pattern: "/keys/{name}/backup", op: "KeyBackup", collection: k, action: authz.KeysBackup, handle: backupKey},
-		{method: http.MethodPost, pattern: "/keys/{name}/rotate", op: "KeyRotate", collection: k, action: authz.KeysRotate, handle: rotateKey},
-		{method: http.MethodGet, pattern: "/keys/{name}/rotationpolicy", op: "KeyRotationPolicyGet", collection: k, action: authz.KeysRotationRead, handle: getRotationPolicy},
-		{method: http.MethodPut, pattern: "/keys/{name}/rotationpolicy", op: "KeyRotationPolicySet", collection: k, action: authz.KeysRotationWrite, handle: setRotationPolicy},
-		{method: http.MethodPost, pattern: "/keys/{name}/{version?}/encrypt", op: "KeyEncrypt", collection: k, action: authz.KeysEncrypt, handle: cryptoHandler(vault.OpEncrypt)},
-		{method: http.MethodPost, pattern: "/keys/{name}/{version?}/decrypt", op: "KeyDecrypt", collection: k, action: authz.KeysDecrypt, handle: cryptoHandler(vault.OpDecrypt)},
-		{method: http.MethodPost, pattern: "/keys/{name}/{version?}/wrapkey", op: "KeyWrap", collection: k, action: authz.KeysWrap, handle: cryptoHandler(vault.OpWrapKey)},
-		{method: http.MethodPost, pattern: "/keys/{name}/{version?}/unwrapkey", op: "KeyUnwrap", collection: k, action: authz.KeysUnwrap, handle: cryptoHandler(vault.OpUnwrapKey)},
-		{method: http.MethodPost, pattern: "/keys/{name}/{version?}/sign", op: "KeySign", collection: k, action: authz.KeysSign, handle: cryptoHandler(vault.OpSign)},
-		{method: http.MethodPost, pattern: "/keys/{name}/{version?}/verify", op: "KeyVerify", collection: k, action: authz.KeysVerify, handle: cryptoHandler(vault.OpVerify)},
-		{method: http.MethodPut, pattern: "/keys/{name}", op: "KeyImport", collection: k, action: authz.KeysImport, handle: importKey},
-		{method: http.MethodGet, pattern: "/keys/{name}/{version?}", op: "KeyGet", collection: k, action: authz.KeysRead, handle: getKey},
-		{method: http.MethodPatch, pattern: "/keys/{name}/{version?}", op: "KeyUpdate", collection: k, action: authz.KeysUpdate, handle: updateKey},
-		{method: http.MethodDelete, pattern: "/keys/{name}", op: "KeyDelete", collection: k, action: authz.KeysDelete, handle: objectHandler((*vault.Service).DeleteKey, keyFull)},
-		{method: http.MethodGet, pattern: "/deletedkeys", op: "DeletedKeyList", collection: k, action: authz.KeysReadDeleted, handle: listHandler((*vault.Service).ListDeletedKeys, keyItem)},
-		{method: http.MethodGet, pattern: "/deletedkeys/{name}", op: "DeletedKeyGet", collection: k, action: authz.KeysReadDeleted, handle: objectHandler((*vault.Service).GetDeletedKey, keyFull)},
-		{method: http.MethodDelete, pattern: "/deletedkeys/{name}", op: "KeyPurge", collection: k, action: authz.KeysPurge, handle: purgeHandler((*vault.Service).PurgeKey)},
-		{method: http.MethodPost, pattern: "/deletedkeys/{name}/recover", op: "KeyRecover", collection: k, action: authz.KeysRecover, handle: objectHandler((*vault.Service).RecoverKey, keyFull)},
+	return []kwroute{
+		{Method: http.MethodGet, Pattern: "/keys", Op: "KeyList", Object: k, Action: authz.KeysRead, Handle: listHandler((*vault.Service).ListKeys, keyItem)},
+		{Method: http.MethodPost, Pattern: "/keys/restore", Op: "KeyRestore", Object: k, Action: authz.KeysRestore, Handle: restoreKey},
+		{Method: http.MethodGet, Pattern: "/keys/{name}/versions", Op: "KeyListVersions", Object: k, Action: authz.KeysRead, Handle: versionsHandler((*vault.Service).ListKeyVersions, keyVersionItem)},
+		{Method: http.MethodPost, Pattern: "/keys/{name}/create", Op: "KeyCreate", Object: k, Action: authz.KeysCreate, Handle: createKey},
+		{Method: http.MethodPost, Pattern: "/keys/{name}/backup", Op: "KeyBackup", Object: k, Action: authz.KeysBackup, Handle: backupKey},
+		{Method: http.MethodPost, Pattern: "/keys/{name}/rotate", Op: "KeyRotate", Object: k, Action: authz.KeysRotate, Handle: rotateKey},
+		{Method: http.MethodGet, Pattern: "/keys/{name}/rotationpolicy", Op: "KeyRotationPolicyGet", Object: k, Action: authz.KeysRotationRead, Handle: getRotationPolicy},
+		{Method: http.MethodPut, Pattern: "/keys/{name}/rotationpolicy", Op: "KeyRotationPolicySet", Object: k, Action: authz.KeysRotationWrite, Handle: setRotationPolicy},
+		{Method: http.MethodPost, Pattern: "/keys/{name}/{version?}/encrypt", Op: "KeyEncrypt", Object: k, Action: authz.KeysEncrypt, Handle: cryptoHandler(vault.OpEncrypt)},
+		{Method: http.MethodPost, Pattern: "/keys/{name}/{version?}/decrypt", Op: "KeyDecrypt", Object: k, Action: authz.KeysDecrypt, Handle: cryptoHandler(vault.OpDecrypt)},
+		{Method: http.MethodPost, Pattern: "/keys/{name}/{version?}/wrapkey", Op: "KeyWrap", Object: k, Action: authz.KeysWrap, Handle: cryptoHandler(vault.OpWrapKey)},
+		{Method: http.MethodPost, Pattern: "/keys/{name}/{version?}/unwrapkey", Op: "KeyUnwrap", Object: k, Action: authz.KeysUnwrap, Handle: cryptoHandler(vault.OpUnwrapKey)},
+		{Method: http.MethodPost, Pattern: "/keys/{name}/{version?}/sign", Op: "KeySign", Object: k, Action: authz.KeysSign, Handle: cryptoHandler(vault.OpSign)},
+		{Method: http.MethodPost, Pattern: "/keys/{name}/{version?}/verify", Op: "KeyVerify", Object: k, Action: authz.KeysVerify, Handle: cryptoHandler(vault.OpVerify)},
+		{Method: http.MethodPut, Pattern: "/keys/{name}", Op: "KeyImport", Object: k, Action: authz.KeysImport, Handle: importKey},
+		{Method: http.MethodGet, Pattern: "/keys/{name}/{version?}", Op: "KeyGet", Object: k, Action: authz.KeysRead, Handle: getKey},
+		{Method: http.MethodPatch, Pattern: "/keys/{name}/{version?}", Op: "KeyUpdate", Object: k, Action: authz.KeysUpdate, Handle: updateKey},
+		{Method: http.MethodDelete, Pattern: "/keys/{name}", Op: "KeyDelete", Object: k, Action: authz.KeysDelete, Handle: objectHandler((*vault.Service).DeleteKey, keyFull)},
+		{Method: http.MethodGet, Pattern: "/deletedkeys", Op: "DeletedKeyList", Object: k, Action: authz.KeysReadDeleted, Handle: listHandler((*vault.Service).ListDeletedKeys, keyItem)},
+		{Method: http.MethodGet, Pattern: "/deletedkeys/{name}", Op: "DeletedKeyGet", Object: k, Action: authz.KeysReadDeleted, Handle: objectHandler((*vault.Service).GetDeletedKey, keyFull)},
+		{Method: http.MethodDelete, Pattern: "/deletedkeys/{name}", Op: "KeyPurge", Object: k, Action: authz.KeysPurge, Handle: purgeHandler((*vault.Service).PurgeKey)},
+		{Method: http.MethodPost, Pattern: "/deletedkeys/{name}/recover", Op: "KeyRecover", Object: k, Action: authz.KeysRecover, Handle: objectHandler((*vault.Service).RecoverKey, keyFull)},
 	}
 }
 
 // certificateRoutes is the Certificates API (§1.4). contacts, issuers and
 // restore are reserved names, so they come before {name}; so do the
 // literal segments after {name} (policy, pending) before {version?}.
-func certificateRoutes() []route {
+func certificateRoutes() []kwroute {
 	const c = "certificates"
-	return []route{
-		{method: http.MethodGet, pattern: "/certificates", op: "CertificateList", collection: c, action: authz.CertificatesRead, handle: listCertificates},
-		{method: http.MethodPost, pattern: "/certificates/restore", op: "CertificateRestore", collection: c, action: authz.CertificatesRestore, handle: restoreCertificate},
-		{method: http.MethodGet, pattern: "/certificates/contacts", op: "CertificateContactsGet", collection: c, action: authz.CertificateContactsRead, handle: getContacts},
-		{method: http.MethodPut, pattern: "/certificates/contacts", op: "CertificateContactsSet", collection: c, action: authz.CertificateContactsWrite, handle: setContacts},
-		{method: http.MethodDelete, pattern: "/certificates/contacts", op: "CertificateContactsDelete", collection: c, action: authz.CertificateContactsWrite, handle: deleteContacts},
-		{method: http.MethodGet, pattern: "/certificates/issuers", op: "CertificateIssuerList", collection: c, action: authz.CertificateIssuersRead, handle: listIssuers},
-		{method: http.MethodGet, pattern: "/certificates/issuers/{issuer}", op: "CertificateIssuerGet", collection: c, action: authz.CertificateIssuersRead, handle: getIssuer},
-		{method: http.MethodPut, pattern: "/certificates/issuers/{issuer}", op: "CertificateIssuerSet", collection: c, action: authz.CertificateIssuersWrite, handle: putIssuer},
-		{method: http.MethodPatch, pattern: "/certificates/issuers/{issuer}", op: "CertificateIssuerUpdate", collection: c, action: authz.CertificateIssuersWrite, handle: patchIssuer},
-		{method: http.MethodDelete, pattern: "/certificates/issuers/{issuer}", op: "CertificateIssuerDelete", collection: c, action: authz.CertificateIssuersDelete, handle: deleteIssuer},
-		{method: http.MethodGet, pattern: "/certificates/{name}/versions", op: "CertificateListVersions", collection: c, action: authz.CertificatesRead, handle: versionsHandler((*vault.Service).ListCertificateVersions, certVersionItem)},
-		{method: http.MethodPost, pattern: "/certificates/{name}/create", op: "CertificateCreate", collection: c, action: authz.CertificatesCreate, handle: createCertificate},
-		{method: http.MethodPost, pattern: "/certificates/{name}/import", op: "CertificateImport", collection: c, action: authz.CertificatesImport, handle: importCertificate},
-		{method: http.MethodPost, pattern: "/certificates/{name}/backup", op: "CertificateBackup", collection: c, action: authz.CertificatesBackup, handle: backupCertificate},
-		{method: http.MethodGet, pattern: "/certificates/{name}/policy", op: "CertificatePolicyGet", collection: c, action: authz.CertificatesRead, handle: getCertificatePolicy},
-		{method: http.MethodPatch, pattern: "/certificates/{name}/policy", op: "CertificatePolicyUpdate", collection: c, action: authz.CertificatesUpdate, handle: updateCertificatePolicy},
-		{method: http.MethodGet, pattern: "/certificates/{name}/pending", op: "CertificatePendingGet", collection: c, action: authz.CertificatesRead, handle: getCertificateOperation},
-		{method: http.MethodPatch, pattern: "/certificates/{name}/pending", op: "CertificatePendingUpdate", collection: c, action: authz.CertificatesUpdate, handle: updateCertificateOperation},
-		{method: http.MethodDelete, pattern: "/certificates/{name}/pending", op: "CertificatePendingDelete", collection: c, action: authz.CertificatesUpdate, handle: deleteCertificateOperation},
-		{method: http.MethodPost, pattern: "/certificates/{name}/pending/merge", op: "CertificatePendingMerge", collection: c, action: authz.CertificatesCreate, handle: mergeCertificate},
-		{method: http.MethodGet, pattern: "/certificates/{name}/{version?}", op: "CertificateGet", collection: c, action: authz.CertificatesRead, handle: getCertificate},
-		{method: http.MethodPatch, pattern: "/certificates/{name}/{version?}", op: "CertificateUpdate", collection: c, action: authz.CertificatesUpdate, handle: updateCertificate},
-		{method: http.MethodDelete, pattern: "/certificates/{name}", op: "CertificateDelete", collection: c, action: authz.CertificatesDelete, handle: objectHandler((*vault.Service).DeleteCertificate, certFull)},
-		{method: http.MethodGet, pattern: "/deletedcertificates", op: "DeletedCertificateList", collection: c, action: authz.CertificatesRead, handle: listHandler((*vault.Service).ListDeletedCertificates, certItem)},
-		{method: http.MethodGet, pattern: "/deletedcertificates/{name}", op: "DeletedCertificateGet", collection: c, action: authz.CertificatesRead, handle: objectHandler((*vault.Service).GetDeletedCertificate, certFull)},
-		{method: http.MethodDelete, pattern: "/deletedcertificates/{name}", op: "CertificatePurge", collection: c, action: authz.CertificatesPurge, handle: purgeHandler((*vault.Service).PurgeCertificate)},
-		{method: http.MethodPost, pattern: "/deletedcertificates/{name}/recover", op: "CertificateRecover", collection: c, action: authz.CertificatesRecover, handle: objectHandler((*vault.Service).RecoverCertificate, certFull)},
+	return []kwroute{
+		{Method: http.MethodGet, Pattern: "/certificates", Op: "CertificateList", Object: c, Action: authz.CertificatesRead, Handle: listCertificates},
+		{Method: http.MethodPost, Pattern: "/certificates/restore", Op: "CertificateRestore", Object: c, Action: authz.CertificatesRestore, Handle: restoreCertificate},
+		{Method: http.MethodGet, Pattern: "/certificates/contacts", Op: "CertificateContactsGet", Object: c, Action: authz.CertificateContactsRead, Handle: getContacts},
+		{Method: http.MethodPut, Pattern: "/certificates/contacts", Op: "CertificateContactsSet", Object: c, Action: authz.CertificateContactsWrite, Handle: setContacts},
+		{Method: http.MethodDelete, Pattern: "/certificates/contacts", Op: "CertificateContactsDelete", Object: c, Action: authz.CertificateContactsWrite, Handle: deleteContacts},
+		{Method: http.MethodGet, Pattern: "/certificates/issuers", Op: "CertificateIssuerList", Object: c, Action: authz.CertificateIssuersRead, Handle: listIssuers},
+		{Method: http.MethodGet, Pattern: "/certificates/issuers/{issuer}", Op: "CertificateIssuerGet", Object: c, Action: authz.CertificateIssuersRead, Handle: getIssuer},
+		{Method: http.MethodPut, Pattern: "/certificates/issuers/{issuer}", Op: "CertificateIssuerSet", Object: c, Action: authz.CertificateIssuersWrite, Handle: putIssuer},
+		{Method: http.MethodPatch, Pattern: "/certificates/issuers/{issuer}", Op: "CertificateIssuerUpdate", Object: c, Action: authz.CertificateIssuersWrite, Handle: patchIssuer},
+		{Method: http.MethodDelete, Pattern: "/certificates/issuers/{issuer}", Op: "CertificateIssuerDelete", Object: c, Action: authz.CertificateIssuersDelete, Handle: deleteIssuer},
+		{Method: http.MethodGet, Pattern: "/certificates/{name}/versions", Op: "CertificateListVersions", Object: c, Action: authz.CertificatesRead, Handle: versionsHandler((*vault.Service).ListCertificateVersions, certVersionItem)},
+		{Method: http.MethodPost, Pattern: "/certificates/{name}/create", Op: "CertificateCreate", Object: c, Action: authz.CertificatesCreate, Handle: createCertificate},
+		{Method: http.MethodPost, Pattern: "/certificates/{name}/import", Op: "CertificateImport", Object: c, Action: authz.CertificatesImport, Handle: importCertificate},
+		{Method: http.MethodPost, Pattern: "/certificates/{name}/backup", Op: "CertificateBackup", Object: c, Action: authz.CertificatesBackup, Handle: backupCertificate},
+		{Method: http.MethodGet, Pattern: "/certificates/{name}/policy", Op: "CertificatePolicyGet", Object: c, Action: authz.CertificatesRead, Handle: getCertificatePolicy},
+		{Method: http.MethodPatch, Pattern: "/certificates/{name}/policy", Op: "CertificatePolicyUpdate", Object: c, Action: authz.CertificatesUpdate, Handle: updateCertificatePolicy},
+		{Method: http.MethodGet, Pattern: "/certificates/{name}/pending", Op: "CertificatePendingGet", Object: c, Action: authz.CertificatesRead, Handle: getCertificateOperation},
+		{Method: http.MethodPatch, Pattern: "/certificates/{name}/pending", Op: "CertificatePendingUpdate", Object: c, Action: authz.CertificatesUpdate, Handle: updateCertificateOperation},
+		{Method: http.MethodDelete, Pattern: "/certificates/{name}/pending", Op: "CertificatePendingDelete", Object: c, Action: authz.CertificatesUpdate, Handle: deleteCertificateOperation},
+		{Method: http.MethodPost, Pattern: "/certificates/{name}/pending/merge", Op: "CertificatePendingMerge", Object: c, Action: authz.CertificatesCreate, Handle: mergeCertificate},
+		{Method: http.MethodGet, Pattern: "/certificates/{name}/{version?}", Op: "CertificateGet", Object: c, Action: authz.CertificatesRead, Handle: getCertificate},
+		{Method: http.MethodPatch, Pattern: "/certificates/{name}/{version?}", Op: "CertificateUpdate", Object: c, Action: authz.CertificatesUpdate, Handle: updateCertificate},
+		{Method: http.MethodDelete, Pattern: "/certificates/{name}", Op: "CertificateDelete", Object: c, Action: authz.CertificatesDelete, Handle: objectHandler((*vault.Service).DeleteCertificate, certFull)},
+		{Method: http.MethodGet, Pattern: "/deletedcertificates", Op: "DeletedCertificateList", Object: c, Action: authz.CertificatesRead, Handle: listHandler((*vault.Service).ListDeletedCertificates, certItem)},
+		{Method: http.MethodGet, Pattern: "/deletedcertificates/{name}", Op: "DeletedCertificateGet", Object: c, Action: authz.CertificatesRead, Handle: objectHandler((*vault.Service).GetDeletedCertificate, certFull)},
+		{Method: http.MethodDelete, Pattern: "/deletedcertificates/{name}", Op: "CertificatePurge", Object: c, Action: authz.CertificatesPurge, Handle: purgeHandler((*vault.Service).PurgeCertificate)},
+		{Method: http.MethodPost, Pattern: "/deletedcertificates/{name}/recover", Op: "CertificateRecover", Object: c, Action: authz.CertificatesRecover, Handle: objectHandler((*vault.Service).RecoverCertificate, certFull)},
 	}
 }
 
 // extensionRoutes are Keyward's additions on the vault host.
-func extensionRoutes() []route {
-	return []route{
+func extensionRoutes() []kwroute {
+	return []kwroute{
 		// Event subscriptions (webhooks).
-		{method: http.MethodGet, pattern: "/eventsubscriptions", op: "EventSubscriptionList", collection: "eventsubscriptions", action: authz.EventSubscriptionsGet, handle: listSubscriptions},
-		{method: http.MethodPut, pattern: "/eventsubscriptions/{name}", op: "EventSubscriptionPut", collection: "eventsubscriptions", action: authz.EventSubscriptionsRW, handle: putSubscription},
-		{method: http.MethodDelete, pattern: "/eventsubscriptions/{name}", op: "EventSubscriptionDelete", collection: "eventsubscriptions", action: authz.EventSubscriptionsRW, handle: deleteSubscription},
+		{Method: http.MethodGet, Pattern: "/eventsubscriptions", Op: "EventSubscriptionList", Object: "eventsubscriptions", Action: authz.EventSubscriptionsGet, Handle: listSubscriptions},
+		{Method: http.MethodPut, Pattern: "/eventsubscriptions/{name}", Op: "EventSubscriptionPut", Object: "eventsubscriptions", Action: authz.EventSubscriptionsRW, Handle: putSubscription},
+		{Method: http.MethodDelete, Pattern: "/eventsubscriptions/{name}", Op: "EventSubscriptionDelete", Object: "eventsubscriptions", Action: authz.EventSubscriptionsRW, Handle: deleteSubscription},
 	}
 }

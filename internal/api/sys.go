@@ -135,7 +135,7 @@ func (h *Handler) serveSys(w http.ResponseWriter, r *http.Request, ev *audit.Eve
 		}
 	case op == "rotate-signing-key" && r.Method == http.MethodPost:
 		ev.Operation = "RotateSigningKey"
-		if h.operator.Sealed() {
+		if h.seal.Sealed() {
 			err = barrier.ErrSealed
 			break
 		}
@@ -156,7 +156,7 @@ func (h *Handler) serveSys(w http.ResponseWriter, r *http.Request, ev *audit.Eve
 // authorizeOperator checks a management-audience bearer token and asks the
 // authorizer whether its principal may perform action on its own tenant.
 func (h *Handler) authorizeOperator(r *http.Request, ev *audit.Event, action authz.Action) error {
-	if h.operator.Sealed() {
+	if h.seal.Sealed() {
 		return barrier.ErrSealed
 	}
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")

@@ -68,9 +68,11 @@ func (e *idEnv) token(t *testing.T, form url.Values) (int, map[string]any) {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req = req.WithContext(audit.WithEvent(req.Context(), &audit.Event{}))
 	w := httptest.NewRecorder()
-	if !e.a.ServeHTTP(w, req, []string{"https://vault.test"}) {
+	_, h := e.a.Surface([]string{"https://vault.test"}).Route(req)
+	if h == nil {
 		t.Fatal("token endpoint not served")
 	}
+	h.ServeHTTP(w, req)
 	out := map[string]any{}
 	json.Unmarshal(w.Body.Bytes(), &out)
 	return w.Code, out
@@ -337,9 +339,11 @@ func TestDeviceSignInLockout(t *testing.T) {
 	serve := func(a *Authority, r *http.Request) *httptest.ResponseRecorder {
 		r = r.WithContext(audit.WithEvent(r.Context(), &audit.Event{}))
 		w := httptest.NewRecorder()
-		if !a.ServeHTTP(w, r, []string{"https://vault.test"}) {
+		_, h := a.Surface([]string{"https://vault.test"}).Route(r)
+		if h == nil {
 			t.Fatal("not served")
 		}
+		h.ServeHTTP(w, r)
 		return w
 	}
 	body := url.Values{"client_id": {KeywardCLIClientID}, "scope": {"https://vault.test/.default"}}.Encode()

@@ -12,64 +12,6 @@ import (
 	"github.com/keyward/keyward/internal/errs"
 )
 
-// Handler serves the token service under the authority URL:
-//
-//	GET  /{tenant}/v2.0/.well-known/openid-configuration
-//	GET  /{tenant}/.well-known/openid-configuration      (v1 shape)
-//	GET  /adfs/{tenant}/adfs/.well-known/openid-configuration (for az CLI < 2.54)
-//	GET  /{tenant}/discovery/v2.0/keys, /{tenant}/discovery/keys
-//	POST /{tenant}/oauth2/v2.0/token                       (client_credentials)
-//	POST /{tenant}/oauth2/token                            (v1: resource=)
-//
-// Resources lists the audiences tokens may be issued for (each without a
-// trailing slash). It returns false when the path is not its own.
-func (a *Authority) ServeHTTP(w http.ResponseWriter, r *http.Request, resources []string) bool {
-	if a.serveExtensions(w, r, resources) {
-		return true
-	}
-	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	if len(segs) < 2 {
-		return false
-	}
-	tenant := strings.ToLower(segs[0])
-	rest := strings.ToLower(strings.Join(segs[1:], "/"))
-	ev := audit.EventFrom(r.Context())
-	ev.Service = "identity"
-	if tenant == "adfs" && len(segs) == 5 && strings.HasSuffix(rest, "/adfs/.well-known/openid-configuration") && r.Method == http.MethodGet {
-		// The ADFS-shaped authority {base}adfs/{tenant}/adfs: MSAL (Python,
-		// .NET, Go) skips instance discovery for an authority whose first
-		// path segment is "adfs", and az CLI < 2.54 has no other way to skip
-		// it (IDENTITY.md §5, docs/CLIENTS.md). The document points at the
-		// tenant's own endpoints, so tokens are the tenant's as usual.
-		ev.Operation = "OpenIDConfiguration"
-		a.serveDiscovery(w, r, strings.ToLower(segs[1]), true)
-		return true
-	}
-	if tenant == "adfs" && rest == ".well-known/openid-configuration" && r.Method == http.MethodGet {
-		ev.Operation = "OpenIDConfiguration"
-		a.oauthError(w, r, http.StatusBadRequest, "invalid_tenant", 90002,
-			"An ADFS-shaped authority names its tenant here: "+a.base+"adfs/{tenant}/adfs (`keyward az-cloud` prints the az cloud register line).")
-		return true
-	}
-	switch {
-	case r.Method == http.MethodGet && rest == "v2.0/.well-known/openid-configuration":
-		ev.Operation = "OpenIDConfiguration"
-		a.serveDiscovery(w, r, tenant, true)
-	case r.Method == http.MethodGet && rest == ".well-known/openid-configuration":
-		ev.Operation = "OpenIDConfiguration"
-		a.serveDiscovery(w, r, tenant, false)
-	case r.Method == http.MethodGet && (rest == "discovery/v2.0/keys" || rest == "discovery/keys"):
-		ev.Operation = "JWKS"
-		writeJSON(w, http.StatusOK, map[string]any{"keys": a.JWKS()})
-	case r.Method == http.MethodPost && (rest == "oauth2/v2.0/token" || rest == "oauth2/token"):
-		ev.Operation = "TokenIssue"
-		a.serveToken(w, r, tenant, rest == "oauth2/token", resources)
-	default:
-		return false
-	}
-	return true
-}
-
 func (a *Authority) serveDiscovery(w http.ResponseWriter, r *http.Request, tenant string, v2 bool) {
 	if _, err := a.dir.Tenant(r.Context(), tenant); err != nil {
 		a.oauthError(w, r, http.StatusBadRequest, "invalid_tenant", 90002,

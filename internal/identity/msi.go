@@ -226,32 +226,6 @@ func msiError(w http.ResponseWriter, status int, code, desc string) {
 	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
 }
 
-func isMSIPath(p string) bool {
-	p = strings.ToLower(strings.TrimSuffix(p, "/"))
-	return p == "/msi/token" || p == "/metadata/identity/oauth2/token"
-}
-
-// serveExtensions serves the paths the token service has beyond the
-// per-tenant OIDC endpoints: the managed-identity endpoint and the device
-// sign-in flow. It reports whether it answered.
-func (a *Authority) serveExtensions(w http.ResponseWriter, r *http.Request, resources []string) bool {
-	switch {
-	case isMSIPath(r.URL.Path):
-		a.serveMSI(w, r, resources)
-		return true
-	case strings.EqualFold(strings.TrimSuffix(r.URL.Path, "/"), "/device"):
-		a.serveDevicePage(w, r)
-		return true
-	}
-	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	if len(segs) == 4 && strings.EqualFold(segs[1], "oauth2") && strings.EqualFold(segs[2], "v2.0") &&
-		strings.EqualFold(segs[3], "devicecode") && r.Method == http.MethodPost {
-		a.serveDeviceAuthorization(w, r, strings.ToLower(segs[0]), resources)
-		return true
-	}
-	return false
-}
-
 // serveMSI answers every managed-identity request shape on one handler
 // (IDENTITY.md §3): App Service (GET, X-IDENTITY-HEADER), Azure ML (GET,
 // secret header, clientid), Service Fabric's header name, IMDS (GET,

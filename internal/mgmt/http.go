@@ -15,6 +15,7 @@ import (
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/route"
 )
 
 // Handler serves the management plane on management.{suffix}.
@@ -25,6 +26,7 @@ type Handler struct {
 	vaultURL  func(name string) string
 	log       *slog.Logger
 	maxBody   int64
+	routes    route.Table[handler]
 }
 
 // NewHandler returns the management-plane handler. resource is the
@@ -34,7 +36,8 @@ func NewHandler(svc *Service, authority *identity.Authority, resource string, va
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{svc: svc, authority: authority, resource: resource, vaultURL: vaultURL, log: log, maxBody: 1 << 20}
+	return &Handler{svc: svc, authority: authority, resource: resource, vaultURL: vaultURL, log: log, maxBody: 1 << 20,
+		routes: armRoutes()}
 }
 
 // call is one authenticated management request.
@@ -225,53 +228,19 @@ func (c *call) notFound() error {
 	return errNotFound("InvalidResourceType", "The resource type could not be found in the namespace for api version '%s'.", clip(c.q.Get("api-version")))
 }
 
-// route dispatches on the ARM path.
+// route dispatches on the ARM path: Microsoft.Authorization at any scope,
+// then the routes table (routes.go).
 func (c *call) route() error {
 	l := c.low
-	// Microsoft.Authorization at any scope.
 	for i := 0; i+1 < len(l); i++ {
 		if l[i] == "providers" && l[i+1] == "microsoft.authorization" {
 			return c.routeAuthorization("/"+strings.Join(c.segs[:i], "/"), c.segs[i+2:])
 		}
 	}
-	if len(l) >= 2 && l[0] == "providers" && l[1] == "keyward.directory" {
-		return c.routeDirectory(c.segs[2:])
-	}
-	if len(l) == 0 || l[0] != "subscriptions" {
+	rt, params, _ := c.h.routes.Match(c.r.Method, c.r.URL.EscapedPath())
+	if rt == nil {
 		return c.notFound()
 	}
-	if c.is(http.MethodGet, "subscriptions") {
-		return c.listSubscriptions()
-	}
-	if len(l) < 2 {
-		return c.notFound()
-	}
-	sub := c.segs[1]
-	switch {
-	case c.is(http.MethodGet, "subscriptions", "*"):
-		return c.getSubscription(sub)
-	case c.is(http.MethodGet, "subscriptions", "*", "resourcegroups"):
-		return c.listResourceGroups(sub)
-	case len(l) == 4 && l[2] == "resourcegroups":
-		return c.resourceGroup(sub, c.segs[3])
-	case c.is(http.MethodGet, "subscriptions", "*", "resources"):
-		return c.listResources(sub)
-	case c.is(http.MethodGet, "subscriptions", "*", "providers", "microsoft.keyvault", "vaults"):
-		return c.listVaults(sub, "")
-	case c.is(http.MethodGet, "subscriptions", "*", "providers", "microsoft.keyvault", "deletedvaults"):
-		return c.listDeletedVaults(sub)
-	case c.is(http.MethodGet, "subscriptions", "*", "providers", "microsoft.keyvault", "locations", "*", "deletedvaults", "*"):
-		return c.getDeletedVault(sub, c.segs[5], c.segs[7])
-	case c.is(http.MethodPost, "subscriptions", "*", "providers", "microsoft.keyvault", "locations", "*", "deletedvaults", "*", "purge"):
-		return c.purgeDeletedVault(sub, c.segs[5], c.segs[7])
-	case c.is(http.MethodPost, "subscriptions", "*", "providers", "microsoft.keyvault", "checknameavailability"):
-		return c.checkName(sub)
-	case c.is(http.MethodGet, "subscriptions", "*", "resourcegroups", "*", "providers", "microsoft.keyvault", "vaults"):
-		return c.listVaults(sub, c.segs[3])
-	case len(l) == 8 && l[2] == "resourcegroups" && l[4] == "providers" && l[5] == "microsoft.keyvault" && l[6] == "vaults":
-		return c.vault(sub, c.segs[3], c.segs[7])
-	case c.is(http.MethodPut, "subscriptions", "*", "resourcegroups", "*", "providers", "microsoft.keyvault", "vaults", "*", "accesspolicies", "*"):
-		return c.updateAccessPolicies(sub, c.segs[3], c.segs[7], l[9])
-	}
-	return c.notFound()
+	c.ev.Operation = rt.Op // handlers that serve several operations name theirs
+	return rt.Handle(c, params)
 }
