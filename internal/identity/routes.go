@@ -49,6 +49,10 @@ func tokenRoutes() route.Table[handler] {
 		// it (IDENTITY.md §5, docs/CLIENTS.md). The document points at the
 		// tenant's own endpoints, so tokens are the tenant's as usual.
 		{Method: get, Pattern: "/adfs/{tenant}/adfs/.well-known/openid-configuration", Op: "OpenIDConfiguration", Handle: discovery(true)},
+		{Method: get, Pattern: "/adfs/.well-known/openid-configuration", Op: "OpenIDConfiguration", Handle: func(a *Authority, w http.ResponseWriter, r *http.Request, _ map[string]string, _ []string) {
+			a.oauthError(w, r, http.StatusBadRequest, "invalid_tenant", 90002,
+				"An ADFS-shaped authority names its tenant here: "+a.base+"adfs/{tenant}/adfs (`keyward az-cloud` prints the az cloud register line).")
+		}},
 		{Method: get, Pattern: "/{tenant}/v2.0/.well-known/openid-configuration", Op: "OpenIDConfiguration", Handle: discovery(true)},
 		{Method: get, Pattern: "/{tenant}/.well-known/openid-configuration", Op: "OpenIDConfiguration", Handle: discovery(false)},
 		{Method: get, Pattern: "/{tenant}/discovery/v2.0/keys", Op: "JWKS", Handle: jwks},
