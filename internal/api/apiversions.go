@@ -55,7 +55,18 @@ type versionShape struct {
 	noRelease, noHSMPlatform, noPreserveOrder              bool
 }
 
-func shapeFor(v string) versionShape {
+// shapeFor is the shape of api-version v, looked up once per request.
+func shapeFor(v string) versionShape { return shapes[v] }
+
+var shapes = func() map[string]versionShape {
+	m := make(map[string]versionShape, len(apiVersions))
+	for _, v := range apiVersions {
+		m[v] = computeShape(v)
+	}
+	return m
+}()
+
+func computeShape(v string) versionShape {
 	return versionShape{
 		noRecoveryLevel:    versionBefore(v, "2016-10-01"),
 		noCustomizedLevels: versionBefore(v, "7.1-preview"),

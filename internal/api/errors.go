@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/errs"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/vault"
 )
@@ -46,9 +48,11 @@ func badParam(format string, args ...any) error {
 }
 
 // toWire maps any error to its status and body. This is the only place
-// that turns domain errors into Azure's codes (STYLE.md §3). Errors it does
-// not know become a generic 500; their detail goes to the log, not the
-// client.
+// that turns domain errors into Azure's codes and words (STYLE.md §3): the
+// domain says what went wrong (an errs.Kind, the object's type and name, a
+// reason), this table says it as Azure Key Vault does (AZURE-API.md §1.5).
+// Errors it does not know become a generic 500; their detail goes to the
+// log, not the client.
 func toWire(err error) (int, wireError, bool) {
 	var ae *apiError
 	if errors.As(err, &ae) {
@@ -56,31 +60,71 @@ func toWire(err error) (int, wireError, bool) {
 	}
 	var ve *vault.Error
 	if errors.As(err, &ve) {
+		msg := ve.Msg
+		if msg == "" {
+			msg = vaultMessage(ve)
+		}
 		switch ve.Kind {
-		case vault.NotFound:
-			return http.StatusNotFound, body(notFoundCode(ve.Type), ve.Msg, ve.Inner), true
-		case vault.DeletedNotFound:
-			return http.StatusNotFound, body(notFoundCode(ve.Type), ve.Msg, ve.Inner), true
-		case vault.VaultNotFound:
-			return http.StatusNotFound, body("VaultNotFound", ve.Msg, ""), true
-		case vault.Conflict:
-			return http.StatusConflict, body("Conflict", ve.Msg, ve.Inner), true
-		case vault.BadParameter:
-			return http.StatusBadRequest, body("BadParameter", ve.Msg, ve.Inner), true
-		case vault.Forbidden:
-			return http.StatusForbidden, body("Forbidden", ve.Msg, ve.Inner), true
+		case errs.NotFound, errs.DeletedNotFound:
+			if ve.Type == vault.Vaults {
+				return http.StatusNotFound, body("VaultNotFound", msg, ""), true
+			}
+			return http.StatusNotFound, body(notFoundCode(ve.Type), msg, ve.Inner), true
+		case errs.Conflict:
+			return http.StatusConflict, body("Conflict", msg, ve.Inner), true
+		case errs.BadParameter:
+			return http.StatusBadRequest, body("BadParameter", msg, ve.Inner), true
+		case errs.Forbidden:
+			return http.StatusForbidden, body("Forbidden", msg, ve.Inner), true
 		}
 	}
 	switch {
-	case errors.Is(err, barrier.ErrSealed):
+	case errors.Is(err, barrier.ErrSealed), errs.KindOf(err) == errs.Sealed:
 		return http.StatusServiceUnavailable, body("ServiceUnavailable", "Keyward is sealed. An operator must unseal it (keyward operator unseal) before it can serve requests.", "Sealed"), true
 	case errors.Is(err, audit.ErrUnavailable):
 		return http.StatusServiceUnavailable, body("ServiceUnavailable", "The audit log is temporarily unavailable. Please retry.", "AuditUnavailable"), true
-	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ENOSPC):
+	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ENOSPC),
+		errs.KindOf(err) == errs.Unavailable:
 		// A full disk is temporary for the client: retry after space is freed.
 		return http.StatusServiceUnavailable, body("ServiceUnavailable", "The storage backend is temporarily unavailable. Please retry.", ""), true
 	}
 	return http.StatusInternalServerError, body("InternalServerError", "The server encountered an internal error. Please retry the request.", ""), false
+}
+
+// vaultMessage words a vault error as Azure Key Vault does.
+func vaultMessage(e *vault.Error) string {
+	one, name := e.Type.Singular(), e.Name
+	title := strings.ToUpper(one[:1]) + one[1:]
+	switch {
+	case e.Kind == errs.NotFound && e.Type == vault.Vaults:
+		return fmt.Sprintf("Vault %s was not found.", name)
+	case e.Kind == errs.NotFound:
+		if e.Version != "" {
+			name += "/" + e.Version
+		}
+		return fmt.Sprintf("A %s with (name/id) %s was not found in this key vault. If you recently deleted this %s you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182", one, name, one)
+	case e.Kind == errs.DeletedNotFound:
+		return fmt.Sprintf("Deleted %s not found: %s", title, name)
+	case e.Inner == "ObjectIsDeletedButRecoverable":
+		return fmt.Sprintf("%s %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the %s can only be recovered or purged.", title, name, one)
+	case e.Inner == "SecretDisabled":
+		return "Operation get is not allowed on a disabled secret."
+	case e.Inner == "SecretNotYetValid":
+		return "Operation get is not allowed on a secret that is not yet valid (nbf is in the future)."
+	case e.Inner == "SecretExpired":
+		return "Operation get is not allowed on an expired secret."
+	case e.Reason == vault.ReasonManagedUpdate:
+		return "The " + one + " is managed by a certificate; update the certificate instead."
+	case e.Reason == vault.ReasonManagedDelete:
+		return "The " + one + " is managed by a certificate; delete the certificate instead."
+	case e.Reason == vault.ReasonManagedBackup:
+		return "The " + one + " is managed by a certificate; back up the certificate instead."
+	case e.Reason == vault.ReasonPurgeProtection:
+		return "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed."
+	case e.Reason == vault.ReasonInvalidBackup:
+		return "Backup blob contains invalid data, or was made in another tenant."
+	}
+	return "The request is not valid for this " + one + "."
 }
 
 func notFoundCode(t vault.ObjectType) string {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/errs"
 )
 
 // The device authorization grant (RFC 8628) is how people sign in from the
@@ -74,13 +75,13 @@ func (a *Authority) serveDeviceAuthorization(w http.ResponseWriter, r *http.Requ
 	clientID := r.PostForm.Get("client_id")
 	if err := a.publicClient(ctx, tenant, clientID); err != nil {
 		te := err.(*tokenError)
-		a.oauthError(w, r, te.status, te.code, te.aadsts, te.desc)
+		a.oauthError(w, r, oauthStatus(te.kind), te.code, te.aadsts, te.desc)
 		return
 	}
 	resource, err := a.resolveResource(ctx, tenant, resourceFromScope(r.PostForm.Get("scope")), resources)
 	if err != nil {
 		te := err.(*tokenError)
-		a.oauthError(w, r, te.status, te.code, te.aadsts, te.desc)
+		a.oauthError(w, r, oauthStatus(te.kind), te.code, te.aadsts, te.desc)
 		return
 	}
 	raw := make([]byte, 32)
@@ -125,15 +126,15 @@ func (a *Authority) grantDeviceCode(ctx context.Context, r *http.Request, tenant
 		delete(a.ext.devices, key)
 		delete(a.ext.userCode, d.userCode)
 		a.ext.mu.Unlock()
-		return nil, terr(http.StatusBadRequest, "expired_token", 70020, "The device code has expired.")
+		return nil, terr(errs.BadParameter, "expired_token", 70020, "The device code has expired.")
 	}
 	if d == nil || !strings.EqualFold(d.tenant, tenant) || !strings.EqualFold(d.clientID, r.PostForm.Get("client_id")) {
 		a.ext.mu.Unlock()
-		return nil, terr(http.StatusBadRequest, "invalid_grant", 70000, "The device code is not valid.")
+		return nil, terr(errs.BadParameter, "invalid_grant", 70000, "The device code is not valid.")
 	}
 	if d.userOID == "" {
 		a.ext.mu.Unlock()
-		return nil, terr(http.StatusBadRequest, "authorization_pending", 70016, "The user has not yet completed sign-in.")
+		return nil, terr(errs.BadParameter, "authorization_pending", 70016, "The user has not yet completed sign-in.")
 	}
 	d.done = true
 	delete(a.ext.devices, key)
@@ -141,7 +142,7 @@ func (a *Authority) grantDeviceCode(ctx context.Context, r *http.Request, tenant
 	a.ext.mu.Unlock()
 	u, err := a.dir.User(ctx, tenant, d.userOID)
 	if err != nil || u.Disabled {
-		return nil, terr(http.StatusBadRequest, "invalid_grant", 50034, "The user account does not exist in the directory.")
+		return nil, terr(errs.BadParameter, "invalid_grant", 50034, "The user account does not exist in the directory.")
 	}
 	return userClaims(u, d.clientID, d.resource, "0"), nil
 }

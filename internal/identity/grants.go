@@ -17,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/errs"
 )
 
 // The token endpoint's grants (IDENTITY.md §1, §7, §8):
@@ -99,9 +100,11 @@ func userClaims(u *User, clientID, resource, acr string) *tokenClaims {
 		Name: u.DisplayName, UPN: u.UserPrincipalName, PreferredUsername: u.UserPrincipalName}
 }
 
-// tokenError is an OAuth error with its AADSTS code.
+// tokenError is an OAuth error with its AADSTS code. Its kind, not an
+// HTTP status, says what went wrong; oauthStatus (http.go) is the one
+// table that turns it into a status.
 type tokenError struct {
-	status     int
+	kind       errs.Kind
 	code       string
 	aadsts     int
 	desc       string
@@ -110,18 +113,21 @@ type tokenError struct {
 
 func (e *tokenError) Error() string { return e.desc }
 
-func terr(status int, code string, aadsts int, desc string) *tokenError {
-	return &tokenError{status: status, code: code, aadsts: aadsts, desc: desc}
+func terr(kind errs.Kind, code string, aadsts int, desc string) *tokenError {
+	return &tokenError{kind: kind, code: code, aadsts: aadsts, desc: desc}
 }
+
+// ErrKind reports e's kind (errs.Kinded).
+func (e *tokenError) ErrKind() errs.Kind { return e.kind }
 
 // throttled is the 429 of the token endpoint's limits (tokenlimits.go):
 // Entra answers client_credentials floods with 429 and Retry-After.
 func throttled(aadsts int, desc string, after time.Duration) *tokenError {
-	return &tokenError{status: http.StatusTooManyRequests, code: "temporarily_unavailable", aadsts: aadsts,
+	return &tokenError{kind: errs.Throttled, code: "temporarily_unavailable", aadsts: aadsts,
 		desc: desc + " Retry after the number of seconds in the Retry-After header.", retryAfter: after}
 }
 
-var errTransient = terr(http.StatusInternalServerError, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
+var errTransient = terr(errs.Unavailable, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
 
 func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request, tenant string, v1 bool, resources []string) {
 	ctx := r.Context()
@@ -134,7 +140,7 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request, tenant st
 		if e.retryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.FormatInt(int64((e.retryAfter+time.Second-1)/time.Second), 10))
 		}
-		a.oauthError(w, r, e.status, e.code, e.aadsts, e.desc)
+		a.oauthError(w, r, oauthStatus(e.kind), e.code, e.aadsts, e.desc)
 	}
 	if after, ok := a.guard.Load().allowSource(ev.Caller.IP); !ok {
 		ev.Reason = "token requests from this source throttled"
@@ -142,17 +148,17 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request, tenant st
 		return
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
-		fail(terr(http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'."))
+		fail(terr(errs.BadParameter, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'."))
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequest)
 	if err := r.ParseForm(); err != nil {
-		fail(terr(http.StatusBadRequest, "invalid_request", 900144, "The request body could not be parsed."))
+		fail(terr(errs.BadParameter, "invalid_request", 900144, "The request body could not be parsed."))
 		return
 	}
 	form := r.PostForm
 	if _, err := a.dir.Tenant(ctx, tenant); err != nil {
-		fail(terr(http.StatusBadRequest, "invalid_request", 90002,
+		fail(terr(errs.BadParameter, "invalid_request", 90002,
 			fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", safe(tenant))))
 		return
 	}
@@ -175,7 +181,7 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request, tenant st
 	case grant == grantDeviceCode || grant == "device_code": // MSAL sends the short form
 		c, err = a.grantDeviceCode(ctx, r, tenant)
 	default:
-		err = terr(http.StatusBadRequest, "unsupported_grant_type", 70003, "The app requested an unsupported grant type '"+safe(grant)+"'.")
+		err = terr(errs.BadParameter, "unsupported_grant_type", 70003, "The app requested an unsupported grant type '"+safe(grant)+"'.")
 	}
 	var te *tokenError
 	if errors.As(err, &te) {
@@ -238,7 +244,7 @@ func (a *Authority) resolveResource(ctx context.Context, tenant, resource string
 			return strings.ToLower(strings.TrimRight(resource, "/")), nil
 		}
 	}
-	return "", terr(http.StatusBadRequest, "invalid_scope", 500011, "The resource principal named "+safe(resource)+" was not found in the tenant.")
+	return "", terr(errs.BadParameter, "invalid_scope", 500011, "The resource principal named "+safe(resource)+" was not found in the tenant.")
 }
 
 // clientAuth is how a confidential client proved itself.
@@ -261,7 +267,7 @@ func (a *Authority) authenticateClient(ctx context.Context, r *http.Request, ten
 	}
 	ev.Caller.AppID = safe(clientID)
 	if clientID == "" {
-		return nil, terr(http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.")
+		return nil, terr(errs.BadParameter, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.")
 	}
 	// Lockout and the client's rate (tokenlimits.go): failures count per
 	// client and source; only authenticated requests spend the client's
@@ -273,11 +279,11 @@ func (a *Authority) authenticateClient(ctx context.Context, r *http.Request, ten
 	}
 	ca, err := a.checkClient(ctx, r, tenant, clientID, secret)
 	var te *tokenError
-	if errors.As(err, &te) && te.status == http.StatusUnauthorized || errors.Is(err, errUnknownClient) {
+	if errors.As(err, &te) && te.kind == errs.Unauthorized || errors.Is(err, errUnknownClient) {
 		guard.failed(tenant, clientID, source)
 	}
 	if errors.Is(err, errUnknownClient) {
-		return nil, terr(http.StatusBadRequest, "unauthorized_client", 700016,
+		return nil, terr(errs.BadParameter, "unauthorized_client", 700016,
 			fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", safe(clientID), tenant))
 	}
 	if err != nil {
@@ -301,7 +307,7 @@ func (a *Authority) checkClient(ctx context.Context, r *http.Request, tenant, cl
 	notFound := errUnknownClient
 	if assertion := form.Get("client_assertion"); assertion != "" {
 		if form.Get("client_assertion_type") != assertionTypeJWT {
-			return nil, terr(http.StatusBadRequest, "invalid_request", 50027, "client_assertion_type must be "+assertionTypeJWT+".")
+			return nil, terr(errs.BadParameter, "invalid_request", 50027, "client_assertion_type must be "+assertionTypeJWT+".")
 		}
 		sp, err := a.dir.ServicePrincipal(ctx, tenant, clientID)
 		if errors.Is(err, ErrNotFound) {
@@ -326,7 +332,7 @@ func (a *Authority) checkClient(ctx context.Context, r *http.Request, tenant, cl
 		}
 		var ae *assertionError
 		if errors.As(err, &ae) {
-			return nil, terr(http.StatusUnauthorized, "invalid_client", ae.aadsts, ae.desc)
+			return nil, terr(errs.Unauthorized, "invalid_client", ae.aadsts, ae.desc)
 		}
 		if err != nil {
 			return nil, err
@@ -335,7 +341,7 @@ func (a *Authority) checkClient(ctx context.Context, r *http.Request, tenant, cl
 		return &clientAuth{sp: sp, acr: "2"}, nil
 	}
 	if secret == "" {
-		return nil, terr(http.StatusBadRequest, "invalid_client", 7000218,
+		return nil, terr(errs.BadParameter, "invalid_client", 7000218,
 			"The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
 	}
 	sp, err := a.dir.AuthenticateSecret(ctx, tenant, clientID, secret, a.clock.Now())
@@ -345,7 +351,7 @@ func (a *Authority) checkClient(ctx context.Context, r *http.Request, tenant, cl
 		return nil, notFound
 	case errors.Is(err, ErrInvalidCredential):
 		ev.Reason = "invalid client secret"
-		return nil, terr(http.StatusUnauthorized, "invalid_client", 7000215,
+		return nil, terr(errs.Unauthorized, "invalid_client", 7000215,
 			"Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '"+safe(clientID)+"'.")
 	case err != nil:
 		return nil, err
@@ -380,7 +386,7 @@ func (a *Authority) grantOnBehalfOf(ctx context.Context, r *http.Request, tenant
 	}
 	ev := audit.EventFrom(ctx)
 	appID := strings.ToLower(ca.sp.AppID)
-	bad := terr(http.StatusBadRequest, "invalid_grant", 50013, "Assertion failed signature validation or is not valid for this application.")
+	bad := terr(errs.BadParameter, "invalid_grant", 50013, "Assertion failed signature validation or is not valid for this application.")
 	user, reason, err := a.Validate(r.PostForm.Get("assertion"), []string{appID, "api://" + appID})
 	if err != nil {
 		ev.Reason = "obo assertion: " + reason
@@ -392,12 +398,12 @@ func (a *Authority) grantOnBehalfOf(ctx context.Context, r *http.Request, tenant
 	}
 	if user.Scope == "" || user.IDType == "app" {
 		ev.Reason = "obo assertion is app-only"
-		return nil, terr(http.StatusBadRequest, "invalid_grant", 50058, "The assertion is not a user token: on-behalf-of only works for user principals.")
+		return nil, terr(errs.BadParameter, "invalid_grant", 50058, "The assertion is not a user token: on-behalf-of only works for user principals.")
 	}
 	u, err := a.dir.User(ctx, tenant, user.ObjectID)
 	if err != nil || u.Disabled {
 		ev.Reason = "obo user does not exist"
-		return nil, terr(http.StatusBadRequest, "invalid_grant", 50034, "The user account does not exist in the directory.")
+		return nil, terr(errs.BadParameter, "invalid_grant", 50034, "The user account does not exist in the directory.")
 	}
 	return userClaims(u, ca.sp.AppID, aud, ca.acr), nil
 }
@@ -410,14 +416,14 @@ func (a *Authority) publicClient(ctx context.Context, tenant, clientID string) e
 	if _, err := a.dir.ServicePrincipal(ctx, tenant, clientID); err == nil {
 		return nil
 	}
-	return terr(http.StatusBadRequest, "unauthorized_client", 700016,
+	return terr(errs.BadParameter, "unauthorized_client", 700016,
 		fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'.", safe(clientID), tenant))
 }
 
 // checkPassword verifies a user's password. Unknown users cost the same
 // argon2id work as known ones, so timing does not tell them apart.
 func (a *Authority) checkPassword(ctx context.Context, tenant, username, password string) (*User, error) {
-	bad := terr(http.StatusBadRequest, "invalid_grant", 50126, "Error validating credentials due to invalid username or password.")
+	bad := terr(errs.BadParameter, "invalid_grant", 50126, "Error validating credentials due to invalid username or password.")
 	u, err := a.dir.UserByName(ctx, tenant, username)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/errs"
 )
 
 // Handler serves the token service under the authority URL:
@@ -123,6 +124,26 @@ func matchResource(resource string, resources []string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// oauthStatus is the token service's one table from an error kind to an
+// HTTP status, as Entra answers: most failures are 400 (invalid_request,
+// invalid_grant, unauthorized_client ...), a bad client credential 401,
+// limits 429, a transient failure 500.
+func oauthStatus(k errs.Kind) int {
+	switch k {
+	case errs.Unauthorized:
+		return http.StatusUnauthorized
+	case errs.Forbidden:
+		return http.StatusForbidden
+	case errs.Throttled:
+		return http.StatusTooManyRequests
+	case errs.Unavailable, errs.Internal:
+		return http.StatusInternalServerError
+	case errs.Sealed:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadRequest
 }
 
 // oauthError writes Entra's error body.

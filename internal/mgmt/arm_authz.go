@@ -2,7 +2,6 @@ package mgmt
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/authz"
+	"github.com/keyward/keyward/internal/errs"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -407,8 +407,7 @@ func (c *call) roleDefinition(sc authz.Scope, id string) error {
 			return err
 		}
 		r, err := c.h.svc.DeleteRole(ctx, c.p.TenantID, id)
-		var ae *armError
-		if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+		if errs.KindOf(err) == errs.NotFound {
 			c.reply(http.StatusNoContent, nil)
 			return nil
 		}

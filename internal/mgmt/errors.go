@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/errs"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/vault"
@@ -63,20 +64,23 @@ func toARM(err error) (int, armErrorBody, bool) {
 		return http.StatusNotFound, b, true
 	case errors.As(err, &ve):
 		b.Error.Message = ve.Msg
+		if b.Error.Message == "" {
+			b.Error.Message = ve.Error()
+		}
 		switch ve.Kind {
-		case vault.VaultNotFound, vault.NotFound, vault.DeletedNotFound:
+		case errs.NotFound, errs.DeletedNotFound:
 			b.Error.Code = "ResourceNotFound"
 			return http.StatusNotFound, b, true
-		case vault.Conflict:
+		case errs.Conflict:
 			b.Error.Code = "ConflictError"
 			return http.StatusConflict, b, true
-		case vault.Forbidden:
+		case errs.Forbidden:
 			b.Error.Code = "BadRequest"
 			if ve.Inner != "" {
 				b.Error.Code = ve.Inner
 			}
 			return http.StatusBadRequest, b, true
-		case vault.BadParameter:
+		case errs.BadParameter:
 			b.Error.Code = "BadRequest"
 			return http.StatusBadRequest, b, true
 		}
@@ -94,9 +98,24 @@ func toARM(err error) (int, armErrorBody, bool) {
 	return http.StatusInternalServerError, b, false
 }
 
+// ErrKind classifies an ARM error, so that handlers branch on what went
+// wrong (errs.KindOf), never on the status it will be answered with.
+func (e *armError) ErrKind() errs.Kind {
+	switch e.status {
+	case http.StatusNotFound:
+		return errs.NotFound
+	case http.StatusConflict:
+		return errs.Conflict
+	case http.StatusUnauthorized:
+		return errs.Unauthorized
+	case http.StatusForbidden:
+		return errs.Forbidden
+	case http.StatusServiceUnavailable:
+		return errs.Unavailable
+	}
+	return errs.BadParameter
+}
+
 // IsConflict reports whether err is a management-plane conflict (the
 // record already exists).
-func IsConflict(err error) bool {
-	var ae *armError
-	return errors.As(err, &ae) && ae.status == http.StatusConflict
-}
+func IsConflict(err error) bool { return errs.KindOf(err) == errs.Conflict }

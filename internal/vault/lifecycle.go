@@ -100,7 +100,7 @@ func (s *Service) DeletedVault(ctx context.Context, name string) (*DeletedVault,
 		return json.Unmarshal(raw, dv)
 	})
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, &Error{Kind: VaultNotFound, Name: name, Msg: fmt.Sprintf("Deleted vault %s was not found.", clip(name))}
+		return nil, &Error{Kind: DeletedNotFound, Type: Vaults, Name: name, Msg: fmt.Sprintf("Deleted vault %s was not found.", clip(name))}
 	}
 	if err != nil {
 		return nil, err

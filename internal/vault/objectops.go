@@ -3,7 +3,6 @@ package vault
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 
 	"github.com/keyward/keyward/internal/barrier"
 )
@@ -121,8 +120,7 @@ func deleteObject[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectT
 			return err
 		}
 		if rec.Managed {
-			return &Error{Kind: Forbidden, Type: t, Name: name,
-				Msg: fmt.Sprintf("The %s is managed by a certificate; delete the certificate instead.", t.singular())}
+			return &Error{Kind: Forbidden, Type: t, Name: name, Reason: ReasonManagedDelete}
 		}
 		del, err := softDelete(tx, o, name, s.clock.Now().Unix(), int64(v.RetentionDays))
 		if err != nil {
@@ -191,8 +189,7 @@ func purgeObject(ctx context.Context, s *Service, v *Vault, t ObjectType, name s
 		return err
 	}
 	if v.PurgeProtected {
-		return &Error{Kind: Forbidden, Type: t, Name: name, Inner: "ForbiddenByPolicy",
-			Msg: "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed."}
+		return &Error{Kind: Forbidden, Type: t, Name: name, Inner: "ForbiddenByPolicy", Reason: ReasonPurgeProtection}
 	}
 	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		if err := purge(tx, s.objs(v, t), name); err != nil {
@@ -233,8 +230,7 @@ func backupOf[P any](tx barrier.Tx, o objects, name string, managed bool) (*back
 		if managed {
 			return nil, notFound(o.t, name)
 		}
-		return nil, &Error{Kind: Forbidden, Type: o.t, Name: name,
-			Msg: fmt.Sprintf("The %s is managed by a certificate; back up the certificate instead.", o.t.singular())}
+		return nil, &Error{Kind: Forbidden, Type: o.t, Name: name, Reason: ReasonManagedBackup}
 	}
 	if len(vers) > MaxBackupVersions {
 		return nil, badParameter("Backup of a %s with more than %d versions is not allowed.", o.t.singular(), MaxBackupVersions)
@@ -264,7 +260,7 @@ func latestIn[P any](b *backup[P], valid func(*Version[P]) bool) *Version[P] {
 // invalidBackup is the one answer to a blob that does not restore: it
 // says nothing about why.
 func invalidBackup(t ObjectType) error {
-	return &Error{Kind: BadParameter, Type: t, Msg: "Backup blob contains invalid data, or was made in another tenant."}
+	return &Error{Kind: BadParameter, Type: t, Reason: ReasonInvalidBackup}
 }
 
 // sealBackup encodes b and seals it under the tenant's keyring, bound to

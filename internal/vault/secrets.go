@@ -132,14 +132,11 @@ func (s *Service) GetSecret(ctx context.Context, v *Vault, name, version string)
 	now := s.clock.Now()
 	switch {
 	case !sec.Attributes.Enabled:
-		return nil, &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "SecretDisabled",
-			Msg: "Operation get is not allowed on a disabled secret."}
+		return nil, &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "SecretDisabled"}
 	case sec.Attributes.NotYetValid(now):
-		return nil, &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "SecretNotYetValid",
-			Msg: "Operation get is not allowed on a secret that is not yet valid (nbf is in the future)."}
+		return nil, &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "SecretNotYetValid"}
 	case sec.Attributes.Expired(now):
-		return nil, &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "SecretExpired",
-			Msg: "Operation get is not allowed on an expired secret."}
+		return nil, &Error{Kind: Forbidden, Type: Secrets, Name: name, Inner: "SecretExpired"}
 	}
 	return sec, nil
 }
@@ -186,8 +183,7 @@ func (s *Service) UpdateSecret(ctx context.Context, v *Vault, p UpdateSecretPara
 			return err
 		}
 		if rec.Managed {
-			return &Error{Kind: Forbidden, Type: Secrets, Name: p.Name,
-				Msg: "The secret is managed by a certificate; update the certificate instead."}
+			return &Error{Kind: Forbidden, Type: Secrets, Name: p.Name, Reason: ReasonManagedUpdate}
 		}
 		ver.Attributes.apply(p.Attributes)
 		ver.Attributes.Exportable = nil

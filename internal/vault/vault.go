@@ -152,7 +152,7 @@ func (s *Service) Vault(name string) (*Vault, error) {
 		s.mu.RUnlock()
 	}
 	if v == nil {
-		return nil, &Error{Kind: VaultNotFound, Name: name, Msg: fmt.Sprintf("Vault %s was not found.", clip(name))}
+		return nil, &Error{Kind: NotFound, Type: Vaults, Name: name, Msg: fmt.Sprintf("Vault %s was not found.", clip(name))}
 	}
 	return v, nil
 }
