@@ -171,9 +171,7 @@ func (v *attackVault) refusedMgmt(t *testing.T, authorization string) {
 			t.Fatalf("management plane: %d %s, want 401", r.Status, r.Body)
 		case code != "InvalidAuthenticationToken" && code != "AuthenticationFailed" && code != "InvalidAuthenticationTokenTenant":
 			t.Fatalf("management plane: code %q: %s", code, r.Body)
-		case r.Header.Get("WWW-Authenticate") == "" && code != "InvalidAuthenticationTokenTenant":
-			// InvalidAuthenticationTokenTenant's header is issue 12.5's
-			// front-door part (helper A).
+		case r.Header.Get("WWW-Authenticate") == "":
 			t.Fatalf("management plane: 401 %s without WWW-Authenticate", code)
 		}
 	}

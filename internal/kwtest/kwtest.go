@@ -50,6 +50,8 @@ type Options struct {
 	WrapStorage   func(storage.Backend) storage.Backend
 	// TokenLimits of the token endpoint; nil: the defaults.
 	TokenLimits *identity.TokenLimits
+	// AuditPath is the audit log file; empty: DataDir/audit.log.
+	AuditPath string
 }
 
 // Env is a running dev server and clients for it.
@@ -86,6 +88,7 @@ func Start(t testing.TB, opts Options) *Env {
 		ACME:              opts.ACME,
 		TLS:               opts.TLS,
 		TokenLimits:       opts.TokenLimits,
+		AuditPath:         opts.AuditPath,
 		Log:               slog.New(slog.NewTextHandler(logOut, nil)),
 
 		TestOnlyWrapAuditSink: opts.WrapAuditSink,
