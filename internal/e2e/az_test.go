@@ -31,6 +31,10 @@ func TestADFSDiscovery(t *testing.T) {
 		doc["issuer"] != base+"/v2.0" {
 		t.Fatalf("ADFS discovery document: %s", r.Body)
 	}
+	r = do(t, e, http.MethodGet, e.Info.AuthorityHost+"adfs/.well-known/openid-configuration", "", "", "")
+	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "adfs/{tenant}/adfs") {
+		t.Fatalf("ADFS authority without a tenant: %d %s", r.Status, r.Body)
+	}
 	r = do(t, e, http.MethodGet, e.Info.AuthorityHost+"adfs/00000000-0000-0000-0000-000000000000/adfs/.well-known/openid-configuration", "", "", "")
 	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "invalid_tenant") {
 		t.Fatalf("unknown tenant: %d %s", r.Status, r.Body)

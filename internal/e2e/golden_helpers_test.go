@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/kwtest"
 )
 
@@ -97,6 +98,9 @@ func newGolden(t *testing.T, e *kwtest.Env, surface string) *golden {
 	g.name(e.Info.UnprivilegedObjectID, "{unprivileged-object}")
 	g.name(":"+port(e), ":{port}")
 	g.name("%3A"+port(e), "%3A{port}")
+	// hsmPlatform names the Go crypto module and its FIPS mode, which the
+	// environment decides (GODEBUG=fips140=on).
+	g.name(keys.Software{}.Platform(), "{hsm-platform}")
 	t.Cleanup(g.checkAllSeen)
 	return g
 }

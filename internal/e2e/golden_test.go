@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
@@ -88,7 +91,27 @@ func TestGoldenDataPlane(t *testing.T) {
 	g.do("deletedsecret-recover", req{method: http.MethodPost, url: u("/deletedsecrets/golden/recover" + v), token: tok})
 	g.do("deletedsecret-get-not-found", req{method: http.MethodGet, url: u("/deletedsecrets/golden" + v), token: tok})
 
+	// Backup and restore.
+	g.do("secret-set-restorable", req{method: http.MethodPut, url: u("/secrets/golden-restore" + v), token: tok, json: map[string]any{"value": "r"}})
+	_, blob := g.do("secret-backup-restorable", req{method: http.MethodPost, url: u("/secrets/golden-restore/backup" + v), token: tok, volatile: []string{"value"}})
+	g.do("secret-delete-restorable", req{method: http.MethodDelete, url: u("/secrets/golden-restore" + v), token: tok})
+	g.do("deletedsecret-purge-restorable", req{method: http.MethodDelete, url: u("/deletedsecrets/golden-restore" + v), token: tok})
+	g.do("secret-restore", req{method: http.MethodPost, url: u("/secrets/restore" + v), token: tok, reqVolatile: []string{"value"},
+		json: map[string]any{"value": blob["value"]}})
+	g.do("secret-restore-conflict", req{method: http.MethodPost, url: u("/secrets/restore" + v), token: tok, reqVolatile: []string{"value"},
+		json: map[string]any{"value": blob["value"]}})
+	g.do("secret-restore-bad-blob", req{method: http.MethodPost, url: u("/secrets/restore" + v), token: tok, json: map[string]any{"value": b64url([]byte("not a backup"))}})
+
 	// Keys.
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.do("key-import-ec", req{method: http.MethodPut, url: u("/keys/golden-imported" + v), token: tok, reqVolatile: []string{"d"},
+		json: map[string]any{"key": map[string]any{"kty": "EC", "crv": "P-256", "x": b64url(ec.X.FillBytes(make([]byte, 32))),
+			"y": b64url(ec.Y.FillBytes(make([]byte, 32))), "d": b64url(ec.D.FillBytes(make([]byte, 32))), "key_ops": []string{"sign", "verify"}},
+			"attributes": map[string]any{"enabled": true}}})
+	g.do("key-import-no-key", req{method: http.MethodPut, url: u("/keys/golden-imported" + v), token: tok, json: map[string]any{"attributes": map[string]any{"enabled": true}}})
 	g.do("key-get-not-found", req{method: http.MethodGet, url: u("/keys/golden-rsa" + v), token: tok})
 	g.do("key-create-bad-kty", req{method: http.MethodPost, url: u("/keys/golden-rsa/create" + v), token: tok, json: map[string]any{"kty": "FOO"}})
 	g.do("key-create-bad-size", req{method: http.MethodPost, url: u("/keys/golden-rsa/create" + v), token: tok, json: map[string]any{"kty": "RSA", "key_size": 1000}})
@@ -193,6 +216,19 @@ func TestGoldenManagement(t *testing.T) {
 	g.do("vault-get", req{method: http.MethodGet, url: base + vaultPath + vv, token: tok})
 	g.do("vault-list-resource-group", req{method: http.MethodGet, url: base + rg + "/providers/Microsoft.KeyVault/vaults" + vv, token: tok, unordered: true})
 	g.do("vault-list-subscription", req{method: http.MethodGet, url: base + "/subscriptions/" + e.Info.SubscriptionID + "/providers/Microsoft.KeyVault/vaults" + vv, token: tok, unordered: true})
+	sub := base + "/subscriptions/" + e.Info.SubscriptionID
+	g.do("subscription-get", req{method: http.MethodGet, url: sub + "?api-version=2022-12-01", token: tok})
+	g.do("resourcegroup-list", req{method: http.MethodGet, url: sub + "/resourcegroups?api-version=2022-09-01", token: tok, unordered: true})
+	g.do("resourcegroup-get", req{method: http.MethodGet, url: base + rg + "?api-version=2022-09-01", token: tok})
+	g.do("vault-check-name-taken", req{method: http.MethodPost, url: sub + "/providers/Microsoft.KeyVault/checkNameAvailability" + vv, token: tok,
+		json: map[string]any{"name": "goldenvault", "type": "Microsoft.KeyVault/vaults"}})
+	g.do("vault-check-name-available", req{method: http.MethodPost, url: sub + "/providers/Microsoft.KeyVault/checkNameAvailability" + vv, token: tok,
+		json: map[string]any{"name": "goldenfree", "type": "Microsoft.KeyVault/vaults"}})
+	g.do("vault-patch-tags", req{method: http.MethodPatch, url: base + vaultPath + vv, token: tok,
+		json: map[string]any{"tags": map[string]string{"env": "golden", "patched": "yes"}}})
+	g.do("vault-accesspolicies-add", req{method: http.MethodPut, url: base + vaultPath + "/accessPolicies/add" + vv, token: tok,
+		json: map[string]any{"properties": map[string]any{"accessPolicies": []any{map[string]any{"tenantId": e.Info.TenantID,
+			"objectId": e.Info.UnprivilegedObjectID, "permissions": map[string]any{"secrets": []string{"get", "list"}}}}}}})
 	g.do("vault-post-not-allowed", req{method: http.MethodPost, url: base + vaultPath + vv, token: tok})
 	g.do("resource-type-unknown", req{method: http.MethodGet, url: base + rg + "/providers/Microsoft.KeyVault/nothings/x" + vv, token: tok})
 
@@ -221,6 +257,11 @@ func TestGoldenManagement(t *testing.T) {
 	g.do("vault-get-forbidden", req{method: http.MethodGet, url: base + vaultPath + vv, token: unpriv.Token})
 	g.do("vault-delete", req{method: http.MethodDelete, url: base + vaultPath + vv, token: tok})
 	g.do("vault-get-after-delete", req{method: http.MethodGet, url: base + vaultPath + vv, token: tok})
+	deleted := sub + "/providers/Microsoft.KeyVault/locations/" + e.Info.Location + "/deletedVaults/goldenvault"
+	g.do("deletedvault-list", req{method: http.MethodGet, url: sub + "/providers/Microsoft.KeyVault/deletedVaults" + vv, token: tok, unordered: true})
+	g.do("deletedvault-get", req{method: http.MethodGet, url: deleted + vv, token: tok})
+	g.do("deletedvault-purge", req{method: http.MethodPost, url: deleted + "/purge" + vv, token: tok})
+	g.do("deletedvault-get-after-purge", req{method: http.MethodGet, url: deleted + vv, token: tok})
 }
 
 func TestGoldenTokenService(t *testing.T) {

@@ -45,6 +45,12 @@ func (a *Authority) ServeHTTP(w http.ResponseWriter, r *http.Request, resources 
 		a.serveDiscovery(w, r, strings.ToLower(segs[1]), true)
 		return true
 	}
+	if tenant == "adfs" && rest == ".well-known/openid-configuration" && r.Method == http.MethodGet {
+		ev.Operation = "OpenIDConfiguration"
+		a.oauthError(w, r, http.StatusBadRequest, "invalid_tenant", 90002,
+			"An ADFS-shaped authority names its tenant here: "+a.base+"adfs/{tenant}/adfs (`keyward az-cloud` prints the az cloud register line).")
+		return true
+	}
 	switch {
 	case r.Method == http.MethodGet && rest == "v2.0/.well-known/openid-configuration":
 		ev.Operation = "OpenIDConfiguration"
