@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/errs"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // The token endpoint's grants (IDENTITY.md §1, §7, §8):
@@ -284,8 +285,10 @@ func (a *Authority) authenticateClient(ctx context.Context, r *http.Request, ten
 		guard.failed(tenant, clientID, source)
 		if known != nil && guard.cfg.LockoutFailures > 0 {
 			// Best effort: if the count cannot be stored, the node's own
-			// count still locks.
-			a.dir.UpdateServicePrincipal(ctx, tenant, clientID, func(sp *ServicePrincipal) error {
+			// count still locks. Bookkeeping, not the request's change: it
+			// does not record the request's audit event early (the 401 is
+			// audited when the request ends).
+			a.dir.UpdateServicePrincipal(storage.WithoutPreCommit(ctx), tenant, clientID, func(sp *ServicePrincipal) error {
 				guard.storeFailure(sp, source)
 				return nil
 			})
@@ -300,7 +303,7 @@ func (a *Authority) authenticateClient(ctx context.Context, r *http.Request, ten
 	}
 	guard.succeeded(tenant, clientID, source)
 	if _, ok := ca.sp.TokenFailures[sourceKey(source)]; ok {
-		a.dir.UpdateServicePrincipal(ctx, tenant, clientID, func(sp *ServicePrincipal) error {
+		a.dir.UpdateServicePrincipal(storage.WithoutPreCommit(ctx), tenant, clientID, func(sp *ServicePrincipal) error {
 			delete(sp.TokenFailures, sourceKey(source))
 			return nil
 		})
