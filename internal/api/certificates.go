@@ -145,74 +145,7 @@ func listCertificates(rq *request) error {
 	if err != nil {
 		return err
 	}
-	out := page[*certBundleWire]{Value: []*certBundleWire{}, NextLink: rq.nextLink(p.Next)}
-	for _, c := range p.Items {
-		out.Value = append(out.Value, rq.certOut(c, true, false))
-	}
-	return rq.reply(http.StatusOK, out)
-}
-
-func listCertificateVersions(rq *request) error {
-	after, limit, err := rq.paging()
-	if err != nil {
-		return err
-	}
-	p, err := rq.h.vaults.ListCertificateVersions(rq.r.Context(), rq.vault, rq.params["name"], after, limit)
-	if err != nil {
-		return err
-	}
-	out := page[*certBundleWire]{Value: []*certBundleWire{}, NextLink: rq.nextLink(p.Next)}
-	for _, c := range p.Items {
-		out.Value = append(out.Value, rq.certOut(c, true, true))
-	}
-	return rq.reply(http.StatusOK, out)
-}
-
-func deleteCertificate(rq *request) error {
-	c, err := rq.h.vaults.DeleteCertificate(rq.r.Context(), rq.vault, rq.params["name"])
-	if err != nil {
-		return err
-	}
-	return rq.reply(http.StatusOK, rq.certOut(c, false, true))
-}
-
-func listDeletedCertificates(rq *request) error {
-	after, limit, err := rq.paging()
-	if err != nil {
-		return err
-	}
-	p, err := rq.h.vaults.ListDeletedCertificates(rq.r.Context(), rq.vault, after, limit)
-	if err != nil {
-		return err
-	}
-	out := page[*certBundleWire]{Value: []*certBundleWire{}, NextLink: rq.nextLink(p.Next)}
-	for _, c := range p.Items {
-		out.Value = append(out.Value, rq.certOut(c, true, false))
-	}
-	return rq.reply(http.StatusOK, out)
-}
-
-func getDeletedCertificate(rq *request) error {
-	c, err := rq.h.vaults.GetDeletedCertificate(rq.r.Context(), rq.vault, rq.params["name"])
-	if err != nil {
-		return err
-	}
-	return rq.reply(http.StatusOK, rq.certOut(c, false, true))
-}
-
-func recoverCertificate(rq *request) error {
-	c, err := rq.h.vaults.RecoverCertificate(rq.r.Context(), rq.vault, rq.params["name"])
-	if err != nil {
-		return err
-	}
-	return rq.reply(http.StatusOK, rq.certOut(c, false, true))
-}
-
-func purgeCertificate(rq *request) error {
-	if err := rq.h.vaults.PurgeCertificate(rq.r.Context(), rq.vault, rq.params["name"]); err != nil {
-		return err
-	}
-	return rq.reply(http.StatusNoContent, nil)
+	return rq.reply(http.StatusOK, pageOf(rq, p, certItem))
 }
 
 func backupCertificate(rq *request) error {

@@ -88,23 +88,26 @@ type vaultWire struct {
 // vaultRequest is the body of PUT and PATCH on a vault. Pointers tell an
 // absent property from a zero one.
 type vaultRequest struct {
-	Location   *string           `json:"location"`
-	Tags       map[string]string `json:"tags"`
-	Properties *struct {
-		TenantID                     *string      `json:"tenantId"`
-		SKU                          *skuWire     `json:"sku"`
-		AccessPolicies               *[]apWire    `json:"accessPolicies"`
-		CreateMode                   *string      `json:"createMode"`
-		EnablePurgeProtection        *bool        `json:"enablePurgeProtection"`
-		EnableRbacAuthorization      *bool        `json:"enableRbacAuthorization"`
-		EnableSoftDelete             *bool        `json:"enableSoftDelete"`
-		EnabledForDeployment         *bool        `json:"enabledForDeployment"`
-		EnabledForDiskEncryption     *bool        `json:"enabledForDiskEncryption"`
-		EnabledForTemplateDeployment *bool        `json:"enabledForTemplateDeployment"`
-		NetworkACLs                  *networkWire `json:"networkAcls"`
-		PublicNetworkAccess          *string      `json:"publicNetworkAccess"`
-		SoftDeleteRetentionInDays    *int         `json:"softDeleteRetentionInDays"`
-	} `json:"properties"`
+	Location   *string            `json:"location"`
+	Tags       map[string]string  `json:"tags"`
+	Properties *vaultRequestProps `json:"properties"`
+}
+
+// vaultRequestProps are the properties of a vault request.
+type vaultRequestProps struct {
+	TenantID                     *string      `json:"tenantId"`
+	SKU                          *skuWire     `json:"sku"`
+	AccessPolicies               *[]apWire    `json:"accessPolicies"`
+	CreateMode                   *string      `json:"createMode"`
+	EnablePurgeProtection        *bool        `json:"enablePurgeProtection"`
+	EnableRbacAuthorization      *bool        `json:"enableRbacAuthorization"`
+	EnableSoftDelete             *bool        `json:"enableSoftDelete"`
+	EnabledForDeployment         *bool        `json:"enabledForDeployment"`
+	EnabledForDiskEncryption     *bool        `json:"enabledForDiskEncryption"`
+	EnabledForTemplateDeployment *bool        `json:"enabledForTemplateDeployment"`
+	NetworkACLs                  *networkWire `json:"networkAcls"`
+	PublicNetworkAccess          *string      `json:"publicNetworkAccess"`
+	SoftDeleteRetentionInDays    *int         `json:"softDeleteRetentionInDays"`
 }
 
 func fmtTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
@@ -585,21 +588,7 @@ func (c *call) putVault(ctx context.Context, sub *Subscription, rg, name string,
 		if !patch {
 			return errBad("BadRequest", "The 'properties' property is required.")
 		}
-		body.Properties = &struct {
-			TenantID                     *string      `json:"tenantId"`
-			SKU                          *skuWire     `json:"sku"`
-			AccessPolicies               *[]apWire    `json:"accessPolicies"`
-			CreateMode                   *string      `json:"createMode"`
-			EnablePurgeProtection        *bool        `json:"enablePurgeProtection"`
-			EnableRbacAuthorization      *bool        `json:"enableRbacAuthorization"`
-			EnableSoftDelete             *bool        `json:"enableSoftDelete"`
-			EnabledForDeployment         *bool        `json:"enabledForDeployment"`
-			EnabledForDiskEncryption     *bool        `json:"enabledForDiskEncryption"`
-			EnabledForTemplateDeployment *bool        `json:"enabledForTemplateDeployment"`
-			NetworkACLs                  *networkWire `json:"networkAcls"`
-			PublicNetworkAccess          *string      `json:"publicNetworkAccess"`
-			SoftDeleteRetentionInDays    *int         `json:"softDeleteRetentionInDays"`
-		}{}
+		body.Properties = &vaultRequestProps{}
 	}
 	pr := body.Properties
 	if pr.TenantID != nil && !strings.EqualFold(*pr.TenantID, sub.TenantID) {
