@@ -14,7 +14,7 @@ import (
 )
 
 func newAzCloudCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
-	var devJSON, name, authority, tenant, mgmtURL, vaultURL string
+	var devJSON, name, authority, tenant, mgmtURL, mgmtResource, vaultURL string
 	cmd := &cobra.Command{
 		Use:   "az-cloud",
 		Short: "Print the `az cloud register` command for this Keyward server",
@@ -53,7 +53,7 @@ KEYWARD_TENANT_ID).`,
 			if authority == "" || tenant == "" || mgmtURL == "" || vaultURL == "" {
 				return errors.New("give --dev-json, or --authority-host, --tenant, --management-url and --vault-url")
 			}
-			args, err := clientcfg.AzCloudRegister(name, authority, tenant, mgmtURL, cmp.Or(d.ManagementResource, mgmtURL), vaultURL)
+			args, err := clientcfg.AzCloudRegister(name, authority, tenant, mgmtURL, cmp.Or(mgmtResource, d.ManagementResource), vaultURL)
 			if err != nil {
 				return err
 			}
@@ -67,6 +67,7 @@ KEYWARD_TENANT_ID).`,
 	f.StringVar(&authority, "authority-host", "", "authority URL, https://host[:port]/ (env KEYWARD_AUTHORITY_URL)")
 	f.StringVar(&tenant, "tenant", "", "tenant ID (env KEYWARD_TENANT_ID)")
 	f.StringVar(&mgmtURL, "management-url", "", "management plane URL, https://management.{suffix}[:port]/")
+	f.StringVar(&mgmtResource, "management-resource", "", "the management plane's token audience (default: the management URL)")
 	f.StringVar(&vaultURL, "vault-url", "", "URL of any vault, https://{vault}.vault.{suffix}[:port]/ (gives the vault DNS suffix)")
 	return cmd
 }

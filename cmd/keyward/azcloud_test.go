@@ -29,6 +29,17 @@ func TestAzCloud(t *testing.T) {
 	if out != want {
 		t.Fatalf("az-cloud printed\n%s\nwant\n%s", out, want)
 	}
+	// A production server, from flags: the suffix and port come from any
+	// vault URL.
+	out, err = cli{t: t}.run("az-cloud", "--name", "corp", "--authority-host", "https://login.kv.example:8443/",
+		"--tenant", "0B8F4A64-1111-2222-3333-444455556666", "--management-url", "https://management.kv.example:8443",
+		"--vault-url", "https://payments.vault.kv.example:8443/")
+	if want := "az cloud register --name corp --endpoint-active-directory https://login.kv.example:8443/adfs/0b8f4a64-1111-2222-3333-444455556666/adfs" +
+		" --endpoint-active-directory-resource-id https://management.kv.example:8443/ --endpoint-active-directory-graph-resource-id https://graph.kv.example:8443/" +
+		" --endpoint-resource-manager https://management.kv.example:8443/ --endpoint-management https://management.kv.example:8443/" +
+		" --suffix-keyvault-dns .vault.kv.example:8443\n"; err != nil || out != want {
+		t.Fatalf("az-cloud from flags: %v\n%s\nwant\n%s", err, out, want)
+	}
 	if out, err := (cli{t: t}).run("az-cloud"); err == nil {
 		t.Fatalf("az-cloud without a server: %s", out)
 	}

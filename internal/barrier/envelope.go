@@ -102,11 +102,7 @@ func (b *Barrier) subkeyAEAD(t *term, storageKey string) (cipher.AEAD, error) {
 		return nil, err
 	}
 	defer clear(sub)
-	block, err := aes.NewCipher(sub)
-	if err != nil {
-		return nil, err
-	}
-	if a, err = cipher.NewGCMWithRandomNonce(block); err != nil {
+	if a, err = newAEAD(sub); err != nil {
 		return nil, err
 	}
 	b.aeads.put(ck, a, gen)
@@ -169,11 +165,7 @@ func (c *aeadCache) clear() {
 // sealWith encrypts plain under key with a random nonce; used for the root
 // key and keyrings, which are written rarely.
 func sealWith(key, aad, plain []byte) ([]byte, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCMWithRandomNonce(block)
+	aead, err := newAEAD(key)
 	if err != nil {
 		return nil, err
 	}
@@ -181,11 +173,7 @@ func sealWith(key, aad, plain []byte) ([]byte, error) {
 }
 
 func openWith(key, aad, blob []byte) ([]byte, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCMWithRandomNonce(block)
+	aead, err := newAEAD(key)
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +182,16 @@ func openWith(key, aad, blob []byte) ([]byte, error) {
 		return nil, ErrCorrupt
 	}
 	return plain, nil
+}
+
+// newAEAD is AES-256-GCM under key with random nonces, the one cipher of
+// the barrier.
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCMWithRandomNonce(block)
 }
 
 func randomKey() []byte {

@@ -85,11 +85,16 @@ type Barrier struct {
 	progress [][]byte // shares given so far in the current unseal attempt
 
 	aeads aeadCache
+	views viewCache
 }
 
 // New returns a sealed barrier over backend.
 func New(backend storage.Backend) *Barrier {
-	return &Barrier{backend: backend, keyrings: map[string]*keyring{}, aeads: aeadCache{m: map[aeadKey]cipher.AEAD{}}}
+	b := &Barrier{backend: backend, keyrings: map[string]*keyring{}, aeads: aeadCache{m: map[aeadKey]cipher.AEAD{}},
+		views: viewCache{m: map[viewKey]*View{}}}
+	b.views.all = &View{b: b}
+	b.views.sys = &View{b: b, scope: SystemScope}
+	return b
 }
 
 // Status reports whether the barrier is initialized and sealed.

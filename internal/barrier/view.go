@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyward/keyward/internal/storage"
@@ -61,7 +62,7 @@ type View struct {
 // System is the view of the system namespace: every key outside the vault
 // and tenant namespaces and the barrier's own records. Its keys are
 // storage keys as they are ("sys/vaults/...").
-func (b *Barrier) System() *View { return &View{b: b, scope: SystemScope} }
+func (b *Barrier) System() *View { return b.views.sys }
 
 // Vault is the view of the namespace of the vault with internal ID id.
 func (b *Barrier) Vault(id string) *View { return b.namespace(vaultNS, id) }
@@ -71,23 +72,59 @@ func (b *Barrier) Vault(id string) *View { return b.namespace(vaultNS, id) }
 func (b *Barrier) Tenant(id string) *View { return b.namespace(tenantNS, strings.ToLower(id)) }
 
 func (b *Barrier) namespace(ns, id string) *View {
+	k := viewKey{ns, id}
+	b.views.mu.RLock()
+	v := b.views.m[k]
+	b.views.mu.RUnlock()
+	if v != nil {
+		return v
+	}
 	if id == "" || strings.ContainsAny(id, "/\x00") {
 		return &View{b: b, err: fmt.Errorf("barrier: invalid namespace ID %q", id)}
 	}
-	return &View{b: b, prefix: ns + id + "/", scope: ns[:1] + "-" + id}
+	v = &View{b: b, prefix: ns + id + "/", scope: ns[:1] + "-" + id}
+	b.views.mu.Lock()
+	defer b.views.mu.Unlock()
+	if cur := b.views.m[k]; cur != nil {
+		return cur
+	}
+	b.views.m[k] = v
+	return v
+}
+
+// viewCache keeps the views handed out, so that asking for a vault's view
+// on every request allocates nothing. It holds no key material; Destroy
+// drops the view of the namespace it destroys.
+type viewCache struct {
+	all, sys *View // the whole key space and the system namespace
+
+	mu sync.RWMutex
+	m  map[viewKey]*View
+}
+
+type viewKey struct{ ns, id string }
+
+func (c *viewCache) forget(v *View) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, cur := range c.m {
+		if cur == v {
+			delete(c.m, k)
+		}
+	}
 }
 
 // View runs fn in a read-only transaction over the whole key space (every
 // namespace, each value under its own keyring), with decrypted values. It
 // is for tests and operator tools; components receive a View instead.
 func (b *Barrier) View(ctx context.Context, fn func(Tx) error) error {
-	return (&View{b: b}).View(ctx, fn)
+	return b.views.all.View(ctx, fn)
 }
 
 // Update is View for writing: values are encrypted. As with
 // storage.Backend.Update, fn may run more than once.
 func (b *Barrier) Update(ctx context.Context, fn func(Tx) error) error {
-	return (&View{b: b}).Update(ctx, fn)
+	return b.views.all.Update(ctx, fn)
 }
 
 // View runs fn in a read-only transaction of v whose values are decrypted.
@@ -215,6 +252,7 @@ func (v *View) Destroy(ctx context.Context) error {
 			break
 		}
 	}
+	v.b.views.forget(v)
 	return v.b.dropScope(ctx, v.scope)
 }
 

@@ -15,7 +15,8 @@ import (
 // off MSAL's instance discovery (a request to login.microsoftonline.com),
 // and MSAL skips it for ADFS authorities (docs/CLIENTS.md). All three
 // Active Directory endpoints are given, so az does not fetch
-// {resource manager}/metadata/endpoints.
+// {resource manager}/metadata/endpoints. An empty managementResource means
+// the management URL.
 func AzCloudRegister(name, authorityHost, tenant, managementURL, managementResource, vaultURL string) ([]string, error) {
 	auth, err := url.Parse(authorityHost)
 	if err != nil || auth.Scheme != "https" || auth.Host == "" {

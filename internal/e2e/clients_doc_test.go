@@ -103,10 +103,11 @@ A dev server (` + "`keyward server --dev`" + `) writes ` + "`DATA/dev.json`" + `
    ` + "`NODE_EXTRA_CA_CERTS`" + `, Python and az ` + "`REQUESTS_CA_BUNDLE`" + `, curl ` + "`--cacert`" + `.
 3. **Host mapping.** Vaults are addressed by name, ` + "`{vault}.vault.localhost`" + `. Browsers resolve
    ` + "`*.localhost`" + ` to loopback by themselves; other clients use the system resolver, which on
-   Debian does so only with ` + "`libnss-myhostname`" + ` (` + "`apt-get install libnss-myhostname`" + ` adds
-   ` + "`myhostname`" + ` to the hosts line of ` + "`/etc/nsswitch.conf`" + `); otherwise add one ` + "`/etc/hosts`" + `
-   line per vault (` + "`127.0.0.1 dev.vault.localhost login.localhost management.localhost`" + `). Check
-   with ` + "`getent hosts dev.vault.localhost`" + `. The tests change nothing on the machine: Go dials
+   Debian does not do by default (` + "`getent hosts dev.vault.localhost`" + ` prints nothing). Add one
+   ` + "`/etc/hosts`" + ` line with every name you use (` + "`127.0.0.1 dev.vault.localhost management.localhost`" + `;
+   ` + "`localhost`" + ` is there already), or let systemd's ` + "`nss-myhostname`" + ` (package
+   ` + "`libnss-myhostname`" + `, ` + "`myhostname`" + ` on the hosts line of ` + "`/etc/nsswitch.conf`" + `) resolve every
+   ` + "`*.localhost`" + ` name; the tests exercise neither. The tests change nothing on the machine: Go dials
    every name to the listener (` + "`internal/kwtest`" + `), test/js patches ` + "`dns.lookup`" + `, Python and az
    get ` + "`test/python/site/sitecustomize.py`" + ` on ` + "`PYTHONPATH`" + ` (it maps ` + "`*.localhost`" + ` only when
    the resolver does not, and refuses any connection that would leave the machine), curl

@@ -302,6 +302,15 @@ func TestGoldenTokenService(t *testing.T) {
 	g.do("token-unknown-tenant", req{method: http.MethodPost, url: strings.TrimSuffix(e.Info.AuthorityHost, "/") + "/00000000-0000-4000-8000-000000000000/oauth2/v2.0/token",
 		form: form("grant_type", "client_credentials", "client_id", e.Info.ClientID, "client_secret", e.Info.ClientSecret, "scope", vaultScope)})
 	g.do("token-get-not-found", req{method: http.MethodGet, url: tokenV2})
+	g.do("token-client-assertion-invalid", req{method: http.MethodPost, url: tokenV2,
+		form: form("grant_type", "client_credentials", "client_id", e.Info.ClientID, "scope", vaultScope,
+			"client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion", "not.a.jwt")})
+	g.do("token-no-credential", req{method: http.MethodPost, url: tokenV2,
+		form: form("grant_type", "client_credentials", "client_id", e.Info.ClientID, "scope", vaultScope)})
+	g.do("devicecode", req{method: http.MethodPost, url: auth + "/oauth2/v2.0/devicecode", volatile: []string{"device_code", "user_code", "message"},
+		form: form("client_id", e.Info.ClientID, "scope", vaultScope+" offline_access")})
+	g.do("token-device-code-unknown", req{method: http.MethodPost, url: tokenV2,
+		form: form("grant_type", "urn:ietf:params:oauth:grant-type:device_code", "client_id", e.Info.ClientID, "device_code", "nothing")})
 }
 
 func TestGoldenManagedIdentity(t *testing.T) {

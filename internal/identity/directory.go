@@ -61,6 +61,11 @@ type ServicePrincipal struct {
 	// The fields below are added by principals.go (certificates, federated
 	// credentials, managed identities, trusted services).
 	PrincipalExt
+
+	// TokenFailures are recent failed authentications of this client at
+	// the token endpoint, by source (tokenlimits.go): stored with the
+	// client so that a lockout holds on every node of a cluster.
+	TokenFailures map[string]*SourceFailures `json:"tokenFailures,omitempty"`
 }
 
 // ClientSecret is a stored client secret: only a salted SHA-256 hash of

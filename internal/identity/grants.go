@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/errs"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // The token endpoint's grants (IDENTITY.md §1, §7, §8):
@@ -273,7 +274,8 @@ func (a *Authority) authenticateClient(ctx context.Context, r *http.Request, ten
 	// client and source; only authenticated requests spend the client's
 	// budget.
 	guard, source := a.guard.Load(), ev.Caller.IP
-	if after := guard.lockedFor(tenant, clientID, source); after > 0 {
+	known, _ := a.dir.ServicePrincipal(ctx, tenant, clientID) // nil if unknown
+	if after := max(guard.lockedFor(tenant, clientID, source), guard.storedLockedFor(known, source)); after > 0 {
 		ev.Reason = "client locked for this source"
 		return nil, throttled(50053, "Too many failed authentications of this client from this source.", after)
 	}
@@ -281,6 +283,16 @@ func (a *Authority) authenticateClient(ctx context.Context, r *http.Request, ten
 	var te *tokenError
 	if errors.As(err, &te) && te.kind == errs.Unauthorized || errors.Is(err, errUnknownClient) {
 		guard.failed(tenant, clientID, source)
+		if known != nil && guard.cfg.LockoutFailures > 0 {
+			// Best effort: if the count cannot be stored, the node's own
+			// count still locks. Bookkeeping, not the request's change: it
+			// does not record the request's audit event early (the 401 is
+			// audited when the request ends).
+			a.dir.UpdateServicePrincipal(storage.WithoutPreCommit(ctx), tenant, clientID, func(sp *ServicePrincipal) error {
+				guard.storeFailure(sp, source)
+				return nil
+			})
+		}
 	}
 	if errors.Is(err, errUnknownClient) {
 		return nil, terr(errs.BadParameter, "unauthorized_client", 700016,
@@ -290,6 +302,12 @@ func (a *Authority) authenticateClient(ctx context.Context, r *http.Request, ten
 		return nil, err
 	}
 	guard.succeeded(tenant, clientID, source)
+	if _, ok := ca.sp.TokenFailures[sourceKey(source)]; ok {
+		a.dir.UpdateServicePrincipal(storage.WithoutPreCommit(ctx), tenant, clientID, func(sp *ServicePrincipal) error {
+			delete(sp.TokenFailures, sourceKey(source))
+			return nil
+		})
+	}
 	if after, ok := guard.allowClient(tenant, ca.sp.AppID); !ok {
 		ev.Reason = "token requests of this client throttled"
 		return nil, throttled(50196, "Too many token requests for this client.", after)

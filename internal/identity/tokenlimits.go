@@ -32,9 +32,15 @@ import (
 //     the lockout does not tell which exist.
 //
 // Refusals are 429 with Retry-After, which is how Entra signals throttling
-// on client_credentials and what MSAL and azidentity honour. The state
-// lives in each node's memory: in a cluster, each node enforces the limits
-// on its own (N nodes admit up to N times a limit).
+// on client_credentials and what MSAL and azidentity honour.
+//
+// Where the state lives: a registered client's failures are stored with
+// the client (ServicePrincipal.TokenFailures, at most maxStoredSources
+// sources), so its lockout holds on every node of a cluster; each failure
+// costs one storage write, and a locked source costs none. Failures for
+// client IDs that do not exist, and the rate buckets, live in each node's
+// memory: in a cluster each node enforces the rates on its own (N nodes
+// admit up to N times a rate).
 type TokenLimits struct {
 	Source throttle.Limit // per source address; Rate 0: off
 	Client throttle.Limit // tokens issued per client; Rate 0: off
@@ -52,6 +58,88 @@ var DefaultTokenLimits = TokenLimits{
 	LockoutFailures: 10,
 	LockoutWindow:   5 * time.Minute,
 	LockoutDuration: 5 * time.Minute,
+}
+
+// maxStoredSources bounds the sources a client's record keeps failures
+// for. When full, entries whose window and lock have passed go first, then
+// the unlocked entry that started first, then the lock that ends first.
+const maxStoredSources = 32
+
+// SourceFailures are the recent failed authentications of one client from
+// one source.
+type SourceFailures struct {
+	Count       int       `json:"count"`
+	First       time.Time `json:"first"`
+	LockedUntil time.Time `json:"lockedUntil,omitzero"`
+}
+
+func (f *SourceFailures) expired(now time.Time, window time.Duration) bool {
+	if !f.LockedUntil.IsZero() {
+		return !now.Before(f.LockedUntil)
+	}
+	return now.Sub(f.First) > window
+}
+
+// storedLockedFor returns how long sp stays locked for source; 0: not.
+func (g *tokenGuard) storedLockedFor(sp *ServicePrincipal, source string) time.Duration {
+	if g.cfg.LockoutFailures <= 0 || sp == nil {
+		return 0
+	}
+	f := sp.TokenFailures[sourceKey(source)]
+	if now := g.clk.Now(); f != nil && now.Before(f.LockedUntil) {
+		return f.LockedUntil.Sub(now)
+	}
+	return 0
+}
+
+// storeFailure adds a failure from source to sp's record (inside
+// Directory.UpdateServicePrincipal's transaction).
+func (g *tokenGuard) storeFailure(sp *ServicePrincipal, source string) {
+	now, k := g.clk.Now(), sourceKey(source)
+	f := sp.TokenFailures[k]
+	if f == nil || f.expired(now, g.cfg.LockoutWindow) {
+		if sp.TokenFailures == nil {
+			sp.TokenFailures = map[string]*SourceFailures{}
+		}
+		for len(sp.TokenFailures) >= maxStoredSources {
+			evictStored(sp.TokenFailures, now, g.cfg.LockoutWindow)
+		}
+		f = &SourceFailures{First: now}
+		sp.TokenFailures[k] = f
+	}
+	f.Count++
+	if f.Count >= g.cfg.LockoutFailures && f.LockedUntil.IsZero() {
+		f.LockedUntil = now.Add(g.cfg.LockoutDuration)
+	}
+}
+
+func evictStored(m map[string]*SourceFailures, now time.Time, window time.Duration) {
+	var victim string
+	for k, f := range m {
+		if f.expired(now, window) {
+			delete(m, k)
+			continue
+		}
+		if v := m[victim]; victim == "" || v == nil || better(f, v) {
+			victim = k
+		}
+	}
+	if len(m) >= maxStoredSources {
+		delete(m, victim)
+	}
+}
+
+// better reports whether a is a better eviction victim than b: unlocked
+// before locked, then the older start or the earlier end of the lock.
+func better(a, b *SourceFailures) bool {
+	al, bl := !a.LockedUntil.IsZero(), !b.LockedUntil.IsZero()
+	switch {
+	case al != bl:
+		return !al
+	case al:
+		return a.LockedUntil.Before(b.LockedUntil)
+	}
+	return a.First.Before(b.First)
 }
 
 // maxTrackedFailures bounds the failure table. When full, entries whose

@@ -1,8 +1,16 @@
 package identity
 
 import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyward/keyward/internal/audit"
 
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/throttle"
@@ -78,5 +86,77 @@ func TestTokenGuardSources(t *testing.T) {
 	}
 	if _, ok := g.allowSource("2001:db9::1"); !ok {
 		t.Fatal("another /64 throttled")
+	}
+}
+
+// TestTokenLockoutSharedAcrossNodes: two authorities over one store (two
+// nodes of a cluster) share a registered client's lockout, whichever node
+// saw the failures; other sources are not locked, and a success clears the
+// stored count.
+func TestTokenLockoutSharedAcrossNodes(t *testing.T) {
+	e := newIDEnv(t)
+	ctx := context.Background()
+	sp, err := e.dir.CreateServicePrincipal(ctx, e.tenant, "app", e.clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := e.dir.AddClientSecret(ctx, e.tenant, sp.AppID, e.clk.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node2 := NewAuthority(e.dir, e.b, e.clk, accessAuthority)
+	if err := node2.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lim := DefaultTokenLimits
+	ask := func(a *Authority, src, secret string) int {
+		form := url.Values{"grant_type": {"client_credentials"}, "client_id": {sp.AppID}, "client_secret": {secret}, "scope": {"https://vault.test/.default"}}
+		req := httptest.NewRequest(http.MethodPost, accessAuthority+e.tenant+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req = req.WithContext(audit.WithEvent(req.Context(), &audit.Event{Caller: audit.Caller{IP: src}}))
+		w := httptest.NewRecorder()
+		a.ServeHTTP(w, req, []string{"https://vault.test"})
+		return w.Code
+	}
+	// Failures alternate between the nodes: neither node's own count
+	// reaches the limit, the stored one does.
+	for i := range lim.LockoutFailures {
+		if st := ask([]*Authority{e.a, node2}[i%2], "192.0.2.1", "wrong"); st != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i, st)
+		}
+	}
+	for _, a := range []*Authority{e.a, node2} {
+		if st := ask(a, "192.0.2.1", secret); st != http.StatusTooManyRequests {
+			t.Fatalf("right secret from the locked source: %d, want 429 on both nodes", st)
+		}
+		if st := ask(a, "192.0.2.2", secret); st != http.StatusOK {
+			t.Fatalf("right secret from another source: %d", st)
+		}
+	}
+	e.clk.Advance(lim.LockoutDuration)
+	if st := ask(node2, "192.0.2.1", secret); st != http.StatusOK {
+		t.Fatalf("after the lockout: %d", st)
+	}
+	stored, _ := e.dir.ServicePrincipal(ctx, e.tenant, sp.AppID)
+	if len(stored.TokenFailures) != 0 {
+		t.Fatalf("a success left stored failures: %+v", stored.TokenFailures)
+	}
+}
+
+func TestStoredFailuresBounded(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	g := newTokenGuard(clk, TokenLimits{LockoutFailures: 2, LockoutWindow: time.Minute, LockoutDuration: time.Hour})
+	sp := &ServicePrincipal{}
+	g.storeFailure(sp, "10.0.0.1")
+	g.storeFailure(sp, "10.0.0.1") // locked for an hour
+	for i := range 3 * maxStoredSources {
+		clk.Advance(time.Second)
+		g.storeFailure(sp, fmt.Sprintf("10.1.%d.%d", i/256, i%256))
+	}
+	if len(sp.TokenFailures) > maxStoredSources {
+		t.Fatalf("%d sources stored", len(sp.TokenFailures))
+	}
+	if g.storedLockedFor(sp, "10.0.0.1") == 0 {
+		t.Fatal("unlocked entries evicted a lock")
 	}
 }

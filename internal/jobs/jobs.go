@@ -3,9 +3,10 @@
 // A Runner runs each Job on a ticker of its Clock: the due work of the
 // vaults (purge after retention, rotation, expiry notifications,
 // certificate lifetime actions, event and mail delivery) on the leader
-// only, the refresh of what a node keeps in memory on every node, both
-// only while the node is ready (unsealed). Due queues (queue.go) are the
-// one way that work is found.
+// only, the refresh of what a node keeps in memory on every node, all only
+// while the node is ready (unsealed). Work that has a time is kept in due
+// queues (queue.go), whose layout this package alone writes and reads;
+// key rotation, decided from each key's policy, scans the policies.
 //
 // Tests give the server a clock.Fake, advance it, and wait for the run the
 // advance triggered (WaitRunSince), or run a job once more at the same

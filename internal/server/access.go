@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/keyward/keyward/internal/api"
@@ -28,17 +27,14 @@ type accessState struct {
 	mgmt    *mgmt.Service
 	handler *mgmt.Handler
 
-	mu         sync.Mutex
-	lastReload time.Time
-
 	privateListener net.Listener
 	privateHTTP     *http.Server
 }
 
 // accessRefreshEvery is how often every node rebuilds the authorization
-// index from storage, so that changes made through another node (HA on
-// PostgreSQL) are seen here; changes made through this node are seen at
-// once.
+// index from storage (the job JobAccessRefresh), so that changes made
+// through another node (HA on PostgreSQL) are seen here; changes made
+// through this node are seen at once.
 const accessRefreshEvery = 5 * time.Second
 
 // initAccess builds the authorizer and the management plane; called from
@@ -114,20 +110,12 @@ func (s *Server) closePrivate() error {
 	return s.access.privateHTTP.Shutdown(ctx)
 }
 
-// refreshAccess rebuilds the index at most every accessRefreshEvery.
-func (s *Server) refreshAccess() {
-	s.access.mu.Lock()
-	due := time.Since(s.access.lastReload) >= accessRefreshEvery
-	if due {
-		s.access.lastReload = time.Now()
-	}
-	s.access.mu.Unlock()
-	if !due || s.barrier.Sealed() {
-		return
-	}
-	if err := s.access.mgmt.Reload(context.Background()); err != nil && !errors.Is(err, barrier.ErrSealed) {
+// refreshAccess rebuilds the authorization index from storage.
+func (s *Server) refreshAccess(ctx context.Context) error {
+	if err := s.access.mgmt.Reload(ctx); err != nil && !errors.Is(err, barrier.ErrSealed) {
 		s.log.Warn("refreshing the authorization index failed", "error", err)
 	}
+	return nil
 }
 
 // accessDue purges soft-deleted vaults whose retention has ended.
@@ -169,9 +157,6 @@ func (s *Server) accessAfterUnseal(ctx context.Context, b *bootstrapRecord) erro
 			}
 		}
 	}
-	s.access.mu.Lock()
-	s.access.lastReload = time.Now()
-	s.access.mu.Unlock()
 	return m.Reload(ctx)
 }
 

@@ -20,10 +20,13 @@ const (
 	// advisory lock is (see postgres.Leader). Every Config.SchedulerInterval
 	// (default a minute).
 	JobDue = "due"
-	// JobRefresh reloads what a node keeps in memory from the database
-	// (the vault registry, the access index), so a change made through
-	// another node is seen here within a second. Every node runs it.
+	// JobRefresh reloads the vault registry from the database, so a
+	// change made through another node is seen here within a second.
+	// Every node runs it.
 	JobRefresh = "refresh"
+	// JobAccessRefresh rebuilds the authorization index from the database
+	// every accessRefreshEvery, on every node, for the same reason.
+	JobAccessRefresh = "access-refresh"
 )
 
 // newJobs returns the server's job runner, on the server's clock.
@@ -34,6 +37,7 @@ func (s *Server) newJobs() *jobs.Runner {
 	}
 	return jobs.New(cfg,
 		jobs.Job{Name: JobRefresh, Every: time.Second, Run: s.refresh},
+		jobs.Job{Name: JobAccessRefresh, Every: accessRefreshEvery, Run: s.refreshAccess},
 		jobs.Job{Name: JobDue, Every: cmp.Or(s.cfg.SchedulerInterval, time.Minute), LeaderOnly: true, Run: s.runDue})
 }
 
@@ -44,7 +48,6 @@ func (s *Server) refresh(ctx context.Context) error {
 	if err := s.vaults.Load(ctx); err != nil && !errors.Is(err, barrier.ErrSealed) {
 		s.log.Warn("refreshing the vault registry failed", "error", err)
 	}
-	s.refreshAccess()
 	return nil
 }
 

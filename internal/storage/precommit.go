@@ -25,6 +25,15 @@ func WithPreCommit(ctx context.Context, check PreCommitter) context.Context {
 	return context.WithValue(ctx, preCommitKey{}, check)
 }
 
+// WithoutPreCommit returns ctx without its PreCommitter: for bookkeeping a
+// request does on its own behalf that is not the change it asks for (a
+// count of failed authentications), whose commit must not record the
+// request's event early as if the request had succeeded. The request's
+// event is still written when it ends.
+func WithoutPreCommit(ctx context.Context) context.Context {
+	return context.WithValue(ctx, preCommitKey{}, nil)
+}
+
 // WithPreCommitHooks returns b with Update honouring WithPreCommit.
 func WithPreCommitHooks(b Backend) Backend { return preCommitBackend{b} }
 

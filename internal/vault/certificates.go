@@ -206,13 +206,7 @@ type CreateCertificateParams struct {
 // Self-signed and built-in CA certificates are issued at once; Unknown
 // issuers wait for a merge; ACME issuers complete in the background.
 func (s *Service) CreateCertificate(ctx context.Context, v *Vault, p CreateCertificateParams) (*CertificateOperation, error) {
-	if err := checkCertName(p.Name); err != nil {
-		return nil, err
-	}
-	if err := checkTags(p.Tags); err != nil {
-		return nil, err
-	}
-	if err := checkAttributes(p.Attributes); err != nil {
+	if err := checkRequest(checkCertName(p.Name), p.Tags, p.Attributes); err != nil {
 		return nil, err
 	}
 	c := s.objs(v, Certificates)
@@ -546,13 +540,7 @@ type UpdateCertificateParams struct {
 // UpdateCertificate changes a version's attributes and tags (enabled also
 // applies to its key and secret) and, with a policy, the policy.
 func (s *Service) UpdateCertificate(ctx context.Context, v *Vault, p UpdateCertificateParams) (*Certificate, error) {
-	if err := checkName(Certificates, p.Name); err != nil {
-		return nil, err
-	}
-	if err := checkTags(p.Tags); err != nil {
-		return nil, err
-	}
-	if err := checkAttributes(p.Attributes); err != nil {
+	if err := checkRequest(checkName(Certificates, p.Name), p.Tags, p.Attributes); err != nil {
 		return nil, err
 	}
 	var out *Certificate
@@ -866,22 +854,7 @@ func (s *Service) PurgeCertificate(ctx context.Context, v *Vault, name string) e
 // GetCertificateOperation returns a certificate's pending (or last)
 // operation.
 func (s *Service) GetCertificateOperation(ctx context.Context, v *Vault, name string) (*CertificateOperation, error) {
-	if err := checkName(Certificates, name); err != nil {
-		return nil, err
-	}
-	var out *CertificateOperation
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		op, err := getOp(tx, s.objs(v, Certificates), name)
-		if err != nil {
-			return err
-		}
-		if op == nil {
-			return pendingNotFound(name)
-		}
-		out = op.out()
-		return nil
-	})
-	return out, err
+	return s.withOperation(ctx, v, name, false, nil)
 }
 
 func pendingNotFound(name string) error {
@@ -889,14 +862,20 @@ func pendingNotFound(name string) error {
 		Msg: fmt.Sprintf("Pending certificate not found: %s", name)}
 }
 
-// CancelCertificateOperation requests cancellation: an operation still in
-// progress is cancelled and its key discarded.
-func (s *Service) CancelCertificateOperation(ctx context.Context, v *Vault, name string) (*CertificateOperation, error) {
+// withOperation runs fn (when not nil) on the operation of certificate
+// name, in a read-write transaction when write is set, and returns the
+// operation as fn left it.
+func (s *Service) withOperation(ctx context.Context, v *Vault, name string, write bool,
+	fn func(tx barrier.Tx, c objects, op *certOpRecord) error) (*CertificateOperation, error) {
 	if err := checkName(Certificates, name); err != nil {
 		return nil, err
 	}
+	run := s.in(v).View
+	if write {
+		run = s.in(v).Update
+	}
 	var out *CertificateOperation
-	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
+	err := run(ctx, func(tx barrier.Tx) error {
 		c := s.objs(v, Certificates)
 		op, err := getOp(tx, c, name)
 		if err != nil {
@@ -905,34 +884,34 @@ func (s *Service) CancelCertificateOperation(ctx context.Context, v *Vault, name
 		if op == nil {
 			return pendingNotFound(name)
 		}
+		if fn != nil {
+			if err := fn(tx, c, op); err != nil {
+				return err
+			}
+		}
+		out = op.out()
+		return nil
+	})
+	return out, err
+}
+
+// CancelCertificateOperation requests cancellation: an operation still in
+// progress is cancelled and its key discarded.
+func (s *Service) CancelCertificateOperation(ctx context.Context, v *Vault, name string) (*CertificateOperation, error) {
+	return s.withOperation(ctx, v, name, true, func(tx barrier.Tx, c objects, op *certOpRecord) error {
 		op.Cancel = true
 		if op.Status == StatusInProgress {
 			op.Status, op.StatusDetails = StatusCancelled, "The certificate operation was cancelled."
 			op.Key.Handle = nil
 		}
-		out = op.out()
 		return putJSON(tx, c.opKey(name), op)
 	})
-	return out, err
 }
 
 // DeleteCertificateOperation removes a certificate's operation (and the
 // key of a pending one).
 func (s *Service) DeleteCertificateOperation(ctx context.Context, v *Vault, name string) (*CertificateOperation, error) {
-	if err := checkName(Certificates, name); err != nil {
-		return nil, err
-	}
-	var out *CertificateOperation
-	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		c := s.objs(v, Certificates)
-		op, err := getOp(tx, c, name)
-		if err != nil {
-			return err
-		}
-		if op == nil {
-			return pendingNotFound(name)
-		}
-		out = op.out()
+	return s.withOperation(ctx, v, name, true, func(tx barrier.Tx, c objects, _ *certOpRecord) error {
 		if err := tx.Delete(c.opKey(name)); err != nil {
 			return err
 		}
@@ -947,7 +926,6 @@ func (s *Service) DeleteCertificateOperation(ctx context.Context, v *Vault, name
 		}
 		return nil
 	})
-	return out, err
 }
 
 // MergeCertificateParams is a MergeCertificate request.
@@ -1026,13 +1004,7 @@ type ImportCertificateParams struct {
 // ImportCertificate imports a certificate with its private key from a PFX
 // (the password is stripped: the secret is re-encoded) or a PEM bundle.
 func (s *Service) ImportCertificate(ctx context.Context, v *Vault, p ImportCertificateParams) (*Certificate, error) {
-	if err := checkCertName(p.Name); err != nil {
-		return nil, err
-	}
-	if err := checkTags(p.Tags); err != nil {
-		return nil, err
-	}
-	if err := checkAttributes(p.Attributes); err != nil {
+	if err := checkRequest(checkCertName(p.Name), p.Tags, p.Attributes); err != nil {
 		return nil, err
 	}
 	b, format, err := parseImport(string(p.Value.Reveal()), string(p.Password.Reveal()))
@@ -1089,27 +1061,6 @@ func (s *Service) ImportCertificate(ctx context.Context, v *Vault, p ImportCerti
 		return err
 	})
 	return out, err
-}
-
-// GetSecretAs returns a secret version; a certificate's secret is
-// converted to outContentType (PEM or PKCS #12) when it differs from the
-// stored one (AZURE-API.md §1.3). Other secrets come back unchanged.
-func (s *Service) GetSecretAs(ctx context.Context, v *Vault, name, version, outContentType string) (*Secret, error) {
-	sec, err := s.GetSecret(ctx, v, name, version)
-	if err != nil || outContentType == "" || !sec.Managed || outContentType == sec.ContentType {
-		return sec, err
-	}
-	switch outContentType {
-	case ContentTypePEM, ContentTypePKCS12:
-	default:
-		return nil, badParameter("outContentType must be %s or %s.", ContentTypePEM, ContentTypePKCS12)
-	}
-	value, err := convertCertSecret(sec.ContentType, outContentType, sec.Value.Reveal())
-	if err != nil {
-		return nil, err
-	}
-	sec.Value, sec.ContentType = NewSecretValue(value), outContentType
-	return sec, nil
 }
 
 // --- backup and restore ---

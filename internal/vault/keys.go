@@ -318,13 +318,7 @@ type UpdateKeyParams struct {
 
 // UpdateKey changes attributes, key_ops, tags or the release policy.
 func (s *Service) UpdateKey(ctx context.Context, v *Vault, p UpdateKeyParams) (*Key, error) {
-	if err := checkName(Keys, p.Name); err != nil {
-		return nil, err
-	}
-	if err := checkTags(p.Tags); err != nil {
-		return nil, err
-	}
-	if err := checkAttributes(p.Attributes); err != nil {
+	if err := checkRequest(checkName(Keys, p.Name), p.Tags, p.Attributes); err != nil {
 		return nil, err
 	}
 	var k *Key

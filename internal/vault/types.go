@@ -189,3 +189,16 @@ type DeletedInfo struct {
 	DeletedDate        int64
 	ScheduledPurgeDate int64
 }
+
+// checkRequest checks what a write of an object carries, in this order:
+// its name (nameErr, the result of the name check that applies), its tags
+// and its attributes. The first failure is the answer.
+func checkRequest(nameErr error, tags map[string]string, attrs *AttributesPatch) error {
+	if nameErr != nil {
+		return nameErr
+	}
+	if err := checkTags(tags); err != nil {
+		return err
+	}
+	return checkAttributes(attrs)
+}

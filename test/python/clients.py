@@ -83,10 +83,20 @@ def with_env(env, fn):
                 os.environ[k] = v
 
 
-# instance_discovery=False is 1.13.0b2's name for what later releases call
-# disable_instance_discovery=True (IDENTITY.md §0.2).
+# Instance discovery off (IDENTITY.md §0.2): instance_discovery=False in
+# azure-identity 1.13.0b2 (Debian bookworm), disable_instance_discovery=True
+# from 1.13.0 on.
+def _no_discovery():
+    import inspect
+    from azure.identity._internal.msal_credentials import MsalCredential
+    if "disable_instance_discovery" in inspect.signature(MsalCredential.__init__).parameters:
+        return {"disable_instance_discovery": True}
+    return {"instance_discovery": False}
+
+
+NO_DISCOVERY = _no_discovery()
 sp = ClientSecretCredential(cfg["tenant_id"], cfg["client_id"], cfg["client_secret"],
-                            authority=cfg["authority_host"], instance_discovery=False)
+                            authority=cfg["authority_host"], **NO_DISCOVERY)
 
 
 def read_s(cred):
@@ -95,14 +105,15 @@ def read_s(cred):
         raise AssertionError("secret s = %r" % v)
 
 
-@case("Python", IDENTITY, "ClientSecretCredential (authority, instance_discovery=False)")
+@case("Python", IDENTITY, "ClientSecretCredential (authority, instance discovery off)")
 def _():
     read_s(sp)
+    return "%s=%s" % next(iter(NO_DISCOVERY.items()))
 
 
 @case("Python", IDENTITY, "DefaultAzureCredential: AZURE_TENANT_ID/CLIENT_ID/CLIENT_SECRET/AUTHORITY_HOST")
 def _():
-    with_env(env_for_sp, lambda: read_s(DefaultAzureCredential(instance_discovery=False)))
+    with_env(env_for_sp, lambda: read_s(DefaultAzureCredential(**NO_DISCOVERY)))
 
 
 @case("Python", IDENTITY, "ManagedIdentityCredential: IDENTITY_ENDPOINT/IDENTITY_HEADER")
