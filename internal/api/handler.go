@@ -118,7 +118,7 @@ type Handler struct {
 	audit     *audit.Log
 	clock     clock.Clock
 	log       *slog.Logger
-	routes    route.Table[handler]
+	routes    route.Table[handler, authz.Action]
 	// vaultAudiences are the token audiences the data plane accepts: the
 	// vault resource with and without a trailing slash.
 	vaultAudiences []string

@@ -11,7 +11,7 @@ import (
 // dataPlaneRoutes is the whole Azure Key Vault data-plane surface Keyward
 // serves (AZURE-API.md §1). Order matters: a literal segment must come
 // before a parameter that could match it.
-func dataPlaneRoutes() route.Table[handler] {
+func dataPlaneRoutes() route.Table[handler, authz.Action] {
 	var all []kwroute
 	for _, group := range [][]kwroute{secretRoutes(), keyRoutes(), certificateRoutes(), extensionRoutes()} {
 		all = append(all, group...)

@@ -16,7 +16,7 @@ type handler = func(a *Authority, w http.ResponseWriter, r *http.Request, p map[
 // token endpoint (v1 and v2), the device flow and the managed-identity
 // endpoint. A method it does not serve is not its route (the front door
 // answers 404).
-func tokenRoutes() route.Table[handler] {
+func tokenRoutes() route.Table[handler, string] {
 	const get, post = http.MethodGet, http.MethodPost
 	discovery := func(v2 bool) handler {
 		return func(a *Authority, w http.ResponseWriter, r *http.Request, p map[string]string, _ []string) {
@@ -34,7 +34,7 @@ func tokenRoutes() route.Table[handler] {
 	msi := func(a *Authority, w http.ResponseWriter, r *http.Request, _ map[string]string, resources []string) {
 		a.serveMSI(w, r, resources)
 	}
-	return route.Compile([]route.Route[handler]{
+	return route.Compile([]route.Route[handler, string]{
 		{Pattern: "/msi/token", Op: "ManagedIdentityToken", Handle: msi},
 		{Pattern: "/metadata/identity/oauth2/token", Op: "ManagedIdentityToken", Handle: msi},
 		{Pattern: "/device", Op: "DeviceSignIn", Handle: func(a *Authority, w http.ResponseWriter, r *http.Request, _ map[string]string, _ []string) {
@@ -68,7 +68,7 @@ func tokenRoutes() route.Table[handler] {
 type Surface struct {
 	a         *Authority
 	resources []string
-	routes    route.Table[handler]
+	routes    route.Table[handler, string]
 }
 
 // Surface returns the token service's surface for resources.

@@ -115,7 +115,7 @@ func TestTokenLockoutSharedAcrossNodes(t *testing.T) {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req = req.WithContext(audit.WithEvent(req.Context(), &audit.Event{Caller: audit.Caller{IP: src}}))
 		w := httptest.NewRecorder()
-		a.ServeHTTP(w, req, []string{"https://vault.test"})
+		a.Surface([]string{"https://vault.test"}).ServeHTTP(w, req)
 		return w.Code
 	}
 	// Failures alternate between the nodes: neither node's own count

@@ -47,6 +47,11 @@ func init() {
 // bans lists, per package (and its subpackages), imports it must not reach,
 // directly or transitively, each with its reason.
 var bans = map[string]map[string]string{
+	"internal/route": {
+		module + "/internal/authz": "every surface shares the router, identity too, which must not reach authz",
+		module + "/internal/api":   "the router is below every surface",
+		module + "/internal/vault": "the router knows routes, not objects",
+	},
 	"internal/storage": {
 		"net/http":                   "storage is below the HTTP layer",
 		module + "/internal/barrier": "storage never sees plaintext or keys; the barrier sits above it",

@@ -26,7 +26,7 @@ type Handler struct {
 	vaultURL  func(name string) string
 	log       *slog.Logger
 	maxBody   int64
-	routes    route.Table[handler]
+	routes    route.Table[handler, string]
 }
 
 // NewHandler returns the management-plane handler. resource is the

@@ -18,13 +18,13 @@ type handler = func(c *call, p map[string]string) error
 // 405. Role-based access (Microsoft.Authorization) is served at any scope
 // and so is found before this table (routeAuthorization); each handler
 // authorizes itself, because its scope comes from the path.
-func armRoutes() route.Table[handler] {
+func armRoutes() route.Table[handler, string] {
 	const (
 		get, put, post = http.MethodGet, http.MethodPut, http.MethodPost
 		kv             = "/subscriptions/{sub}/providers/Microsoft.KeyVault"
 		rgKV           = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault"
 	)
-	return route.Compile([]route.Route[handler]{
+	return route.Compile([]route.Route[handler, string]{
 		{Pattern: "/providers/Keyward.Directory/{rest...}", Op: "Directory", Handle: func(c *call, _ map[string]string) error { return c.routeDirectory(c.segs[2:]) }},
 		{Method: get, Pattern: "/subscriptions", Op: "SubscriptionList", Handle: func(c *call, _ map[string]string) error { return c.listSubscriptions() }},
 		{Method: get, Pattern: "/subscriptions/{sub}", Op: "SubscriptionGet", Handle: func(c *call, p map[string]string) error { return c.getSubscription(p["sub"]) }},

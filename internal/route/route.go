@@ -18,28 +18,28 @@ package route
 import (
 	"net/url"
 	"strings"
-
-	"github.com/keyward/keyward/internal/authz"
 )
 
-// Route is one operation of a surface.
-type Route[H any] struct {
+// Route is one operation of a surface. H is the surface's handler type, A
+// its authorization action type (authz.Action on the data plane; route
+// itself imports no domain package, so the token service can use it too).
+type Route[H any, A ~string] struct {
 	Method  string // "" matches every method
 	Pattern string
 	Op      string // the operation's name in the audit event
 	// Object is the collection the route acts on ("secrets", "keys", ...):
 	// object IDs and the authorization scope are built from it.
 	Object string
-	Action authz.Action // what authorization checks; "" for routes the surface authorizes itself
+	Action A // what authorization checks; "" for routes the surface authorizes itself
 	Handle H
 	segs   []string
 }
 
 // Table is a surface's compiled routes.
-type Table[H any] []Route[H]
+type Table[H any, A ~string] []Route[H, A]
 
 // Compile prepares routes for matching.
-func Compile[H any](routes []Route[H]) Table[H] {
+func Compile[H any, A ~string](routes []Route[H, A]) Table[H, A] {
 	for i := range routes {
 		routes[i].segs = strings.Split(strings.TrimPrefix(routes[i].Pattern, "/"), "/")
 	}
@@ -49,7 +49,7 @@ func Compile[H any](routes []Route[H]) Table[H] {
 // Match finds the route for method and the escaped path. allowed reports
 // whether some route matched the path with another method (a 405 for
 // surfaces that answer one).
-func (t Table[H]) Match(method, path string) (*Route[H], map[string]string, bool) {
+func (t Table[H, A]) Match(method, path string) (*Route[H, A], map[string]string, bool) {
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	allowed := false
 	// One map serves every route tried: matchSegs writes to it only when

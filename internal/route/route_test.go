@@ -8,7 +8,7 @@ import (
 
 // matchReference is the router before it shared one params map across the
 // routes it tries: a fresh map per route.
-func matchReference[H any](routes Table[H], method, path string) (*Route[H], map[string]string, bool) {
+func matchReference[H any, A ~string](routes Table[H, A], method, path string) (*Route[H, A], map[string]string, bool) {
 	segs := splitPath(path)
 	allowed := false
 	for i := range routes {
@@ -46,9 +46,9 @@ func splitPath(p string) []string {
 	return segs
 }
 
-func testTable() Table[int] {
+func testTable() Table[int, string] {
 	g, put, post, del := http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete
-	return Compile([]Route[int]{
+	return Compile([]Route[int, string]{
 		{Method: g, Pattern: "/secrets", Op: "SecretList"},
 		{Method: post, Pattern: "/secrets/restore", Op: "SecretRestore"},
 		{Method: g, Pattern: "/secrets/{name}/versions", Op: "SecretListVersions"},
@@ -91,7 +91,7 @@ func TestEscapedSegments(t *testing.T) {
 	if rt == nil || rt.Op != "SecretSet" || params["name"] != "a/b" {
 		t.Fatalf("PUT /secrets/a%%2Fb: %v %v", name(rt), params)
 	}
-	rest := Compile([]Route[int]{{Pattern: "/providers/keyward.directory/{rest...}", Op: "Directory"}})
+	rest := Compile([]Route[int, string]{{Pattern: "/providers/keyward.directory/{rest...}", Op: "Directory"}})
 	if rt, params, _ := rest.Match(http.MethodGet, "/providers/Keyward.Directory/tenants/t/users"); rt == nil || params["rest"] != "tenants/t/users" {
 		t.Fatalf("rest: %v %v", name(rt), params)
 	}
@@ -100,7 +100,7 @@ func TestEscapedSegments(t *testing.T) {
 	}
 }
 
-func name[H any](rt *Route[H]) string {
+func name[H any, A ~string](rt *Route[H, A]) string {
 	if rt == nil {
 		return "<nil>"
 	}
