@@ -88,7 +88,7 @@ json.dump({"versions": _get_local_versions(), "update_time": str(datetime.dateti
 		start := time.Now()
 		out, err := runLogged(t, 90*time.Second, append(append([]string{}, env...), extraEnv...), azPath, args...)
 		shown := strings.ReplaceAll(strings.Join(args, " "), e.Info.ClientSecret, "{client secret}")
-		t.Logf("az %s (%v): %v\n%s", shown, time.Since(start).Round(time.Millisecond), err, out)
+		t.Logf("az %s (%v): %v\n%s", shown, time.Since(start).Round(time.Millisecond), err, jwtRE.ReplaceAllString(out, "{token}")) // jwtRE: golden_helpers_test.go
 		if feature != "" {
 			r := clientResult{Client: "az", Version: version, Feature: feature, OK: err == nil}
 			if err != nil {
