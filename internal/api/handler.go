@@ -100,6 +100,18 @@ func (c Config) Resources() []string {
 	return []string{c.VaultResource(), c.ManagementResource()}
 }
 
+// Management is the ARM surface (*mgmt.Handler) as the pipeline drives
+// it: the pipeline authenticates (bearer token for Audiences, unless the
+// request is Anonymous), lets the surface word a failure
+// (Unauthenticated), and hands the caller's claims to Serve, which routes
+// and authorizes with scopes taken from the path.
+type Management interface {
+	Anonymous(r *http.Request) bool
+	Audiences() []string
+	Unauthenticated(w http.ResponseWriter, r *http.Request, missing bool, reason string)
+	Serve(w http.ResponseWriter, r *http.Request, claims *identity.Claims)
+}
+
 // Throttler decides whether a request may proceed (DESIGN.md: after
 // authorization, before the operation). *throttle.Limiter is one.
 type Throttler interface {
@@ -123,7 +135,7 @@ type Handler struct {
 	// vault resource with and without a trailing slash.
 	vaultAudiences []string
 	// mgmt serves the management plane on management.{suffix}.
-	mgmt http.Handler
+	mgmt Management
 	// tokens is the token service's surface (identity/routes.go).
 	tokens *identity.Surface
 }
@@ -137,7 +149,7 @@ type Deps struct {
 	// Throttle limits request rates after authorization; nil: no limits.
 	Throttle Throttler
 	// Management serves management.{suffix} (internal/mgmt); nil: 404.
-	Management http.Handler
+	Management Management
 	Audit      *audit.Log
 	Clock      clock.Clock
 	Log        *slog.Logger
@@ -330,7 +342,7 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 	}
 	if h.mgmt != nil && h.isManagementHost(r.Host) {
 		ev.Service = "management"
-		h.mgmt.ServeHTTP(w, r)
+		h.serveManagement(w, r)
 		return
 	}
 	if op, tokens := h.tokens.Route(r); tokens != nil {
@@ -340,6 +352,26 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 	}
 	ev.Service = "control"
 	writeJSON(w, http.StatusNotFound, body("NotFound", "The requested resource was not found.", ""))
+}
+
+// serveManagement is the pipeline's authentication step for ARM: a bearer
+// token for the management audience, worded by the surface when it fails.
+func (h *Handler) serveManagement(w http.ResponseWriter, r *http.Request) {
+	if h.mgmt.Anonymous(r) {
+		h.mgmt.Serve(w, r, nil)
+		return
+	}
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if tok = strings.TrimSpace(tok); !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		h.mgmt.Unauthenticated(w, r, true, "no bearer token")
+		return
+	}
+	claims, reason, err := h.authority.Validate(tok, h.mgmt.Audiences())
+	if err != nil {
+		h.mgmt.Unauthenticated(w, r, false, reason)
+		return
+	}
+	h.mgmt.Serve(w, r, claims)
 }
 
 // writeErr writes err in Azure's shape and notes its code in the audit event.

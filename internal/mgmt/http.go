@@ -27,6 +27,7 @@ type Handler struct {
 	log       *slog.Logger
 	maxBody   int64
 	routes    route.Table[handler, string]
+	audiences []string
 }
 
 // NewHandler returns the management-plane handler. resource is the
@@ -37,7 +38,7 @@ func NewHandler(svc *Service, authority *identity.Authority, resource string, va
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Handler{svc: svc, authority: authority, resource: resource, vaultURL: vaultURL, log: log, maxBody: 1 << 20,
-		routes: armRoutes()}
+		routes: armRoutes(), audiences: []string{resource, strings.TrimSuffix(resource, "/")}}
 }
 
 // call is one authenticated management request.
@@ -55,9 +56,59 @@ type call struct {
 
 var apiVersionRE = regexp.MustCompile(`^(20(1[5-9]|2[0-9]))-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(-preview(\.\d+)?)?$`)
 
-// ServeHTTP authenticates, checks api-version, routes and writes ARM
-// errors. One audit event is recorded by the caller (api.Handler).
+// The front door's pipeline (internal/api) authenticates ARM requests: it
+// asks Anonymous whether a request needs a token, validates the bearer
+// token for Audiences, answers a failure with Unauthenticated and hands
+// the caller's claims to Serve. ServeHTTP is the same path for callers
+// without the pipeline.
+
+// Anonymous reports whether r is served without a bearer token: the az
+// CLI's cloud metadata endpoint (IDENTITY.md §5).
+func (h *Handler) Anonymous(r *http.Request) bool {
+	p := strings.ToLower(strings.Trim(r.URL.EscapedPath(), "/"))
+	return p == "metadata" || p == "metadata/endpoints"
+}
+
+// Audiences are the token audiences ARM accepts: the management resource
+// with and without its trailing slash.
+func (h *Handler) Audiences() []string { return h.audiences }
+
+// Unauthenticated answers ARM's 401 with the challenge: missing when r
+// carries no bearer token, otherwise the token is invalid for reason.
+func (h *Handler) Unauthenticated(w http.ResponseWriter, r *http.Request, missing bool, reason string) {
+	c := &call{h: h, w: w, r: r, ev: audit.EventFrom(r.Context())}
+	c.ev.Reason = reason
+	c.challenge()
+	if missing {
+		c.fail(&armError{status: http.StatusUnauthorized, code: "AuthenticationFailed", message: "Authentication failed. The 'Authorization' header is missing."})
+		return
+	}
+	c.fail(&armError{status: http.StatusUnauthorized, code: "InvalidAuthenticationToken", message: "The access token is invalid: " + reason + "."})
+}
+
+// ServeHTTP authenticates r itself and serves it (Serve).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.Anonymous(r) {
+		h.Serve(w, r, nil)
+		return
+	}
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		h.Unauthenticated(w, r, true, "no bearer token")
+		return
+	}
+	claims, reason, err := h.authority.Validate(strings.TrimSpace(tok), h.audiences)
+	if err != nil {
+		h.Unauthenticated(w, r, false, reason)
+		return
+	}
+	h.Serve(w, r, claims)
+}
+
+// Serve checks api-version, routes and writes ARM errors for a request
+// whose caller is authenticated (claims is nil only for Anonymous
+// requests). One audit event is recorded by the caller (api.Handler).
+func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, claims *identity.Claims) {
 	ev := audit.EventFrom(r.Context())
 	ev.Service = "management"
 	c := &call{h: h, w: w, r: r, ev: ev, q: r.URL.Query()}
@@ -73,17 +124,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.low = append(c.low, strings.ToLower(u))
 		}
 	}
-	// The az CLI's cloud metadata endpoint, unauthenticated (IDENTITY.md §5).
-	if len(c.low) == 1 && c.low[0] == "metadata" || len(c.low) == 2 && c.low[0] == "metadata" && c.low[1] == "endpoints" {
+	if h.Anonymous(r) {
 		ev.Operation = "CloudMetadata"
 		c.reply(http.StatusOK, map[string]any{"galleryEndpoint": "", "graphEndpoint": "", "portalEndpoint": "",
 			"authentication": map[string]any{"loginEndpoint": h.authority.BaseURL(), "audiences": []string{h.resource}}})
 		return
 	}
-	if err := c.authenticate(); err != nil {
-		c.fail(err)
+	if claims == nil {
+		h.Unauthenticated(w, r, true, "no bearer token")
 		return
 	}
+	c.setCaller(claims)
 	if v := c.q.Get("api-version"); v == "" {
 		c.fail(errBad("MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests."))
 		return
@@ -109,25 +160,12 @@ func clip(s string) string {
 	}, s)
 }
 
-// authenticate validates a bearer token for the management audience.
-func (c *call) authenticate() error {
-	scheme, tok, ok := strings.Cut(c.r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
-		c.ev.Reason = "no bearer token"
-		c.challenge()
-		return &armError{status: http.StatusUnauthorized, code: "AuthenticationFailed", message: "Authentication failed. The 'Authorization' header is missing."}
-	}
-	claims, reason, err := c.h.authority.Validate(strings.TrimSpace(tok), []string{c.h.resource, strings.TrimSuffix(c.h.resource, "/")})
-	if err != nil {
-		c.ev.Reason = reason
-		c.challenge()
-		return &armError{status: http.StatusUnauthorized, code: "InvalidAuthenticationToken", message: "The access token is invalid: " + reason + "."}
-	}
+// setCaller records the authenticated caller.
+func (c *call) setCaller(claims *identity.Claims) {
 	c.claims = claims
 	c.p = authz.Principal{TenantID: claims.TenantID, ObjectID: claims.ObjectID, AppID: firstNonEmpty(claims.AZP, claims.AppID),
 		Delegated: claims.IDType == "user" || claims.Scope != ""}
 	c.ev.Caller.TenantID, c.ev.Caller.ObjectID, c.ev.Caller.AppID = c.p.TenantID, c.p.ObjectID, c.p.AppID
-	return nil
 }
 
 func (c *call) challenge() {
