@@ -69,8 +69,8 @@ func (t Table[H, A]) Match(method, path string) (*Route[H, A], map[string]string
 			clear(params)
 			continue
 		}
-		for k, v := range params {
-			if strings.IndexByte(v, '%') >= 0 {
+		if strings.IndexByte(path, '%') >= 0 {
+			for k, v := range params {
 				if u, err := url.PathUnescape(v); err == nil {
 					params[k] = u
 				}
