@@ -217,6 +217,9 @@ func (a *Authority) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.signInFailed(who, now)
 		if known != nil {
+			// The stored count commits with the request's audit event
+			// (api's audit gate): that event says how the request ends.
+			ev.Status, ev.Result, ev.Reason = http.StatusUnauthorized, audit.Unauthenticated, "invalid username or password"
 			a.userSignInFailed(ctx, known, now)
 		}
 		fail(http.StatusUnauthorized, "invalid username or password", "The user name or password is incorrect.")
@@ -226,6 +229,7 @@ func (a *Authority) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 		step, ok := VerifyTOTP(u.TOTPSecret, f.Get("totp"), now, u.LastTOTPStep)
 		if !ok {
 			a.signInFailed(who, now)
+			ev.Status, ev.Result, ev.Reason = http.StatusUnauthorized, audit.Unauthenticated, "invalid second factor"
 			a.userSignInFailed(ctx, u, now)
 			fail(http.StatusUnauthorized, "invalid second factor", "The authenticator code is incorrect.")
 			return
