@@ -71,9 +71,14 @@ func (t Table[H, A]) Match(method, path string) (*Route[H, A], map[string]string
 		}
 		if strings.IndexByte(path, '%') >= 0 {
 			for k, v := range params {
-				if u, err := url.PathUnescape(v); err == nil {
-					params[k] = u
+				u, err := url.PathUnescape(v)
+				if err != nil {
+					// net/http refuses such a request line; a caller
+					// that routes other bytes gets no route, never a
+					// parameter holding a half-decoded segment.
+					return nil, nil, false
 				}
+				params[k] = u
 			}
 		}
 		return rt, params, false

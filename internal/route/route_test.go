@@ -91,6 +91,13 @@ func TestEscapedSegments(t *testing.T) {
 	if rt == nil || rt.Op != "SecretSet" || params["name"] != "a/b" {
 		t.Fatalf("PUT /secrets/a%%2Fb: %v %v", name(rt), params)
 	}
+	// A segment that is not valid percent-encoding routes nowhere: a
+	// parameter is either the whole unescaped segment or absent.
+	for _, p := range []string{"/secrets/%/%00", "/secrets/a%zz", "/secrets/a/%g1"} {
+		if rt, params, _ := routes.Match(http.MethodGet, p); rt != nil {
+			t.Fatalf("GET %s: %v %v", p, name(rt), params)
+		}
+	}
 	rest := Compile([]Route[int, string]{{Pattern: "/providers/keyward.directory/{rest...}", Op: "Directory"}})
 	if rt, params, _ := rest.Match(http.MethodGet, "/providers/Keyward.Directory/tenants/t/users"); rt == nil || params["rest"] != "tenants/t/users" {
 		t.Fatalf("rest: %v %v", name(rt), params)
