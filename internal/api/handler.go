@@ -11,6 +11,7 @@ package api
 import (
 	"context"
 	"errors"
+	"github.com/keyward/keyward/internal/certificates"
 	"log/slog"
 	"net"
 	"net/http"
@@ -125,6 +126,7 @@ type Handler struct {
 	operator  Operator
 	authority *identity.Authority
 	vaults    *vault.Service
+	certs     *certificates.Service
 	authz     authz.Authorizer
 	throttle  Throttler
 	audit     *audit.Log
@@ -145,7 +147,9 @@ type Deps struct {
 	Operator  Operator
 	Authority *identity.Authority
 	Vaults    *vault.Service
-	Authz     authz.Authorizer
+	// Certificates serves the certificate operations.
+	Certificates *certificates.Service
+	Authz        authz.Authorizer
 	// Throttle limits request rates after authorization; nil: no limits.
 	Throttle Throttler
 	// Management serves management.{suffix} (internal/mgmt); nil: 404.
@@ -164,7 +168,7 @@ func New(cfg Config, d Deps) *Handler {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	aud := cfg.VaultResource()
-	return &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults,
+	return &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults, certs: d.Certificates,
 		authz: d.Authz, throttle: d.Throttle, audit: d.Audit, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes(),
 		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, tokens: d.Authority.Surface(cfg.Resources())}
 }

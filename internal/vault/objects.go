@@ -45,6 +45,9 @@ type objects struct {
 	v *Vault
 	t ObjectType
 	s *Service
+	// lead, when set, says when the near-expiry event of an object fires
+	// (certificates decide it from their policy); see notifyLead.
+	lead func(tx barrier.Tx, name string) (Duration, bool, error)
 }
 
 func (s *Service) objs(v *Vault, t ObjectType) objects { return objects{v: v, t: t, s: s} }

@@ -76,7 +76,6 @@ type Service struct {
 	ops      *opCache
 	decoded  *decodeCache // read-only records of the key-operation path
 	vaultURL func(name string) string
-	certs    *certRuntime // certificate background work (certificates_external.go)
 
 	mu         sync.RWMutex
 	vaults     map[string]*Vault // by lower-case name
@@ -84,14 +83,9 @@ type Service struct {
 }
 
 // Deps are the Service's collaborators outside the domain. Each may be
-// left nil.
+// left nil. (Certificates' collaborators, the external CA and the mailer,
+// are internal/certificates' Deps.)
 type Deps struct {
-	// ExternalCA obtains certificates for ACME issuers (nil: ACME issuers
-	// are refused).
-	ExternalCA ExternalCA
-	// Mailer sends the mail of EmailContacts lifetime actions (nil: no
-	// mail is sent; the events still are).
-	Mailer Mailer
 	// VaultURL is how clients address a vault, for event subjects and
 	// mail (nil: https://{name}.vault.localhost/).
 	VaultURL func(name string) string
@@ -101,7 +95,7 @@ type Deps struct {
 func New(store Store, clk clock.Clock, deps Deps) *Service {
 	return &Service{store: store, sys: store.System(), clock: clk, vaults: map[string]*Vault{},
 		software: keys.Software{}, ops: newOpCache(10_000), decoded: newDecodeCache(4096),
-		vaultURL: deps.VaultURL, certs: newCertRuntime(deps.ExternalCA, deps.Mailer)}
+		vaultURL: deps.VaultURL}
 }
 
 // in is the storage view of vault v: every key of the vault is relative
