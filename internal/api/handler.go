@@ -365,17 +365,32 @@ func (h *Handler) serveManagement(w http.ResponseWriter, r *http.Request) {
 		h.mgmt.Serve(w, r, nil)
 		return
 	}
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if tok = strings.TrimSpace(tok); !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		h.mgmt.Unauthenticated(w, r, true, "no bearer token")
-		return
-	}
-	claims, reason, err := h.authority.Validate(tok, h.mgmt.Audiences())
-	if err != nil {
-		h.mgmt.Unauthenticated(w, r, false, reason)
+	claims, missing, reason := h.bearer(r, h.mgmt.Audiences()...)
+	if claims == nil {
+		h.mgmt.Unauthenticated(w, r, missing, reason)
 		return
 	}
 	h.mgmt.Serve(w, r, claims)
+}
+
+// bearer is the authentication step for the management audience (ARM and
+// the operator endpoints): the request's bearer token, validated for one
+// of audiences (a resource is accepted with and without its trailing
+// slash). A failure returns nil claims, whether the token was missing, and
+// the reason; the surface words the 401.
+func (h *Handler) bearer(r *http.Request, audiences ...string) (claims *identity.Claims, missing bool, reason string) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if tok = strings.TrimSpace(tok); !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return nil, true, "no bearer token"
+	}
+	if len(audiences) == 1 {
+		audiences = append(audiences, strings.TrimSuffix(audiences[0], "/"))
+	}
+	claims, reason, err := h.authority.Validate(tok, audiences)
+	if err != nil {
+		return nil, false, reason
+	}
+	return claims, false, ""
 }
 
 // writeErr writes err in Azure's shape and notes its code in the audit event.

@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,7 +27,7 @@ type Handler struct {
 	vaultURL  func(name string) string
 	log       *slog.Logger
 	maxBody   int64
-	routes    route.Table[handler, string]
+	routes    route.Table[handler, authz.Action]
 	audiences []string
 }
 
@@ -49,8 +50,9 @@ type call struct {
 	ev     *audit.Event
 	claims *identity.Claims
 	p      authz.Principal
-	segs   []string // path segments as sent
-	low    []string // lower-cased
+	sub    *Subscription // the subscription the path names, once authorizeRoute found it
+	segs   []string      // path segments as sent
+	low    []string      // lower-cased
 	q      url.Values
 }
 
@@ -279,6 +281,27 @@ func (c *call) route() error {
 	if rt == nil {
 		return c.notFound()
 	}
-	c.ev.Operation = rt.Op // handlers that serve several operations name theirs
+	c.ev.Operation = opName(rt.Op, params) // handlers that serve several operations name theirs
+	if rt.Action != "" {
+		if err := c.authorizeRoute(rt.Action, params); err != nil {
+			return err
+		}
+	}
 	return rt.Handle(c, params)
+}
+
+// authorizeRoute is the authorization step of every ARM route with an
+// action: the subscription its path names must be the caller's tenant's
+// (else 404 or 401, as ARM answers), and the caller must hold the action
+// on the scope the path names: {sub}, {rg} and {vault}.
+func (c *call) authorizeRoute(a authz.Action, p map[string]string) error {
+	if v := cmp.Or(p["vault"], p["name"]); v != "" {
+		c.ev.Vault = clip(v)
+	}
+	sub, err := c.subscription(p["sub"])
+	if err != nil {
+		return err
+	}
+	c.sub = sub
+	return c.authorize(a, authz.Scope{TenantID: sub.TenantID, SubscriptionID: sub.ID, ResourceGroup: p["rg"], Vault: p["vault"]})
 }
