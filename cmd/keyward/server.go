@@ -322,6 +322,7 @@ func printDevBanner(w io.Writer, s *server.Server, tempData bool) {
 
     Listening on:   https://%s
     Vault:          %s
+    Managed HSM:    %s
     Authority:      %s
     Tenant ID:      %s
     Client ID:      %s
@@ -334,8 +335,11 @@ func printDevBanner(w io.Writer, s *server.Server, tempData bool) {
     the listener if your resolver does not (the Go example in README.md
     shows both). Point azidentity at the authority with
     DisableInstanceDiscovery: true.
-`, d.Listen, d.VaultURL, d.AuthorityHost, d.TenantID, d.ClientID, d.CAFile,
-		s.DataDir()+"/dev.json", d.CAFile)
+
+    The managed HSM pool "dev" is activated; its security domain and the
+    custodians' private keys are in %s (dev only).
+`, d.Listen, d.VaultURL, d.ManagedHSMURL, d.AuthorityHost, d.TenantID, d.ClientID, d.CAFile,
+		s.DataDir()+"/dev.json", d.CAFile, s.DataDir()+"/managedhsm-dev")
 	if tempData {
 		fmt.Fprintf(w, "\n    Data directory (temporary): %s\n", s.DataDir())
 	}

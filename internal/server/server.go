@@ -23,6 +23,7 @@ import (
 	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/jobs"
+	"github.com/keyward/keyward/internal/mhsm"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/bolt"
 	"github.com/keyward/keyward/internal/storage/mem"
@@ -41,6 +42,7 @@ type Server struct {
 	dir          *identity.Directory
 	auth         *identity.Authority
 	vaults       *vault.Service
+	pools        *mhsm.Service // mhsm.go
 	certificates *certificates.Service
 	access       accessState // authorizer, management plane, private listener (access.go)
 	certs        certState   // certificate mail, ACME, HTTP-01 responder (certificates.go)
@@ -173,8 +175,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.initAccess(cfg); err != nil {
 		return nil, err
 	}
+	s.initPools(nil) // mhsm.go
 	s.handler = api.New(s.apiCfg, api.Deps{
 		Operator: s, Authority: s.auth, Vaults: s.vaults, Certificates: s.certificates, Authz: s.access.engine, Management: s.access.handler,
+		Pools:    s.pools,
 		Throttle: throttle.New(s.clock, cfg.Throttle),
 		Audit:    s.audit, Clock: s.clock, Log: s.log,
 	})
@@ -356,6 +360,9 @@ func (s *Server) afterUnseal(ctx context.Context) error {
 		return err
 	}
 	if err := s.vaults.Load(ctx); err != nil {
+		return err
+	}
+	if err := s.pools.Load(ctx); err != nil {
 		return err
 	}
 	b, err := s.loadBootstrap(ctx)
