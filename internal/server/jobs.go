@@ -54,7 +54,7 @@ func (s *Server) refresh(ctx context.Context) error {
 
 // runDue runs every due background job once.
 func (s *Server) runDue(ctx context.Context) error {
-	if err := s.vaults.RunDue(ctx); err != nil && !errors.Is(err, barrier.ErrSealed) {
+	if err := s.vaults.RunDue(ctx, s.certificates.RunDue); err != nil && !errors.Is(err, barrier.ErrSealed) {
 		s.log.Error("background job failed", "error", err)
 	}
 	if _, err := s.vaults.DeliverDue(ctx, s.webhook); err != nil && !errors.Is(err, barrier.ErrSealed) {

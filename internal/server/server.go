@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/keyward/keyward/internal/certificates"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,20 +33,21 @@ import (
 
 // Server is a running Keyward.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	clock   clock.Clock
-	backend storage.Backend
-	barrier *barrier.Barrier
-	dir     *identity.Directory
-	auth    *identity.Authority
-	vaults  *vault.Service
-	access  accessState // authorizer, management plane, private listener (access.go)
-	certs   certState   // certificate mail, ACME, HTTP-01 responder (certificates.go)
-	audit   *audit.Log
-	webhook *events.Webhook
-	handler *api.Handler
-	apiCfg  api.Config
+	cfg          Config
+	log          *slog.Logger
+	clock        clock.Clock
+	backend      storage.Backend
+	barrier      *barrier.Barrier
+	dir          *identity.Directory
+	auth         *identity.Authority
+	vaults       *vault.Service
+	certificates *certificates.Service
+	access       accessState // authorizer, management plane, private listener (access.go)
+	certs        certState   // certificate mail, ACME, HTTP-01 responder (certificates.go)
+	audit        *audit.Log
+	webhook      *events.Webhook
+	handler      *api.Handler
+	apiCfg       api.Config
 
 	auditFile *audit.FileSink // the chained audit log file (audit.go)
 
@@ -168,13 +170,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.vaults = vault.New(s.barrier, s.clock, vault.Deps{ExternalCA: external, Mailer: mailer, VaultURL: s.VaultURL})
+	s.vaults = vault.New(s.barrier, s.clock, vault.Deps{VaultURL: s.VaultURL})
+	s.certificates = certificates.New(s.vaults, certificates.Deps{ExternalCA: external, Mailer: mailer})
 	s.webhook = events.NewWebhook(s.clock, cfg.EventRoots)
 	if err := s.initAccess(cfg); err != nil {
 		return nil, err
 	}
 	s.handler = api.New(s.apiCfg, api.Deps{
-		Operator: s, Authority: s.auth, Vaults: s.vaults, Authz: s.access.engine, Management: s.access.handler,
+		Operator: s, Authority: s.auth, Vaults: s.vaults, Certificates: s.certificates, Authz: s.access.engine, Management: s.access.handler,
 		Throttle: throttle.New(s.clock, cfg.Throttle),
 		Audit:    s.audit, Clock: s.clock, Log: s.log,
 	})
