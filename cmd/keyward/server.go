@@ -58,9 +58,9 @@ type fileConfig struct {
 		CipherSuites []string `toml:"cipher_suites"`
 	} `toml:"tls"`
 	SMTP smtpFileConfig `toml:"smtp"` // certificates.go
+	ACME acmeFileConfig `toml:"acme"`
 	// Audit is the [audit] section (audit.go).
 	Audit auditFileConfig `toml:"audit"`
-	ACME acmeFileConfig `toml:"acme"`
 	// Identity and access (docs/ACCESS.md §5).
 	TrustedProxies []string `toml:"trusted_proxies"`
 	PrivateListen  string   `toml:"private_listen"`
