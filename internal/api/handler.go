@@ -111,6 +111,11 @@ type Management interface {
 	Audiences() []string
 	Unauthenticated(w http.ResponseWriter, r *http.Request, missing bool, reason string)
 	Serve(w http.ResponseWriter, r *http.Request, claims *identity.Claims)
+	// CheckAPIVersion is the surface's api-version rule; Fail words its
+	// failure and any other step's error, Throttled the 429.
+	CheckAPIVersion(r *http.Request) error
+	Fail(w http.ResponseWriter, r *http.Request, err error)
+	Throttled(w http.ResponseWriter, r *http.Request, retryAfter time.Duration)
 }
 
 // Throttler decides whether a request may proceed (DESIGN.md: after
@@ -196,10 +201,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}}
 	ev := &st.event
 	ev.Caller.IP = h.clientIP(r)
+	ev.Properties.RequestURI = "https://" + clipString(r.Host, 256) + clipString(r.URL.Path, 2048)
+	if r.TLS != nil {
+		ev.Properties.TLSVersion = audit.TLSVersionName(r.TLS.Version)
+	}
 	hdr := w.Header()
 	setHeader(hdr, hdrRequestID, reqID)
 	if cid := r.Header.Get("x-ms-client-request-id"); cid != "" && len(cid) <= 128 {
 		setHeader(hdr, hdrClientRequestID, cid)
+		ev.CorrelationID = cid
 	}
 	setHeader(hdr, hdrStrictTransport, "max-age=31536000;includeSubDomains")
 	setHeader(hdr, hdrContentTypeOption, "nosniff")
@@ -368,8 +378,10 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 	writeJSON(w, http.StatusNotFound, body("NotFound", "The requested resource was not found.", ""))
 }
 
-// serveManagement is the pipeline's authentication step for ARM: a bearer
-// token for the management audience, worded by the surface when it fails.
+// serveManagement runs the pipeline's steps for ARM, each worded by the
+// surface: authenticate (a bearer token for the management audience),
+// api-version (ARM's rules), throttle (the principal's bucket and its
+// tenant's management bucket); mgmt.Serve then routes and authorizes.
 func (h *Handler) serveManagement(w http.ResponseWriter, r *http.Request) {
 	if h.mgmt.Anonymous(r) {
 		h.mgmt.Serve(w, r, nil)
@@ -378,6 +390,14 @@ func (h *Handler) serveManagement(w http.ResponseWriter, r *http.Request) {
 	claims, missing, reason := h.bearer(r, h.mgmt.Audiences()...)
 	if claims == nil {
 		h.mgmt.Unauthenticated(w, r, missing, reason)
+		return
+	}
+	if err := h.mgmt.CheckAPIVersion(r); err != nil { // ARM's rules
+		h.mgmt.Fail(w, r, err)
+		return
+	}
+	if d := h.allow(managementBucket(claims.TenantID), claims); !d.Allowed {
+		h.mgmt.Throttled(w, r, d.RetryAfter)
 		return
 	}
 	h.mgmt.Serve(w, r, claims)

@@ -51,6 +51,8 @@ type Server struct {
 	handler      *api.Handler
 	apiCfg       api.Config
 
+	auditFile *audit.FileSink // the chained audit log file (audit.go)
+
 	leader *postgres.Leader // nil: this process is the only node
 	jobs   *jobs.Runner     // background jobs (jobs.go)
 
@@ -101,10 +103,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	sink, err := audit.OpenFile(cmp.Or(cfg.AuditPath, filepath.Join(cfg.DataDir, "audit.log")))
+	sink, err := s.openAuditFile()
 	if err != nil {
 		return nil, err
 	}
+	s.auditFile = sink
 	var auditSink audit.Sink = sink
 	if cfg.TestOnlyWrapAuditSink != nil {
 		auditSink = cfg.TestOnlyWrapAuditSink(sink)
@@ -238,6 +241,9 @@ func (s *Server) Close() error {
 		s.jobs.Stop()
 	}
 	s.stopCertificates()
+	if s.auditFile != nil {
+		errs = append(errs, s.auditFile.Checkpoint()) // the whole log verifies
+	}
 	if s.barrier != nil {
 		s.barrier.Seal()
 	}
@@ -351,6 +357,10 @@ func (s *Server) Seal(ctx context.Context) error {
 
 func (s *Server) sealLocked() {
 	s.barrier.Seal()
+	if s.auditFile != nil {
+		s.auditFile.Checkpoint()
+		s.auditFile.SetSigner(nil)
+	}
 	s.auth.Unload()
 	s.vaults.Unload()
 }
@@ -372,6 +382,9 @@ func (s *Server) afterUnseal(ctx context.Context) error {
 	s.mu2.Lock()
 	s.operatorTenant = b.TenantID
 	s.mu2.Unlock()
+	if err := s.auditAfterUnseal(ctx); err != nil {
+		return err
+	}
 	return s.accessAfterUnseal(ctx, b)
 }
 

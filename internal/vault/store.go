@@ -261,8 +261,7 @@ func (s *Service) protectorByName(name, keyName string) (keys.Protector, error) 
 	if name == s.software.Name() {
 		return s.software, nil
 	}
-	return nil, &Error{Kind: Forbidden, Type: Keys, Name: keyName,
-		Msg: "The key is held by a key protector (" + name + ") that is not configured on this Keyward."}
+	return nil, &Error{Kind: Forbidden, Type: Keys, Name: keyName, Version: name, Reason: ReasonNoProtector}
 }
 
 // KeyError maps an error of the keys package to a domain error.

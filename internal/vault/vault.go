@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"regexp"
 	"sort"
 	"strings"
@@ -150,7 +149,7 @@ func (s *Service) Vault(name string) (*Vault, error) {
 		s.mu.RUnlock()
 	}
 	if v == nil {
-		return nil, &Error{Kind: NotFound, Type: Vaults, Name: name, Msg: fmt.Sprintf("Vault %s was not found.", clip(name))}
+		return nil, &Error{Kind: NotFound, Type: Vaults, Name: clip(name)}
 	}
 	return v, nil
 }
@@ -218,7 +217,7 @@ func (s *Service) CreateVault(ctx context.Context, v Vault) (*Vault, error) {
 	}
 	err = s.sys.Update(ctx, func(tx barrier.Tx) error {
 		if _, err := tx.Get(vaultsPrefix + strings.ToLower(v.Name)); err == nil {
-			return &Error{Kind: Conflict, Name: v.Name, Msg: fmt.Sprintf("A vault named %s already exists.", v.Name)}
+			return &Error{Kind: Conflict, Type: Vaults, Name: v.Name, Reason: ReasonVaultExists}
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
