@@ -58,6 +58,19 @@ type Spec struct {
 	Size           int    // RSA: 2048 (default when 0), 3072 or 4096; EC: 0
 	PublicExponent int    // RSA: 65537 (default when 0); the only value Go generates
 	Curve          string // EC: CurveP256 (default when ""), CurveP256K, CurveP384 or CurveP521
+
+	// The fields below are for protectors that keep keys outside this
+	// process (an HSM); Generate and [Software] ignore them.
+
+	// ID names the key's objects in the protector: the key version ID
+	// (an HSM stores its ASCII bytes as CKA_ID).
+	ID string
+	// KeyOps are the key_ops the key is created with; an HSM sets its
+	// objects' usage flags from them (nil: every operation of the type).
+	KeyOps []string
+	// Exportable makes an HSM key extractable (CKA_EXTRACTABLE), for
+	// secure key release; it is never extractable otherwise.
+	Exportable bool
 }
 
 // JWK is a JSON Web Key (RFC 7517/7518) with raw big-endian byte fields; the

@@ -73,6 +73,7 @@ type Service struct {
 	clock clock.Clock
 
 	software keys.Protector
+	hsm      keys.Protector // nil: no HSM configured (-HSM keys refused)
 	ops      *opCache
 	decoded  *decodeCache // read-only records of the key-operation path
 	vaultURL func(name string) string
@@ -86,6 +87,9 @@ type Service struct {
 // Deps are the Service's collaborators outside the domain. Each may be
 // left nil.
 type Deps struct {
+	// HSM protects RSA-HSM and EC-HSM keys of premium vaults (nil: none
+	// configured; such keys are refused).
+	HSM keys.Protector
 	// ExternalCA obtains certificates for ACME issuers (nil: ACME issuers
 	// are refused).
 	ExternalCA ExternalCA
@@ -100,7 +104,7 @@ type Deps struct {
 // New returns a Service over store.
 func New(store Store, clk clock.Clock, deps Deps) *Service {
 	return &Service{store: store, sys: store.System(), clock: clk, vaults: map[string]*Vault{},
-		software: keys.Software{}, ops: newOpCache(10_000), decoded: newDecodeCache(4096),
+		software: keys.Software{}, hsm: deps.HSM, ops: newOpCache(10_000), decoded: newDecodeCache(4096),
 		vaultURL: deps.VaultURL, certs: newCertRuntime(deps.ExternalCA, deps.Mailer)}
 }
 
