@@ -737,7 +737,7 @@ func (s *Service) operator(ctx context.Context, v *Vault, o objects, name string
 	if opr := s.ops.get(ck); opr != nil {
 		return opr, nil
 	}
-	prot, err := s.keyProtector(ver.Payload.Protector, name)
+	prot, err := s.protectorByName(ver.Payload.Protector, name)
 	if err != nil {
 		return nil, err
 	}
@@ -757,14 +757,6 @@ func (s *Service) operator(ctx context.Context, v *Vault, o objects, name string
 	}
 	s.ops.put(ck, opr)
 	return opr, nil
-}
-
-// keyProtector is protectorByName with the HSM protector.
-func (s *Service) keyProtector(name, keyName string) (keys.Protector, error) {
-	if s.hsm != nil && name == s.hsm.Name() {
-		return s.hsm, nil
-	}
-	return s.protectorByName(name, keyName)
 }
 
 // opCache holds parsed keys by vault/name/version. Versions are immutable,
