@@ -5,10 +5,10 @@
 package server
 
 import (
-	"github.com/keyward/keyward/internal/hsm"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/keyward/keyward/internal/hsm"
 	"log/slog"
 	"math"
 	"net"
