@@ -389,8 +389,8 @@ const KtyOct = "oct"
 // usage derives the token usage flags from key_ops (nil: all of the type).
 type usage struct{ sign, decrypt, unwrap, encrypt, wrap bool }
 
-func usageOf(kty string, ops []string) usage {
-	if ops == nil {
+func usageOf(kty string, ku keys.Usage) usage {
+	if ku == 0 {
 		switch kty {
 		case keys.KtyEC:
 			return usage{sign: true}
@@ -401,7 +401,10 @@ func usageOf(kty string, ops []string) usage {
 		}
 	}
 	var u usage
-	for _, op := range ops {
+	for op := range strings.SplitSeq("sign decrypt encrypt unwrapKey wrapKey import", " ") {
+		if !ku.Has(op) {
+			continue
+		}
 		switch op {
 		case "sign":
 			u.sign = true
@@ -471,7 +474,7 @@ func (h *HSM) Generate(ctx context.Context, spec keys.Spec) ([]byte, keys.JWK, e
 	if id == "" {
 		id = newID()
 	}
-	u := usageOf(spec.Kty, spec.KeyOps)
+	u := usageOf(spec.Kty, spec.Usage)
 	var pub keys.JWK
 	err := h.do(ctx, func(s pkcs11.SessionHandle) error {
 		if old, err := h.findAll(s, id, anyClass); err != nil || len(old) > 0 {
@@ -654,7 +657,7 @@ func (h *HSM) ImportSpec(ctx context.Context, j keys.JWK, spec keys.Spec) ([]byt
 	if id == "" {
 		id = newID()
 	}
-	u := usageOf(j.Kty, spec.KeyOps)
+	u := usageOf(j.Kty, spec.Usage)
 	var privT, pubT []*pkcs11.Attribute
 	switch j.Kty {
 	case keys.KtyRSA:

@@ -38,7 +38,7 @@ type Protector interface {
 
 // SpecImporter is implemented by protectors whose objects carry the key
 // version's identity and usage flags (an HSM): the vault layer calls
-// ImportSpec instead of Import, with spec.ID, spec.KeyOps and
+// ImportSpec instead of Import, with spec.ID, spec.Usage and
 // spec.Exportable set (Kty, Size and Curve are left empty).
 type SpecImporter interface {
 	ImportSpec(ctx context.Context, j JWK, spec Spec) (handle []byte, pub JWK, err error)

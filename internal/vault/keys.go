@@ -192,7 +192,7 @@ func (s *Service) CreateKey(ctx context.Context, v *Vault, p CreateKeyParams) (*
 		return nil, err
 	}
 	version := NewVersion()
-	spec.ID, spec.KeyOps, spec.Exportable = version, ops, exportableIn(p.Attributes)
+	spec.ID, spec.Usage, spec.Exportable = version, keys.UsageOf(ops), exportableIn(p.Attributes)
 	handle, pub, err := prot.Generate(ctx, spec)
 	if err != nil {
 		return nil, keyError(err)
@@ -234,7 +234,7 @@ func (s *Service) ImportKey(ctx context.Context, v *Vault, p ImportKeyParams) (*
 		pub    keys.JWK
 	)
 	if si, ok := prot.(keys.SpecImporter); ok {
-		handle, pub, err = si.ImportSpec(ctx, j, keys.Spec{ID: version, KeyOps: ops, Exportable: exportableIn(p.Attributes)})
+		handle, pub, err = si.ImportSpec(ctx, j, keys.Spec{ID: version, Usage: keys.UsageOf(ops), Exportable: exportableIn(p.Attributes)})
 	} else {
 		handle, pub, err = prot.Import(ctx, j)
 	}
