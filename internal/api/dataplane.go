@@ -45,6 +45,7 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 		h.writeErr(w, r, err)
 		return
 	}
+	ev.ResourceID = audit.VaultResourceID(v.SubscriptionID, v.ResourceGroup, v.Name)
 	hdr := w.Header()
 	setHeader(hdr, hdrRegion, v.Location)
 	setHeader(hdr, hdrServiceVersion, "keyward/1")

@@ -192,10 +192,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}}
 	ev := &st.event
 	ev.Caller.IP = h.clientIP(r)
+	ev.Properties.RequestURI = "https://" + clipString(r.Host, 256) + clipString(r.URL.Path, 2048)
+	if r.TLS != nil {
+		ev.Properties.TLSVersion = audit.TLSVersionName(r.TLS.Version)
+	}
 	hdr := w.Header()
 	setHeader(hdr, hdrRequestID, reqID)
 	if cid := r.Header.Get("x-ms-client-request-id"); cid != "" && len(cid) <= 128 {
 		setHeader(hdr, hdrClientRequestID, cid)
+		ev.CorrelationID = cid
 	}
 	setHeader(hdr, hdrStrictTransport, "max-age=31536000;includeSubDomains")
 	setHeader(hdr, hdrContentTypeOption, "nosniff")

@@ -49,6 +49,8 @@ type Server struct {
 	handler      *api.Handler
 	apiCfg       api.Config
 
+	auditFile *audit.FileSink // the chained audit log file (audit.go)
+
 	leader *postgres.Leader // nil: this process is the only node
 	jobs   *jobs.Runner     // background jobs (jobs.go)
 
@@ -99,10 +101,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	sink, err := audit.OpenFile(cmp.Or(cfg.AuditPath, filepath.Join(cfg.DataDir, "audit.log")))
+	sink, err := s.openAuditFile()
 	if err != nil {
 		return nil, err
 	}
+	s.auditFile = sink
 	var auditSink audit.Sink = sink
 	if cfg.TestOnlyWrapAuditSink != nil {
 		auditSink = cfg.TestOnlyWrapAuditSink(sink)
@@ -234,6 +237,9 @@ func (s *Server) Close() error {
 		s.jobs.Stop()
 	}
 	s.stopCertificates()
+	if s.auditFile != nil {
+		errs = append(errs, s.auditFile.Checkpoint()) // the whole log verifies
+	}
 	if s.barrier != nil {
 		s.barrier.Seal()
 	}
@@ -347,6 +353,10 @@ func (s *Server) Seal(ctx context.Context) error {
 
 func (s *Server) sealLocked() {
 	s.barrier.Seal()
+	if s.auditFile != nil {
+		s.auditFile.Checkpoint()
+		s.auditFile.SetSigner(nil)
+	}
 	s.auth.Unload()
 	s.vaults.Unload()
 }
@@ -365,6 +375,9 @@ func (s *Server) afterUnseal(ctx context.Context) error {
 	s.mu2.Lock()
 	s.operatorTenant = b.TenantID
 	s.mu2.Unlock()
+	if err := s.auditAfterUnseal(ctx); err != nil {
+		return err
+	}
 	return s.accessAfterUnseal(ctx, b)
 }
 
