@@ -24,12 +24,26 @@ func (v *Vault) IsPool() bool { return v.Kind == KindManagedHSM }
 // configured; keys.Software otherwise). Call it before serving.
 func (s *Service) SetPoolProtector(p keys.Protector) { s.pool = p }
 
-// PoolProtector is the protector pool keys are made with.
+// PoolProtector is the protector pool RSA-HSM and EC-HSM keys are made
+// with: the one set by SetPoolProtector, else the configured HSM, else the
+// software protector (a Keyward without an HSM still serves pools).
 func (s *Service) PoolProtector() keys.Protector {
-	if s.pool == nil {
-		return s.software
+	switch {
+	case s.pool != nil:
+		return s.pool
+	case s.hsm != nil:
+		return s.hsm
 	}
-	return s.pool
+	return s.software
+}
+
+// aesProtector makes oct-HSM keys: the pool protector when its operators
+// do AES (keys.AESOperator; internal/hsm's do not yet), else software.
+func (s *Service) aesProtector() keys.Protector {
+	if p, ok := s.PoolProtector().(interface{ DoesAES() bool }); ok && p.DoesAES() {
+		return s.PoolProtector()
+	}
+	return s.software
 }
 
 // InitContainer prepares the storage of a key container that is not in the
@@ -54,7 +68,7 @@ func (s *Service) poolProtector(kty string) (keys.Protector, string, error) {
 	case "RSA-HSM", "EC-HSM":
 		return s.PoolProtector(), strings.TrimSuffix(kty, "-HSM"), nil
 	case "oct-HSM":
-		return s.PoolProtector(), keys.KtyOct, nil
+		return s.aesProtector(), keys.KtyOct, nil
 	case "":
 		return nil, "", badParameter("The key type (kty) is required.")
 	}
