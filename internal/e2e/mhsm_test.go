@@ -173,6 +173,9 @@ func TestManagedHSM(t *testing.T) {
 		if err := rsa.VerifyPSS(pub, crypto.SHA256, d[:], s.Result, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}); err != nil {
 			t.Errorf("signature does not verify: %v", err)
 		}
+		if e.Info.HSM != nil && (k.Attributes.HSMPlatform == nil || !strings.HasPrefix(*k.Attributes.HSMPlatform, "pkcs11: ")) {
+			t.Errorf("pool RSA-HSM key is not in the dev SoftHSM2 token: hsmPlatform %v", k.Attributes.HSMPlatform)
+		}
 		if !strings.HasPrefix(string(*k.Key.KID), e.Info.ManagedHSMURL+"keys/signer/") {
 			t.Errorf("kid %s", *k.Key.KID)
 		}
