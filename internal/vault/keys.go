@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -382,7 +381,7 @@ func (s *Service) UpdateKey(ctx context.Context, v *Vault, p UpdateKeyParams) (*
 			return err
 		}
 		if rec.Managed {
-			return &Error{Kind: Forbidden, Type: Keys, Name: p.Name, Msg: "The key is managed by a certificate; update the certificate instead."}
+			return &Error{Kind: Forbidden, Type: Keys, Name: p.Name, Reason: ReasonManagedUpdate}
 		}
 		if p.KeyOps != nil {
 			ops, err := checkKeyOps(strings.TrimSuffix(ver.Payload.Kty, "-HSM"), p.KeyOps)
@@ -618,7 +617,7 @@ func (s *Service) rotateKey(ctx context.Context, v *Vault, name string, cas bool
 		return nil, err
 	}
 	if cur.Managed {
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Msg: "The key is managed by a certificate; renew the certificate instead."}
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Reason: ReasonManagedRotate}
 	}
 	p := CreateKeyParams{Name: cur.Name, Kty: cur.Kty, KeyOps: cur.KeyOps, Tags: cur.Tags, ReleasePolicy: cur.ReleasePolicy}
 	switch strings.TrimSuffix(cur.Kty, "-HSM") {
@@ -736,17 +735,13 @@ func (s *Service) cryptoOperator(ctx context.Context, v *Vault, name, version st
 	now := s.clock.Now()
 	switch {
 	case !a.Enabled:
-		return nil, nil, nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyDisabled",
-			Msg: fmt.Sprintf("Operation %s is not allowed on a disabled key.", op)}
+		return nil, nil, nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyDisabled", Op: string(op)}
 	case op.producing() && a.NotYetValid(now):
-		return nil, nil, nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyNotYetValid",
-			Msg: fmt.Sprintf("Operation %s is not allowed on a key that is not yet valid (nbf).", op)}
+		return nil, nil, nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyNotYetValid", Op: string(op)}
 	case op.producing() && a.Expired(now):
-		return nil, nil, nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyExpired",
-			Msg: fmt.Sprintf("Operation %s is not allowed on an expired key.", op)}
+		return nil, nil, nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyExpired", Op: string(op)}
 	case !slices.Contains(ver.Payload.KeyOps, string(op)):
-		return nil, nil, nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyOperationNotAllowed",
-			Msg: fmt.Sprintf("Operation %s is not permitted on this key (key_ops).", op)}
+		return nil, nil, nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyOperationNotAllowed", Op: string(op)}
 	}
 	opr, err := s.operator(ctx, v, o, rec.Name, ver)
 	if err != nil {
