@@ -207,13 +207,40 @@ func (a *Authority) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev.Caller.TenantID = d.tenant
-	who := strings.ToLower(d.tenant + "|" + f.Get("username"))
-	known, _ := a.dir.UserByName(ctx, d.tenant, f.Get("username")) // nil if no such user
-	if a.lockedOut(who, now) || known != nil && known.signInLocked(now) {
-		fail(http.StatusTooManyRequests, "too many failed sign-ins", "Too many failed sign-ins for this user. Try again in a few minutes.")
+	u, failed := a.signInUser(ctx, d.tenant, f.Get("username"), f.Get("password"), f.Get("totp"))
+	if failed != nil {
+		fail(failed.status, failed.reason, failed.message)
 		return
 	}
-	u, err := a.checkPassword(ctx, d.tenant, f.Get("username"), f.Get("password"))
+	ev.Caller.ObjectID = u.ObjectID
+	a.ext.mu.Lock()
+	if d.userOID == "" {
+		d.userOID = u.ObjectID
+	}
+	a.ext.mu.Unlock()
+	devicePage.Execute(w, page{Message: "You are signed in. You may close this window and return to the command line.", Done: true})
+}
+
+// signInFailure is why a user's interactive sign-in failed: the HTTP
+// status of the sign-in page, the audit reason and the message shown.
+type signInFailure struct {
+	status          int
+	reason, message string
+}
+
+// signInUser checks a user's password and (once enrolled) TOTP code for an
+// interactive sign-in (the device page, the authorize page): lockout after
+// repeated failures, each TOTP code accepted once, a success clearing the
+// count. It fills the request's audit event.
+func (a *Authority) signInUser(ctx context.Context, tenant, username, password, totp string) (*User, *signInFailure) {
+	ev := audit.EventFrom(ctx)
+	now := a.clock.Now()
+	who := strings.ToLower(tenant + "|" + username)
+	known, _ := a.dir.UserByName(ctx, tenant, username) // nil if no such user
+	if a.lockedOut(who, now) || known != nil && known.signInLocked(now) {
+		return nil, &signInFailure{http.StatusTooManyRequests, "too many failed sign-ins", "Too many failed sign-ins for this user. Try again in a few minutes."}
+	}
+	u, err := a.checkPassword(ctx, tenant, username, password)
 	if err != nil {
 		a.signInFailed(who, now)
 		if known != nil {
@@ -222,17 +249,15 @@ func (a *Authority) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 			ev.Status, ev.Result, ev.Reason = http.StatusUnauthorized, audit.Unauthenticated, "invalid username or password"
 			a.userSignInFailed(ctx, known, now)
 		}
-		fail(http.StatusUnauthorized, "invalid username or password", "The user name or password is incorrect.")
-		return
+		return nil, &signInFailure{http.StatusUnauthorized, "invalid username or password", "The user name or password is incorrect."}
 	}
 	if u.MFAEnrolled() {
-		step, ok := VerifyTOTP(u.TOTPSecret, f.Get("totp"), now, u.LastTOTPStep)
+		step, ok := VerifyTOTP(u.TOTPSecret, totp, now, u.LastTOTPStep)
 		if !ok {
 			a.signInFailed(who, now)
 			ev.Status, ev.Result, ev.Reason = http.StatusUnauthorized, audit.Unauthenticated, "invalid second factor"
 			a.userSignInFailed(ctx, u, now)
-			fail(http.StatusUnauthorized, "invalid second factor", "The authenticator code is incorrect.")
-			return
+			return nil, &signInFailure{http.StatusUnauthorized, "invalid second factor", "The authenticator code is incorrect."}
 		}
 		// Record the step: each code is accepted once. A sign-in that
 		// succeeds clears the failures.
@@ -244,8 +269,7 @@ func (a *Authority) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 			x.FailedSignIns, x.FailedSince = 0, time.Time{}
 			return nil
 		}); err != nil {
-			fail(http.StatusUnauthorized, "second factor replayed", "The authenticator code is incorrect.")
-			return
+			return nil, &signInFailure{http.StatusUnauthorized, "second factor replayed", "The authenticator code is incorrect."}
 		}
 	} else if u.FailedSignIns > 0 {
 		// Best effort: a count left behind only expires with its window.
@@ -255,12 +279,7 @@ func (a *Authority) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	ev.Caller.ObjectID = u.ObjectID
-	a.ext.mu.Lock()
-	if d.userOID == "" {
-		d.userOID = u.ObjectID
-	}
-	a.ext.mu.Unlock()
-	devicePage.Execute(w, page{Message: "You are signed in. You may close this window and return to the command line.", Done: true})
+	return u, nil
 }
 
 var errTOTPReplay = &ErrInvalid{Msg: "the authenticator code was already used"}

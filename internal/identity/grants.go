@@ -26,6 +26,8 @@ import (
 //	client_credentials   client_secret (post or basic), certificate assertion, federated assertion
 //	jwt-bearer + on_behalf_of   a user's token exchanged by a middle-tier app
 //	device_code          users (password, and TOTP once enrolled), via the device page
+//	authorization_code   users, via the authorize page, with PKCE (authcode.go)
+//	refresh_token        a user grant's refresh token (authcode.go)
 //
 // The password grant (ROPC) is not offered: it cannot carry a second
 // factor, so every user sign-in goes through the device page.
@@ -171,8 +173,9 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request, tenant st
 	}
 	grant := form.Get("grant_type")
 	var (
-		c   *tokenClaims
-		err error
+		c       *tokenClaims
+		err     error
+		rotated *refreshGrant // the refresh grant a refresh_token request ends
 	)
 	switch {
 	case grant == grantClientCredentials:
@@ -181,6 +184,10 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request, tenant st
 		c, err = a.grantOnBehalfOf(ctx, r, tenant, resource, resources)
 	case grant == grantDeviceCode || grant == "device_code": // MSAL sends the short form
 		c, err = a.grantDeviceCode(ctx, r, tenant)
+	case grant == grantAuthorizationCode: // authcode.go
+		c, err = a.grantAuthorizationCode(ctx, r, tenant, resource, resources)
+	case grant == grantRefreshToken:
+		c, rotated, err = a.grantRefresh(ctx, r, tenant, resource, resources)
 	default:
 		err = terr(errs.BadParameter, "unsupported_grant_type", 70003, "The app requested an unsupported grant type '"+safe(grant)+"'.")
 	}
@@ -217,7 +224,13 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request, tenant st
 		resp["expires_on"] = strconv.FormatInt(exp.Unix(), 10)
 		resp["resource"] = c.Audience
 	}
-	if grant == grantDeviceCode || grant == "device_code" {
+	userGrant := grant == grantDeviceCode || grant == "device_code" || grant == grantAuthorizationCode || grant == grantRefreshToken
+	if userGrant && (rotated != nil || wantsOffline(form.Get("scope"))) {
+		if rt := a.issueRefresh(c, rotated); rt != "" {
+			resp["refresh_token"] = rt
+		}
+	}
+	if userGrant {
 		// Public clients (MSAL) build their account from these.
 		idt, cinfo, err := a.idToken(c)
 		if err != nil {
@@ -428,7 +441,7 @@ func (a *Authority) grantOnBehalfOf(ctx context.Context, r *http.Request, tenant
 
 // publicClient checks the client_id of a public-client sign-in.
 func (a *Authority) publicClient(ctx context.Context, tenant, clientID string) error {
-	if strings.EqualFold(clientID, AzureCLIClientID) || strings.EqualFold(clientID, KeywardCLIClientID) {
+	if strings.EqualFold(clientID, AzureCLIClientID) || strings.EqualFold(clientID, KeywardCLIClientID) || strings.EqualFold(clientID, KeywardConsoleClientID) {
 		return nil
 	}
 	if _, err := a.dir.ServicePrincipal(ctx, tenant, clientID); err == nil {

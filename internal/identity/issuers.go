@@ -202,6 +202,7 @@ type authorityExt struct {
 	userCode map[string]string      // user code -> device_code hash
 	client   *http.Client
 	failures map[string]*signInFailures // tenant|username -> recent failed sign-ins
+	web      webState                   // authorization codes, refresh tokens: authcode.go
 }
 
 type cachedIssuer struct {
