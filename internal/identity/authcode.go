@@ -128,7 +128,7 @@ func (a *Authority) redirectAllowed(clientID, redirect string) bool {
 // authorizeRequest is the validated query (or form) of an authorize call.
 type authorizeRequest struct {
 	Tenant, ClientID, RedirectURI, Scope, State, Challenge, Mode, LoginHint string
-	resource                                                               string
+	resource                                                                string
 }
 
 var pkceChars = func() [256]bool {

@@ -135,6 +135,9 @@ type DevInfo struct {
 	UnprivilegedClientID     string `json:"unprivileged_client_id"`
 	UnprivilegedClientSecret string `json:"unprivileged_client_secret"`
 	UnprivilegedObjectID     string `json:"unprivileged_object_id"`
+
+	// The web console (docs/CONSOLE.md).
+	UIURL string `json:"ui_url"`
 }
 
 type devCreds struct {
@@ -223,6 +226,7 @@ func (s *Server) devStart(ctx context.Context) error {
 		UnprivilegedClientID:     creds.UnprivilegedClientID,
 		UnprivilegedClientSecret: creds.UnprivilegedClientSecret,
 		UnprivilegedObjectID:     creds.UnprivilegedObjectID,
+		UIURL:                    s.UIURL(),
 	}
 	raw, err := json.MarshalIndent(s.devInfo, "", "  ")
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/keyward/keyward/internal/certificates"
+	"github.com/keyward/keyward/internal/console"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,6 +34,7 @@ import (
 
 // Server is a running Keyward.
 type Server struct {
+	console      *console.Console
 	cfg          Config
 	log          *slog.Logger
 	clock        clock.Clock
@@ -173,12 +175,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.initAccess(cfg); err != nil {
 		return nil, err
 	}
+	s.console = s.newConsole()
 	s.handler = api.New(s.apiCfg, api.Deps{
 		Operator: s, Authority: s.auth, Vaults: s.vaults, Certificates: s.certificates, Authz: s.access.engine, Management: s.access.handler,
+		Console:  s.console,
 		Throttle: throttle.New(s.clock, cfg.Throttle),
 		Audit:    s.audit, Clock: s.clock, Log: s.log,
 	})
 
+	s.console.SetBackend(s.handler)
 	if cfg.Dev {
 		if err := s.devStart(ctx); err != nil {
 			return nil, err
