@@ -428,7 +428,7 @@ func (s *Service) completeCert(tx barrier.Tx, v *vault.Vault, op *certOpRecord, 
 		return nil, err
 	}
 	if !samePublic(pub, lc.PublicKey) {
-		return nil, certBad("Public key from x509 certificate and key of this instance doesn't match.")
+		return nil, errKeyMismatch
 	}
 	now := s.clock.Now().Unix()
 	nbf, exp := lc.NotBefore.Unix(), lc.NotAfter.Unix()
@@ -818,8 +818,7 @@ func (s *Service) GetCertificateOperation(ctx context.Context, v *vault.Vault, n
 }
 
 func pendingNotFound(name string) error {
-	return &vault.Error{Kind: vault.NotFound, Type: vault.Certificates, Name: name, Inner: "PendingCertificateNotFound",
-		Msg: fmt.Sprintf("Pending certificate not found: %s", name)}
+	return &vault.Error{Kind: vault.NotFound, Type: vault.Certificates, Name: name, Inner: "PendingCertificateNotFound"}
 }
 
 // withOperation runs fn (when not nil) on the operation of certificate
@@ -934,7 +933,7 @@ func (s *Service) MergeCertificate(ctx context.Context, v *vault.Vault, p MergeC
 			}
 		}
 		if b.leaf < 0 {
-			return certBad("Public key from x509 certificate and key of this instance doesn't match.")
+			return errKeyMismatch
 		}
 		ordered, leaf := b.ordered(op.Preserve)
 		if out, err = s.newVersion(tx, v, op, nil, ordered, leaf, p.Attributes, p.Tags); err != nil {

@@ -52,6 +52,12 @@ func (b *certBundle) ordered(preserve bool) ([]*x509.Certificate, int) {
 	return out, 0
 }
 
+// ReasonKeyMismatch: the certificate's public key is not the key of the
+// certificate's pending (or imported) version. The surfaces word it.
+const ReasonKeyMismatch = "KeyMismatch"
+
+var errKeyMismatch = &vault.Error{Kind: vault.BadParameter, Type: vault.Certificates, Reason: ReasonKeyMismatch}
+
 func certBad(format string, args ...any) error {
 	return &vault.Error{Kind: vault.BadParameter, Type: vault.Certificates, Msg: fmt.Sprintf(format, args...)}
 }

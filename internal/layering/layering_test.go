@@ -252,3 +252,53 @@ func TestNoWireProseInDomain(t *testing.T) {
 		}
 	}
 }
+
+// splitSurfaces are surfaces whose domain and wire halves share a package:
+// only the files the rule names speak HTTP; every other file is domain and
+// holds to the domain's bans (no net/http, no other surface, directly or
+// through what it imports).
+var splitSurfaces = map[string]func(file string) bool{
+	// identity: grants, principals, bindings, device sign-in and issuer
+	// trust are domain; http*.go and routes.go put them on the wire.
+	"internal/identity": func(f string) bool { return strings.HasPrefix(f, "http") || f == "routes.go" },
+}
+
+func TestSplitSurfaceDomainFiles(t *testing.T) {
+	rootDir := root(t)
+	banned := map[string]bool{"net/http": true}
+	for _, s := range surfaces {
+		banned[module+"/"+s] = true
+	}
+	for pkg, wire := range splitSurfaces {
+		dir := filepath.Join(rootDir, pkg)
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fset := token.NewFileSet()
+		for _, e := range entries {
+			name := e.Name()
+			if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") || wire(name) {
+				continue
+			}
+			f, err := parser.ParseFile(fset, filepath.Join(dir, name), nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range f.Imports {
+				p := strings.Trim(imp.Path.Value, `"`)
+				if banned[p] && p != module+"/"+pkg {
+					t.Errorf("%s/%s imports %s: only the wire files of %s may (the domain knows nothing of HTTP)", pkg, name, p, pkg)
+				}
+				if !strings.HasPrefix(p, module+"/") {
+					continue
+				}
+				for b := range banned {
+					if from, ok := closure(t, rootDir, p)[b]; ok {
+						t.Errorf("%s/%s reaches %s through %s (imported by %s)", pkg, name, b, p, from)
+					}
+				}
+			}
+		}
+	}
+}

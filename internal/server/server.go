@@ -22,6 +22,7 @@ import (
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/devca"
 	"github.com/keyward/keyward/internal/events"
+	"github.com/keyward/keyward/internal/hsm"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/jobs"
 	"github.com/keyward/keyward/internal/storage"
@@ -51,6 +52,8 @@ type Server struct {
 	handler      *api.Handler
 	apiCfg       api.Config
 
+	auditFile *audit.FileSink // the chained audit log file (audit.go)
+
 	leader *postgres.Leader // nil: this process is the only node
 	jobs   *jobs.Runner     // background jobs (jobs.go)
 
@@ -65,6 +68,10 @@ type Server struct {
 	stop           chan struct{}
 	done           sync.WaitGroup
 	devInfo        *DevInfo
+
+	hsm      *hsm.HSM       // nil: no HSM configured (hsm.go)
+	devToken *hsm.SoftToken // the dev server's own SoftHSM2 token
+	hsmNote  string         // why a dev server has no HSM, for its banner
 }
 
 // Start opens storage, listens, unseals (dev mode) and serves until Close.
@@ -101,10 +108,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	sink, err := audit.OpenFile(cmp.Or(cfg.AuditPath, filepath.Join(cfg.DataDir, "audit.log")))
+	sink, err := s.openAuditFile()
 	if err != nil {
 		return nil, err
 	}
+	s.auditFile = sink
 	var auditSink audit.Sink = sink
 	if cfg.TestOnlyWrapAuditSink != nil {
 		auditSink = cfg.TestOnlyWrapAuditSink(sink)
@@ -169,7 +177,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.vaults = vault.New(s.barrier, s.clock, vault.Deps{VaultURL: s.VaultURL})
+	deps := vault.Deps{VaultURL: s.VaultURL}
+	if err := s.openHSM(); err != nil {
+		return nil, err
+	}
+	if s.hsm != nil {
+		deps.HSM = s.hsm
+	}
+	s.vaults = vault.New(s.barrier, s.clock, deps)
 	s.certificates = certificates.New(s.vaults, certificates.Deps{ExternalCA: external, Mailer: mailer})
 	s.webhook = events.NewWebhook(s.clock, cfg.EventRoots)
 	if err := s.initAccess(cfg); err != nil {
@@ -239,8 +254,14 @@ func (s *Server) Close() error {
 		s.jobs.Stop()
 	}
 	s.stopCertificates()
+	if s.auditFile != nil {
+		errs = append(errs, s.auditFile.Checkpoint()) // the whole log verifies
+	}
 	if s.barrier != nil {
 		s.barrier.Seal()
+	}
+	if s.hsm != nil {
+		s.hsm.Close()
 	}
 	if s.backend != nil {
 		errs = append(errs, s.backend.Close())
@@ -352,6 +373,10 @@ func (s *Server) Seal(ctx context.Context) error {
 
 func (s *Server) sealLocked() {
 	s.barrier.Seal()
+	if s.auditFile != nil {
+		s.auditFile.Checkpoint()
+		s.auditFile.SetSigner(nil)
+	}
 	s.auth.Unload()
 	s.vaults.Unload()
 }
@@ -370,6 +395,9 @@ func (s *Server) afterUnseal(ctx context.Context) error {
 	s.mu2.Lock()
 	s.operatorTenant = b.TenantID
 	s.mu2.Unlock()
+	if err := s.auditAfterUnseal(ctx); err != nil {
+		return err
+	}
 	return s.accessAfterUnseal(ctx, b)
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"regexp"
 	"sort"
 	"strings"
@@ -73,6 +72,7 @@ type Service struct {
 	clock clock.Clock
 
 	software keys.Protector
+	hsm      keys.Protector // nil: no HSM configured (-HSM keys refused)
 	ops      *opCache
 	decoded  *decodeCache // read-only records of the key-operation path
 	vaultURL func(name string) string
@@ -86,6 +86,9 @@ type Service struct {
 // left nil. (Certificates' collaborators, the external CA and the mailer,
 // are internal/certificates' Deps.)
 type Deps struct {
+	// HSM protects RSA-HSM and EC-HSM keys of premium vaults (nil: none
+	// configured; such keys are refused).
+	HSM keys.Protector
 	// VaultURL is how clients address a vault, for event subjects and
 	// mail (nil: https://{name}.vault.localhost/).
 	VaultURL func(name string) string
@@ -94,7 +97,7 @@ type Deps struct {
 // New returns a Service over store.
 func New(store Store, clk clock.Clock, deps Deps) *Service {
 	return &Service{store: store, sys: store.System(), clock: clk, vaults: map[string]*Vault{},
-		software: keys.Software{}, ops: newOpCache(10_000), decoded: newDecodeCache(4096),
+		software: keys.Software{}, hsm: deps.HSM, ops: newOpCache(10_000), decoded: newDecodeCache(4096),
 		vaultURL: deps.VaultURL}
 }
 
@@ -146,7 +149,7 @@ func (s *Service) Vault(name string) (*Vault, error) {
 		s.mu.RUnlock()
 	}
 	if v == nil {
-		return nil, &Error{Kind: NotFound, Type: Vaults, Name: name, Msg: fmt.Sprintf("Vault %s was not found.", clip(name))}
+		return nil, &Error{Kind: NotFound, Type: Vaults, Name: clip(name)}
 	}
 	return v, nil
 }
@@ -214,7 +217,7 @@ func (s *Service) CreateVault(ctx context.Context, v Vault) (*Vault, error) {
 	}
 	err = s.sys.Update(ctx, func(tx barrier.Tx) error {
 		if _, err := tx.Get(vaultsPrefix + strings.ToLower(v.Name)); err == nil {
-			return &Error{Kind: Conflict, Name: v.Name, Msg: fmt.Sprintf("A vault named %s already exists.", v.Name)}
+			return &Error{Kind: Conflict, Type: Vaults, Name: v.Name, Reason: ReasonVaultExists}
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
