@@ -52,6 +52,8 @@ type Options struct {
 	TokenLimits *identity.TokenLimits
 	// AuditPath is the audit log file; empty: DataDir/audit.log.
 	AuditPath string
+	// Audit configures the audit file's chain and further sinks.
+	Audit server.AuditConfig
 }
 
 // Env is a running dev server and clients for it.
@@ -89,6 +91,7 @@ func Start(t testing.TB, opts Options) *Env {
 		TLS:               opts.TLS,
 		TokenLimits:       opts.TokenLimits,
 		AuditPath:         opts.AuditPath,
+		Audit:             opts.Audit,
 		Log:               slog.New(slog.NewTextHandler(logOut, nil)),
 
 		TestOnlyWrapAuditSink: opts.WrapAuditSink,
