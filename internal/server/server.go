@@ -21,6 +21,7 @@ import (
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/devca"
 	"github.com/keyward/keyward/internal/events"
+	"github.com/keyward/keyward/internal/hsm"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/jobs"
 	"github.com/keyward/keyward/internal/storage"
@@ -65,6 +66,10 @@ type Server struct {
 	stop           chan struct{}
 	done           sync.WaitGroup
 	devInfo        *DevInfo
+
+	hsm      *hsm.HSM       // nil: no HSM configured (hsm.go)
+	devToken *hsm.SoftToken // the dev server's own SoftHSM2 token
+	hsmNote  string         // why a dev server has no HSM, for its banner
 }
 
 // Start opens storage, listens, unseals (dev mode) and serves until Close.
@@ -175,7 +180,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.vaults = vault.New(s.barrier, s.clock, vault.Deps{VaultURL: s.VaultURL})
+	deps := vault.Deps{VaultURL: s.VaultURL}
+	if err := s.openHSM(); err != nil {
+		return nil, err
+	}
+	if s.hsm != nil {
+		deps.HSM = s.hsm
+	}
+	s.vaults = vault.New(s.barrier, s.clock, deps)
 	s.certificates = certificates.New(s.vaults, certificates.Deps{ExternalCA: external, Mailer: mailer})
 	s.webhook = events.NewWebhook(s.clock, cfg.EventRoots)
 	if err := s.initAccess(cfg); err != nil {
@@ -247,6 +259,9 @@ func (s *Server) Close() error {
 	}
 	if s.barrier != nil {
 		s.barrier.Seal()
+	}
+	if s.hsm != nil {
+		s.hsm.Close()
 	}
 	if s.backend != nil {
 		errs = append(errs, s.backend.Close())

@@ -100,8 +100,10 @@ func (s *Service) protector(v *Vault, kty string) (keys.Protector, string, error
 		if v.SKU != "premium" {
 			return nil, "", badParameter("Key type %s requires a premium vault; vault %s is standard. Use %s for a software-protected key.", kty, v.Name, strings.TrimSuffix(kty, "-HSM"))
 		}
-		// No HSM key protector exists yet (DESIGN.md: PKCS#11 is planned).
-		return nil, "", badParameter("Key type %s needs an HSM, and this Keyward has none configured.", kty)
+		if s.hsm == nil {
+			return nil, "", badParameter("Key type %s needs an HSM, and this Keyward has none configured (hsm.module, hsm.token_label, hsm.pin_file; docs/HSM.md).", kty)
+		}
+		return s.hsm, strings.TrimSuffix(kty, "-HSM"), nil
 	case "oct", "oct-HSM":
 		return nil, "", badParameter("Key type %s is supported by managed HSMs only.", kty)
 	case "":
@@ -189,12 +191,18 @@ func (s *Service) CreateKey(ctx context.Context, v *Vault, p CreateKeyParams) (*
 	if err := s.checkKeyInput(p.Attributes, p.Tags, p.ReleasePolicy); err != nil {
 		return nil, err
 	}
+	version := NewVersion()
+	spec.ID, spec.Usage, spec.Exportable = version, keys.UsageOf(ops), exportableIn(p.Attributes)
 	handle, pub, err := prot.Generate(ctx, spec)
 	if err != nil {
 		return nil, keyError(err)
 	}
 	defer clear(handle)
-	return s.storeNewKey(ctx, v, p.Name, p.Kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy, p.ifLatest)
+	k, err := s.storeNewKey(ctx, v, p.Name, version, p.Kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy, p.ifLatest)
+	if err != nil {
+		s.destroyMaterial(prot, handle)
+	}
+	return k, err
 }
 
 // ImportKey imports a private JWK as a new key version.
@@ -220,12 +228,25 @@ func (s *Service) ImportKey(ctx context.Context, v *Vault, p ImportKeyParams) (*
 	j := p.JWK
 	j.Kty = base
 	j.KeyOps = nil
-	handle, pub, err := prot.Import(ctx, j)
+	version := NewVersion()
+	var (
+		handle []byte
+		pub    keys.JWK
+	)
+	if si, ok := prot.(keys.SpecImporter); ok {
+		handle, pub, err = si.ImportSpec(ctx, j, keys.Spec{ID: version, Usage: keys.UsageOf(ops), Exportable: exportableIn(p.Attributes)})
+	} else {
+		handle, pub, err = prot.Import(ctx, j)
+	}
 	if err != nil {
 		return nil, keyError(err)
 	}
 	defer clear(handle)
-	return s.storeNewKey(ctx, v, p.Name, kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy, "")
+	k, err := s.storeNewKey(ctx, v, p.Name, version, kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy, "")
+	if err != nil {
+		s.destroyMaterial(prot, handle)
+	}
+	return k, err
 }
 
 func (s *Service) checkKeyInput(attrs *AttributesPatch, tags map[string]string, rp *ReleasePolicy) error {
@@ -238,12 +259,32 @@ func (s *Service) checkKeyInput(attrs *AttributesPatch, tags map[string]string, 
 	return checkRelease(attrs, rp)
 }
 
-func (s *Service) storeNewKey(ctx context.Context, v *Vault, name, kty string, ops []string, pub keys.JWK,
+// exportableIn reports whether create attributes ask for an exportable key.
+func exportableIn(a *AttributesPatch) bool { return a != nil && a.Exportable != nil && *a.Exportable }
+
+// destroyer is implemented by protectors that hold objects outside the
+// vault's storage (an HSM): Destroy removes them (purge, failed create).
+type destroyer interface {
+	Destroy(ctx context.Context, handle []byte) error
+	// Holds reports whether handle names one of its objects.
+	Holds(handle []byte) bool
+}
+
+// destroyMaterial removes a key's objects from its protector, if it holds
+// any; failures leave an orphan object in the token and are not the
+// caller's error (the key record is gone either way).
+func (s *Service) destroyMaterial(prot keys.Protector, handle []byte) {
+	if d, ok := prot.(destroyer); ok {
+		_ = d.Destroy(context.Background(), handle)
+	}
+}
+
+func (s *Service) storeNewKey(ctx context.Context, v *Vault, name, version, kty string, ops []string, pub keys.JWK,
 	prot keys.Protector, handle []byte, attrs *AttributesPatch, tags map[string]string, rp *ReleasePolicy, ifLatest string) (*Key, error) {
 	now := s.clock.Now().Unix()
 	f := false
 	ver := &Version[keyPayload]{
-		Version:    NewVersion(),
+		Version:    version,
 		Attributes: Attributes{Enabled: true, Created: now, Updated: now, Exportable: &f},
 		Tags:       tags,
 		Payload: keyPayload{Kty: kty, KeyOps: ops, Public: pub, Protector: prot.Name(),
@@ -415,7 +456,25 @@ func keyItem(rec *nameRecord, ver *Version[keyPayload], del *DeletedInfo) *Key {
 
 // PurgeKey removes a soft-deleted key for good.
 func (s *Service) PurgeKey(ctx context.Context, v *Vault, name string) error {
-	return purgeObject(ctx, s, v, Keys, name, nil)
+	var held [][]byte // handles of HSM-held versions, destroyed after the purge
+	if d, ok := s.hsm.(destroyer); ok && checkName(Keys, name) == nil {
+		o := s.objs(v, Keys)
+		_ = s.in(v).View(ctx, func(tx barrier.Tx) error {
+			return tx.Scan(o.base()+"/m/"+strings.ToLower(name)+"/", "", func(_ string, val []byte) bool {
+				if d.Holds(val) {
+					held = append(held, slices.Clone(val))
+				}
+				return true
+			})
+		})
+	}
+	if err := purgeObject(ctx, s, v, Keys, name, nil); err != nil {
+		return err
+	}
+	for _, h := range held {
+		s.destroyMaterial(s.hsm, h)
+	}
+	return nil
 }
 
 // keyBackupVersion is a version with its sealed-at-rest material.
