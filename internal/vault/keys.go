@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -370,7 +369,7 @@ func (s *Service) UpdateKey(ctx context.Context, v *Vault, p UpdateKeyParams) (*
 			return err
 		}
 		if rec.Managed {
-			return &Error{Kind: Forbidden, Type: Keys, Name: p.Name, Msg: "The key is managed by a certificate; update the certificate instead."}
+			return &Error{Kind: Forbidden, Type: Keys, Name: p.Name, Reason: ReasonManagedUpdate}
 		}
 		if p.KeyOps != nil {
 			ops, err := checkKeyOps(strings.TrimSuffix(ver.Payload.Kty, "-HSM"), p.KeyOps)
@@ -606,7 +605,7 @@ func (s *Service) rotateKey(ctx context.Context, v *Vault, name string, cas bool
 		return nil, err
 	}
 	if cur.Managed {
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Msg: "The key is managed by a certificate; renew the certificate instead."}
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Reason: ReasonManagedRotate}
 	}
 	p := CreateKeyParams{Name: cur.Name, Kty: cur.Kty, KeyOps: cur.KeyOps, Tags: cur.Tags, ReleasePolicy: cur.ReleasePolicy}
 	switch strings.TrimSuffix(cur.Kty, "-HSM") {
@@ -692,17 +691,13 @@ func (s *Service) Crypto(ctx context.Context, v *Vault, name, version string, op
 	now := s.clock.Now()
 	switch {
 	case !a.Enabled:
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyDisabled",
-			Msg: fmt.Sprintf("Operation %s is not allowed on a disabled key.", op)}
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyDisabled", Op: string(op)}
 	case op.producing() && a.NotYetValid(now):
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyNotYetValid",
-			Msg: fmt.Sprintf("Operation %s is not allowed on a key that is not yet valid (nbf).", op)}
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyNotYetValid", Op: string(op)}
 	case op.producing() && a.Expired(now):
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyExpired",
-			Msg: fmt.Sprintf("Operation %s is not allowed on an expired key.", op)}
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyExpired", Op: string(op)}
 	case !slices.Contains(ver.Payload.KeyOps, string(op)):
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyOperationNotAllowed",
-			Msg: fmt.Sprintf("Operation %s is not permitted on this key (key_ops).", op)}
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyOperationNotAllowed", Op: string(op)}
 	}
 	opr, err := s.operator(ctx, v, o, rec.Name, ver)
 	if err != nil {
