@@ -350,7 +350,7 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 		case err != nil:
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "storage unavailable"})
 		case !h.audit.Healthy():
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "audit sink unavailable", "audit_failures": h.audit.Failures()})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "audit sink unavailable", "audit_failures": h.audit.Failures(), "audit_sinks": h.audit.Sinks()})
 		default:
 			writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
 		}

@@ -117,7 +117,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.TestOnlyWrapAuditSink != nil {
 		auditSink = cfg.TestOnlyWrapAuditSink(sink)
 	}
-	s.audit = audit.NewLog(func(err error) { s.log.Error("audit sink failed", "error", err) }, auditSink)
+	targets, err := s.auditTargets(auditSink)
+	if err != nil {
+		sink.Close()
+		return nil, err
+	}
+	s.audit = audit.NewLogTargets(func(err error) { s.log.Error("audit sink failed", "error", err) }, targets...)
 	if cfg.TestOnlyWrapStorage != nil {
 		s.backend = cfg.TestOnlyWrapStorage(s.backend)
 	}
