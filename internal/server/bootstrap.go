@@ -150,6 +150,9 @@ type DevInfo struct {
 	ManagedHSMURL       string `json:"managed_hsm_url"`
 	ManagedHSMDNSSuffix string `json:"managed_hsm_dns_suffix"`
 
+	// The web console (docs/CONSOLE.md).
+	UIURL string `json:"ui_url"`
+
 	// The dev server's own SoftHSM2 token (DESIGN.md dev server
 	// contract), so tests can inspect the token; absent without SoftHSM2.
 	HSM *DevHSM `json:"hsm,omitempty"`
@@ -254,6 +257,7 @@ func (s *Server) devStart(ctx context.Context) error {
 		UnprivilegedClientID:     creds.UnprivilegedClientID,
 		UnprivilegedClientSecret: creds.UnprivilegedClientSecret,
 		UnprivilegedObjectID:     creds.UnprivilegedObjectID,
+		UIURL:                    s.UIURL(),
 	}
 	if t := s.devToken; t != nil && s.hsm != nil {
 		s.devInfo.HSM = &DevHSM{Module: t.Module, SoftHSM2Conf: t.Conf, TokenLabel: t.Label, UserPIN: t.UserPIN}
