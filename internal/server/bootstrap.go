@@ -145,6 +145,9 @@ type DevInfo struct {
 	UnprivilegedClientSecret string `json:"unprivileged_client_secret"`
 	UnprivilegedObjectID     string `json:"unprivileged_object_id"`
 
+	// The web console (docs/CONSOLE.md).
+	UIURL string `json:"ui_url"`
+
 	// The dev server's own SoftHSM2 token (DESIGN.md dev server
 	// contract), so tests can inspect the token; absent without SoftHSM2.
 	HSM *DevHSM `json:"hsm,omitempty"`
@@ -244,6 +247,7 @@ func (s *Server) devStart(ctx context.Context) error {
 		UnprivilegedClientID:     creds.UnprivilegedClientID,
 		UnprivilegedClientSecret: creds.UnprivilegedClientSecret,
 		UnprivilegedObjectID:     creds.UnprivilegedObjectID,
+		UIURL:                    s.UIURL(),
 	}
 	if t := s.devToken; t != nil && s.hsm != nil {
 		s.devInfo.HSM = &DevHSM{Module: t.Module, SoftHSM2Conf: t.Conf, TokenLabel: t.Label, UserPIN: t.UserPIN}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/keyward/keyward/internal/certificates"
+	"github.com/keyward/keyward/internal/console"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,6 +35,7 @@ import (
 
 // Server is a running Keyward.
 type Server struct {
+	console      *console.Console
 	cfg          Config
 	log          *slog.Logger
 	clock        clock.Clock
@@ -115,7 +117,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.TestOnlyWrapAuditSink != nil {
 		auditSink = cfg.TestOnlyWrapAuditSink(sink)
 	}
-	s.audit = audit.NewLog(func(err error) { s.log.Error("audit sink failed", "error", err) }, auditSink)
+	targets, err := s.auditTargets(auditSink)
+	if err != nil {
+		sink.Close()
+		return nil, err
+	}
+	s.audit = audit.NewLogTargets(func(err error) { s.log.Error("audit sink failed", "error", err) }, targets...)
 	if cfg.TestOnlyWrapStorage != nil {
 		s.backend = cfg.TestOnlyWrapStorage(s.backend)
 	}
@@ -188,12 +195,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.initAccess(cfg); err != nil {
 		return nil, err
 	}
+	s.console = s.newConsole()
 	s.handler = api.New(s.apiCfg, api.Deps{
 		Operator: s, Authority: s.auth, Vaults: s.vaults, Certificates: s.certificates, Authz: s.access.engine, Management: s.access.handler,
+		Console:  s.console,
 		Throttle: throttle.New(s.clock, cfg.Throttle),
 		Audit:    s.audit, Clock: s.clock, Log: s.log,
 	})
 
+	s.console.SetBackend(s.handler)
 	if cfg.Dev {
 		if err := s.devStart(ctx); err != nil {
 			return nil, err
