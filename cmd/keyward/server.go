@@ -66,6 +66,10 @@ type fileConfig struct {
 	// Identity and access (docs/ACCESS.md §5).
 	TrustedProxies []string `toml:"trusted_proxies"`
 	PrivateListen  string   `toml:"private_listen"`
+	// Seal: "shamir" (default) or "pkcs11" (docs/HSM.md).
+	Seal struct {
+		Type string `toml:"type"`
+	} `toml:"seal"`
 	// PKCS#11 token of HSM keys (docs/HSM.md).
 	HSM struct {
 		Module     string `toml:"module"`
@@ -265,6 +269,10 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 				cfg.DevHSMModule = cmp.Or(module, hsm.DefaultSoftHSMModule)
 			default:
 				cfg.HSM.Module = module
+			}
+			cfg.SealType = cmp.Or(getenv("KEYWARD_SEAL_TYPE"), fc.Seal.Type)
+			if cfg.SealType != "" && cfg.SealType != "shamir" && cfg.SealType != "pkcs11" {
+				return fmt.Errorf("seal.type must be shamir or pkcs11, not %q", cfg.SealType)
 			}
 			cfg.PrivateListen = cmp.Or(getenv("KEYWARD_PRIVATE_LISTEN"), fc.PrivateListen)
 			cfg.TrustedProxies = fc.TrustedProxies

@@ -217,6 +217,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if err := s.devStart(ctx); err != nil {
 			return nil, err
 		}
+	} else if err := s.hsmAutoUnseal(ctx); err != nil {
+		return nil, err
 	}
 
 	s.http = &http.Server{
@@ -339,6 +341,9 @@ func (s *Server) ResetUnseal() { s.barrier.ResetUnseal() }
 func (s *Server) Init(ctx context.Context, shares, threshold int) (*api.InitResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cfg.SealType == barrier.SealPKCS11 {
+		return s.initPKCS11(ctx, shares, threshold)
+	}
 	keys, err := s.barrier.Initialize(ctx, barrier.SealConfig{Type: "shamir", Shares: shares, Threshold: threshold}, s.clock.Now())
 	if err != nil {
 		return nil, err
