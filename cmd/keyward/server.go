@@ -60,8 +60,9 @@ type fileConfig struct {
 	} `toml:"tls"`
 	SMTP smtpFileConfig `toml:"smtp"` // certificates.go
 	ACME acmeFileConfig `toml:"acme"`
-	// Audit is the [audit] section (audit.go).
-	Audit auditFileConfig `toml:"audit"`
+	// Audit and Alerts are the [audit] and [alerts] sections (audit.go).
+	Audit  auditFileConfig  `toml:"audit"`
+	Alerts alertsFileConfig `toml:"alerts"`
 	// Identity and access (docs/ACCESS.md §5).
 	TrustedProxies []string `toml:"trusted_proxies"`
 	PrivateListen  string   `toml:"private_listen"`
@@ -282,6 +283,9 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 				return err
 			}
 			if cfg.Audit, err = auditConfig(&fc, getenv); err != nil {
+				return err
+			}
+			if cfg.Alerts, err = alertsConfig(&fc); err != nil {
 				return err
 			}
 			if s := cmp.Or(getenv("KEYWARD_SCHEDULER_INTERVAL"), fc.SchedulerInterval); s != "" {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyward/keyward/internal/alerts"
 	"github.com/keyward/keyward/internal/api"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
@@ -55,6 +56,7 @@ type Server struct {
 	apiCfg       api.Config
 
 	auditFile *audit.FileSink // the chained audit log file (audit.go)
+	alerts    *alerts.Engine  // alert rules over the audit events (alerts.go)
 
 	leader *postgres.Leader // nil: this process is the only node
 	jobs   *jobs.Runner     // background jobs (jobs.go)
@@ -125,6 +127,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.audit = audit.NewLogTargets(func(err error) { s.log.Error("audit sink failed", "error", err) }, targets...)
+	if err := s.startAlerts(); err != nil {
+		return nil, err
+	}
 	if cfg.TestOnlyWrapStorage != nil {
 		s.backend = cfg.TestOnlyWrapStorage(s.backend)
 	}
