@@ -24,6 +24,7 @@ import (
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/keymgmtapi"
 	"github.com/keyward/keyward/internal/route"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/throttle"
@@ -138,6 +139,8 @@ type Handler struct {
 	mgmt Management
 	// tokens is the token service's surface (identity/routes.go).
 	tokens *identity.Surface
+	// keymgmt serves Vault's keymgmt API under /v1/keymgmt (keymgmt.go).
+	keymgmt *keymgmtapi.Surface
 }
 
 // Deps are the services a Handler calls.
@@ -150,9 +153,11 @@ type Deps struct {
 	Throttle Throttler
 	// Management serves management.{suffix} (internal/mgmt); nil: 404.
 	Management Management
-	Audit      *audit.Log
-	Clock      clock.Clock
-	Log        *slog.Logger
+	// KeyMgmt serves /v1/keymgmt/ (internal/keymgmtapi); nil: 404.
+	KeyMgmt *keymgmtapi.Surface
+	Audit   *audit.Log
+	Clock   clock.Clock
+	Log     *slog.Logger
 }
 
 // New returns a Handler.
@@ -166,7 +171,7 @@ func New(cfg Config, d Deps) *Handler {
 	aud := cfg.VaultResource()
 	return &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults,
 		authz: d.Authz, throttle: d.Throttle, audit: d.Audit, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes(),
-		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, tokens: d.Authority.Surface(cfg.Resources())}
+		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, keymgmt: d.KeyMgmt, tokens: d.Authority.Surface(cfg.Resources())}
 }
 
 // ServeHTTP records one audit event for every request, whatever happens,
@@ -338,6 +343,11 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 	if h.seal.Sealed() {
 		ev.Service = "identity"
 		h.writeErr(w, r, barrier.ErrSealed)
+		return
+	}
+	if h.keymgmt != nil && keymgmtapi.Handles(p) {
+		ev.Service = "keymgmt"
+		h.serveKeyMgmt(w, r)
 		return
 	}
 	if h.mgmt != nil && h.isManagementHost(r.Host) {

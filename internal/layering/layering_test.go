@@ -26,7 +26,7 @@ var surfaces = []string{"internal/api", "internal/mgmt", "internal/identity", "i
 var domain = map[string]bool{
 	"internal/vault": true, "internal/keys": true, "internal/barrier": true, "internal/storage": true,
 	"internal/authz": true, "internal/errs": true, "internal/audit": true, "internal/throttle": true,
-	"internal/shamir": true, "internal/clock": true,
+	"internal/shamir": true, "internal/clock": true, "internal/keymgmt": true,
 	"internal/certificates": false, "internal/jobs": false, // later: B's and E's new packages
 }
 
