@@ -59,6 +59,8 @@ type fileConfig struct {
 	} `toml:"tls"`
 	SMTP smtpFileConfig `toml:"smtp"` // certificates.go
 	ACME acmeFileConfig `toml:"acme"`
+	// Audit is the [audit] section (audit.go).
+	Audit auditFileConfig `toml:"audit"`
 	// Identity and access (docs/ACCESS.md §5).
 	TrustedProxies []string `toml:"trusted_proxies"`
 	PrivateListen  string   `toml:"private_listen"`
@@ -169,6 +171,7 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	root.AddCommand(newBenchCmd(stdout, stderr))
 	root.AddCommand(newAccessCmd(getenv, stdin, stdout, stderr))
 	root.AddCommand(newAzCloudCmd(getenv, stdout))
+	root.AddCommand(newAuditCmd(stdout))
 	return root
 }
 
@@ -248,6 +251,9 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 				cfg.TrustedProxies = strings.Split(v, ",")
 			}
 			if cfg.SMTP, cfg.ACME, err = certificateConfig(&fc, getenv); err != nil {
+				return err
+			}
+			if cfg.Audit, err = auditConfig(&fc, getenv); err != nil {
 				return err
 			}
 			if s := cmp.Or(getenv("KEYWARD_SCHEDULER_INTERVAL"), fc.SchedulerInterval); s != "" {

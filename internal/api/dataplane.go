@@ -45,6 +45,7 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 		h.writeErr(w, r, err)
 		return
 	}
+	ev.ResourceID = audit.VaultResourceID(v.SubscriptionID, v.ResourceGroup, v.Name)
 	hdr := w.Header()
 	setHeader(hdr, hdrRegion, v.Location)
 	setHeader(hdr, hdrServiceVersion, "keyward/1")
@@ -71,12 +72,12 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 	}
 	ev.Caller.TenantID, ev.Caller.ObjectID, ev.Caller.AppID = claims.TenantID, claims.ObjectID, firstNonEmpty(claims.AZP, claims.AppID)
 
-	// 2. api-version.
+	// 2. api-version (the data plane's rule: checkAPIVersion).
 	q := r.URL.Query()
 	apiVersion := q.Get("api-version")
 	ev.APIVersion = clipString(apiVersion, 32)
-	if _, known := apiVersionOrder[apiVersion]; !known { // apiversions.go
-		h.writeErr(w, r, badParam("The specified version (%s) is not recognized. Consider using the latest supported version (%s).", clipString(apiVersion, 32), latestVersion))
+	if err := checkAPIVersion(apiVersion); err != nil {
+		h.writeErr(w, r, err)
 		return
 	}
 
@@ -104,12 +105,11 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 		return
 	}
 
-	// 5. Throttling (AZURE-API.md §8): per vault and per principal.
-	if h.throttle != nil {
-		if d := h.throttle.Allow(v.ID, rq.principal.TenantID, rq.principal.ObjectID); !d.Allowed {
-			h.throttled(w, r, d)
-			return
-		}
+	// 5. Throttling (AZURE-API.md §8): per vault and per principal
+	// (steps.go).
+	if d := h.allow(v.ID, claims); !d.Allowed {
+		h.throttled(w, r, d)
+		return
 	}
 
 	// 6. The operation.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/certificates"
 	"github.com/keyward/keyward/internal/errs"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/vault"
@@ -96,8 +97,22 @@ func vaultMessage(e *vault.Error) string {
 	one, name := e.Type.Singular(), e.Name
 	title := strings.ToUpper(one[:1]) + one[1:]
 	switch {
+	case e.Inner == "PendingCertificateNotFound":
+		return fmt.Sprintf("Pending certificate not found: %s", name)
+	case e.Reason == certificates.ReasonKeyMismatch:
+		return "Public key from x509 certificate and key of this instance doesn't match."
 	case e.Kind == errs.NotFound && e.Type == vault.Vaults:
 		return fmt.Sprintf("Vault %s was not found.", name)
+	case e.Kind == errs.DeletedNotFound && e.Type == vault.Vaults:
+		return fmt.Sprintf("Deleted vault %s was not found.", name)
+	case e.Reason == vault.ReasonVaultExists:
+		return fmt.Sprintf("A vault named %s already exists.", name)
+	case e.Reason == vault.ReasonExists:
+		return fmt.Sprintf("%s %s already exists.", title, name)
+	case e.Reason == vault.ReasonManagedAdd:
+		return fmt.Sprintf("%s %s is managed by a certificate and cannot be changed directly.", title, name)
+	case e.Reason == vault.ReasonNoProtector:
+		return "The key is held by a key protector (" + e.Version + ") that is not configured on this Keyward."
 	case e.Kind == errs.NotFound:
 		if e.Version != "" {
 			name += "/" + e.Version

@@ -11,6 +11,7 @@ package api
 import (
 	"context"
 	"errors"
+	"github.com/keyward/keyward/internal/certificates"
 	"log/slog"
 	"net"
 	"net/http"
@@ -111,6 +112,11 @@ type Management interface {
 	Audiences() []string
 	Unauthenticated(w http.ResponseWriter, r *http.Request, missing bool, reason string)
 	Serve(w http.ResponseWriter, r *http.Request, claims *identity.Claims)
+	// CheckAPIVersion is the surface's api-version rule; Fail words its
+	// failure and any other step's error, Throttled the 429.
+	CheckAPIVersion(r *http.Request) error
+	Fail(w http.ResponseWriter, r *http.Request, err error)
+	Throttled(w http.ResponseWriter, r *http.Request, retryAfter time.Duration)
 }
 
 // Throttler decides whether a request may proceed (DESIGN.md: after
@@ -126,6 +132,7 @@ type Handler struct {
 	operator  Operator
 	authority *identity.Authority
 	vaults    *vault.Service
+	certs     *certificates.Service
 	authz     authz.Authorizer
 	throttle  Throttler
 	audit     *audit.Log
@@ -148,7 +155,9 @@ type Deps struct {
 	Operator  Operator
 	Authority *identity.Authority
 	Vaults    *vault.Service
-	Authz     authz.Authorizer
+	// Certificates serves the certificate operations.
+	Certificates *certificates.Service
+	Authz        authz.Authorizer
 	// Throttle limits request rates after authorization; nil: no limits.
 	Throttle Throttler
 	// Management serves management.{suffix} (internal/mgmt); nil: 404.
@@ -169,7 +178,7 @@ func New(cfg Config, d Deps) *Handler {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	aud := cfg.VaultResource()
-	return &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults,
+	return &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults, certs: d.Certificates,
 		authz: d.Authz, throttle: d.Throttle, audit: d.Audit, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes(),
 		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, keymgmt: d.KeyMgmt, tokens: d.Authority.Surface(cfg.Resources())}
 }
@@ -188,10 +197,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}}
 	ev := &st.event
 	ev.Caller.IP = h.clientIP(r)
+	ev.Properties.RequestURI = "https://" + clipString(r.Host, 256) + clipString(r.URL.Path, 2048)
+	if r.TLS != nil {
+		ev.Properties.TLSVersion = audit.TLSVersionName(r.TLS.Version)
+	}
 	hdr := w.Header()
 	setHeader(hdr, hdrRequestID, reqID)
 	if cid := r.Header.Get("x-ms-client-request-id"); cid != "" && len(cid) <= 128 {
 		setHeader(hdr, hdrClientRequestID, cid)
+		ev.CorrelationID = cid
 	}
 	setHeader(hdr, hdrStrictTransport, "max-age=31536000;includeSubDomains")
 	setHeader(hdr, hdrContentTypeOption, "nosniff")
@@ -364,24 +378,49 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 	writeJSON(w, http.StatusNotFound, body("NotFound", "The requested resource was not found.", ""))
 }
 
-// serveManagement is the pipeline's authentication step for ARM: a bearer
-// token for the management audience, worded by the surface when it fails.
+// serveManagement runs the pipeline's steps for ARM, each worded by the
+// surface: authenticate (a bearer token for the management audience),
+// api-version (ARM's rules), throttle (the principal's bucket and its
+// tenant's management bucket); mgmt.Serve then routes and authorizes.
 func (h *Handler) serveManagement(w http.ResponseWriter, r *http.Request) {
 	if h.mgmt.Anonymous(r) {
 		h.mgmt.Serve(w, r, nil)
 		return
 	}
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if tok = strings.TrimSpace(tok); !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		h.mgmt.Unauthenticated(w, r, true, "no bearer token")
+	claims, missing, reason := h.bearer(r, h.mgmt.Audiences()...)
+	if claims == nil {
+		h.mgmt.Unauthenticated(w, r, missing, reason)
 		return
 	}
-	claims, reason, err := h.authority.Validate(tok, h.mgmt.Audiences())
-	if err != nil {
-		h.mgmt.Unauthenticated(w, r, false, reason)
+	if err := h.mgmt.CheckAPIVersion(r); err != nil { // ARM's rules
+		h.mgmt.Fail(w, r, err)
+		return
+	}
+	if d := h.allow(managementBucket(claims.TenantID), claims); !d.Allowed {
+		h.mgmt.Throttled(w, r, d.RetryAfter)
 		return
 	}
 	h.mgmt.Serve(w, r, claims)
+}
+
+// bearer is the authentication step for the management audience (ARM and
+// the operator endpoints): the request's bearer token, validated for one
+// of audiences (a resource is accepted with and without its trailing
+// slash). A failure returns nil claims, whether the token was missing, and
+// the reason; the surface words the 401.
+func (h *Handler) bearer(r *http.Request, audiences ...string) (claims *identity.Claims, missing bool, reason string) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if tok = strings.TrimSpace(tok); !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return nil, true, "no bearer token"
+	}
+	if len(audiences) == 1 {
+		audiences = append(audiences, strings.TrimSuffix(audiences[0], "/"))
+	}
+	claims, reason, err := h.authority.Validate(tok, audiences)
+	if err != nil {
+		return nil, false, reason
+	}
+	return claims, false, ""
 }
 
 // writeErr writes err in Azure's shape and notes its code in the audit event.

@@ -10,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/keyward/keyward/internal/kwtest"
@@ -137,4 +139,52 @@ func TestThrottledResponseShape(t *testing.T) {
 		return
 	}
 	t.Fatal("10 requests in a burst of 5 were never throttled")
+}
+
+// TestARMThrottledByThePipeline: the throttling step serves every surface.
+// With the same tiny limit, back-to-back ARM reads of one caller are
+// answered 429 in ARM's shape (TooManyRequests, x-ms-error-code,
+// Retry-After in whole seconds), and the api-version step still answers
+// first, in ARM's words, for a request without one.
+func TestARMThrottledByThePipeline(t *testing.T) {
+	e := startThrottled(t)
+	tok, err := e.Credential().GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{mgmtScope(e)}, TenantID: e.Info.TenantID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(query string) (*http.Response, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, strings.TrimSuffix(e.Info.ManagementURL, "/")+"/subscriptions/"+e.Info.SubscriptionID+query, nil)
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		resp, err := e.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, body
+	}
+	if resp, body := get(""); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "MissingApiVersionParameter") {
+		t.Fatalf("no api-version: %d %s", resp.StatusCode, body)
+	}
+	for i := range 12 {
+		resp, body := get("?api-version=2022-12-01")
+		if resp.StatusCode == http.StatusOK {
+			continue
+		}
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
+		}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || s < 1 {
+			t.Fatalf("Retry-After %q, want whole seconds ≥ 1", resp.Header.Get("Retry-After"))
+		}
+		var w struct {
+			Error struct{ Code, Message string }
+		}
+		if err := json.Unmarshal(body, &w); err != nil || w.Error.Code != "TooManyRequests" || w.Error.Message == "" ||
+			resp.Header.Get("x-ms-error-code") != "TooManyRequests" {
+			t.Fatalf("body %s (x-ms-error-code %q), want ARM's TooManyRequests", body, resp.Header.Get("x-ms-error-code"))
+		}
+		return
+	}
+	t.Fatal("12 ARM requests in a burst of 5 were never throttled")
 }

@@ -54,7 +54,7 @@ const (
 
 // Spec describes a key to generate.
 type Spec struct {
-	Kty            string // KtyRSA or KtyEC
+	Kty            string // KtyRSA, KtyEC, or KtyOct (Software protector only; Size in bits 128, 192, 256)
 	Size           int    // RSA: 2048 (default when 0), 3072 or 4096; EC: 0
 	PublicExponent int    // RSA: 65537 (default when 0); the only value Go generates
 	Curve          string // EC: CurveP256 (default when ""), CurveP256K, CurveP384 or CurveP521

@@ -55,6 +55,8 @@ type Config struct {
 
 	// AuditPath is the audit log file; empty: {DataDir}/audit.log.
 	AuditPath string
+	// Audit configures its rotation, fsync and chain (audit.go).
+	Audit AuditConfig
 
 	// TestOnlyWrapAuditSink and TestOnlyWrapStorage, when set, wrap the
 	// audit sink and the storage backend: tests put a layer there that

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/keyward/keyward/internal/certificates"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,20 +33,23 @@ import (
 
 // Server is a running Keyward.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	clock   clock.Clock
-	backend storage.Backend
-	barrier *barrier.Barrier
-	dir     *identity.Directory
-	auth    *identity.Authority
-	vaults  *vault.Service
-	access  accessState // authorizer, management plane, private listener (access.go)
-	certs   certState   // certificate mail, ACME, HTTP-01 responder (certificates.go)
-	audit   *audit.Log
-	webhook *events.Webhook
-	handler *api.Handler
-	apiCfg  api.Config
+	cfg          Config
+	log          *slog.Logger
+	clock        clock.Clock
+	backend      storage.Backend
+	barrier      *barrier.Barrier
+	dir          *identity.Directory
+	auth         *identity.Authority
+	vaults       *vault.Service
+	certificates *certificates.Service
+	access       accessState // authorizer, management plane, private listener (access.go)
+	certs        certState   // certificate mail, ACME, HTTP-01 responder (certificates.go)
+	audit        *audit.Log
+	webhook      *events.Webhook
+	handler      *api.Handler
+	apiCfg       api.Config
+
+	auditFile *audit.FileSink // the chained audit log file (audit.go)
 
 	leader *postgres.Leader // nil: this process is the only node
 	jobs   *jobs.Runner     // background jobs (jobs.go)
@@ -97,10 +101,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	sink, err := audit.OpenFile(cmp.Or(cfg.AuditPath, filepath.Join(cfg.DataDir, "audit.log")))
+	sink, err := s.openAuditFile()
 	if err != nil {
 		return nil, err
 	}
+	s.auditFile = sink
 	var auditSink audit.Sink = sink
 	if cfg.TestOnlyWrapAuditSink != nil {
 		auditSink = cfg.TestOnlyWrapAuditSink(sink)
@@ -165,13 +170,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.vaults = vault.New(s.barrier, s.clock, vault.Deps{ExternalCA: external, Mailer: mailer, VaultURL: s.VaultURL})
+	s.vaults = vault.New(s.barrier, s.clock, vault.Deps{VaultURL: s.VaultURL})
+	s.certificates = certificates.New(s.vaults, certificates.Deps{ExternalCA: external, Mailer: mailer})
 	s.webhook = events.NewWebhook(s.clock, cfg.EventRoots)
 	if err := s.initAccess(cfg); err != nil {
 		return nil, err
 	}
 	s.handler = api.New(s.apiCfg, api.Deps{
-		Operator: s, Authority: s.auth, Vaults: s.vaults, Authz: s.access.engine, Management: s.access.handler,
+		Operator: s, Authority: s.auth, Vaults: s.vaults, Certificates: s.certificates, Authz: s.access.engine, Management: s.access.handler,
 		Throttle: throttle.New(s.clock, cfg.Throttle),
 		Audit:    s.audit, Clock: s.clock, Log: s.log,
 	})
@@ -231,6 +237,9 @@ func (s *Server) Close() error {
 		s.jobs.Stop()
 	}
 	s.stopCertificates()
+	if s.auditFile != nil {
+		errs = append(errs, s.auditFile.Checkpoint()) // the whole log verifies
+	}
 	if s.barrier != nil {
 		s.barrier.Seal()
 	}
@@ -344,6 +353,10 @@ func (s *Server) Seal(ctx context.Context) error {
 
 func (s *Server) sealLocked() {
 	s.barrier.Seal()
+	if s.auditFile != nil {
+		s.auditFile.Checkpoint()
+		s.auditFile.SetSigner(nil)
+	}
 	s.auth.Unload()
 	s.vaults.Unload()
 }
@@ -362,6 +375,9 @@ func (s *Server) afterUnseal(ctx context.Context) error {
 	s.mu2.Lock()
 	s.operatorTenant = b.TenantID
 	s.mu2.Unlock()
+	if err := s.auditAfterUnseal(ctx); err != nil {
+		return err
+	}
 	return s.accessAfterUnseal(ctx, b)
 }
 

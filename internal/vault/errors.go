@@ -32,6 +32,10 @@ const (
 	ReasonManagedBackup   = "ManagedByCertificate/backup"
 	ReasonInvalidBackup   = "InvalidBackup" // a backup blob that does not open or does not parse
 	ReasonPurgeProtection = "PurgeProtection"
+	ReasonVaultExists     = "VaultExists"              // Conflict: a vault of that name exists
+	ReasonExists          = "Exists"                   // Conflict: a restore's name is taken
+	ReasonManagedAdd      = "ManagedByCertificate/add" // Conflict: a new version of a certificate's key or secret, directly
+	ReasonNoProtector     = "NoProtector"              // Forbidden: the key's protector is not configured here
 )
 
 // Error is a domain error: a kind, the object's type, name and version, an

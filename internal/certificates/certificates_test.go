@@ -1,9 +1,10 @@
-package vault
+package certificates
 
 import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"github.com/keyward/keyward/internal/vault"
 	"strings"
 	"testing"
 )
@@ -27,8 +28,8 @@ func TestParseSubject(t *testing.T) {
 	} {
 		raw, cn, err := parseSubject(tc.in)
 		if tc.bad {
-			if KindOf(err) != BadParameter {
-				t.Errorf("%q: err %v, want BadParameter", tc.in, err)
+			if vault.KindOf(err) != vault.BadParameter {
+				t.Errorf("%q: err %v, want vault.BadParameter", tc.in, err)
 			}
 			continue
 		}
@@ -79,7 +80,7 @@ func TestParseSubjectStringTypes(t *testing.T) {
 
 func TestPolicyDefaultsMergeValidate(t *testing.T) {
 	p := (&CertificatePolicy{X509: &X509Properties{Subject: ptr("CN=x")}, Issuer: &IssuerParameters{Name: ptr("Self")}}).withDefaults()
-	if p.kty() != "RSA" || *p.Key.Size != 2048 || !p.exportable() || p.contentType() != ContentTypePKCS12 ||
+	if p.kty() != "RSA" || *p.Key.Size != 2048 || !p.exportable() || p.contentType() != vault.ContentTypePKCS12 ||
 		*p.X509.ValidityMonths != 12 || len(p.LifetimeActions) != 1 || p.LifetimeActions[0].Action != ActionAutoRenew {
 		t.Fatalf("defaults: %+v", p)
 	}
@@ -111,8 +112,8 @@ func TestPolicyDefaultsMergeValidate(t *testing.T) {
 		"ct":         p.merge(&CertificatePolicy{Secret: &CertSecretProperties{ContentType: ptr("text/plain")}}),
 		"issuer":     p.merge(&CertificatePolicy{Issuer: &IssuerParameters{Name: ptr("bad name")}}),
 	} {
-		if err := bad.validate(); KindOf(err) != BadParameter {
-			t.Errorf("%s: err %v, want BadParameter", name, err)
+		if err := bad.validate(); vault.KindOf(err) != vault.BadParameter {
+			t.Errorf("%s: err %v, want vault.BadParameter", name, err)
 		}
 	}
 }

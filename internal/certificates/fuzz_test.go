@@ -1,4 +1,4 @@
-package vault
+package certificates
 
 import (
 	"crypto/ecdsa"
@@ -9,6 +9,7 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
+	"github.com/keyward/keyward/internal/vault"
 	"math/big"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ import (
 
 // Fuzz targets for every certificate parser of outside bytes (STYLE.md
 // §6): PFX and PEM imports, merged chains, and DN subjects. Whatever the
-// input, the parsers must not panic and must fail with BadParameter;
+// input, the parsers must not panic and must fail with vault.BadParameter;
 // what they accept must be usable.
 
 func fuzzSeedCert(tb testing.TB) (*ecdsa.PrivateKey, *x509.Certificate) {
@@ -38,8 +39,8 @@ func fuzzSeedCert(tb testing.TB) (*ecdsa.PrivateKey, *x509.Certificate) {
 
 func checkBadParameter(t *testing.T, err error) {
 	t.Helper()
-	if err != nil && KindOf(err) != BadParameter {
-		t.Fatalf("error of kind %d, want BadParameter: %v", KindOf(err), err)
+	if err != nil && vault.KindOf(err) != vault.BadParameter {
+		t.Fatalf("error of kind %d, want BadParameter: %v", vault.KindOf(err), err)
 	}
 }
 
@@ -72,12 +73,12 @@ func FuzzParseImport(f *testing.F) {
 		if b.key == nil || b.leaf < 0 || b.leaf >= len(b.chain) || !samePublic(b.key.Public(), b.leafCert().PublicKey) {
 			t.Fatal("accepted an import whose key does not match its leaf")
 		}
-		if ct != ContentTypePEM && ct != ContentTypePKCS12 {
+		if ct != vault.ContentTypePEM && ct != vault.ContentTypePKCS12 {
 			t.Fatalf("content type %q", ct)
 		}
 		// What is accepted re-encodes in both formats and reads back.
 		chain, leaf := b.ordered(false)
-		for _, to := range []string{ContentTypePEM, ContentTypePKCS12} {
+		for _, to := range []string{vault.ContentTypePEM, vault.ContentTypePKCS12} {
 			v, err := encodeCertSecret(to, b.key, chain, leaf)
 			if err != nil {
 				t.Fatalf("re-encoding as %s: %v", to, err)
@@ -111,17 +112,17 @@ func FuzzParseMergeChain(f *testing.F) {
 
 func FuzzDecodeCertSecret(f *testing.F) {
 	key, cert := fuzzSeedCert(f)
-	for _, ct := range []string{ContentTypePEM, ContentTypePKCS12} {
+	for _, ct := range []string{vault.ContentTypePEM, vault.ContentTypePKCS12} {
 		v, err := encodeCertSecret(ct, key, []*x509.Certificate{cert}, 0)
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(ct == ContentTypePEM, v)
+		f.Add(ct == vault.ContentTypePEM, v)
 	}
 	f.Fuzz(func(t *testing.T, isPEM bool, value []byte) {
-		ct := ContentTypePKCS12
+		ct := vault.ContentTypePKCS12
 		if isPEM {
-			ct = ContentTypePEM
+			ct = vault.ContentTypePEM
 		}
 		_, _, _, err := decodeCertSecret(ct, value)
 		checkBadParameter(t, err)

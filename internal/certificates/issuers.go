@@ -1,4 +1,4 @@
-package vault
+package certificates
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
+	"github.com/keyward/keyward/internal/vault"
 	"strings"
 	"time"
 
@@ -31,16 +32,16 @@ type CertificateContact struct {
 	Phone string `json:"phone,omitempty"`
 }
 
-func (v *Vault) contactsKey() string          { return "cert/contacts" }
-func (v *Vault) issuerPrefix() string         { return "cert/issuers/" }
-func (v *Vault) issuerKey(name string) string { return v.issuerPrefix() + strings.ToLower(name) }
+func contactsKey() string          { return "cert/contacts" }
+func issuerPrefix() string         { return "cert/issuers/" }
+func issuerKey(name string) string { return issuerPrefix() + strings.ToLower(name) }
 
-func contactsNotFound(v *Vault) error {
-	return &Error{Kind: NotFound, Type: Certificates, Inner: "ContactsNotFound", Msg: "Contacts not found for vault " + v.Name + "."}
+func contactsNotFound(v *vault.Vault) error {
+	return &vault.Error{Kind: vault.NotFound, Type: vault.Certificates, Inner: "ContactsNotFound", Msg: "Contacts not found for vault " + v.Name + "."}
 }
 
 func issuerNotFound(name string) error {
-	return &Error{Kind: NotFound, Type: Certificates, Name: name, Inner: "IssuerNotFound", Msg: fmt.Sprintf("Issuer not found: %s", clip(name))}
+	return &vault.Error{Kind: vault.NotFound, Type: vault.Certificates, Name: name, Inner: "IssuerNotFound", Msg: fmt.Sprintf("Issuer not found: %s", clip(name))}
 }
 
 func issuerProviderIs(p, want string) bool { return strings.EqualFold(p, want) }
@@ -48,10 +49,10 @@ func issuerProviderIs(p, want string) bool { return strings.EqualFold(p, want) }
 func (r *issuerRecord) out() *CertificateIssuer { c := r.CertificateIssuer; return &c }
 
 // GetCertificateContacts returns the vault's certificate contacts.
-func (s *Service) GetCertificateContacts(ctx context.Context, v *Vault) ([]CertificateContact, error) {
+func (s *Service) GetCertificateContacts(ctx context.Context, v *vault.Vault) ([]CertificateContact, error) {
 	var out []CertificateContact
 	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		ok, err := getJSON(tx, v.contactsKey(), &out)
+		ok, err := vault.GetJSON(tx, contactsKey(), &out)
 		if err == nil && !ok {
 			return contactsNotFound(v)
 		}
@@ -61,7 +62,7 @@ func (s *Service) GetCertificateContacts(ctx context.Context, v *Vault) ([]Certi
 }
 
 // SetCertificateContacts replaces the vault's certificate contacts.
-func (s *Service) SetCertificateContacts(ctx context.Context, v *Vault, contacts []CertificateContact) ([]CertificateContact, error) {
+func (s *Service) SetCertificateContacts(ctx context.Context, v *vault.Vault, contacts []CertificateContact) ([]CertificateContact, error) {
 	if len(contacts) > 100 {
 		return nil, badParameter("A vault may have at most 100 certificate contacts.")
 	}
@@ -79,22 +80,22 @@ func (s *Service) SetCertificateContacts(ctx context.Context, v *Vault, contacts
 	if contacts == nil {
 		contacts = []CertificateContact{}
 	}
-	err := s.in(v).Update(ctx, func(tx barrier.Tx) error { return putJSON(tx, v.contactsKey(), contacts) })
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error { return vault.PutJSON(tx, contactsKey(), contacts) })
 	return contacts, err
 }
 
 // DeleteCertificateContacts removes the vault's contacts and returns them.
-func (s *Service) DeleteCertificateContacts(ctx context.Context, v *Vault) ([]CertificateContact, error) {
+func (s *Service) DeleteCertificateContacts(ctx context.Context, v *vault.Vault) ([]CertificateContact, error) {
 	var out []CertificateContact
 	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		ok, err := getJSON(tx, v.contactsKey(), &out)
+		ok, err := vault.GetJSON(tx, contactsKey(), &out)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return contactsNotFound(v)
 		}
-		return tx.Delete(v.contactsKey())
+		return tx.Delete(contactsKey())
 	})
 	return out, err
 }
@@ -140,7 +141,7 @@ type SetIssuerParams struct {
 	Name      string
 	Provider  *string
 	AccountID *string
-	Password  *SecretValue
+	Password  *vault.SecretValue
 	OrgID     *string
 	Admins    []AdminContact
 	HasOrg    bool // org_details was sent
@@ -149,14 +150,14 @@ type SetIssuerParams struct {
 
 // SetCertificateIssuer creates or replaces (replace, PUT) or updates
 // (PATCH) an issuer. A Keyward issuer gets its CA here.
-func (s *Service) SetCertificateIssuer(ctx context.Context, v *Vault, p SetIssuerParams, replace bool) (*CertificateIssuer, error) {
-	if !ValidName(p.Name) || strings.EqualFold(p.Name, IssuerSelf) || strings.EqualFold(p.Name, IssuerUnknown) {
+func (s *Service) SetCertificateIssuer(ctx context.Context, v *vault.Vault, p SetIssuerParams, replace bool) (*CertificateIssuer, error) {
+	if !vault.ValidName(p.Name) || strings.EqualFold(p.Name, IssuerSelf) || strings.EqualFold(p.Name, IssuerUnknown) {
 		return nil, badParameter("The issuer name %q is invalid or reserved.", clip(p.Name))
 	}
 	var old *issuerRecord
 	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		r := new(issuerRecord)
-		ok, err := getJSON(tx, v.issuerKey(p.Name), r)
+		ok, err := vault.GetJSON(tx, issuerKey(p.Name), r)
 		if ok {
 			old = r
 		}
@@ -204,7 +205,7 @@ func (s *Service) SetCertificateIssuer(ctx context.Context, v *Vault, p SetIssue
 		if keyName == "" {
 			keyName = rec.Name + "-ca"
 		}
-		if !ValidName(keyName) {
+		if !vault.ValidName(keyName) {
 			return nil, badParameter("The CA key name %q is invalid.", clip(keyName))
 		}
 		if old == nil || old.CA == nil || !strings.EqualFold(old.CA.KeyName, keyName) || old.OrgID != rec.OrgID {
@@ -227,7 +228,7 @@ func (s *Service) SetCertificateIssuer(ctx context.Context, v *Vault, p SetIssue
 	default:
 		rec.CA = nil
 	}
-	err = s.in(v).Update(ctx, func(tx barrier.Tx) error { return putJSON(tx, v.issuerKey(p.Name), rec) })
+	err = s.in(v).Update(ctx, func(tx barrier.Tx) error { return vault.PutJSON(tx, issuerKey(p.Name), rec) })
 	if err != nil {
 		return nil, err
 	}
@@ -240,9 +241,9 @@ func setVal(dst *string, v *string) {
 	}
 }
 
-func (s *Service) issuer(tx barrier.Tx, v *Vault, name string) (*issuerRecord, error) {
+func (s *Service) issuer(tx barrier.Tx, v *vault.Vault, name string) (*issuerRecord, error) {
 	r := new(issuerRecord)
-	ok, err := getJSON(tx, v.issuerKey(name), r)
+	ok, err := vault.GetJSON(tx, issuerKey(name), r)
 	if err != nil {
 		return nil, err
 	}
@@ -253,8 +254,8 @@ func (s *Service) issuer(tx barrier.Tx, v *Vault, name string) (*issuerRecord, e
 }
 
 // GetCertificateIssuer returns an issuer.
-func (s *Service) GetCertificateIssuer(ctx context.Context, v *Vault, name string) (*CertificateIssuer, error) {
-	if !ValidName(name) {
+func (s *Service) GetCertificateIssuer(ctx context.Context, v *vault.Vault, name string) (*CertificateIssuer, error) {
+	if !vault.ValidName(name) {
 		return nil, issuerNotFound(name)
 	}
 	var out *CertificateIssuer
@@ -270,8 +271,8 @@ func (s *Service) GetCertificateIssuer(ctx context.Context, v *Vault, name strin
 
 // DeleteCertificateIssuer removes an issuer (a built-in CA's key stays: it
 // is an ordinary key).
-func (s *Service) DeleteCertificateIssuer(ctx context.Context, v *Vault, name string) (*CertificateIssuer, error) {
-	if !ValidName(name) {
+func (s *Service) DeleteCertificateIssuer(ctx context.Context, v *vault.Vault, name string) (*CertificateIssuer, error) {
+	if !vault.ValidName(name) {
 		return nil, issuerNotFound(name)
 	}
 	var out *CertificateIssuer
@@ -281,21 +282,21 @@ func (s *Service) DeleteCertificateIssuer(ctx context.Context, v *Vault, name st
 			return err
 		}
 		out = r.out()
-		return tx.Delete(v.issuerKey(name))
+		return tx.Delete(issuerKey(name))
 	})
 	return out, err
 }
 
 // ListCertificateIssuers pages through issuers.
-func (s *Service) ListCertificateIssuers(ctx context.Context, v *Vault, after string, limit int) (*Page[*CertificateIssuer], error) {
-	page := &Page[*CertificateIssuer]{}
+func (s *Service) ListCertificateIssuers(ctx context.Context, v *vault.Vault, after string, limit int) (*vault.Page[*CertificateIssuer], error) {
+	page := &vault.Page[*CertificateIssuer]{}
 	start := ""
 	if after != "" {
-		start = v.issuerKey(after)
+		start = issuerKey(after)
 	}
 	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		var inner error
-		err := tx.Scan(v.issuerPrefix(), start, func(_ string, val []byte) bool {
+		err := tx.Scan(issuerPrefix(), start, func(_ string, val []byte) bool {
 			if len(page.Items) == limit {
 				page.Next = page.Items[limit-1].Name
 				return false
@@ -321,7 +322,7 @@ type resolvedIssuer struct {
 	rec      *issuerRecord
 }
 
-func (s *Service) resolveIssuer(ctx context.Context, v *Vault, name string) (*resolvedIssuer, error) {
+func (s *Service) resolveIssuer(ctx context.Context, v *vault.Vault, name string) (*resolvedIssuer, error) {
 	switch {
 	case strings.EqualFold(name, IssuerSelf):
 		return &resolvedIssuer{provider: IssuerSelf}, nil
@@ -334,7 +335,7 @@ func (s *Service) resolveIssuer(ctx context.Context, v *Vault, name string) (*re
 		rec, err = s.issuer(tx, v, name)
 		return err
 	})
-	if KindOf(err) == NotFound {
+	if vault.KindOf(err) == vault.NotFound {
 		return nil, badParameter("The issuer %s named by the certificate policy does not exist in this vault.", clip(name))
 	}
 	if err != nil {
@@ -358,55 +359,45 @@ func (s *Service) resolveIssuer(ctx context.Context, v *Vault, name string) (*re
 // keySigner loads an ordinary vault key for signing on the vault's behalf
 // (CA keys, ACME account keys), checking that it is enabled, active and
 // allowed to sign.
-func (s *Service) keySigner(ctx context.Context, v *Vault, name, version string) (opSigner, string, error) {
-	k := s.objs(v, Keys)
-	var (
-		rec *nameRecord
-		ver *Version[keyPayload]
-	)
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		var err error
-		rec, ver, err = getVersion[keyPayload](tx, k, name, version)
-		return err
-	})
+func (s *Service) keySigner(ctx context.Context, v *vault.Vault, name, version string) (opSigner, string, error) {
+	key, op, err := s.vaults.KeyOperator(ctx, v, name, version)
 	if err != nil {
-		return opSigner{}, "", err
+		if vault.KindOf(err) != 0 {
+			return opSigner{}, "", err
+		}
+		return opSigner{}, "", vault.KeyError(err)
 	}
-	a, now := ver.Attributes, s.clock.Now()
+	a, now := key.Attributes, s.clock.Now()
 	if !a.Enabled || !a.Active(now) {
-		return opSigner{}, "", badParameter("The key %s is disabled, expired or not yet valid.", rec.Name)
+		return opSigner{}, "", badParameter("The key %s is disabled, expired or not yet valid.", key.Name)
 	}
-	if !strings.Contains(strings.Join(ver.Payload.KeyOps, ","), "sign") {
-		return opSigner{}, "", badParameter("The key %s is not allowed to sign (key_ops).", rec.Name)
-	}
-	op, err := s.operator(ctx, v, k, rec.Name, ver)
-	if err != nil {
-		return opSigner{}, "", keyError(err)
+	if !strings.Contains(strings.Join(key.KeyOps, ","), "sign") {
+		return opSigner{}, "", badParameter("The key %s is not allowed to sign (key_ops).", key.Name)
 	}
 	sg, err := newOpSigner(ctx, op)
-	return sg, ver.Version, err
+	return sg, key.Version, err
 }
 
 // ensureKey returns the latest version of an ordinary key, creating it as
 // an EC key on curve when it does not exist.
-func (s *Service) ensureKey(ctx context.Context, v *Vault, name, curve string) error {
-	k, err := s.GetKey(ctx, v, name, "")
+func (s *Service) ensureKey(ctx context.Context, v *vault.Vault, name, curve string) error {
+	k, err := s.vaults.GetKey(ctx, v, name, "")
 	if err == nil {
 		if k.Managed {
 			return badParameter("The key %s backs a certificate; choose another key.", name)
 		}
 		return nil
 	}
-	if KindOf(err) != NotFound {
+	if vault.KindOf(err) != vault.NotFound {
 		return err
 	}
-	_, err = s.CreateKey(ctx, v, CreateKeyParams{Name: name, Kty: "EC", Curve: curve, KeyOps: []string{"sign", "verify"},
+	_, err = s.vaults.CreateKey(ctx, v, vault.CreateKeyParams{Name: name, Kty: "EC", Curve: curve, KeyOps: []string{"sign", "verify"},
 		Tags: map[string]string{"keyward-purpose": "certificate-issuer"}})
 	return err
 }
 
 // makeCA creates (or adopts) the CA key and self-signs a CA certificate.
-func (s *Service) makeCA(ctx context.Context, v *Vault, issuer, keyName, org string) (*IssuerCA, error) {
+func (s *Service) makeCA(ctx context.Context, v *vault.Vault, issuer, keyName, org string) (*IssuerCA, error) {
 	if err := s.ensureKey(ctx, v, keyName, keys.CurveP384); err != nil {
 		return nil, err
 	}
@@ -431,13 +422,13 @@ func (s *Service) makeCA(ctx context.Context, v *Vault, issuer, keyName, org str
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
 	if err != nil {
-		return nil, keyError(fmt.Errorf("signing the CA certificate: %w", err))
+		return nil, vault.KeyError(fmt.Errorf("signing the CA certificate: %w", err))
 	}
 	return &IssuerCA{KeyName: keyName, KeyVersion: version, Cert: der}, nil
 }
 
 // caIssue signs a leaf for pub with a built-in CA: chain [leaf, CA].
-func (s *Service) caIssue(ctx context.Context, v *Vault, rec *issuerRecord, sp *x509Spec, pub crypto.PublicKey) ([]*x509.Certificate, error) {
+func (s *Service) caIssue(ctx context.Context, v *vault.Vault, rec *issuerRecord, sp *x509Spec, pub crypto.PublicKey) ([]*x509.Certificate, error) {
 	ca, err := x509.ParseCertificate(rec.CA.Cert)
 	if err != nil {
 		return nil, err
@@ -459,7 +450,7 @@ func (s *Service) caIssue(ctx context.Context, v *Vault, rec *issuerRecord, sp *
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, pub, signer)
 	if err != nil {
-		return nil, keyError(fmt.Errorf("CA signing: %w", err))
+		return nil, vault.KeyError(fmt.Errorf("CA signing: %w", err))
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {

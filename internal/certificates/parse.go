@@ -1,4 +1,4 @@
-package vault
+package certificates
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/keyward/keyward/internal/vault"
 	"strings"
 
 	"software.sslmate.com/src/go-pkcs12"
@@ -18,7 +19,7 @@ import (
 // This file parses certificate material that comes from outside: PFX and
 // PEM imports, merged chains, and the certificate secrets Keyward itself
 // wrote (for outContentType conversion). Every parser returns a
-// BadParameter error on bad input and never panics (fuzzed in
+// vault.BadParameter error on bad input and never panics (fuzzed in
 // certificates_fuzz_test.go).
 
 // maxCertInput bounds what the parsers look at.
@@ -51,8 +52,14 @@ func (b *certBundle) ordered(preserve bool) ([]*x509.Certificate, int) {
 	return out, 0
 }
 
+// ReasonKeyMismatch: the certificate's public key is not the key of the
+// certificate's pending (or imported) version. The surfaces word it.
+const ReasonKeyMismatch = "KeyMismatch"
+
+var errKeyMismatch = &vault.Error{Kind: vault.BadParameter, Type: vault.Certificates, Reason: ReasonKeyMismatch}
+
 func certBad(format string, args ...any) error {
-	return &Error{Kind: BadParameter, Type: Certificates, Msg: fmt.Sprintf(format, args...)}
+	return &vault.Error{Kind: vault.BadParameter, Type: vault.Certificates, Msg: fmt.Sprintf(format, args...)}
 }
 
 // parseImport parses the value of an import request: base64 PKCS #12
@@ -70,7 +77,7 @@ func parseImport(value, password string) (b *certBundle, contentType string, err
 	trimmed := strings.TrimSpace(value)
 	if strings.HasPrefix(trimmed, "-----BEGIN") {
 		b, err := parsePEMBundle([]byte(trimmed), true)
-		return b, ContentTypePEM, err
+		return b, vault.ContentTypePEM, err
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(trimmed), ""))
 	if err != nil {
@@ -80,10 +87,10 @@ func parseImport(value, password string) (b *certBundle, contentType string, err
 	}
 	if bytes.HasPrefix(bytes.TrimSpace(raw), []byte("-----BEGIN")) {
 		b, err := parsePEMBundle(bytes.TrimSpace(raw), true)
-		return b, ContentTypePEM, err
+		return b, vault.ContentTypePEM, err
 	}
 	b, err = parsePFX(raw, password)
-	return b, ContentTypePKCS12, err
+	return b, vault.ContentTypePKCS12, err
 }
 
 // parsePFX decodes a PKCS #12 file with its password.
@@ -236,7 +243,7 @@ func parseMergeChain(x5c [][]byte) ([]*x509.Certificate, error) {
 // carries the certificates only.
 func encodeCertSecret(contentType string, key crypto.PrivateKey, chain []*x509.Certificate, leaf int) ([]byte, error) {
 	switch contentType {
-	case ContentTypePEM:
+	case vault.ContentTypePEM:
 		var buf bytes.Buffer
 		if key != nil {
 			der, err := x509.MarshalPKCS8PrivateKey(key)
@@ -250,7 +257,7 @@ func encodeCertSecret(contentType string, key crypto.PrivateKey, chain []*x509.C
 			pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 		}
 		return buf.Bytes(), nil
-	case ContentTypePKCS12:
+	case vault.ContentTypePKCS12:
 		var (
 			pfx []byte
 			err error
@@ -282,13 +289,13 @@ func decodeCertSecret(contentType string, value []byte) (_ crypto.PrivateKey, _ 
 		}
 	}()
 	switch contentType {
-	case ContentTypePEM:
+	case vault.ContentTypePEM:
 		b, err := parsePEMBundle(value, false)
 		if err != nil {
 			return nil, nil, 0, err
 		}
 		return b.key, b.chain, b.leaf, nil
-	case ContentTypePKCS12:
+	case vault.ContentTypePKCS12:
 		der, err := base64.StdEncoding.DecodeString(string(value))
 		if err != nil {
 			return nil, nil, 0, certBad("The certificate secret is not base64.")

@@ -1,10 +1,11 @@
-package vault
+package certificates
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/keyward/keyward/internal/vault"
 	"strings"
 	"time"
 
@@ -48,9 +49,9 @@ type actionIndex struct {
 	Keys []string `json:"keys"`
 }
 
-func (v *Vault) actionPrefix() string            { return "cx/" }
-func (v *Vault) actionRecord(name string) string { return "cxi/" + strings.ToLower(name) }
-func (v *Vault) mailPrefix() string              { return "mail/" }
+func actionPrefix() string            { return "cx/" }
+func actionRecord(name string) string { return "cxi/" + strings.ToLower(name) }
+func mailPrefix() string              { return "mail/" }
 func actionDue(nbf, exp int64, a CertificateLifetimeAction) int64 {
 	if a.LifetimePercentage != nil {
 		return nbf + (exp-nbf)*int64(*a.LifetimePercentage)/100
@@ -60,7 +61,7 @@ func actionDue(nbf, exp int64, a CertificateLifetimeAction) int64 {
 
 // indexCertActions replaces the action entries of name by those of
 // version under pol.
-func (s *Service) indexCertActions(tx barrier.Tx, v *Vault, name, version string, a *Attributes, pol *CertificatePolicy) error {
+func (s *Service) indexCertActions(tx barrier.Tx, v *vault.Vault, name, version string, a *vault.Attributes, pol *CertificatePolicy) error {
 	if err := s.unindexCertActions(tx, v, name); err != nil {
 		return err
 	}
@@ -77,7 +78,7 @@ func (s *Service) indexCertActions(tx barrier.Tx, v *Vault, name, version string
 			kind = "renew"
 		}
 		due := max(actionDue(*a.NotBefore, *a.Expires, act), 0)
-		key := jobs.DueKey(v.actionPrefix(), due, strings.ToLower(name)+"/"+version+"/"+kind)
+		key := jobs.DueKey(actionPrefix(), due, strings.ToLower(name)+"/"+version+"/"+kind)
 		if err := tx.Put(key, nil); err != nil {
 			return err
 		}
@@ -86,12 +87,12 @@ func (s *Service) indexCertActions(tx barrier.Tx, v *Vault, name, version string
 	if len(idx.Keys) == 0 {
 		return nil
 	}
-	return putJSON(tx, v.actionRecord(name), &idx)
+	return vault.PutJSON(tx, actionRecord(name), &idx)
 }
 
-func (s *Service) unindexCertActions(tx barrier.Tx, v *Vault, name string) error {
+func (s *Service) unindexCertActions(tx barrier.Tx, v *vault.Vault, name string) error {
 	var idx actionIndex
-	ok, err := getJSON(tx, v.actionRecord(name), &idx)
+	ok, err := vault.GetJSON(tx, actionRecord(name), &idx)
 	if err != nil || !ok {
 		return err
 	}
@@ -101,21 +102,21 @@ func (s *Service) unindexCertActions(tx barrier.Tx, v *Vault, name string) error
 			return err
 		}
 	}
-	return tx.Delete(v.actionRecord(name))
+	return tx.Delete(actionRecord(name))
 }
 
 // certNotifyLead is notifyLead for certificates: a policy with an
 // EmailContacts action announces near expiry at that action's time
 // instead of the default 30 days before expiry.
-func (o objects) certNotifyLead(tx barrier.Tx, name string) (Duration, bool, error) {
+func certNotifyLead(tx barrier.Tx, o vault.Objects, name string) (vault.Duration, bool, error) {
 	pol, err := getPolicy(tx, o, name)
 	if err != nil {
-		return Duration{}, false, err
+		return vault.Duration{}, false, err
 	}
 	if pol != nil && pol.hasAction(ActionEmailContacts) {
-		return Duration{}, false, nil
+		return vault.Duration{}, false, nil
 	}
-	return defaultNotifyLead, true, nil
+	return vault.DefaultNotifyLead, true, nil
 }
 
 // CertificatesDue performs due certificate lifetime actions, resumes
@@ -128,7 +129,7 @@ func (s *Service) CertificatesDue(ctx context.Context) (int, error) {
 	for _, v := range s.Vaults() {
 		var due []jobs.Entry
 		err := s.in(v).View(ctx, func(tx barrier.Tx) (err error) {
-			due, err = jobs.DueKeys(tx, v.actionPrefix(), now, 100)
+			due, err = jobs.DueKeys(tx, actionPrefix(), now, 100)
 			return err
 		})
 		if err != nil {
@@ -154,14 +155,14 @@ func (s *Service) CertificatesDue(ctx context.Context) (int, error) {
 }
 
 // certAction claims and performs one due action entry.
-func (s *Service) certAction(ctx context.Context, v *Vault, e jobs.Entry) (bool, error) {
+func (s *Service) certAction(ctx context.Context, v *vault.Vault, e jobs.Entry) (bool, error) {
 	key := e.Key
 	parts := strings.Split(e.Rest, "/") // {name}/{version}/{kind}
 	if len(parts) != 3 {
 		return false, nil
 	}
 	lname, version, kind := parts[0], parts[1], parts[2]
-	c := s.objs(v, Certificates)
+	c := s.objs(v, vault.Certificates)
 	var renew *Certificate
 	claimed := false
 	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
@@ -172,7 +173,7 @@ func (s *Service) certAction(ctx context.Context, v *Vault, e jobs.Entry) (bool,
 			return err
 		}
 		claimed = true
-		rec, ver, err := getVersion[certPayload](tx, c, lname, "")
+		rec, ver, err := vault.GetVersion[certPayload](tx, c, lname, "")
 		if err != nil || rec.Latest != version {
 			return nil // deleted or superseded meanwhile
 		}
@@ -186,7 +187,7 @@ func (s *Service) certAction(ctx context.Context, v *Vault, e jobs.Entry) (bool,
 			renew.Policy = pol
 			return nil
 		case "mail":
-			if err := s.emit(tx, v, EventCertNearExpiry, Certificates, rec.Name, version, &ver.Attributes); err != nil {
+			if err := c.Emit(tx, "NearExpiry", rec.Name, version, &ver.Attributes); err != nil {
 				return err
 			}
 			return s.queueExpiryMail(tx, v, rec.Name, version, &ver.Attributes)
@@ -199,15 +200,15 @@ func (s *Service) certAction(ctx context.Context, v *Vault, e jobs.Entry) (bool,
 	_, err = s.startIssuance(ctx, v, renew.Name, renew.Policy, false, renew.Version, renew.PreserveCertOrder, nil, renew.Tags)
 	if err != nil {
 		// Try again in an hour (a disabled CA key, an unreachable issuer).
-		retry := jobs.DueKey(v.actionPrefix(), s.clock.Now().Add(time.Hour).Unix(), lname+"/"+version+"/"+kind)
+		retry := jobs.DueKey(actionPrefix(), s.clock.Now().Add(time.Hour).Unix(), lname+"/"+version+"/"+kind)
 		_ = s.in(v).Update(context.WithoutCancel(ctx), func(tx barrier.Tx) error {
 			if err := tx.Put(retry, nil); err != nil {
 				return err
 			}
 			var idx actionIndex
-			getJSON(tx, v.actionRecord(lname), &idx)
+			vault.GetJSON(tx, actionRecord(lname), &idx)
 			idx.Keys = append(idx.Keys, retry)
-			return putJSON(tx, v.actionRecord(lname), &idx)
+			return vault.PutJSON(tx, actionRecord(lname), &idx)
 		})
 		return true, fmt.Errorf("renewing certificate %s: %w", renew.Name, err)
 	}
@@ -223,12 +224,12 @@ type mailRecord struct {
 
 var mailRetry = []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 4 * time.Hour}
 
-func (s *Service) queueExpiryMail(tx barrier.Tx, v *Vault, name, version string, a *Attributes) error {
+func (s *Service) queueExpiryMail(tx barrier.Tx, v *vault.Vault, name, version string, a *vault.Attributes) error {
 	if s.certs.mailer == nil {
 		return nil
 	}
 	var contacts []CertificateContact
-	if _, err := getJSON(tx, v.contactsKey(), &contacts); err != nil {
+	if _, err := vault.GetJSON(tx, contactsKey(), &contacts); err != nil {
 		return err
 	}
 	var to []string
@@ -253,9 +254,9 @@ func (s *Service) queueExpiryMail(tx barrier.Tx, v *Vault, name, version string,
 		Body: fmt.Sprintf("The certificate %s (version %s) in key vault %s expires on %s%s.\r\n\r\n"+
 			"Its certificate policy asks Keyward to e-mail the vault's certificate contacts at this point of its lifetime. "+
 			"Renew it before it expires: create a new version, or merge a renewed certificate.\r\n\r\n"+
-			"Certificate: %s\r\n", name, version, v.Name, exp, left, s.objectURL(v, Certificates, name, version)),
+			"Certificate: %s\r\n", name, version, v.Name, exp, left, s.vaults.ObjectURL(v, vault.Certificates, name, version)),
 	}
-	return putJSON(tx, jobs.DueKey(v.mailPrefix(), now.Unix(), uuid.NewString()), &mailRecord{Mail: m})
+	return vault.PutJSON(tx, jobs.DueKey(mailPrefix(), now.Unix(), uuid.NewString()), &mailRecord{Mail: m})
 }
 
 // deliverMail sends queued mail that is due; failures are retried on the
@@ -267,7 +268,7 @@ func (s *Service) deliverMail(ctx context.Context) error {
 	now := s.clock.Now()
 	var errs []error
 	for _, v := range s.Vaults() {
-		prefix := v.mailPrefix()
+		prefix := mailPrefix()
 		type item struct {
 			key string
 			rec mailRecord
@@ -299,7 +300,7 @@ func (s *Service) deliverMail(ctx context.Context) error {
 					return nil
 				}
 				next := now.Add(mailRetry[it.rec.Attempts-1]).Unix()
-				return putJSON(tx, jobs.DueKey(prefix, next, uuid.NewString()), &it.rec)
+				return vault.PutJSON(tx, jobs.DueKey(prefix, next, uuid.NewString()), &it.rec)
 			})
 			if err != nil {
 				return err

@@ -1,4 +1,4 @@
-package vault
+package certificates
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/keyward/keyward/internal/vault"
 	"slices"
 	"strings"
 
@@ -17,7 +18,7 @@ import (
 
 // Certificates (AZURE-API.md §1.4). Every certificate version is backed by
 // a key version and a secret version with the same name and version, both
-// managed (nameRecord.Managed): the key signs and decrypts like any key but
+// managed (vault.Record.Managed): the key signs and decrypts like any key but
 // is deleted, recovered, purged and backed up only with its certificate;
 // the secret holds the certificate chain, and the private key when the
 // policy makes it exportable.
@@ -46,7 +47,7 @@ const (
 var reservedCertNames = map[string]bool{"contacts": true, "issuers": true, "restore": true}
 
 func checkCertName(name string) error {
-	if err := checkName(Certificates, name); err != nil {
+	if err := vault.CheckName(vault.Certificates, name); err != nil {
 		return err
 	}
 	if reservedCertNames[strings.ToLower(name)] {
@@ -69,15 +70,15 @@ type Certificate struct {
 	Version           string
 	CER               []byte // DER of the leaf; nil for a pending-only item
 	ContentType       string
-	Attributes        Attributes
+	Attributes        vault.Attributes
 	Tags              map[string]string
 	Policy            *CertificatePolicy // nil in listings
 	PreserveCertOrder bool
 	Pending           bool // listed with includePending, not yet issued
-	Deleted           *DeletedInfo
+	Deleted           *vault.DeletedInfo
 }
 
-func certFrom(rec *nameRecord, ver *Version[certPayload]) *Certificate {
+func certFrom(rec *vault.Record, ver *vault.Version[certPayload]) *Certificate {
 	return &Certificate{Name: rec.Name, Version: ver.Version, CER: ver.Payload.CER,
 		ContentType: ver.Payload.ContentType, Attributes: ver.Attributes, Tags: ver.Tags,
 		PreserveCertOrder: ver.Payload.Preserve}
@@ -104,34 +105,27 @@ type CertificateOperation struct {
 
 // certOpRecord is a stored certificate operation.
 type certOpRecord struct {
-	Name          string            `json:"name"`
-	RequestID     string            `json:"requestId"`
-	Version       string            `json:"version"`
-	Issuer        IssuerParameters  `json:"issuer"`
-	Provider      string            `json:"provider"`
-	CSR           []byte            `json:"csr"`
-	Status        string            `json:"status"`
-	StatusDetails string            `json:"statusDetails"`
-	Error         *OperationError   `json:"error,omitempty"`
-	Cancel        bool              `json:"cancellationRequested"`
-	Preserve      bool              `json:"preserveCertOrder,omitempty"`
-	Created       int64             `json:"created"`
-	Attributes    *AttributesPatch  `json:"attributes,omitempty"`
-	Tags          map[string]string `json:"tags,omitempty"`
-	DNSNames      []string          `json:"dnsNames,omitempty"` // for ACME orders
-	Key           certKey           `json:"key"`
+	Name          string                 `json:"name"`
+	RequestID     string                 `json:"requestId"`
+	Version       string                 `json:"version"`
+	Issuer        IssuerParameters       `json:"issuer"`
+	Provider      string                 `json:"provider"`
+	CSR           []byte                 `json:"csr"`
+	Status        string                 `json:"status"`
+	StatusDetails string                 `json:"statusDetails"`
+	Error         *OperationError        `json:"error,omitempty"`
+	Cancel        bool                   `json:"cancellationRequested"`
+	Preserve      bool                   `json:"preserveCertOrder,omitempty"`
+	Created       int64                  `json:"created"`
+	Attributes    *vault.AttributesPatch `json:"attributes,omitempty"`
+	Tags          map[string]string      `json:"tags,omitempty"`
+	DNSNames      []string               `json:"dnsNames,omitempty"` // for ACME orders
+	Key           certKey                `json:"key"`
 }
 
 // certKey is the key of a certificate version before it is stored as a
 // key version. Handle is the protector's private key handle.
-type certKey struct {
-	Kty        string   `json:"kty"`
-	Public     keys.JWK `json:"public"`
-	Protector  string   `json:"protector"`
-	Platform   string   `json:"platform"`
-	Handle     []byte   `json:"handle,omitempty"`
-	Exportable bool     `json:"exportable"`
-}
+type certKey = vault.ManagedKey
 
 func (op *certOpRecord) out() *CertificateOperation {
 	return &CertificateOperation{Name: op.Name, Issuer: op.Issuer, CSR: op.CSR,
@@ -139,30 +133,28 @@ func (op *certOpRecord) out() *CertificateOperation {
 		Error: op.Error, RequestID: op.RequestID, PreserveCertOrder: op.Preserve}
 }
 
-func (o objects) opKey(name string) string { return o.base() + "/o/" + strings.ToLower(name) }
-
 func newRequestID() string {
 	b := make([]byte, 16)
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
 
-func (s *Service) certObjs(v *Vault) (c, k, sec objects) {
-	return s.objs(v, Certificates), s.objs(v, Keys), s.objs(v, Secrets)
+func (s *Service) certObjs(v *vault.Vault) (c, k, sec vault.Objects) {
+	return s.objs(v, vault.Certificates), s.objs(v, vault.Keys), s.objs(v, vault.Secrets)
 }
 
-func getPolicy(tx barrier.Tx, o objects, name string) (*CertificatePolicy, error) {
+func getPolicy(tx barrier.Tx, o vault.Objects, name string) (*CertificatePolicy, error) {
 	pol := new(CertificatePolicy)
-	ok, err := getJSON(tx, o.policyKey(name), pol)
+	ok, err := vault.GetJSON(tx, o.PolicyKey(name), pol)
 	if err != nil || !ok {
 		return nil, err
 	}
 	return pol, nil
 }
 
-func getOp(tx barrier.Tx, o objects, name string) (*certOpRecord, error) {
+func getOp(tx barrier.Tx, o vault.Objects, name string) (*certOpRecord, error) {
 	op := new(certOpRecord)
-	ok, err := getJSON(tx, o.opKey(name), op)
+	ok, err := vault.GetJSON(tx, opKey(name), op)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -172,44 +164,54 @@ func getOp(tx barrier.Tx, o objects, name string) (*certOpRecord, error) {
 // checkNameFree refuses a certificate name whose certificate, key or
 // secret is soft-deleted, and names taken by a key or secret that a
 // certificate does not manage.
-func (s *Service) checkNameFree(tx barrier.Tx, v *Vault, name string) error {
-	for _, o := range []objects{s.objs(v, Certificates), s.objs(v, Keys), s.objs(v, Secrets)} {
-		if ok, err := getJSON(tx, o.deletedKey(name), new(deletedRecord)); err != nil {
+func (s *Service) checkNameFree(tx barrier.Tx, v *vault.Vault, name string) error {
+	for _, o := range []vault.Objects{s.objs(v, vault.Certificates), s.objs(v, vault.Keys), s.objs(v, vault.Secrets)} {
+		if ok, err := o.IsDeleted(tx, name); err != nil {
 			return err
 		} else if ok {
-			return deletedButRecoverable(o.t, name)
+			return vault.DeletedButRecoverable(o.Type(), name)
 		}
-		if o.t == Certificates {
+		if o.Type() == vault.Certificates {
 			continue
 		}
-		rec := new(nameRecord)
-		if ok, err := getJSON(tx, o.nameKey(name), rec); err != nil {
+		if rec, ok, err := o.Lookup(tx, name); err != nil {
 			return err
 		} else if ok && !rec.Managed {
-			return &Error{Kind: Conflict, Type: Certificates, Name: name,
-				Msg: fmt.Sprintf("A %s named %s already exists; a certificate's key and secret take the certificate's name.", o.t.singular(), rec.Name)}
+			return &vault.Error{Kind: vault.Conflict, Type: vault.Certificates, Name: name,
+				Msg: fmt.Sprintf("A %s named %s already exists; a certificate's key and secret take the certificate's name.", o.Type().Singular(), rec.Name)}
 		}
 	}
 	return nil
 }
 
-// CreateCertificateParams is a CreateCertificate request.
+// CreateCertificateParams is a CreateCertificate request, and what an
+// import has besides its value.
 type CreateCertificateParams struct {
 	Name              string
 	Policy            *CertificatePolicy // nil: the certificate's current policy
-	Attributes        *AttributesPatch
+	Attributes        *vault.AttributesPatch
 	Tags              map[string]string
 	PreserveCertOrder *bool
+}
+
+// check checks the name, tags and attributes of a new version.
+func (p *CreateCertificateParams) check() error {
+	return vault.CheckRequest(checkCertName(p.Name), p.Tags, p.Attributes)
+}
+
+// preserve reports whether the chain keeps the order it came in.
+func (p *CreateCertificateParams) preserve() bool {
+	return p.PreserveCertOrder != nil && *p.PreserveCertOrder
 }
 
 // CreateCertificate starts a new certificate version (202 on the wire).
 // Self-signed and built-in CA certificates are issued at once; Unknown
 // issuers wait for a merge; ACME issuers complete in the background.
-func (s *Service) CreateCertificate(ctx context.Context, v *Vault, p CreateCertificateParams) (*CertificateOperation, error) {
-	if err := checkRequest(checkCertName(p.Name), p.Tags, p.Attributes); err != nil {
+func (s *Service) CreateCertificate(ctx context.Context, v *vault.Vault, p CreateCertificateParams) (*CertificateOperation, error) {
+	if err := p.check(); err != nil {
 		return nil, err
 	}
-	c := s.objs(v, Certificates)
+	c := s.objs(v, vault.Certificates)
 	var pol *CertificatePolicy
 	var prevVersion string
 	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
@@ -220,8 +222,8 @@ func (s *Service) CreateCertificate(ctx context.Context, v *Vault, p CreateCerti
 		if err != nil {
 			return err
 		}
-		if rec := new(nameRecord); old != nil {
-			if ok, err := getJSON(tx, c.nameKey(p.Name), rec); err != nil {
+		if old != nil {
+			if rec, ok, err := c.Lookup(tx, p.Name); err != nil {
 				return err
 			} else if ok {
 				prevVersion = rec.Latest
@@ -243,15 +245,14 @@ func (s *Service) CreateCertificate(ctx context.Context, v *Vault, p CreateCerti
 	if err := pol.validate(); err != nil {
 		return nil, err
 	}
-	preserve := p.PreserveCertOrder != nil && *p.PreserveCertOrder
-	return s.startIssuance(ctx, v, p.Name, pol, p.Policy != nil, prevVersion, preserve, p.Attributes, p.Tags)
+	return s.startIssuance(ctx, v, p.Name, pol, p.Policy != nil, prevVersion, p.preserve(), p.Attributes, p.Tags)
 }
 
 // startIssuance creates a key (or reuses the previous version's), a CSR and
 // an operation, and issues at once where the issuer allows. Renewal uses
 // it too.
-func (s *Service) startIssuance(ctx context.Context, v *Vault, name string, pol *CertificatePolicy, newPolicy bool,
-	prevVersion string, preserve bool, attrs *AttributesPatch, tags map[string]string) (*CertificateOperation, error) {
+func (s *Service) startIssuance(ctx context.Context, v *vault.Vault, name string, pol *CertificatePolicy, newPolicy bool,
+	prevVersion string, preserve bool, attrs *vault.AttributesPatch, tags map[string]string) (*CertificateOperation, error) {
 	sp, err := pol.X509.spec()
 	if err != nil {
 		return nil, err
@@ -270,7 +271,7 @@ func (s *Service) startIssuance(ctx context.Context, v *Vault, name string, pol 
 		return nil, err
 	}
 	op := &certOpRecord{
-		Name: name, RequestID: newRequestID(), Version: NewVersion(), Provider: iss.provider,
+		Name: name, RequestID: newRequestID(), Version: vault.NewVersion(), Provider: iss.provider,
 		Status: StatusInProgress, Preserve: preserve, Created: s.clock.Now().Unix(),
 		Attributes: attrs, Tags: tags, Key: *key,
 		StatusDetails: "Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later.",
@@ -285,7 +286,7 @@ func (s *Service) startIssuance(ctx context.Context, v *Vault, name string, pol 
 		op.CSR, err = sp.csr(signer)
 	}
 	if err != nil {
-		return nil, keyError(err)
+		return nil, vault.KeyError(err)
 	}
 	var chain []*x509.Certificate
 	switch iss.provider {
@@ -296,7 +297,7 @@ func (s *Service) startIssuance(ctx context.Context, v *Vault, name string, pol 
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
 		if err != nil {
-			return nil, keyError(fmt.Errorf("self-signing: %w", err))
+			return nil, vault.KeyError(fmt.Errorf("self-signing: %w", err))
 		}
 		leaf, err := x509.ParseCertificate(der)
 		if err != nil {
@@ -308,30 +309,15 @@ func (s *Service) startIssuance(ctx context.Context, v *Vault, name string, pol 
 			return nil, err
 		}
 	}
-	c := s.objs(v, Certificates)
+	stored := pol
+	if !newPolicy {
+		stored = nil
+	}
 	err = s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		if err := s.checkNameFree(tx, v, name); err != nil {
+		if _, err := s.newVersion(tx, v, op, stored, chain, 0, nil, nil); err != nil {
 			return err
 		}
-		now := s.clock.Now().Unix()
-		if newPolicy {
-			stored := *pol
-			stored.Created, stored.Updated = now, now
-			if old, err := getPolicy(tx, c, name); err != nil {
-				return err
-			} else if old != nil && old.Created != 0 {
-				stored.Created = old.Created
-			}
-			if err := putJSON(tx, c.policyKey(name), &stored); err != nil {
-				return err
-			}
-		}
-		if chain != nil {
-			if _, err := s.completeCert(tx, v, op, chain, 0, nil, nil); err != nil {
-				return err
-			}
-		}
-		return putJSON(tx, c.opKey(name), op)
+		return vault.PutJSON(tx, opKey(name), op)
 	})
 	if err != nil {
 		return nil, err
@@ -344,7 +330,7 @@ func (s *Service) startIssuance(ctx context.Context, v *Vault, name string, pol 
 
 // certificateKey generates the key of a new certificate version, or copies
 // the previous version's when the policy says reuse_key.
-func (s *Service) certificateKey(ctx context.Context, v *Vault, name string, pol *CertificatePolicy, prevVersion string) (*certKey, error) {
+func (s *Service) certificateKey(ctx context.Context, v *vault.Vault, name string, pol *CertificatePolicy, prevVersion string) (*certKey, error) {
 	kty, spec, err := pol.keySpec()
 	if err != nil {
 		return nil, err
@@ -354,68 +340,33 @@ func (s *Service) certificateKey(ctx context.Context, v *Vault, name string, pol
 	}
 	if pol.reuseKey() && prevVersion != "" {
 		var key *certKey
-		err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-			k := s.objs(v, Keys)
-			_, ver, err := getVersion[keyPayload](tx, k, name, prevVersion)
-			if err != nil {
-				return err
-			}
-			h, err := tx.Get(k.materialKey(name, prevVersion))
-			if err != nil {
-				return err
-			}
-			key = &certKey{Kty: ver.Payload.Kty, Public: ver.Payload.Public, Protector: ver.Payload.Protector,
-				Platform: ver.Payload.Platform, Handle: h, Exportable: pol.exportable()}
-			return nil
+		err := s.in(v).View(ctx, func(tx barrier.Tx) (err error) {
+			key, err = s.vaults.ReadManagedKey(tx, v, name, prevVersion)
+			return err
 		})
 		if err == nil {
+			key.Exportable = pol.exportable()
 			return key, nil
 		}
-		if KindOf(err) != NotFound {
+		if vault.KindOf(err) != vault.NotFound {
 			return nil, err
 		}
 	}
-	prot, _, err := s.protector(v, kty)
-	if err != nil {
-		return nil, err
-	}
-	exportable := pol.exportable()
-	if prot.Name() != s.software.Name() && exportable {
-		exportable = false // an HSM key never leaves the HSM
-	}
-	handle, pub, err := prot.Generate(ctx, spec)
-	if err != nil {
-		return nil, keyError(err)
-	}
-	return &certKey{Kty: kty, Public: pub, Protector: prot.Name(), Platform: prot.Platform(), Handle: handle, Exportable: exportable}, nil
-}
-
-// protectorByName returns the protector that made a handle of the key
-// keyName. Only the software protector exists today.
-func (s *Service) protectorByName(name, keyName string) (keys.Protector, error) {
-	if name == s.software.Name() {
-		return s.software, nil
-	}
-	return nil, &Error{Kind: Forbidden, Type: Keys, Name: keyName,
-		Msg: "The key is held by a key protector (" + name + ") that is not configured on this Keyward."}
+	return s.vaults.GenerateKey(ctx, v, kty, spec, pol.exportable())
 }
 
 // handleSigner loads a certificate key for signing (CSRs, self-signing).
 func (s *Service) handleSigner(ctx context.Context, key *certKey) (opSigner, error) {
-	prot, err := s.protectorByName(key.Protector, "")
+	op, err := s.vaults.Signer(ctx, key, "")
 	if err != nil {
 		return opSigner{}, err
-	}
-	op, err := prot.Load(ctx, key.Handle)
-	if err != nil {
-		return opSigner{}, keyError(err)
 	}
 	return newOpSigner(ctx, op)
 }
 
 // privateKey returns the private key of a software certificate key for the
 // secret, or nil when it must not leave Keyward.
-func (key *certKey) privateKey() crypto.PrivateKey {
+func privateKey(key *certKey) crypto.PrivateKey {
 	if !key.Exportable || key.Protector != (keys.Software{}).Name() {
 		return nil
 	}
@@ -426,20 +377,50 @@ func (key *certKey) privateKey() crypto.PrivateKey {
 	return k
 }
 
+// newVersion is the step create, import and merge share, inside their
+// transaction: the name must still be free; a new policy (pol, nil to keep
+// the stored one) is stored, keeping the old one's creation time; and,
+// with a chain, the version is completed (completeCert). Without a chain
+// (an issuer that answers later) it returns nil.
+func (s *Service) newVersion(tx barrier.Tx, v *vault.Vault, op *certOpRecord, pol *CertificatePolicy,
+	chain []*x509.Certificate, leaf int, attrs *vault.AttributesPatch, tags map[string]string) (*Certificate, error) {
+	if err := s.checkNameFree(tx, v, op.Name); err != nil {
+		return nil, err
+	}
+	if pol != nil {
+		c := s.objs(v, vault.Certificates)
+		now := s.clock.Now().Unix()
+		stored := *pol
+		stored.Created, stored.Updated = now, now
+		if old, err := getPolicy(tx, c, op.Name); err != nil {
+			return nil, err
+		} else if old != nil && old.Created != 0 {
+			stored.Created = old.Created
+		}
+		if err := vault.PutJSON(tx, c.PolicyKey(op.Name), &stored); err != nil {
+			return nil, err
+		}
+	}
+	if chain == nil {
+		return nil, nil
+	}
+	return s.completeCert(tx, v, op, chain, leaf, attrs, tags)
+}
+
 // completeCert stores the certificate version of op with chain (leaf at
 // index leaf, in the order the secret keeps), and its key and secret
 // versions, inside tx. attrs and tags (from a merge) override the
 // operation's.
-func (s *Service) completeCert(tx barrier.Tx, v *Vault, op *certOpRecord, chain []*x509.Certificate, leaf int,
-	attrs *AttributesPatch, tags map[string]string) (*Certificate, error) {
-	c, k, sec := s.certObjs(v)
+func (s *Service) completeCert(tx barrier.Tx, v *vault.Vault, op *certOpRecord, chain []*x509.Certificate, leaf int,
+	attrs *vault.AttributesPatch, tags map[string]string) (*Certificate, error) {
+	c, _, sec := s.certObjs(v)
 	name := op.Name
 	pol, err := getPolicy(tx, c, name)
 	if err != nil {
 		return nil, err
 	}
 	if pol == nil {
-		return nil, notFound(Certificates, name)
+		return nil, notFound(vault.Certificates, name)
 	}
 	lc := chain[leaf]
 	pub, err := publicKey(op.Key.Public)
@@ -447,11 +428,11 @@ func (s *Service) completeCert(tx barrier.Tx, v *Vault, op *certOpRecord, chain 
 		return nil, err
 	}
 	if !samePublic(pub, lc.PublicKey) {
-		return nil, certBad("Public key from x509 certificate and key of this instance doesn't match.")
+		return nil, errKeyMismatch
 	}
 	now := s.clock.Now().Unix()
 	nbf, exp := lc.NotBefore.Unix(), lc.NotAfter.Unix()
-	a := Attributes{Enabled: pol.enabled(), Created: now, Updated: now, NotBefore: &nbf, Expires: &exp}
+	a := vault.Attributes{Enabled: pol.enabled(), Created: now, Updated: now, NotBefore: &nbf, Expires: &exp}
 	if op.Attributes != nil && op.Attributes.Enabled != nil {
 		a.Enabled = *op.Attributes.Enabled
 	}
@@ -463,30 +444,21 @@ func (s *Service) completeCert(tx barrier.Tx, v *Vault, op *certOpRecord, chain 
 	}
 
 	// The key version.
-	f := false
-	base := strings.TrimSuffix(op.Key.Kty, "-HSM")
-	kv := &Version[keyPayload]{Version: op.Version, Attributes: a,
-		Payload: keyPayload{Kty: op.Key.Kty, KeyOps: defaultKeyOps(base), Public: op.Key.Public,
-			Protector: op.Key.Protector, Platform: op.Key.Platform}}
-	kv.Attributes.Exportable = &f
-	if _, err := addVersion(tx, k, name, kv, true); err != nil {
-		return nil, err
-	}
-	if err := tx.Put(k.materialKey(name, op.Version), op.Key.Handle); err != nil {
+	if err := s.vaults.AddManagedKeyVersion(tx, v, name, op.Version, a, &op.Key); err != nil {
 		return nil, err
 	}
 
 	// The secret version.
 	ct := pol.contentType()
-	priv := op.Key.privateKey()
+	priv := privateKey(&op.Key)
 	value, err := encodeCertSecret(ct, priv, chain, leaf)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(value)
-	sv := &Version[secretPayload]{Version: op.Version, Attributes: a,
-		Payload: secretPayload{Value: value, ContentType: ct, Kid: "keys/" + name + "/" + op.Version}}
-	if _, err := addVersion(tx, sec, name, sv, true); err != nil {
+	sv := &vault.Version[vault.SecretPayload]{Version: op.Version, Attributes: a,
+		Payload: vault.SecretPayload{Value: value, ContentType: ct, Kid: "keys/" + name + "/" + op.Version}}
+	if _, err := vault.AddVersion(tx, sec, name, sv, true); err != nil {
 		return nil, err
 	}
 
@@ -495,8 +467,8 @@ func (s *Service) completeCert(tx barrier.Tx, v *Vault, op *certOpRecord, chain 
 	for _, x := range chain {
 		cp.Chain = append(cp.Chain, x.Raw)
 	}
-	cv := &Version[certPayload]{Version: op.Version, Attributes: a, Tags: tags, Payload: cp}
-	rec, err := addVersion(tx, c, name, cv, false)
+	cv := &vault.Version[certPayload]{Version: op.Version, Attributes: a, Tags: tags, Payload: cp}
+	rec, err := vault.AddVersion(tx, c, name, cv, false)
 	if err != nil {
 		return nil, err
 	}
@@ -511,14 +483,14 @@ func (s *Service) completeCert(tx barrier.Tx, v *Vault, op *certOpRecord, chain 
 }
 
 // GetCertificate returns a certificate version ("" for the latest).
-func (s *Service) GetCertificate(ctx context.Context, v *Vault, name, version string) (*Certificate, error) {
-	if err := checkName(Certificates, name); err != nil {
+func (s *Service) GetCertificate(ctx context.Context, v *vault.Vault, name, version string) (*Certificate, error) {
+	if err := vault.CheckName(vault.Certificates, name); err != nil {
 		return nil, err
 	}
 	var out *Certificate
 	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		c := s.objs(v, Certificates)
-		rec, ver, err := getVersion[certPayload](tx, c, name, version)
+		c := s.objs(v, vault.Certificates)
+		rec, ver, err := vault.GetVersion[certPayload](tx, c, name, version)
 		if err != nil {
 			return err
 		}
@@ -532,35 +504,35 @@ func (s *Service) GetCertificate(ctx context.Context, v *Vault, name, version st
 // UpdateCertificateParams is an UpdateCertificate request.
 type UpdateCertificateParams struct {
 	Name, Version string
-	Attributes    *AttributesPatch
+	Attributes    *vault.AttributesPatch
 	Policy        *CertificatePolicy
 	Tags          map[string]string
 }
 
 // UpdateCertificate changes a version's attributes and tags (enabled also
 // applies to its key and secret) and, with a policy, the policy.
-func (s *Service) UpdateCertificate(ctx context.Context, v *Vault, p UpdateCertificateParams) (*Certificate, error) {
-	if err := checkRequest(checkName(Certificates, p.Name), p.Tags, p.Attributes); err != nil {
+func (s *Service) UpdateCertificate(ctx context.Context, v *vault.Vault, p UpdateCertificateParams) (*Certificate, error) {
+	if err := vault.CheckRequest(vault.CheckName(vault.Certificates, p.Name), p.Tags, p.Attributes); err != nil {
 		return nil, err
 	}
 	var out *Certificate
 	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		c, k, sec := s.certObjs(v)
-		rec, ver, err := getVersion[certPayload](tx, c, p.Name, p.Version)
+		c, _, sec := s.certObjs(v)
+		rec, ver, err := vault.GetVersion[certPayload](tx, c, p.Name, p.Version)
 		if err != nil {
 			return err
 		}
 		now := s.clock.Now().Unix()
 		if p.Attributes != nil {
-			ver.Attributes.apply(&AttributesPatch{Enabled: p.Attributes.Enabled, NotBefore: p.Attributes.NotBefore, Expires: p.Attributes.Expires})
-			if err := checkAttributes(&AttributesPatch{NotBefore: ver.Attributes.NotBefore, Expires: ver.Attributes.Expires}); err != nil {
+			ver.Attributes.Apply(&vault.AttributesPatch{Enabled: p.Attributes.Enabled, NotBefore: p.Attributes.NotBefore, Expires: p.Attributes.Expires})
+			if err := vault.CheckAttributes(&vault.AttributesPatch{NotBefore: ver.Attributes.NotBefore, Expires: ver.Attributes.Expires}); err != nil {
 				return err
 			}
 			if p.Attributes.Enabled != nil {
-				if err := setEnabled[keyPayload](tx, k, p.Name, ver.Version, *p.Attributes.Enabled, now); err != nil {
+				if err := s.vaults.SetKeyEnabled(tx, v, p.Name, ver.Version, *p.Attributes.Enabled, now); err != nil {
 					return err
 				}
-				if err := setEnabled[secretPayload](tx, sec, p.Name, ver.Version, *p.Attributes.Enabled, now); err != nil {
+				if err := vault.SetEnabled[vault.SecretPayload](tx, sec, p.Name, ver.Version, *p.Attributes.Enabled, now); err != nil {
 					return err
 				}
 			}
@@ -569,7 +541,7 @@ func (s *Service) UpdateCertificate(ctx context.Context, v *Vault, p UpdateCerti
 			ver.Tags = p.Tags
 		}
 		ver.Attributes.Updated = now
-		if err := putVersion(tx, c, p.Name, ver); err != nil {
+		if err := vault.PutVersion(tx, c, p.Name, ver); err != nil {
 			return err
 		}
 		pol, err := getPolicy(tx, c, p.Name)
@@ -586,27 +558,15 @@ func (s *Service) UpdateCertificate(ctx context.Context, v *Vault, p UpdateCerti
 		return nil
 	})
 	if err == nil && p.Attributes != nil && p.Attributes.Enabled != nil {
-		s.ops.evict(v, p.Name)
+		s.vaults.ForgetKey(v, p.Name)
 	}
 	return out, err
 }
 
-func setEnabled[P any](tx barrier.Tx, o objects, name, version string, enabled bool, now int64) error {
-	_, ver, err := getVersion[P](tx, o, name, version)
-	if KindOf(err) == NotFound {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	ver.Attributes.Enabled, ver.Attributes.Updated = enabled, now
-	return putVersion(tx, o, name, ver)
-}
-
 // putPolicy merges patch into the stored policy of a live certificate and
 // re-schedules the latest version's lifetime actions and notifications.
-func (s *Service) putPolicy(tx barrier.Tx, v *Vault, rec *nameRecord, old, patch *CertificatePolicy) (*CertificatePolicy, error) {
-	c := s.objs(v, Certificates)
+func (s *Service) putPolicy(tx barrier.Tx, v *vault.Vault, rec *vault.Record, old, patch *CertificatePolicy) (*CertificatePolicy, error) {
+	c := s.objs(v, vault.Certificates)
 	base := old
 	if base == nil {
 		base = &CertificatePolicy{}
@@ -619,13 +579,13 @@ func (s *Service) putPolicy(tx barrier.Tx, v *Vault, rec *nameRecord, old, patch
 	if pol.Created == 0 {
 		pol.Created = pol.Updated
 	}
-	if err := putJSON(tx, c.policyKey(rec.Name), pol); err != nil {
+	if err := vault.PutJSON(tx, c.PolicyKey(rec.Name), pol); err != nil {
 		return nil, err
 	}
-	if err := c.reindexLatest(tx, rec); err != nil {
+	if err := c.Reindex(tx, rec); err != nil {
 		return nil, err
 	}
-	_, ver, err := getVersion[certPayload](tx, c, rec.Name, rec.Latest)
+	_, ver, err := vault.GetVersion[certPayload](tx, c, rec.Name, rec.Latest)
 	if err != nil {
 		return nil, err
 	}
@@ -633,21 +593,21 @@ func (s *Service) putPolicy(tx barrier.Tx, v *Vault, rec *nameRecord, old, patch
 }
 
 // GetCertificatePolicy returns a certificate's policy.
-func (s *Service) GetCertificatePolicy(ctx context.Context, v *Vault, name string) (*CertificatePolicy, error) {
-	if err := checkName(Certificates, name); err != nil {
+func (s *Service) GetCertificatePolicy(ctx context.Context, v *vault.Vault, name string) (*CertificatePolicy, error) {
+	if err := vault.CheckName(vault.Certificates, name); err != nil {
 		return nil, err
 	}
 	var pol *CertificatePolicy
 	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		c := s.objs(v, Certificates)
+		c := s.objs(v, vault.Certificates)
 		var err error
 		if pol, err = getPolicy(tx, c, name); err != nil {
 			return err
 		}
 		if pol == nil {
-			return notFound(Certificates, name)
+			return notFound(vault.Certificates, name)
 		}
-		if _, err := c.live(tx, name); err != nil {
+		if _, err := c.Live(tx, name); err != nil {
 			if op, err2 := getOp(tx, c, name); err2 != nil || op == nil {
 				return err
 			}
@@ -658,18 +618,18 @@ func (s *Service) GetCertificatePolicy(ctx context.Context, v *Vault, name strin
 }
 
 // UpdateCertificatePolicy merges patch into a certificate's policy.
-func (s *Service) UpdateCertificatePolicy(ctx context.Context, v *Vault, name string, patch *CertificatePolicy) (*CertificatePolicy, error) {
-	if err := checkName(Certificates, name); err != nil {
+func (s *Service) UpdateCertificatePolicy(ctx context.Context, v *vault.Vault, name string, patch *CertificatePolicy) (*CertificatePolicy, error) {
+	if err := vault.CheckName(vault.Certificates, name); err != nil {
 		return nil, err
 	}
 	var pol *CertificatePolicy
 	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		c := s.objs(v, Certificates)
+		c := s.objs(v, vault.Certificates)
 		old, err := getPolicy(tx, c, name)
 		if err != nil {
 			return err
 		}
-		rec, err := c.live(tx, name)
+		rec, err := c.Live(tx, name)
 		if err != nil {
 			// A certificate whose first version is still pending has a
 			// policy but no versions yet.
@@ -682,7 +642,7 @@ func (s *Service) UpdateCertificatePolicy(ctx context.Context, v *Vault, name st
 				return err
 			}
 			pol.Updated = s.clock.Now().Unix()
-			return putJSON(tx, c.policyKey(name), pol)
+			return vault.PutJSON(tx, c.PolicyKey(name), pol)
 		}
 		pol, err = s.putPolicy(tx, v, rec, old, patch)
 		return err
@@ -692,11 +652,11 @@ func (s *Service) UpdateCertificatePolicy(ctx context.Context, v *Vault, name st
 
 // ListCertificates lists live certificates (latest versions) and, with
 // includePending, certificates whose first version is still pending.
-func (s *Service) ListCertificates(ctx context.Context, v *Vault, after string, limit int, includePending bool) (*Page[*Certificate], error) {
-	page := &Page[*Certificate]{}
+func (s *Service) ListCertificates(ctx context.Context, v *vault.Vault, after string, limit int, includePending bool) (*vault.Page[*Certificate], error) {
+	page := &vault.Page[*Certificate]{}
 	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		c := s.objs(v, Certificates)
-		recs, vers, _, err := listLatest[certPayload](tx, c, after, limit+1, nil)
+		c := s.objs(v, vault.Certificates)
+		recs, vers, _, err := vault.ListLatest[certPayload](tx, c, after, limit+1)
 		if err != nil {
 			return err
 		}
@@ -715,7 +675,7 @@ func (s *Service) ListCertificates(ctx context.Context, v *Vault, after string, 
 			}
 			for _, op := range pending {
 				all = append(all, entry{strings.ToLower(op.Name), &Certificate{Name: op.Name, Pending: true,
-					Attributes: Attributes{Enabled: true, Created: op.Created, Updated: op.Created}, Tags: op.Tags}})
+					Attributes: vault.Attributes{Enabled: true, Created: op.Created, Updated: op.Created}, Tags: op.Tags}})
 			}
 		}
 		slices.SortFunc(all, func(a, b entry) int { return strings.Compare(a.key, b.key) })
@@ -732,8 +692,8 @@ func (s *Service) ListCertificates(ctx context.Context, v *Vault, after string, 
 }
 
 // pendingOnly returns operations of names that have no live certificate.
-func pendingOnly(tx barrier.Tx, c objects, after string, limit int) ([]*certOpRecord, error) {
-	prefix := c.base() + "/o/"
+func pendingOnly(tx barrier.Tx, c vault.Objects, after string, limit int) ([]*certOpRecord, error) {
+	prefix := opPrefix
 	start := ""
 	if after != "" {
 		start = prefix + strings.ToLower(after)
@@ -748,7 +708,7 @@ func pendingOnly(tx barrier.Tx, c objects, after string, limit int) ([]*certOpRe
 		if op.Status != StatusInProgress {
 			return true
 		}
-		if ok, err := getJSON(tx, c.nameKey(op.Name), new(nameRecord)); err != nil {
+		if _, ok, err := c.Lookup(tx, op.Name); err != nil {
 			inner = err
 			return false
 		} else if !ok {
@@ -763,19 +723,19 @@ func pendingOnly(tx barrier.Tx, c objects, after string, limit int) ([]*certOpRe
 }
 
 // ListCertificateVersions lists the versions of a certificate.
-func (s *Service) ListCertificateVersions(ctx context.Context, v *Vault, name, after string, limit int) (*Page[*Certificate], error) {
-	return versionsPage(ctx, s, v, Certificates, name, after, limit, certItem)
+func (s *Service) ListCertificateVersions(ctx context.Context, v *vault.Vault, name, after string, limit int) (*vault.Page[*Certificate], error) {
+	return vault.VersionsPage(ctx, s.objs(v, vault.Certificates), name, after, limit, certItem)
 }
 
 // certItem is a certificate version with its deletion metadata.
-func certItem(rec *nameRecord, ver *Version[certPayload], del *DeletedInfo) *Certificate {
+func certItem(rec *vault.Record, ver *vault.Version[certPayload], del *vault.DeletedInfo) *Certificate {
 	c := certFrom(rec, ver)
 	c.Deleted = del
 	return c
 }
 
 // withPolicy completes a certificate with its policy.
-func withPolicy(c objects) cascade[*Certificate] {
+func withPolicy(c vault.Objects) vault.Cascade[*Certificate] {
 	return func(tx barrier.Tx, name string, out *Certificate) (err error) {
 		out.Policy, err = getPolicy(tx, c, name)
 		return err
@@ -784,17 +744,17 @@ func withPolicy(c objects) cascade[*Certificate] {
 
 // DeleteCertificate soft-deletes a certificate with its key, secret and
 // pending operation.
-func (s *Service) DeleteCertificate(ctx context.Context, v *Vault, name string) (*Certificate, error) {
+func (s *Service) DeleteCertificate(ctx context.Context, v *vault.Vault, name string) (*Certificate, error) {
 	c, k, sec := s.certObjs(v)
-	return deleteObject(ctx, s, v, Certificates, name, certItem, func(tx barrier.Tx, name string, out *Certificate) error {
-		for _, o := range []objects{k, sec} {
-			if r, err := o.live(tx, name); err == nil && r.Managed {
-				if _, err := softDelete(tx, o, name, out.Deleted.DeletedDate, int64(v.RetentionDays)); err != nil {
+	return vault.DeleteObject(ctx, s.objs(v, vault.Certificates), name, certItem, func(tx barrier.Tx, name string, out *Certificate) error {
+		for _, o := range []vault.Objects{k, sec} {
+			if r, err := o.Live(tx, name); err == nil && r.Managed {
+				if _, err := o.SoftDelete(tx, name, out.Deleted.DeletedDate); err != nil {
 					return err
 				}
 			}
 		}
-		if err := tx.Delete(c.opKey(name)); err != nil {
+		if err := tx.Delete(opKey(name)); err != nil {
 			return err
 		}
 		if err := s.unindexCertActions(tx, v, name); err != nil {
@@ -805,23 +765,23 @@ func (s *Service) DeleteCertificate(ctx context.Context, v *Vault, name string) 
 }
 
 // GetDeletedCertificate returns a soft-deleted certificate's latest version.
-func (s *Service) GetDeletedCertificate(ctx context.Context, v *Vault, name string) (*Certificate, error) {
-	return getDeletedObject(ctx, s, v, Certificates, name, certItem, withPolicy(s.objs(v, Certificates)))
+func (s *Service) GetDeletedCertificate(ctx context.Context, v *vault.Vault, name string) (*Certificate, error) {
+	return vault.GetDeletedObject(ctx, s.objs(v, vault.Certificates), name, certItem, withPolicy(s.objs(v, vault.Certificates)))
 }
 
 // ListDeletedCertificates pages through soft-deleted certificates.
-func (s *Service) ListDeletedCertificates(ctx context.Context, v *Vault, after string, limit int) (*Page[*Certificate], error) {
-	return listDeletedPage(ctx, s, v, Certificates, after, limit, certItem)
+func (s *Service) ListDeletedCertificates(ctx context.Context, v *vault.Vault, after string, limit int) (*vault.Page[*Certificate], error) {
+	return vault.ListDeletedPage(ctx, s.objs(v, vault.Certificates), after, limit, certItem)
 }
 
 // RecoverCertificate undoes a soft delete of a certificate, its key and
 // its secret.
-func (s *Service) RecoverCertificate(ctx context.Context, v *Vault, name string) (*Certificate, error) {
+func (s *Service) RecoverCertificate(ctx context.Context, v *vault.Vault, name string) (*Certificate, error) {
 	c, k, sec := s.certObjs(v)
-	return recoverObject(ctx, s, v, Certificates, name, certItem, func(tx barrier.Tx, name string, out *Certificate) error {
-		for _, o := range []objects{k, sec} {
-			if d, err := deleted(tx, o, name); err == nil && d.Managed {
-				if _, err := recoverDeleted(tx, o, name); err != nil {
+	return vault.RecoverObject(ctx, s.objs(v, vault.Certificates), name, certItem, func(tx barrier.Tx, name string, out *Certificate) error {
+		for _, o := range []vault.Objects{k, sec} {
+			if d, err := o.Deleted(tx, name); err == nil && d.Managed {
+				if _, err := o.Recover(tx, name); err != nil {
 					return err
 				}
 			}
@@ -835,17 +795,17 @@ func (s *Service) RecoverCertificate(ctx context.Context, v *Vault, name string)
 
 // PurgeCertificate removes a soft-deleted certificate, its key and its
 // secret for good.
-func (s *Service) PurgeCertificate(ctx context.Context, v *Vault, name string) error {
-	c, k, sec := s.certObjs(v)
-	return purgeObject(ctx, s, v, Certificates, name, func(tx barrier.Tx, name string, _ struct{}) error {
-		for _, o := range []objects{k, sec} {
-			if d, err := deleted(tx, o, name); err == nil && d.Managed {
-				if err := purge(tx, o, name); err != nil {
+func (s *Service) PurgeCertificate(ctx context.Context, v *vault.Vault, name string) error {
+	_, k, sec := s.certObjs(v)
+	return vault.PurgeObject(ctx, s.objs(v, vault.Certificates), name, func(tx barrier.Tx, name string, _ struct{}) error {
+		for _, o := range []vault.Objects{k, sec} {
+			if d, err := o.Deleted(tx, name); err == nil && d.Managed {
+				if err := o.Purge(tx, name); err != nil {
 					return err
 				}
 			}
 		}
-		return tx.Delete(c.opKey(name))
+		return tx.Delete(opKey(name))
 	})
 }
 
@@ -853,21 +813,20 @@ func (s *Service) PurgeCertificate(ctx context.Context, v *Vault, name string) e
 
 // GetCertificateOperation returns a certificate's pending (or last)
 // operation.
-func (s *Service) GetCertificateOperation(ctx context.Context, v *Vault, name string) (*CertificateOperation, error) {
+func (s *Service) GetCertificateOperation(ctx context.Context, v *vault.Vault, name string) (*CertificateOperation, error) {
 	return s.withOperation(ctx, v, name, false, nil)
 }
 
 func pendingNotFound(name string) error {
-	return &Error{Kind: NotFound, Type: Certificates, Name: name, Inner: "PendingCertificateNotFound",
-		Msg: fmt.Sprintf("Pending certificate not found: %s", name)}
+	return &vault.Error{Kind: vault.NotFound, Type: vault.Certificates, Name: name, Inner: "PendingCertificateNotFound"}
 }
 
 // withOperation runs fn (when not nil) on the operation of certificate
 // name, in a read-write transaction when write is set, and returns the
 // operation as fn left it.
-func (s *Service) withOperation(ctx context.Context, v *Vault, name string, write bool,
-	fn func(tx barrier.Tx, c objects, op *certOpRecord) error) (*CertificateOperation, error) {
-	if err := checkName(Certificates, name); err != nil {
+func (s *Service) withOperation(ctx context.Context, v *vault.Vault, name string, write bool,
+	fn func(tx barrier.Tx, c vault.Objects, op *certOpRecord) error) (*CertificateOperation, error) {
+	if err := vault.CheckName(vault.Certificates, name); err != nil {
 		return nil, err
 	}
 	run := s.in(v).View
@@ -876,7 +835,7 @@ func (s *Service) withOperation(ctx context.Context, v *Vault, name string, writ
 	}
 	var out *CertificateOperation
 	err := run(ctx, func(tx barrier.Tx) error {
-		c := s.objs(v, Certificates)
+		c := s.objs(v, vault.Certificates)
 		op, err := getOp(tx, c, name)
 		if err != nil {
 			return err
@@ -897,31 +856,31 @@ func (s *Service) withOperation(ctx context.Context, v *Vault, name string, writ
 
 // CancelCertificateOperation requests cancellation: an operation still in
 // progress is cancelled and its key discarded.
-func (s *Service) CancelCertificateOperation(ctx context.Context, v *Vault, name string) (*CertificateOperation, error) {
-	return s.withOperation(ctx, v, name, true, func(tx barrier.Tx, c objects, op *certOpRecord) error {
+func (s *Service) CancelCertificateOperation(ctx context.Context, v *vault.Vault, name string) (*CertificateOperation, error) {
+	return s.withOperation(ctx, v, name, true, func(tx barrier.Tx, c vault.Objects, op *certOpRecord) error {
 		op.Cancel = true
 		if op.Status == StatusInProgress {
 			op.Status, op.StatusDetails = StatusCancelled, "The certificate operation was cancelled."
 			op.Key.Handle = nil
 		}
-		return putJSON(tx, c.opKey(name), op)
+		return vault.PutJSON(tx, opKey(name), op)
 	})
 }
 
 // DeleteCertificateOperation removes a certificate's operation (and the
 // key of a pending one).
-func (s *Service) DeleteCertificateOperation(ctx context.Context, v *Vault, name string) (*CertificateOperation, error) {
-	return s.withOperation(ctx, v, name, true, func(tx barrier.Tx, c objects, _ *certOpRecord) error {
-		if err := tx.Delete(c.opKey(name)); err != nil {
+func (s *Service) DeleteCertificateOperation(ctx context.Context, v *vault.Vault, name string) (*CertificateOperation, error) {
+	return s.withOperation(ctx, v, name, true, func(tx barrier.Tx, c vault.Objects, _ *certOpRecord) error {
+		if err := tx.Delete(opKey(name)); err != nil {
 			return err
 		}
 		// A certificate that never got a version keeps nothing but its
 		// policy; drop that too.
-		if _, err := c.live(tx, name); KindOf(err) == NotFound {
-			if ok, err := getJSON(tx, c.deletedKey(name), new(deletedRecord)); err != nil {
+		if _, err := c.Live(tx, name); vault.KindOf(err) == vault.NotFound {
+			if ok, err := c.IsDeleted(tx, name); err != nil {
 				return err
 			} else if !ok {
-				return tx.Delete(c.policyKey(name))
+				return tx.Delete(c.PolicyKey(name))
 			}
 		}
 		return nil
@@ -932,17 +891,17 @@ func (s *Service) DeleteCertificateOperation(ctx context.Context, v *Vault, name
 type MergeCertificateParams struct {
 	Name       string
 	X5C        [][]byte
-	Attributes *AttributesPatch
+	Attributes *vault.AttributesPatch
 	Tags       map[string]string
 }
 
 // MergeCertificate completes a pending operation with a chain signed
 // outside (AZURE-API.md §1.4: 201). The leaf must carry the pending key.
-func (s *Service) MergeCertificate(ctx context.Context, v *Vault, p MergeCertificateParams) (*Certificate, error) {
-	if err := checkName(Certificates, p.Name); err != nil {
+func (s *Service) MergeCertificate(ctx context.Context, v *vault.Vault, p MergeCertificateParams) (*Certificate, error) {
+	if err := vault.CheckName(vault.Certificates, p.Name); err != nil {
 		return nil, err
 	}
-	if err := checkTags(p.Tags); err != nil {
+	if err := vault.CheckTags(p.Tags); err != nil {
 		return nil, err
 	}
 	chain, err := parseMergeChain(p.X5C)
@@ -951,7 +910,7 @@ func (s *Service) MergeCertificate(ctx context.Context, v *Vault, p MergeCertifi
 	}
 	var out *Certificate
 	err = s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		c := s.objs(v, Certificates)
+		c := s.objs(v, vault.Certificates)
 		op, err := getOp(tx, c, p.Name)
 		if err != nil {
 			return err
@@ -974,16 +933,13 @@ func (s *Service) MergeCertificate(ctx context.Context, v *Vault, p MergeCertifi
 			}
 		}
 		if b.leaf < 0 {
-			return certBad("Public key from x509 certificate and key of this instance doesn't match.")
+			return errKeyMismatch
 		}
 		ordered, leaf := b.ordered(op.Preserve)
-		if err := s.checkNameFree(tx, v, p.Name); err != nil {
+		if out, err = s.newVersion(tx, v, op, nil, ordered, leaf, p.Attributes, p.Tags); err != nil {
 			return err
 		}
-		if out, err = s.completeCert(tx, v, op, ordered, leaf, p.Attributes, p.Tags); err != nil {
-			return err
-		}
-		return putJSON(tx, c.opKey(p.Name), op)
+		return vault.PutJSON(tx, opKey(p.Name), op)
 	})
 	return out, err
 }
@@ -992,19 +948,15 @@ func (s *Service) MergeCertificate(ctx context.Context, v *Vault, p MergeCertifi
 
 // ImportCertificateParams is an ImportCertificate request.
 type ImportCertificateParams struct {
-	Name              string
-	Value             SecretValue // base64 PFX or PEM text
-	Password          SecretValue
-	Policy            *CertificatePolicy
-	Attributes        *AttributesPatch
-	Tags              map[string]string
-	PreserveCertOrder *bool
+	CreateCertificateParams                   // Policy nil: made from the certificate
+	Value                   vault.SecretValue // base64 PFX or PEM text
+	Password                vault.SecretValue
 }
 
 // ImportCertificate imports a certificate with its private key from a PFX
 // (the password is stripped: the secret is re-encoded) or a PEM bundle.
-func (s *Service) ImportCertificate(ctx context.Context, v *Vault, p ImportCertificateParams) (*Certificate, error) {
-	if err := checkRequest(checkCertName(p.Name), p.Tags, p.Attributes); err != nil {
+func (s *Service) ImportCertificate(ctx context.Context, v *vault.Vault, p ImportCertificateParams) (*Certificate, error) {
+	if err := p.check(); err != nil {
 		return nil, err
 	}
 	b, format, err := parseImport(string(p.Value.Reveal()), string(p.Password.Reveal()))
@@ -1028,36 +980,20 @@ func (s *Service) ImportCertificate(ctx context.Context, v *Vault, p ImportCerti
 	defer clear(handle)
 	parsed, err := keys.ParsePrivate(handle)
 	if err != nil {
-		return nil, keyError(err)
+		return nil, vault.KeyError(err)
 	}
 	kty := parsed.Kty()
 	if k := pol.kty(); strings.TrimSuffix(k, "-HSM") != kty {
 		return nil, badParameter("The policy's key type %s does not match the imported key (%s).", k, kty)
 	}
-	preserve := p.PreserveCertOrder != nil && *p.PreserveCertOrder
+	preserve := p.preserve()
 	chain, leaf := b.ordered(preserve)
-	op := &certOpRecord{Name: p.Name, Version: NewVersion(), Preserve: preserve, Attributes: p.Attributes, Tags: p.Tags,
+	op := &certOpRecord{Name: p.Name, Version: vault.NewVersion(), Preserve: preserve, Attributes: p.Attributes, Tags: p.Tags,
 		Key: certKey{Kty: kty, Public: parsed.Public(), Protector: s.software.Name(), Platform: s.software.Platform(),
 			Handle: handle, Exportable: pol.exportable()}}
 	var out *Certificate
-	err = s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		if err := s.checkNameFree(tx, v, p.Name); err != nil {
-			return err
-		}
-		c := s.objs(v, Certificates)
-		now := s.clock.Now().Unix()
-		stored := *pol
-		stored.Created, stored.Updated = now, now
-		if old, err := getPolicy(tx, c, p.Name); err != nil {
-			return err
-		} else if old != nil && old.Created != 0 {
-			stored.Created = old.Created
-		}
-		if err := putJSON(tx, c.policyKey(p.Name), &stored); err != nil {
-			return err
-		}
-		var err error
-		out, err = s.completeCert(tx, v, op, chain, leaf, nil, nil)
+	err = s.in(v).Update(ctx, func(tx barrier.Tx) (err error) {
+		out, err = s.newVersion(tx, v, op, pol, chain, leaf, nil, nil)
 		return err
 	})
 	return out, err
@@ -1068,95 +1004,90 @@ func (s *Service) ImportCertificate(ctx context.Context, v *Vault, p ImportCerti
 // certBackup is the plaintext of a certificate backup: the certificate,
 // its policy, and its key and secret, restored together.
 type certBackup struct {
-	Type   ObjectType                `json:"type"`
-	Tenant string                    `json:"tenant"`
-	Cert   backup[certPayload]       `json:"certificate"`
-	Policy *CertificatePolicy        `json:"policy"`
-	Key    *backup[keyBackupVersion] `json:"key,omitempty"`
-	Secret *backup[secretPayload]    `json:"secret,omitempty"`
+	Type   vault.ObjectType                   `json:"type"`
+	Tenant string                             `json:"tenant"`
+	Cert   vault.Backup[certPayload]          `json:"certificate"`
+	Policy *CertificatePolicy                 `json:"policy"`
+	Key    *vault.KeyBackup                   `json:"key,omitempty"`
+	Secret *vault.Backup[vault.SecretPayload] `json:"secret,omitempty"`
 }
 
 // BackupCertificate returns an encrypted blob with every version of a
 // certificate, its key (with material) and its secret.
-func (s *Service) BackupCertificate(ctx context.Context, v *Vault, name string) ([]byte, error) {
-	if err := checkName(Certificates, name); err != nil {
+func (s *Service) BackupCertificate(ctx context.Context, v *vault.Vault, name string) ([]byte, error) {
+	if err := vault.CheckName(vault.Certificates, name); err != nil {
 		return nil, err
 	}
 	var b certBackup
 	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		c, k, sec := s.certObjs(v)
-		cb, err := backupOf[certPayload](tx, c, name, false)
+		c, _, sec := s.certObjs(v)
+		cb, err := vault.BackupOf[certPayload](tx, c, name, false)
 		if err != nil {
 			return err
 		}
-		b = certBackup{Type: Certificates, Tenant: v.TenantID, Cert: *cb}
+		b = certBackup{Type: vault.Certificates, Tenant: v.TenantID, Cert: *cb}
 		if b.Policy, err = getPolicy(tx, c, name); err != nil {
 			return err
 		}
 		// The key and secret go with the certificate when it manages them.
-		b.Key, err = s.keyBackupOf(tx, k, name, true, "Backup of certificates with HSM-protected keys is not supported yet.")
-		if err != nil && KindOf(err) != NotFound {
+		b.Key, err = s.vaults.ManagedKeyBackup(tx, v, name, "Backup of certificates with HSM-protected keys is not supported yet.")
+		if err != nil && vault.KindOf(err) != vault.NotFound {
 			return err
 		}
-		b.Secret, err = backupOf[secretPayload](tx, sec, name, true)
-		if err != nil && KindOf(err) != NotFound {
+		b.Secret, err = vault.BackupOf[vault.SecretPayload](tx, sec, name, true)
+		if err != nil && vault.KindOf(err) != vault.NotFound {
 			return err
 		}
 		return nil
 	})
-	defer wipeMaterial(b.Key)
+	defer vault.WipeKeyBackup(b.Key)
 	if err != nil {
 		return nil, err
 	}
-	return s.sealBackup(ctx, v, Certificates, &b)
+	return s.vaults.SealBackup(ctx, v, vault.Certificates, &b)
 }
 
 // RestoreCertificate restores a certificate backup (certificate, policy,
 // key and secret) into v. Every name must be free.
-func (s *Service) RestoreCertificate(ctx context.Context, v *Vault, blob []byte) (*Certificate, error) {
+func (s *Service) RestoreCertificate(ctx context.Context, v *vault.Vault, blob []byte) (*Certificate, error) {
 	var b certBackup
-	if err := s.openBackup(ctx, v, Certificates, blob, &b); err != nil {
+	if err := s.vaults.OpenBackup(ctx, v, vault.Certificates, blob, &b); err != nil {
 		return nil, err
 	}
-	defer wipeMaterial(b.Key)
-	invalid := invalidBackup(Certificates)
-	latest := latestIn(&b.Cert, nil)
-	if b.Type != Certificates || latest == nil {
+	defer vault.WipeKeyBackup(b.Key)
+	invalid := vault.InvalidBackup(vault.Certificates)
+	latest := vault.LatestIn(&b.Cert)
+	if b.Type != vault.Certificates || latest == nil {
 		return nil, invalid
 	}
 	name := b.Cert.Record.Name
-	var keyVers []*Version[keyPayload]
-	if b.Key != nil {
-		var keyLatest *Version[keyPayload]
-		keyVers, keyLatest = keyVersionsIn(b.Key)
-		if keyLatest == nil || !strings.EqualFold(b.Key.Record.Name, name) || !b.Key.Record.Managed {
-			return nil, invalid
-		}
+	if b.Key != nil && !vault.ValidManagedKeyBackup(b.Key, name) {
+		return nil, invalid
 	}
 	if b.Secret != nil {
-		if latestIn(b.Secret, nil) == nil || !strings.EqualFold(b.Secret.Record.Name, name) || !b.Secret.Record.Managed {
+		if vault.LatestIn(b.Secret) == nil || !strings.EqualFold(b.Secret.Record.Name, name) || !b.Secret.Record.Managed {
 			return nil, invalid
 		}
 	}
 	out := certFrom(&b.Cert.Record, latest)
 	out.Policy = b.Policy
 	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		c, k, sec := s.certObjs(v)
+		c, _, sec := s.certObjs(v)
 		if b.Policy != nil {
-			if err := putJSON(tx, c.policyKey(name), b.Policy); err != nil {
+			if err := vault.PutJSON(tx, c.PolicyKey(name), b.Policy); err != nil {
 				return err
 			}
 		}
-		if err := restoreObject(tx, c, &b.Cert.Record, b.Cert.Versions); err != nil {
+		if err := vault.RestoreObject(tx, c, &b.Cert.Record, b.Cert.Versions); err != nil {
 			return err
 		}
 		if b.Key != nil {
-			if err := restoreKeyObject(tx, k, b.Key, keyVers); err != nil {
+			if err := s.vaults.RestoreManagedKey(tx, v, b.Key); err != nil {
 				return err
 			}
 		}
 		if b.Secret != nil {
-			if err := restoreObject(tx, sec, &b.Secret.Record, b.Secret.Versions); err != nil {
+			if err := vault.RestoreObject(tx, sec, &b.Secret.Record, b.Secret.Versions); err != nil {
 				return err
 			}
 		}

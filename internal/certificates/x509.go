@@ -1,4 +1,4 @@
-package vault
+package certificates
 
 import (
 	"context"

@@ -1,21 +1,16 @@
-package vault
+package certificates
 
 import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/asn1"
+	"github.com/keyward/keyward/internal/vault"
 	"math"
 	"slices"
 	"strings"
 
 	"github.com/keyward/keyward/internal/keys"
-)
-
-// Content types of a certificate's secret (AZURE-API.md §1.4).
-const (
-	ContentTypePKCS12 = "application/x-pkcs12"
-	ContentTypePEM    = "application/x-pem-file"
 )
 
 // Reserved issuer names.
@@ -130,7 +125,7 @@ func (p *CertificatePolicy) contentType() string {
 	if p.Secret != nil && p.Secret.ContentType != nil && *p.Secret.ContentType != "" {
 		return *p.Secret.ContentType
 	}
-	return ContentTypePKCS12
+	return vault.ContentTypePKCS12
 }
 
 func (p *CertificatePolicy) enabled() bool { return p.Enabled == nil || *p.Enabled }
@@ -188,9 +183,9 @@ func (p *CertificatePolicy) validate() error {
 		return badParameter("An HSM-protected certificate key cannot be exportable.")
 	}
 	switch p.contentType() {
-	case ContentTypePKCS12, ContentTypePEM:
+	case vault.ContentTypePKCS12, vault.ContentTypePEM:
 	default:
-		return badParameter("secret_props.contentType must be %s or %s.", ContentTypePKCS12, ContentTypePEM)
+		return badParameter("secret_props.contentType must be %s or %s.", vault.ContentTypePKCS12, vault.ContentTypePEM)
 	}
 	sp, err := p.X509.spec()
 	if err != nil {
@@ -218,7 +213,7 @@ func (p *CertificatePolicy) validate() error {
 		}
 	}
 	name := p.issuerName()
-	if !strings.EqualFold(name, IssuerSelf) && !strings.EqualFold(name, IssuerUnknown) && !ValidName(name) {
+	if !strings.EqualFold(name, IssuerSelf) && !strings.EqualFold(name, IssuerUnknown) && !vault.ValidName(name) {
 		return badParameter("The issuer name %q is invalid.", clip(name))
 	}
 	return nil
@@ -234,7 +229,7 @@ func (p *CertificatePolicy) withDefaults() *CertificatePolicy {
 		q.Key = &CertKeyProperties{Exportable: ptr(true), Kty: ptr("RSA"), Size: ptr(2048), ReuseKey: ptr(false)}
 	}
 	if q.Secret == nil {
-		q.Secret = &CertSecretProperties{ContentType: ptr(ContentTypePKCS12)}
+		q.Secret = &CertSecretProperties{ContentType: ptr(vault.ContentTypePKCS12)}
 	}
 	if q.X509 != nil && q.X509.ValidityMonths == nil {
 		x := *q.X509

@@ -1,4 +1,4 @@
-package vault
+package certificates
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/keyward/keyward/internal/vault"
 	"strings"
 	"sync"
 	"time"
@@ -90,7 +91,7 @@ func (s *Service) Shutdown() {
 // startExternal runs the order of operation requestID in the background,
 // once. The order outlives the request that started it (ctx gives it its
 // values, not its deadline) and ends with Shutdown or after 10 minutes.
-func (s *Service) startExternal(ctx context.Context, v *Vault, name, requestID string) {
+func (s *Service) startExternal(ctx context.Context, v *vault.Vault, name, requestID string) {
 	rt := s.certs
 	id := v.ID + "/" + strings.ToLower(name) + "/" + requestID
 	rt.mu.Lock()
@@ -120,11 +121,8 @@ func (s *Service) startExternal(ctx context.Context, v *Vault, name, requestID s
 	}()
 }
 
-// AccountKeyName is the vault key that holds an ACME issuer's account key.
-func AccountKeyName(issuer string) string { return issuer + "-acme-account" }
-
-func (s *Service) runExternal(ctx context.Context, v *Vault, name, requestID string) {
-	c := s.objs(v, Certificates)
+func (s *Service) runExternal(ctx context.Context, v *vault.Vault, name, requestID string) {
+	c := s.objs(v, vault.Certificates)
 	var (
 		op  *certOpRecord
 		rec *issuerRecord
@@ -183,18 +181,18 @@ func (s *Service) runExternal(ctx context.Context, v *Vault, name, requestID str
 		if _, err := s.completeCert(tx, v, cur, ordered, leaf, nil, nil); err != nil {
 			return err
 		}
-		return putJSON(tx, c.opKey(name), cur)
+		return vault.PutJSON(tx, opKey(name), cur)
 	})
 	if err != nil {
 		s.failOp(ctx, v, name, requestID, "CertificateIssuanceFailed", err.Error())
 	}
 }
 
-func (s *Service) orderExternal(ctx context.Context, v *Vault, op *certOpRecord, rec *issuerRecord) ([]*x509.Certificate, error) {
+func (s *Service) orderExternal(ctx context.Context, v *vault.Vault, op *certOpRecord, rec *issuerRecord) ([]*x509.Certificate, error) {
 	if !rec.Enabled {
 		return nil, errors.New("the issuer is disabled")
 	}
-	acct := AccountKeyName(rec.Name)
+	acct := vault.AccountKeyName(rec.Name)
 	if err := s.ensureKey(ctx, v, acct, keys.CurveP256); err != nil {
 		return nil, err
 	}
@@ -235,8 +233,8 @@ func (s *Service) orderExternal(ctx context.Context, v *Vault, op *certOpRecord,
 }
 
 // failOp marks an operation failed (unless it was cancelled or replaced).
-func (s *Service) failOp(ctx context.Context, v *Vault, name, requestID, code, msg string) {
-	c := s.objs(v, Certificates)
+func (s *Service) failOp(ctx context.Context, v *vault.Vault, name, requestID, code, msg string) {
+	c := s.objs(v, vault.Certificates)
 	_ = s.in(v).Update(context.WithoutCancel(ctx), func(tx barrier.Tx) error {
 		op, err := getOp(tx, c, name)
 		if err != nil || op == nil || op.RequestID != requestID || op.Status != StatusInProgress {
@@ -248,7 +246,7 @@ func (s *Service) failOp(ctx context.Context, v *Vault, name, requestID, code, m
 		}
 		op.Error = &OperationError{Code: code, Message: msg}
 		op.Key.Handle = nil
-		return putJSON(tx, c.opKey(name), op)
+		return vault.PutJSON(tx, opKey(name), op)
 	})
 }
 
@@ -259,11 +257,10 @@ func (s *Service) resumeExternal(ctx context.Context) error {
 		return nil
 	}
 	for _, v := range s.Vaults() {
-		c := s.objs(v, Certificates)
 		var todo []*certOpRecord
 		err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 			var inner error
-			err := tx.Scan(c.base()+"/o/", "", func(_ string, val []byte) bool {
+			err := tx.Scan(opPrefix, "", func(_ string, val []byte) bool {
 				op := new(certOpRecord)
 				if inner = json.Unmarshal(val, op); inner != nil {
 					return false
