@@ -169,7 +169,8 @@ func (rq *request) decode() error {
 
 // parseBody parses a request body: empty, or one JSON object.
 func parseBody(raw []byte) (map[string]any, error) {
-	if len(strings.TrimSpace(string(raw))) == 0 {
+	if t := strings.TrimSpace(string(raw)); t == "" || t == "null" {
+		// Vault's client sends "null" for a write without data.
 		return map[string]any{}, nil
 	}
 	dec := json.NewDecoder(strings.NewReader(string(raw)))

@@ -135,6 +135,10 @@ type DevInfo struct {
 	UnprivilegedClientID     string `json:"unprivileged_client_id"`
 	UnprivilegedClientSecret string `json:"unprivileged_client_secret"`
 	UnprivilegedObjectID     string `json:"unprivileged_object_id"`
+
+	// KeymgmtAddress is the base URL of the Key Management engine (Vault's
+	// keymgmt API): what Vault's clients take as VAULT_ADDR.
+	KeymgmtAddress string `json:"keymgmt_address"`
 }
 
 type devCreds struct {
@@ -223,6 +227,7 @@ func (s *Server) devStart(ctx context.Context) error {
 		UnprivilegedClientID:     creds.UnprivilegedClientID,
 		UnprivilegedClientSecret: creds.UnprivilegedClientSecret,
 		UnprivilegedObjectID:     creds.UnprivilegedObjectID,
+		KeymgmtAddress:           s.KeymgmtAddress(),
 	}
 	raw, err := json.MarshalIndent(s.devInfo, "", "  ")
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/keyward/keyward/internal/events"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/jobs"
+	"github.com/keyward/keyward/internal/keymgmt"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/bolt"
 	"github.com/keyward/keyward/internal/storage/mem"
@@ -53,6 +54,8 @@ type Server struct {
 
 	leader *postgres.Leader // nil: this process is the only node
 	jobs   *jobs.Runner     // background jobs (jobs.go)
+
+	keymgmt *keymgmt.Service // the Key Management engine (keymgmt.go)
 
 	listener net.Listener
 	http     *http.Server
@@ -176,7 +179,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.initAccess(cfg); err != nil {
 		return nil, err
 	}
+	keymgmtSurface := s.initKeyMgmt()
 	s.handler = api.New(s.apiCfg, api.Deps{
+		KeyMgmt:  keymgmtSurface,
 		Operator: s, Authority: s.auth, Vaults: s.vaults, Certificates: s.certificates, Authz: s.access.engine, Management: s.access.handler,
 		Throttle: throttle.New(s.clock, cfg.Throttle),
 		Audit:    s.audit, Clock: s.clock, Log: s.log,
