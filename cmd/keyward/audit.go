@@ -26,6 +26,18 @@ type auditFileConfig struct {
 	Fsync              string `toml:"fsync"`
 	CheckpointEvery    int64  `toml:"checkpoint_every"`
 	CheckpointInterval string `toml:"checkpoint_interval"`
+	// FileRequired: the file sink is required (default true).
+	FileRequired *bool `toml:"file_required"`
+	// Sink is [[audit.sink]]: further sinks.
+	Sink []struct {
+		Type        string            `toml:"type"`
+		Required    bool              `toml:"required"`
+		Address     string            `toml:"address"`
+		URL         string            `toml:"url"`
+		CAFile      string            `toml:"ca_file"`
+		Header      map[string]string `toml:"header"`
+		BufferBytes int64             `toml:"buffer_bytes"`
+	} `toml:"sink"`
 }
 
 // auditConfig is the [audit] section, then KEYWARD_AUDIT_* variables.
@@ -33,6 +45,13 @@ func auditConfig(fc *fileConfig, getenv func(string) string) (server.AuditConfig
 	a := &fc.Audit
 	c := server.AuditConfig{Node: cmp.Or(getenv("KEYWARD_AUDIT_NODE"), a.Node), RotateBytes: a.RotateBytes,
 		Fsync: cmp.Or(getenv("KEYWARD_AUDIT_FSYNC"), a.Fsync), CheckpointEvery: a.CheckpointEvery}
+	if a.FileRequired != nil {
+		c.FileBestEffort = !*a.FileRequired
+	}
+	for _, sk := range a.Sink {
+		c.Sinks = append(c.Sinks, server.AuditSinkConfig{Type: sk.Type, Required: sk.Required, Address: sk.Address,
+			URL: sk.URL, CAFile: sk.CAFile, Header: sk.Header, BufferBytes: sk.BufferBytes})
+	}
 	switch c.Fsync {
 	case "", "none", "batch":
 	default:

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"github.com/keyward/keyward/internal/hsm"
 	"io"
 	"log/slog"
 	"os"
@@ -64,6 +65,13 @@ type fileConfig struct {
 	// Identity and access (docs/ACCESS.md §5).
 	TrustedProxies []string `toml:"trusted_proxies"`
 	PrivateListen  string   `toml:"private_listen"`
+	// PKCS#11 token of HSM keys (docs/HSM.md).
+	HSM struct {
+		Module     string `toml:"module"`
+		TokenLabel string `toml:"token_label"`
+		PinFile    string `toml:"pin_file"`
+		Sessions   int    `toml:"sessions"`
+	} `toml:"hsm"`
 }
 
 // Default request rate limits (docs/CONFIG.md, [throttle]): 100 times
@@ -184,6 +192,7 @@ func newServerCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.C
 		dataDir    string
 		suffix     string
 		logLevel   string
+		hsmModule  string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -246,6 +255,17 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 					return fmt.Errorf("KEYWARD_STORAGE_MLOCK: %w", err)
 				}
 			}
+			module := pick(cmd, "hsm-module", hsmModule, getenv("KEYWARD_HSM_MODULE"), fc.HSM.Module, "")
+			cfg.HSM = hsm.Config{TokenLabel: cmp.Or(getenv("KEYWARD_HSM_TOKEN_LABEL"), fc.HSM.TokenLabel),
+				PINFile: cmp.Or(getenv("KEYWARD_HSM_PIN_FILE"), fc.HSM.PinFile), Sessions: fc.HSM.Sessions}
+			switch {
+			case module == "none":
+			case dev && cfg.HSM.TokenLabel == "":
+				// The dev server makes its own SoftHSM2 token.
+				cfg.DevHSMModule = cmp.Or(module, hsm.DefaultSoftHSMModule)
+			default:
+				cfg.HSM.Module = module
+			}
 			cfg.PrivateListen = cmp.Or(getenv("KEYWARD_PRIVATE_LISTEN"), fc.PrivateListen)
 			cfg.TrustedProxies = fc.TrustedProxies
 			if v := getenv("KEYWARD_TRUSTED_PROXIES"); v != "" {
@@ -300,6 +320,7 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 	f.StringVar(&dataDir, "data", "", "data directory (env KEYWARD_DATA_DIR); dev mode uses a temporary one when empty")
 	f.StringVar(&suffix, "dns-suffix", "", "vault DNS suffix: vaults are NAME.vault.SUFFIX (env KEYWARD_DNS_SUFFIX, default localhost)")
 	f.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (env KEYWARD_LOG_LEVEL)")
+	f.StringVar(&hsmModule, "hsm-module", "", "PKCS#11 library of the HSM (env KEYWARD_HSM_MODULE); with --dev, the SoftHSM2 library the dev server makes its token with (default "+hsm.DefaultSoftHSMModule+"; none: no HSM)")
 	return cmd
 }
 
@@ -343,6 +364,11 @@ func printDevBanner(w io.Writer, s *server.Server, tempData bool) {
     DisableInstanceDiscovery: true.
 `, d.Listen, d.VaultURL, d.AuthorityHost, d.TenantID, d.ClientID, d.CAFile,
 		s.DataDir()+"/dev.json", d.CAFile)
+	if d.HSM != nil {
+		fmt.Fprintf(w, "\n    HSM:            SoftHSM2 token %q (%s); vault dev is premium: RSA-HSM and EC-HSM keys live in the token\n", d.HSM.TokenLabel, d.HSM.SoftHSM2Conf)
+	} else if note := s.HSMNote(); note != "" {
+		fmt.Fprintf(w, "\n    HSM:            %s\n", note)
+	}
 	if tempData {
 		fmt.Fprintf(w, "\n    Data directory (temporary): %s\n", s.DataDir())
 	}

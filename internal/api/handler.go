@@ -148,6 +148,15 @@ type Handler struct {
 	tokens *identity.Surface
 	// keymgmt serves Vault's keymgmt API under /v1/keymgmt (keymgmt.go).
 	keymgmt *keymgmtapi.Surface
+	// console is the web console (internal/console); nil: none.
+	console Surface
+}
+
+// Surface is a surface served on the control host beside the token
+// service (the web console): Route names the operation and returns its
+// handler, or nil when the path is not the surface's.
+type Surface interface {
+	Route(r *http.Request) (op string, h http.Handler)
 }
 
 // Deps are the services a Handler calls.
@@ -164,6 +173,8 @@ type Deps struct {
 	Management Management
 	// KeyMgmt serves /v1/keymgmt/ (internal/keymgmtapi); nil: 404.
 	KeyMgmt *keymgmtapi.Surface
+	// Console serves the web console under /ui/ on the control host; nil: none.
+	Console Surface
 	Audit   *audit.Log
 	Clock   clock.Clock
 	Log     *slog.Logger
@@ -180,7 +191,7 @@ func New(cfg Config, d Deps) *Handler {
 	aud := cfg.VaultResource()
 	return &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults, certs: d.Certificates,
 		authz: d.Authz, throttle: d.Throttle, audit: d.Audit, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes(),
-		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, keymgmt: d.KeyMgmt, tokens: d.Authority.Surface(cfg.Resources())}
+		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, keymgmt: d.KeyMgmt, tokens: d.Authority.Surface(cfg.Resources()), console: d.Console}
 }
 
 // ServeHTTP records one audit event for every request, whatever happens,
@@ -344,7 +355,7 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 		case err != nil:
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "storage unavailable"})
 		case !h.audit.Healthy():
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "audit sink unavailable", "audit_failures": h.audit.Failures()})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "audit sink unavailable", "audit_failures": h.audit.Failures(), "audit_sinks": h.audit.Sinks()})
 		default:
 			writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
 		}
@@ -373,6 +384,13 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 		ev.Service, ev.Operation = "identity", op
 		tokens.ServeHTTP(w, r)
 		return
+	}
+	if h.console != nil {
+		if op, c := h.console.Route(r); c != nil {
+			ev.Service, ev.Operation = "console", op
+			c.ServeHTTP(w, r)
+			return
+		}
 	}
 	ev.Service = "control"
 	writeJSON(w, http.StatusNotFound, body("NotFound", "The requested resource was not found.", ""))

@@ -334,8 +334,8 @@ func policyFromCertificate(leaf *x509.Certificate, contentType string) *Certific
 		p.Key.Kty, p.Key.Curve, p.Key.Size = ptr("EC"), ptr(crv), ptr(pub.Curve.Params().BitSize)
 	}
 	x := &X509Properties{Subject: ptr(leaf.Subject.String())}
-	if len(leaf.DNSNames)+len(leaf.EmailAddresses) > 0 || len(ParseUPNs(leaf)) > 0 {
-		x.SANs = &SANs{DNSNames: leaf.DNSNames, Emails: leaf.EmailAddresses, UPNs: ParseUPNs(leaf)}
+	if len(leaf.DNSNames)+len(leaf.EmailAddresses) > 0 || len(vault.ParseUPNs(leaf)) > 0 {
+		x.SANs = &SANs{DNSNames: leaf.DNSNames, Emails: leaf.EmailAddresses, UPNs: vault.ParseUPNs(leaf)}
 	}
 	for _, ext := range leaf.Extensions {
 		if ext.Id.Equal(oidExtExtKeyUsage) {

@@ -13,6 +13,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"github.com/keyward/keyward/internal/vault"
 	"io"
 	"math/big"
 	"strconv"
@@ -33,7 +34,7 @@ var (
 	oidExtKeyUsage       = asn1.ObjectIdentifier{2, 5, 29, 15}
 	oidExtExtKeyUsage    = asn1.ObjectIdentifier{2, 5, 29, 37}
 	// OIDUPN is the Microsoft user principal name otherName of a SAN.
-	OIDUPN = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 3}
+	OIDUPN = vault.OIDUPN
 )
 
 // dnAttrs are the attribute names a policy subject may use, with their
@@ -302,38 +303,6 @@ func marshalSAN(dns, emails, upns []string, critical bool) (pkix.Extension, erro
 	})
 	v, err := b.Bytes()
 	return pkix.Extension{Id: oidExtSubjectAltName, Critical: critical, Value: v}, err
-}
-
-// ParseUPNs returns the UPN otherNames of a certificate's SAN extension.
-func ParseUPNs(c *x509.Certificate) []string {
-	var out []string
-	for _, ext := range c.Extensions {
-		if !ext.Id.Equal(oidExtSubjectAltName) {
-			continue
-		}
-		s := cryptobyte.String(ext.Value)
-		var seq cryptobyte.String
-		if !s.ReadASN1(&seq, cbasn1.SEQUENCE) {
-			return nil
-		}
-		for !seq.Empty() {
-			var gn cryptobyte.String
-			var tag cbasn1.Tag
-			if !seq.ReadAnyASN1(&gn, &tag) {
-				return out
-			}
-			if tag != cbasn1.Tag(0).ContextSpecific().Constructed() {
-				continue
-			}
-			var oid asn1.ObjectIdentifier
-			var val, str cryptobyte.String
-			if gn.ReadASN1ObjectIdentifier(&oid) && oid.Equal(OIDUPN) &&
-				gn.ReadASN1(&val, cbasn1.Tag(0).ContextSpecific().Constructed()) && val.ReadASN1(&str, cbasn1.UTF8String) {
-				out = append(out, string(str))
-			}
-		}
-	}
-	return out
 }
 
 func validDNSName(d string) bool {

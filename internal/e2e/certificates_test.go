@@ -10,7 +10,6 @@ import (
 	"crypto/sha1"
 	"crypto/x509"
 	"encoding/asn1"
-	"github.com/keyward/keyward/internal/certificates"
 	"net/http"
 	"slices"
 	"strings"
@@ -63,8 +62,8 @@ func checkAgainstPolicy(t *testing.T, c *x509.Certificate, p *azcertificates.X50
 	if sans != nil {
 		dns, emails, upns = values(sans.DNSNames), values(sans.Emails), values(sans.UserPrincipalNames)
 	}
-	if !slices.Equal(c.DNSNames, dns) || !slices.Equal(c.EmailAddresses, emails) || !slices.Equal(certificates.ParseUPNs(c), upns) {
-		t.Fatalf("SANs dns=%v emails=%v upns=%v, policy %v %v %v", c.DNSNames, c.EmailAddresses, certificates.ParseUPNs(c), dns, emails, upns)
+	if !slices.Equal(c.DNSNames, dns) || !slices.Equal(c.EmailAddresses, emails) || !slices.Equal(vault.ParseUPNs(c), upns) {
+		t.Fatalf("SANs dns=%v emails=%v upns=%v, policy %v %v %v", c.DNSNames, c.EmailAddresses, vault.ParseUPNs(c), dns, emails, upns)
 	}
 	var ekus []string
 	for _, ext := range c.Extensions {

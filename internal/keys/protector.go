@@ -36,6 +36,14 @@ type Protector interface {
 	Load(ctx context.Context, handle []byte) (Operator, error)
 }
 
+// SpecImporter is implemented by protectors whose objects carry the key
+// version's identity and usage flags (an HSM): the vault layer calls
+// ImportSpec instead of Import, with spec.ID, spec.Usage and
+// spec.Exportable set (Kty, Size and Curve are left empty).
+type SpecImporter interface {
+	ImportSpec(ctx context.Context, j JWK, spec Spec) (handle []byte, pub JWK, err error)
+}
+
 // Software is the Protector for keys held in process memory by this
 // package, sealed at rest by the vault layer. The zero value is ready to use.
 type Software struct{}

@@ -66,7 +66,7 @@ func (s *Server) bootstrap(ctx context.Context, vaultName string) (*bootstrapRec
 	}
 	if _, err := s.createVaultRBAC(ctx, vault.Vault{
 		Name: vaultName, TenantID: t.ID, SubscriptionID: rec.SubscriptionID,
-		ResourceGroup: rec.ResourceGroup, Location: rec.Location, SKU: "standard",
+		ResourceGroup: rec.ResourceGroup, Location: rec.Location, SKU: s.bootstrapSKU(),
 	}); err != nil {
 		return nil, "", err
 	}
@@ -80,6 +80,15 @@ func (s *Server) bootstrap(ctx context.Context, vaultName string) (*bootstrapRec
 		return nil, "", err
 	}
 	return rec, secret, nil
+}
+
+// bootstrapSKU is the first vault's SKU: premium when a dev server has an
+// HSM (its RSA-HSM/EC-HSM keys need one), else standard.
+func (s *Server) bootstrapSKU() string {
+	if s.cfg.Dev && s.hsm != nil {
+		return "premium"
+	}
+	return "standard"
 }
 
 func (s *Server) loadBootstrap(ctx context.Context) (*bootstrapRecord, error) {
@@ -139,6 +148,21 @@ type DevInfo struct {
 	// KeymgmtAddress is the base URL of the Key Management engine (Vault's
 	// keymgmt API): what Vault's clients take as VAULT_ADDR.
 	KeymgmtAddress string `json:"keymgmt_address"`
+
+	// The web console (docs/CONSOLE.md).
+	UIURL string `json:"ui_url"`
+
+	// The dev server's own SoftHSM2 token (DESIGN.md dev server
+	// contract), so tests can inspect the token; absent without SoftHSM2.
+	HSM *DevHSM `json:"hsm,omitempty"`
+}
+
+// DevHSM locates the dev server's SoftHSM2 token.
+type DevHSM struct {
+	Module       string `json:"module"`
+	SoftHSM2Conf string `json:"softhsm2_conf"`
+	TokenLabel   string `json:"token_label"`
+	UserPIN      string `json:"user_pin"`
 }
 
 type devCreds struct {
@@ -228,6 +252,10 @@ func (s *Server) devStart(ctx context.Context) error {
 		UnprivilegedClientSecret: creds.UnprivilegedClientSecret,
 		UnprivilegedObjectID:     creds.UnprivilegedObjectID,
 		KeymgmtAddress:           s.KeymgmtAddress(),
+		UIURL:                    s.UIURL(),
+	}
+	if t := s.devToken; t != nil && s.hsm != nil {
+		s.devInfo.HSM = &DevHSM{Module: t.Module, SoftHSM2Conf: t.Conf, TokenLabel: t.Label, UserPIN: t.UserPIN}
 	}
 	raw, err := json.MarshalIndent(s.devInfo, "", "  ")
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/keyward/keyward/internal/hsm"
 	"log/slog"
 	"math"
 	"net"
@@ -88,6 +89,15 @@ type Config struct {
 
 	// DevVault is the name of the vault dev mode creates.
 	DevVault string
+
+	// HSM is the PKCS#11 token of RSA-HSM and EC-HSM keys (docs/HSM.md);
+	// an empty Module means none.
+	HSM hsm.Config
+	// DevHSMModule, in dev mode without HSM.Module, is a SoftHSM2 library
+	// with which the dev server makes its own token under DataDir/hsm and
+	// makes its vault premium. Empty: no HSM (cmd/keyward sets it when
+	// SoftHSM2 is installed).
+	DevHSMModule string
 
 	// TrustedProxies are addresses or CIDRs of reverse proxies whose
 	// X-Forwarded-For header names the client (network rules, audit).

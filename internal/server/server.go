@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/keyward/keyward/internal/certificates"
+	"github.com/keyward/keyward/internal/console"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/devca"
 	"github.com/keyward/keyward/internal/events"
+	"github.com/keyward/keyward/internal/hsm"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/jobs"
 	"github.com/keyward/keyward/internal/keymgmt"
@@ -34,6 +36,7 @@ import (
 
 // Server is a running Keyward.
 type Server struct {
+	console      *console.Console
 	cfg          Config
 	log          *slog.Logger
 	clock        clock.Clock
@@ -68,6 +71,10 @@ type Server struct {
 	stop           chan struct{}
 	done           sync.WaitGroup
 	devInfo        *DevInfo
+
+	hsm      *hsm.HSM       // nil: no HSM configured (hsm.go)
+	devToken *hsm.SoftToken // the dev server's own SoftHSM2 token
+	hsmNote  string         // why a dev server has no HSM, for its banner
 }
 
 // Start opens storage, listens, unseals (dev mode) and serves until Close.
@@ -113,7 +120,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.TestOnlyWrapAuditSink != nil {
 		auditSink = cfg.TestOnlyWrapAuditSink(sink)
 	}
-	s.audit = audit.NewLog(func(err error) { s.log.Error("audit sink failed", "error", err) }, auditSink)
+	targets, err := s.auditTargets(auditSink)
+	if err != nil {
+		sink.Close()
+		return nil, err
+	}
+	s.audit = audit.NewLogTargets(func(err error) { s.log.Error("audit sink failed", "error", err) }, targets...)
 	if cfg.TestOnlyWrapStorage != nil {
 		s.backend = cfg.TestOnlyWrapStorage(s.backend)
 	}
@@ -173,20 +185,30 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.vaults = vault.New(s.barrier, s.clock, vault.Deps{VaultURL: s.VaultURL})
+	deps := vault.Deps{VaultURL: s.VaultURL}
+	if err := s.openHSM(); err != nil {
+		return nil, err
+	}
+	if s.hsm != nil {
+		deps.HSM = s.hsm
+	}
+	s.vaults = vault.New(s.barrier, s.clock, deps)
 	s.certificates = certificates.New(s.vaults, certificates.Deps{ExternalCA: external, Mailer: mailer})
 	s.webhook = events.NewWebhook(s.clock, cfg.EventRoots)
 	if err := s.initAccess(cfg); err != nil {
 		return nil, err
 	}
 	keymgmtSurface := s.initKeyMgmt()
+	s.console = s.newConsole()
 	s.handler = api.New(s.apiCfg, api.Deps{
 		KeyMgmt:  keymgmtSurface,
 		Operator: s, Authority: s.auth, Vaults: s.vaults, Certificates: s.certificates, Authz: s.access.engine, Management: s.access.handler,
+		Console:  s.console,
 		Throttle: throttle.New(s.clock, cfg.Throttle),
 		Audit:    s.audit, Clock: s.clock, Log: s.log,
 	})
 
+	s.console.SetBackend(s.handler)
 	if cfg.Dev {
 		if err := s.devStart(ctx); err != nil {
 			return nil, err
@@ -247,6 +269,9 @@ func (s *Server) Close() error {
 	}
 	if s.barrier != nil {
 		s.barrier.Seal()
+	}
+	if s.hsm != nil {
+		s.hsm.Close()
 	}
 	if s.backend != nil {
 		errs = append(errs, s.backend.Close())

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -100,8 +99,10 @@ func (s *Service) protector(v *Vault, kty string) (keys.Protector, string, error
 		if v.SKU != "premium" {
 			return nil, "", badParameter("Key type %s requires a premium vault; vault %s is standard. Use %s for a software-protected key.", kty, v.Name, strings.TrimSuffix(kty, "-HSM"))
 		}
-		// No HSM key protector exists yet (DESIGN.md: PKCS#11 is planned).
-		return nil, "", badParameter("Key type %s needs an HSM, and this Keyward has none configured.", kty)
+		if s.hsm == nil {
+			return nil, "", badParameter("Key type %s needs an HSM, and this Keyward has none configured (hsm.module, hsm.token_label, hsm.pin_file; docs/HSM.md).", kty)
+		}
+		return s.hsm, strings.TrimSuffix(kty, "-HSM"), nil
 	case "oct", "oct-HSM":
 		return nil, "", badParameter("Key type %s is supported by managed HSMs only.", kty)
 	case "":
@@ -189,12 +190,18 @@ func (s *Service) CreateKey(ctx context.Context, v *Vault, p CreateKeyParams) (*
 	if err := s.checkKeyInput(p.Attributes, p.Tags, p.ReleasePolicy); err != nil {
 		return nil, err
 	}
+	version := NewVersion()
+	spec.ID, spec.Usage, spec.Exportable = version, keys.UsageOf(ops), exportableIn(p.Attributes)
 	handle, pub, err := prot.Generate(ctx, spec)
 	if err != nil {
 		return nil, keyError(err)
 	}
 	defer clear(handle)
-	return s.storeNewKey(ctx, v, p.Name, p.Kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy, p.ifLatest)
+	k, err := s.storeNewKey(ctx, v, p.Name, version, p.Kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy, p.ifLatest)
+	if err != nil {
+		s.destroyMaterial(prot, handle)
+	}
+	return k, err
 }
 
 // ImportKey imports a private JWK as a new key version.
@@ -220,12 +227,25 @@ func (s *Service) ImportKey(ctx context.Context, v *Vault, p ImportKeyParams) (*
 	j := p.JWK
 	j.Kty = base
 	j.KeyOps = nil
-	handle, pub, err := prot.Import(ctx, j)
+	version := NewVersion()
+	var (
+		handle []byte
+		pub    keys.JWK
+	)
+	if si, ok := prot.(keys.SpecImporter); ok {
+		handle, pub, err = si.ImportSpec(ctx, j, keys.Spec{ID: version, Usage: keys.UsageOf(ops), Exportable: exportableIn(p.Attributes)})
+	} else {
+		handle, pub, err = prot.Import(ctx, j)
+	}
 	if err != nil {
 		return nil, keyError(err)
 	}
 	defer clear(handle)
-	return s.storeNewKey(ctx, v, p.Name, kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy, "")
+	k, err := s.storeNewKey(ctx, v, p.Name, version, kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy, "")
+	if err != nil {
+		s.destroyMaterial(prot, handle)
+	}
+	return k, err
 }
 
 func (s *Service) checkKeyInput(attrs *AttributesPatch, tags map[string]string, rp *ReleasePolicy) error {
@@ -238,12 +258,32 @@ func (s *Service) checkKeyInput(attrs *AttributesPatch, tags map[string]string, 
 	return checkRelease(attrs, rp)
 }
 
-func (s *Service) storeNewKey(ctx context.Context, v *Vault, name, kty string, ops []string, pub keys.JWK,
+// exportableIn reports whether create attributes ask for an exportable key.
+func exportableIn(a *AttributesPatch) bool { return a != nil && a.Exportable != nil && *a.Exportable }
+
+// destroyer is implemented by protectors that hold objects outside the
+// vault's storage (an HSM): Destroy removes them (purge, failed create).
+type destroyer interface {
+	Destroy(ctx context.Context, handle []byte) error
+	// Holds reports whether handle names one of its objects.
+	Holds(handle []byte) bool
+}
+
+// destroyMaterial removes a key's objects from its protector, if it holds
+// any; failures leave an orphan object in the token and are not the
+// caller's error (the key record is gone either way).
+func (s *Service) destroyMaterial(prot keys.Protector, handle []byte) {
+	if d, ok := prot.(destroyer); ok {
+		_ = d.Destroy(context.Background(), handle)
+	}
+}
+
+func (s *Service) storeNewKey(ctx context.Context, v *Vault, name, version, kty string, ops []string, pub keys.JWK,
 	prot keys.Protector, handle []byte, attrs *AttributesPatch, tags map[string]string, rp *ReleasePolicy, ifLatest string) (*Key, error) {
 	now := s.clock.Now().Unix()
 	f := false
 	ver := &Version[keyPayload]{
-		Version:    NewVersion(),
+		Version:    version,
 		Attributes: Attributes{Enabled: true, Created: now, Updated: now, Exportable: &f},
 		Tags:       tags,
 		Payload: keyPayload{Kty: kty, KeyOps: ops, Public: pub, Protector: prot.Name(),
@@ -329,7 +369,7 @@ func (s *Service) UpdateKey(ctx context.Context, v *Vault, p UpdateKeyParams) (*
 			return err
 		}
 		if rec.Managed {
-			return &Error{Kind: Forbidden, Type: Keys, Name: p.Name, Msg: "The key is managed by a certificate; update the certificate instead."}
+			return &Error{Kind: Forbidden, Type: Keys, Name: p.Name, Reason: ReasonManagedUpdate}
 		}
 		if p.KeyOps != nil {
 			ops, err := checkKeyOps(strings.TrimSuffix(ver.Payload.Kty, "-HSM"), p.KeyOps)
@@ -415,7 +455,25 @@ func keyItem(rec *nameRecord, ver *Version[keyPayload], del *DeletedInfo) *Key {
 
 // PurgeKey removes a soft-deleted key for good.
 func (s *Service) PurgeKey(ctx context.Context, v *Vault, name string) error {
-	return purgeObject(ctx, s, v, Keys, name, nil)
+	var held [][]byte // handles of HSM-held versions, destroyed after the purge
+	if d, ok := s.hsm.(destroyer); ok && checkName(Keys, name) == nil {
+		o := s.objs(v, Keys)
+		_ = s.in(v).View(ctx, func(tx barrier.Tx) error {
+			return tx.Scan(o.base()+"/m/"+strings.ToLower(name)+"/", "", func(_ string, val []byte) bool {
+				if d.Holds(val) {
+					held = append(held, slices.Clone(val))
+				}
+				return true
+			})
+		})
+	}
+	if err := purgeObject(ctx, s, v, Keys, name, nil); err != nil {
+		return err
+	}
+	for _, h := range held {
+		s.destroyMaterial(s.hsm, h)
+	}
+	return nil
 }
 
 // keyBackupVersion is a version with its sealed-at-rest material.
@@ -547,7 +605,7 @@ func (s *Service) rotateKey(ctx context.Context, v *Vault, name string, cas bool
 		return nil, err
 	}
 	if cur.Managed {
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Msg: "The key is managed by a certificate; renew the certificate instead."}
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Reason: ReasonManagedRotate}
 	}
 	p := CreateKeyParams{Name: cur.Name, Kty: cur.Kty, KeyOps: cur.KeyOps, Tags: cur.Tags, ReleasePolicy: cur.ReleasePolicy}
 	switch strings.TrimSuffix(cur.Kty, "-HSM") {
@@ -633,17 +691,13 @@ func (s *Service) Crypto(ctx context.Context, v *Vault, name, version string, op
 	now := s.clock.Now()
 	switch {
 	case !a.Enabled:
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyDisabled",
-			Msg: fmt.Sprintf("Operation %s is not allowed on a disabled key.", op)}
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyDisabled", Op: string(op)}
 	case op.producing() && a.NotYetValid(now):
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyNotYetValid",
-			Msg: fmt.Sprintf("Operation %s is not allowed on a key that is not yet valid (nbf).", op)}
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyNotYetValid", Op: string(op)}
 	case op.producing() && a.Expired(now):
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyExpired",
-			Msg: fmt.Sprintf("Operation %s is not allowed on an expired key.", op)}
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyExpired", Op: string(op)}
 	case !slices.Contains(ver.Payload.KeyOps, string(op)):
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyOperationNotAllowed",
-			Msg: fmt.Sprintf("Operation %s is not permitted on this key (key_ops).", op)}
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyOperationNotAllowed", Op: string(op)}
 	}
 	opr, err := s.operator(ctx, v, o, rec.Name, ver)
 	if err != nil {

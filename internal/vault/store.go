@@ -256,10 +256,13 @@ func (s *Service) Signer(ctx context.Context, key *ManagedKey, keyName string) (
 }
 
 // protectorByName returns the protector that made a handle of the key
-// keyName. Only the software protector exists today.
+// keyName: software, or the HSM when one is configured.
 func (s *Service) protectorByName(name, keyName string) (keys.Protector, error) {
 	if name == s.software.Name() {
 		return s.software, nil
+	}
+	if s.hsm != nil && name == s.hsm.Name() {
+		return s.hsm, nil
 	}
 	return nil, &Error{Kind: Forbidden, Type: Keys, Name: keyName, Version: name, Reason: ReasonNoProtector}
 }

@@ -72,6 +72,7 @@ type Service struct {
 	clock clock.Clock
 
 	software keys.Protector
+	hsm      keys.Protector // nil: no HSM configured (-HSM keys refused)
 	ops      *opCache
 	decoded  *decodeCache // read-only records of the key-operation path
 	vaultURL func(name string) string
@@ -85,6 +86,9 @@ type Service struct {
 // left nil. (Certificates' collaborators, the external CA and the mailer,
 // are internal/certificates' Deps.)
 type Deps struct {
+	// HSM protects RSA-HSM and EC-HSM keys of premium vaults (nil: none
+	// configured; such keys are refused).
+	HSM keys.Protector
 	// VaultURL is how clients address a vault, for event subjects and
 	// mail (nil: https://{name}.vault.localhost/).
 	VaultURL func(name string) string
@@ -93,7 +97,7 @@ type Deps struct {
 // New returns a Service over store.
 func New(store Store, clk clock.Clock, deps Deps) *Service {
 	return &Service{store: store, sys: store.System(), clock: clk, vaults: map[string]*Vault{},
-		software: keys.Software{}, ops: newOpCache(10_000), decoded: newDecodeCache(4096),
+		software: keys.Software{}, hsm: deps.HSM, ops: newOpCache(10_000), decoded: newDecodeCache(4096),
 		vaultURL: deps.VaultURL}
 }
 
