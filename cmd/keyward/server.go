@@ -350,6 +350,7 @@ func printDevBanner(w io.Writer, s *server.Server, tempData bool) {
 
     Listening on:   https://%s
     Vault:          %s
+    Managed HSM:    %s
     Authority:      %s
     Tenant ID:      %s
     Client ID:      %s
@@ -362,8 +363,11 @@ func printDevBanner(w io.Writer, s *server.Server, tempData bool) {
     the listener if your resolver does not (the Go example in README.md
     shows both). Point azidentity at the authority with
     DisableInstanceDiscovery: true.
-`, d.Listen, d.VaultURL, d.AuthorityHost, d.TenantID, d.ClientID, d.CAFile,
-		s.DataDir()+"/dev.json", d.CAFile)
+
+    The managed HSM pool "dev" is activated; its security domain and the
+    custodians' private keys are in %s (dev only).
+`, d.Listen, d.VaultURL, d.ManagedHSMURL, d.AuthorityHost, d.TenantID, d.ClientID, d.CAFile,
+		s.DataDir()+"/dev.json", d.CAFile, s.DataDir()+"/managedhsm-dev")
 	if d.HSM != nil {
 		fmt.Fprintf(w, "\n    HSM:            SoftHSM2 token %q (%s); vault dev is premium: RSA-HSM and EC-HSM keys live in the token\n", d.HSM.TokenLabel, d.HSM.SoftHSM2Conf)
 	} else if note := s.HSMNote(); note != "" {

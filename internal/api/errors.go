@@ -14,6 +14,7 @@ import (
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/certificates"
 	"github.com/keyward/keyward/internal/errs"
+	"github.com/keyward/keyward/internal/mhsm"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/vault"
 )
@@ -58,6 +59,11 @@ func toWire(err error) (int, wireError, bool) {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae.status, body(ae.code, ae.message, ae.inner), true
+	}
+	var me *mhsm.Error
+	if errors.As(err, &me) {
+		status, b := poolError(me)
+		return status, b, true
 	}
 	var ve *vault.Error
 	if errors.As(err, &ve) {

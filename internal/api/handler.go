@@ -99,7 +99,7 @@ func (c Config) ManagementResource() string {
 
 // Resources lists every audience the token service issues tokens for.
 func (c Config) Resources() []string {
-	return []string{c.VaultResource(), c.ManagementResource()}
+	return []string{c.VaultResource(), c.ManagementResource(), c.ManagedHSMResource()}
 }
 
 // Management is the ARM surface (*mgmt.Handler) as the pipeline drives
@@ -148,6 +148,10 @@ type Handler struct {
 	tokens *identity.Surface
 	// keymgmt serves Vault's keymgmt API under /v1/keymgmt (keymgmt.go).
 	keymgmt *keymgmtapi.Surface
+	// pools serves {pool}.managedhsm.{suffix} (pool.go); nil: 404.
+	pools      Pools
+	poolRoutes route.Table[handler, authz.Action]
+	groups     func(tenant, objectID string) []string
 	// console is the web console (internal/console); nil: none.
 	console Surface
 }
@@ -173,6 +177,10 @@ type Deps struct {
 	Management Management
 	// KeyMgmt serves /v1/keymgmt/ (internal/keymgmtapi); nil: 404.
 	KeyMgmt *keymgmtapi.Surface
+	// Pools are the managed HSM pools (pool.go); nil: 404.
+	Pools Pools
+	// Groups lists a principal's groups, for pool RBAC; nil: none.
+	Groups func(tenant, objectID string) []string
 	// Console serves the web console under /ui/ on the control host; nil: none.
 	Console Surface
 	Audit   *audit.Log
@@ -191,7 +199,8 @@ func New(cfg Config, d Deps) *Handler {
 	aud := cfg.VaultResource()
 	return &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults, certs: d.Certificates,
 		authz: d.Authz, throttle: d.Throttle, audit: d.Audit, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes(),
-		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, keymgmt: d.KeyMgmt, tokens: d.Authority.Surface(cfg.Resources()), console: d.Console}
+		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, keymgmt: d.KeyMgmt, tokens: d.Authority.Surface(cfg.Resources()), console: d.Console,
+		pools: d.Pools, poolRoutes: route.Compile(poolRoutes()), groups: d.Groups}
 }
 
 // ServeHTTP records one audit event for every request, whatever happens,
@@ -292,9 +301,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveVault(sw, r, name, ev)
 		return
 	}
-	if _, ok := strings.CutSuffix(host, ".managedhsm."+h.cfg.DNSSuffix); ok {
+	if name, ok := strings.CutSuffix(host, ".managedhsm."+h.cfg.DNSSuffix); ok && name != "" && !strings.Contains(name, ".") {
 		ev.Service = "managedhsm"
-		writeJSON(sw, http.StatusNotFound, body("NotFound", "Managed HSM pools are not available on this Keyward instance yet.", ""))
+		ev.Vault = name
+		h.servePool(sw, r, name, ev)
 		return
 	}
 	h.serveControl(sw, r, ev)

@@ -148,6 +148,10 @@ type DevInfo struct {
 	// KeymgmtAddress is the base URL of the Key Management engine (Vault's
 	// keymgmt API): what Vault's clients take as VAULT_ADDR.
 	KeymgmtAddress string `json:"keymgmt_address"`
+	// Added by the managed HSM issue: the pool "dev" (its security domain
+	// and custodian keys are under DATA/managedhsm-dev, dev only).
+	ManagedHSMURL       string `json:"managed_hsm_url"`
+	ManagedHSMDNSSuffix string `json:"managed_hsm_dns_suffix"`
 
 	// The web console (docs/CONSOLE.md).
 	UIURL string `json:"ui_url"`
@@ -231,21 +235,26 @@ func (s *Server) devStart(ctx context.Context) error {
 	if err := getRecord(ctx, s.barrier.System(), devCredsKey, &creds); err != nil {
 		return fmt.Errorf("dev mode: reading dev credentials: %w", err)
 	}
+	if err := s.devPool(ctx, b); err != nil { // mhsm.go
+		return fmt.Errorf("dev mode: managed HSM pool: %w", err)
+	}
 	caFile, _ := filepath.Abs(s.caFile)
 	s.devInfo = &DevInfo{
-		TenantID:           b.TenantID,
-		AuthorityHost:      s.apiCfg.AuthorityURL,
-		ClientID:           b.AdminAppID,
-		ClientSecret:       creds.ClientSecret,
-		VaultURL:           s.VaultURL(b.Vault),
-		VaultDNSSuffix:     "vault." + s.cfg.DNSSuffix,
-		ManagementURL:      s.apiCfg.ManagementResource(),
-		ManagementResource: s.apiCfg.ManagementResource(),
-		SubscriptionID:     b.SubscriptionID,
-		ResourceGroup:      b.ResourceGroup,
-		Location:           b.Location,
-		CAFile:             caFile,
-		Listen:             s.listener.Addr().String(),
+		ManagedHSMURL:       s.PoolURL("dev"),
+		ManagedHSMDNSSuffix: "managedhsm." + s.cfg.DNSSuffix,
+		TenantID:            b.TenantID,
+		AuthorityHost:       s.apiCfg.AuthorityURL,
+		ClientID:            b.AdminAppID,
+		ClientSecret:        creds.ClientSecret,
+		VaultURL:            s.VaultURL(b.Vault),
+		VaultDNSSuffix:      "vault." + s.cfg.DNSSuffix,
+		ManagementURL:       s.apiCfg.ManagementResource(),
+		ManagementResource:  s.apiCfg.ManagementResource(),
+		SubscriptionID:      b.SubscriptionID,
+		ResourceGroup:       b.ResourceGroup,
+		Location:            b.Location,
+		CAFile:              caFile,
+		Listen:              s.listener.Addr().String(),
 
 		ObjectID:                 firstAdmin(b),
 		UnprivilegedClientID:     creds.UnprivilegedClientID,

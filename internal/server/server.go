@@ -26,6 +26,7 @@ import (
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/jobs"
 	"github.com/keyward/keyward/internal/keymgmt"
+	"github.com/keyward/keyward/internal/mhsm"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/bolt"
 	"github.com/keyward/keyward/internal/storage/mem"
@@ -45,6 +46,7 @@ type Server struct {
 	dir          *identity.Directory
 	auth         *identity.Authority
 	vaults       *vault.Service
+	pools        *mhsm.Service // mhsm.go
 	certificates *certificates.Service
 	access       accessState // authorizer, management plane, private listener (access.go)
 	certs        certState   // certificate mail, ACME, HTTP-01 responder (certificates.go)
@@ -199,11 +201,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	keymgmtSurface := s.initKeyMgmt()
+	s.initPools(nil) // mhsm.go
 	s.console = s.newConsole()
 	s.handler = api.New(s.apiCfg, api.Deps{
 		KeyMgmt:  keymgmtSurface,
 		Operator: s, Authority: s.auth, Vaults: s.vaults, Certificates: s.certificates, Authz: s.access.engine, Management: s.access.handler,
 		Console:  s.console,
+		Pools:    s.pools,
 		Throttle: throttle.New(s.clock, cfg.Throttle),
 		Audit:    s.audit, Clock: s.clock, Log: s.log,
 	})
@@ -396,6 +400,9 @@ func (s *Server) afterUnseal(ctx context.Context) error {
 		return err
 	}
 	if err := s.vaults.Load(ctx); err != nil {
+		return err
+	}
+	if err := s.pools.Load(ctx); err != nil {
 		return err
 	}
 	b, err := s.loadBootstrap(ctx)
