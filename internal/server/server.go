@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyward/keyward/internal/alerts"
 	"github.com/keyward/keyward/internal/api"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
@@ -56,6 +57,7 @@ type Server struct {
 	apiCfg       api.Config
 
 	auditFile *audit.FileSink // the chained audit log file (audit.go)
+	alerts    *alerts.Engine  // alert rules over the audit events (alerts.go)
 
 	leader *postgres.Leader // nil: this process is the only node
 	jobs   *jobs.Runner     // background jobs (jobs.go)
@@ -128,6 +130,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.audit = audit.NewLogTargets(func(err error) { s.log.Error("audit sink failed", "error", err) }, targets...)
+	if err := s.startAlerts(); err != nil {
+		return nil, err
+	}
 	if cfg.TestOnlyWrapStorage != nil {
 		s.backend = cfg.TestOnlyWrapStorage(s.backend)
 	}
@@ -217,6 +222,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if err := s.devStart(ctx); err != nil {
 			return nil, err
 		}
+	} else if err := s.hsmAutoUnseal(ctx); err != nil {
+		return nil, err
 	}
 
 	s.http = &http.Server{
@@ -339,6 +346,9 @@ func (s *Server) ResetUnseal() { s.barrier.ResetUnseal() }
 func (s *Server) Init(ctx context.Context, shares, threshold int) (*api.InitResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cfg.SealType == barrier.SealPKCS11 {
+		return s.initPKCS11(ctx, shares, threshold)
+	}
 	keys, err := s.barrier.Initialize(ctx, barrier.SealConfig{Type: "shamir", Shares: shares, Threshold: threshold}, s.clock.Now())
 	if err != nil {
 		return nil, err
