@@ -60,11 +60,16 @@ type fileConfig struct {
 	} `toml:"tls"`
 	SMTP smtpFileConfig `toml:"smtp"` // certificates.go
 	ACME acmeFileConfig `toml:"acme"`
-	// Audit is the [audit] section (audit.go).
-	Audit auditFileConfig `toml:"audit"`
+	// Audit and Alerts are the [audit] and [alerts] sections (audit.go).
+	Audit  auditFileConfig  `toml:"audit"`
+	Alerts alertsFileConfig `toml:"alerts"`
 	// Identity and access (docs/ACCESS.md §5).
 	TrustedProxies []string `toml:"trusted_proxies"`
 	PrivateListen  string   `toml:"private_listen"`
+	// Seal: "shamir" (default) or "pkcs11" (docs/HSM.md).
+	Seal struct {
+		Type string `toml:"type"`
+	} `toml:"seal"`
 	// PKCS#11 token of HSM keys (docs/HSM.md).
 	HSM struct {
 		Module     string `toml:"module"`
@@ -180,6 +185,7 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	root.AddCommand(newAccessCmd(getenv, stdin, stdout, stderr))
 	root.AddCommand(newAzCloudCmd(getenv, stdout))
 	root.AddCommand(newAuditCmd(stdout))
+	root.AddCommand(newKeyMgmtCmd(getenv, stdout))
 	return root
 }
 
@@ -265,6 +271,10 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 			default:
 				cfg.HSM.Module = module
 			}
+			cfg.SealType = cmp.Or(getenv("KEYWARD_SEAL_TYPE"), fc.Seal.Type)
+			if cfg.SealType != "" && cfg.SealType != "shamir" && cfg.SealType != "pkcs11" {
+				return fmt.Errorf("seal.type must be shamir or pkcs11, not %q", cfg.SealType)
+			}
 			cfg.PrivateListen = cmp.Or(getenv("KEYWARD_PRIVATE_LISTEN"), fc.PrivateListen)
 			cfg.TrustedProxies = fc.TrustedProxies
 			if v := getenv("KEYWARD_TRUSTED_PROXIES"); v != "" {
@@ -274,6 +284,9 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 				return err
 			}
 			if cfg.Audit, err = auditConfig(&fc, getenv); err != nil {
+				return err
+			}
+			if cfg.Alerts, err = alertsConfig(&fc); err != nil {
 				return err
 			}
 			if s := cmp.Or(getenv("KEYWARD_SCHEDULER_INTERVAL"), fc.SchedulerInterval); s != "" {
