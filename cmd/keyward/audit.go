@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyward/keyward/internal/alerts"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/server"
 )
@@ -38,6 +39,67 @@ type auditFileConfig struct {
 		Header      map[string]string `toml:"header"`
 		BufferBytes int64             `toml:"buffer_bytes"`
 	} `toml:"sink"`
+}
+
+// alertsFileConfig is the [alerts] section (docs/CONFIG.md).
+type alertsFileConfig struct {
+	DisableBuiltin []string `toml:"disable_builtin"`
+	Webhook        []struct {
+		Name   string `toml:"name"`
+		URL    string `toml:"url"`
+		Secret string `toml:"secret"`
+	} `toml:"webhook"`
+	EventGrid []struct {
+		Name  string `toml:"name"`
+		URL   string `toml:"url"`
+		Topic string `toml:"topic"`
+		Key   string `toml:"key"`
+	} `toml:"eventgrid"`
+	Email []struct {
+		Name string   `toml:"name"`
+		To   []string `toml:"to"`
+	} `toml:"email"`
+	Rule []struct {
+		alerts.Rule
+		Window   string `toml:"window"`
+		Cooldown string `toml:"cooldown"`
+	} `toml:"rule"`
+}
+
+// alertsConfig is the [alerts] section.
+func alertsConfig(fc *fileConfig) (server.AlertsConfig, error) {
+	a := &fc.Alerts
+	c := server.AlertsConfig{DisableBuiltin: a.DisableBuiltin}
+	for _, w := range a.Webhook {
+		c.Webhooks = append(c.Webhooks, server.AlertWebhook{Name: w.Name, URL: w.URL, Secret: w.Secret})
+	}
+	for _, g := range a.EventGrid {
+		c.EventGrid = append(c.EventGrid, server.AlertEventGrid{Name: g.Name, URL: g.URL, Topic: g.Topic, Key: g.Key})
+	}
+	for _, m := range a.Email {
+		c.Email = append(c.Email, server.AlertEmail{Name: m.Name, To: m.To})
+	}
+	for _, r := range a.Rule {
+		rule := r.Rule
+		if rule.Name == "" {
+			return c, fmt.Errorf("[[alerts.rule]] without a name")
+		}
+		for _, d := range []struct {
+			v   string
+			dst *time.Duration
+		}{{r.Window, &rule.Window}, {r.Cooldown, &rule.Cooldown}} {
+			if d.v == "" {
+				continue
+			}
+			v, err := time.ParseDuration(d.v)
+			if err != nil || v < 0 {
+				return c, fmt.Errorf("alert rule %s: %q is not a duration", rule.Name, d.v)
+			}
+			*d.dst = v
+		}
+		c.Rules = append(c.Rules, rule)
+	}
+	return c, nil
 }
 
 // auditConfig is the [audit] section, then KEYWARD_AUDIT_* variables.

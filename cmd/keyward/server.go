@@ -60,8 +60,9 @@ type fileConfig struct {
 	} `toml:"tls"`
 	SMTP smtpFileConfig `toml:"smtp"` // certificates.go
 	ACME acmeFileConfig `toml:"acme"`
-	// Audit is the [audit] section (audit.go).
-	Audit auditFileConfig `toml:"audit"`
+	// Audit and Alerts are the [audit] and [alerts] sections (audit.go).
+	Audit  auditFileConfig  `toml:"audit"`
+	Alerts alertsFileConfig `toml:"alerts"`
 	// Identity and access (docs/ACCESS.md §5).
 	TrustedProxies []string `toml:"trusted_proxies"`
 	PrivateListen  string   `toml:"private_listen"`
@@ -184,6 +185,7 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	root.AddCommand(newAccessCmd(getenv, stdin, stdout, stderr))
 	root.AddCommand(newAzCloudCmd(getenv, stdout))
 	root.AddCommand(newAuditCmd(stdout))
+	root.AddCommand(newKeyMgmtCmd(getenv, stdout))
 	return root
 }
 
@@ -282,6 +284,9 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 				return err
 			}
 			if cfg.Audit, err = auditConfig(&fc, getenv); err != nil {
+				return err
+			}
+			if cfg.Alerts, err = alertsConfig(&fc); err != nil {
 				return err
 			}
 			if s := cmp.Or(getenv("KEYWARD_SCHEDULER_INTERVAL"), fc.SchedulerInterval); s != "" {

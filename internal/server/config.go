@@ -58,6 +58,8 @@ type Config struct {
 	AuditPath string
 	// Audit configures its rotation, fsync and chain (audit.go).
 	Audit AuditConfig
+	// Alerts configures alert rules and destinations (alerts.go).
+	Alerts AlertsConfig
 
 	// TestOnlyWrapAuditSink and TestOnlyWrapStorage, when set, wrap the
 	// audit sink and the storage backend: tests put a layer there that

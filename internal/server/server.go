@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyward/keyward/internal/alerts"
 	"github.com/keyward/keyward/internal/api"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
@@ -25,6 +26,7 @@ import (
 	"github.com/keyward/keyward/internal/hsm"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/jobs"
+	"github.com/keyward/keyward/internal/keymgmt"
 	"github.com/keyward/keyward/internal/mhsm"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/bolt"
@@ -55,9 +57,12 @@ type Server struct {
 	apiCfg       api.Config
 
 	auditFile *audit.FileSink // the chained audit log file (audit.go)
+	alerts    *alerts.Engine  // alert rules over the audit events (alerts.go)
 
 	leader *postgres.Leader // nil: this process is the only node
 	jobs   *jobs.Runner     // background jobs (jobs.go)
+
+	keymgmt *keymgmt.Service // the Key Management engine (keymgmt.go)
 
 	listener net.Listener
 	http     *http.Server
@@ -125,6 +130,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.audit = audit.NewLogTargets(func(err error) { s.log.Error("audit sink failed", "error", err) }, targets...)
+	if err := s.startAlerts(); err != nil {
+		return nil, err
+	}
 	if cfg.TestOnlyWrapStorage != nil {
 		s.backend = cfg.TestOnlyWrapStorage(s.backend)
 	}
@@ -197,9 +205,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.initAccess(cfg); err != nil {
 		return nil, err
 	}
+	keymgmtSurface := s.initKeyMgmt()
 	s.initPools(nil) // mhsm.go
 	s.console = s.newConsole()
 	s.handler = api.New(s.apiCfg, api.Deps{
+		KeyMgmt:  keymgmtSurface,
 		Operator: s, Authority: s.auth, Vaults: s.vaults, Certificates: s.certificates, Authz: s.access.engine, Management: s.access.handler,
 		Console:  s.console,
 		Pools:    s.pools,
