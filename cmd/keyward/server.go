@@ -186,6 +186,7 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	root.AddCommand(newAzCloudCmd(getenv, stdout))
 	root.AddCommand(newAuditCmd(stdout))
 	root.AddCommand(newKeyMgmtCmd(getenv, stdout))
+	root.AddCommand(newHSMCmd(getenv, stdout))
 	return root
 }
 
