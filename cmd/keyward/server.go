@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"github.com/keyward/keyward/internal/hsm"
 	"io"
 	"log/slog"
 	"os"
@@ -59,9 +60,23 @@ type fileConfig struct {
 	} `toml:"tls"`
 	SMTP smtpFileConfig `toml:"smtp"` // certificates.go
 	ACME acmeFileConfig `toml:"acme"`
+	// Audit and Alerts are the [audit] and [alerts] sections (audit.go).
+	Audit  auditFileConfig  `toml:"audit"`
+	Alerts alertsFileConfig `toml:"alerts"`
 	// Identity and access (docs/ACCESS.md §5).
 	TrustedProxies []string `toml:"trusted_proxies"`
 	PrivateListen  string   `toml:"private_listen"`
+	// Seal: "shamir" (default) or "pkcs11" (docs/HSM.md).
+	Seal struct {
+		Type string `toml:"type"`
+	} `toml:"seal"`
+	// PKCS#11 token of HSM keys (docs/HSM.md).
+	HSM struct {
+		Module     string `toml:"module"`
+		TokenLabel string `toml:"token_label"`
+		PinFile    string `toml:"pin_file"`
+		Sessions   int    `toml:"sessions"`
+	} `toml:"hsm"`
 }
 
 // Default request rate limits (docs/CONFIG.md, [throttle]): 100 times
@@ -170,6 +185,8 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	root.AddCommand(newAccessCmd(getenv, stdin, stdout, stderr))
 	root.AddCommand(newAzCloudCmd(getenv, stdout))
 	root.AddCommand(clientCommands(getenv, stdin, stdout, stderr)...)
+	root.AddCommand(newAuditCmd(stdout))
+	root.AddCommand(newKeyMgmtCmd(getenv, stdout))
 	return root
 }
 
@@ -181,6 +198,7 @@ func newServerCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.C
 		dataDir    string
 		suffix     string
 		logLevel   string
+		hsmModule  string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -243,12 +261,33 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 					return fmt.Errorf("KEYWARD_STORAGE_MLOCK: %w", err)
 				}
 			}
+			module := pick(cmd, "hsm-module", hsmModule, getenv("KEYWARD_HSM_MODULE"), fc.HSM.Module, "")
+			cfg.HSM = hsm.Config{TokenLabel: cmp.Or(getenv("KEYWARD_HSM_TOKEN_LABEL"), fc.HSM.TokenLabel),
+				PINFile: cmp.Or(getenv("KEYWARD_HSM_PIN_FILE"), fc.HSM.PinFile), Sessions: fc.HSM.Sessions}
+			switch {
+			case module == "none":
+			case dev && cfg.HSM.TokenLabel == "":
+				// The dev server makes its own SoftHSM2 token.
+				cfg.DevHSMModule = cmp.Or(module, hsm.DefaultSoftHSMModule)
+			default:
+				cfg.HSM.Module = module
+			}
+			cfg.SealType = cmp.Or(getenv("KEYWARD_SEAL_TYPE"), fc.Seal.Type)
+			if cfg.SealType != "" && cfg.SealType != "shamir" && cfg.SealType != "pkcs11" {
+				return fmt.Errorf("seal.type must be shamir or pkcs11, not %q", cfg.SealType)
+			}
 			cfg.PrivateListen = cmp.Or(getenv("KEYWARD_PRIVATE_LISTEN"), fc.PrivateListen)
 			cfg.TrustedProxies = fc.TrustedProxies
 			if v := getenv("KEYWARD_TRUSTED_PROXIES"); v != "" {
 				cfg.TrustedProxies = strings.Split(v, ",")
 			}
 			if cfg.SMTP, cfg.ACME, err = certificateConfig(&fc, getenv); err != nil {
+				return err
+			}
+			if cfg.Audit, err = auditConfig(&fc, getenv); err != nil {
+				return err
+			}
+			if cfg.Alerts, err = alertsConfig(&fc); err != nil {
 				return err
 			}
 			if s := cmp.Or(getenv("KEYWARD_SCHEDULER_INTERVAL"), fc.SchedulerInterval); s != "" {
@@ -294,6 +333,7 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 	f.StringVar(&dataDir, "data", "", "data directory (env KEYWARD_DATA_DIR); dev mode uses a temporary one when empty")
 	f.StringVar(&suffix, "dns-suffix", "", "vault DNS suffix: vaults are NAME.vault.SUFFIX (env KEYWARD_DNS_SUFFIX, default localhost)")
 	f.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (env KEYWARD_LOG_LEVEL)")
+	f.StringVar(&hsmModule, "hsm-module", "", "PKCS#11 library of the HSM (env KEYWARD_HSM_MODULE); with --dev, the SoftHSM2 library the dev server makes its token with (default "+hsm.DefaultSoftHSMModule+"; none: no HSM)")
 	return cmd
 }
 
@@ -323,6 +363,7 @@ func printDevBanner(w io.Writer, s *server.Server, tempData bool) {
 
     Listening on:   https://%s
     Vault:          %s
+    Managed HSM:    %s
     Authority:      %s
     Tenant ID:      %s
     Client ID:      %s
@@ -335,8 +376,16 @@ func printDevBanner(w io.Writer, s *server.Server, tempData bool) {
     the listener if your resolver does not (the Go example in README.md
     shows both). Point azidentity at the authority with
     DisableInstanceDiscovery: true.
-`, d.Listen, d.VaultURL, d.AuthorityHost, d.TenantID, d.ClientID, d.CAFile,
-		s.DataDir()+"/dev.json", d.CAFile)
+
+    The managed HSM pool "dev" is activated; its security domain and the
+    custodians' private keys are in %s (dev only).
+`, d.Listen, d.VaultURL, d.ManagedHSMURL, d.AuthorityHost, d.TenantID, d.ClientID, d.CAFile,
+		s.DataDir()+"/dev.json", d.CAFile, s.DataDir()+"/managedhsm-dev")
+	if d.HSM != nil {
+		fmt.Fprintf(w, "\n    HSM:            SoftHSM2 token %q (%s); vault dev is premium: RSA-HSM and EC-HSM keys live in the token\n", d.HSM.TokenLabel, d.HSM.SoftHSM2Conf)
+	} else if note := s.HSMNote(); note != "" {
+		fmt.Fprintf(w, "\n    HSM:            %s\n", note)
+	}
 	if tempData {
 		fmt.Fprintf(w, "\n    Data directory (temporary): %s\n", s.DataDir())
 	}

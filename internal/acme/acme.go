@@ -18,9 +18,9 @@ import (
 
 	"golang.org/x/crypto/acme"
 
+	"github.com/keyward/keyward/internal/certificates"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/events"
-	"github.com/keyward/keyward/internal/vault"
 )
 
 // Challenge types.
@@ -56,7 +56,7 @@ type Issuer struct {
 	client *http.Client
 }
 
-var _ vault.ExternalCA = (*Issuer)(nil)
+var _ certificates.ExternalCA = (*Issuer)(nil)
 
 // New returns an ACME client.
 func New(cfg Config) (*Issuer, error) {
@@ -102,7 +102,7 @@ func (i *Issuer) Validate(dir string) error {
 // Issue runs one ACME order: account (registered on first use, with
 // external account binding when the issuer has credentials), order,
 // authorizations, finalize with the vault's CSR, download the chain.
-func (i *Issuer) Issue(ctx context.Context, req *vault.ExternalRequest) ([][]byte, error) {
+func (i *Issuer) Issue(ctx context.Context, req *certificates.ExternalRequest) ([][]byte, error) {
 	if err := i.Validate(req.DirectoryURL); err != nil {
 		return nil, err
 	}
@@ -136,7 +136,7 @@ func (i *Issuer) Issue(ctx context.Context, req *vault.ExternalRequest) ([][]byt
 	return ders, nil
 }
 
-func (i *Issuer) authorize(ctx context.Context, cl *acme.Client, req *vault.ExternalRequest, zurl string) error {
+func (i *Issuer) authorize(ctx context.Context, cl *acme.Client, req *certificates.ExternalRequest, zurl string) error {
 	z, err := cl.GetAuthorization(ctx, zurl)
 	if err != nil {
 		return fmt.Errorf("ACME authorization: %w", err)

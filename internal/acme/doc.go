@@ -1,7 +1,7 @@
 // Package acme obtains certificates from ACME (RFC 8555) certificate
 // authorities — Let's Encrypt, step-ca, Pebble, any ACME CA — for vault
 // certificates whose policy names an issuer with provider "ACME". It
-// implements vault.ExternalCA; the vault keeps the certificate key and the
+// implements certificates.ExternalCA; the certificates service keeps the certificate key and the
 // account key (an ordinary vault key that signs every ACME request through
 // the vault), this package only speaks HTTP.
 //

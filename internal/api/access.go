@@ -117,6 +117,10 @@ func (h *Handler) checkAccess(rq *request, rt *kwroute, claims *identity.Claims)
 	}
 	d := h.authz.Authorize(rq.principal, rt.Action, scope)
 	if d.Allowed {
+		ev.Authz = "rbac"
+		if strings.HasPrefix(d.Reason, "Access policy") {
+			ev.Authz = "policy"
+		}
 		return true
 	}
 	ev.Reason = d.Reason

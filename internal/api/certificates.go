@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/base64"
+	"github.com/keyward/keyward/internal/certificates"
 	"net/http"
 	"net/url"
 
@@ -27,7 +28,7 @@ func createCertificate(rq *request) error {
 	if err != nil {
 		return err
 	}
-	op, err := rq.h.vaults.CreateCertificate(rq.r.Context(), rq.vault, vault.CreateCertificateParams{
+	op, err := rq.h.certs.CreateCertificate(rq.r.Context(), rq.vault, certificates.CreateCertificateParams{
 		Name: rq.params["name"], Policy: pol, Attributes: b.Attributes.patch(), Tags: b.Tags,
 		PreserveCertOrder: b.PreserveCertOrder,
 	})
@@ -47,12 +48,12 @@ const pendingDetails = "Pending certificate created. Certificate request is in p
 // operation finds it completed. A client that polls only while the first
 // answer is not final (azure-core's synchronous LROPoller, the Python
 // CertificateClient.begin_create_certificate) needs this first answer.
-func (rq *request) createdOpOut(op *vault.CertificateOperation) *certOpWire {
+func (rq *request) createdOpOut(op *certificates.CertificateOperation) *certOpWire {
 	w := rq.opOut(op)
-	if op.Status == vault.StatusCompleted {
-		w.Status, w.StatusDetails, w.Target = vault.StatusInProgress, pendingDetails, ""
+	if op.Status == certificates.StatusCompleted {
+		w.Status, w.StatusDetails, w.Target = certificates.StatusInProgress, pendingDetails, ""
 	}
-	if w.Status == vault.StatusInProgress {
+	if w.Status == certificates.StatusInProgress {
 		q := url.Values{"api-version": {rq.apiVersion}, "request_id": {op.RequestID}}
 		rq.w.Header().Set("Location", rq.objectURL("certificates", op.Name, "pending")+"?"+q.Encode())
 	}
@@ -80,14 +81,13 @@ func importCertificate(rq *request) error {
 	if err != nil {
 		return err
 	}
-	p := vault.ImportCertificateParams{
-		Name: rq.params["name"], Value: vault.NewSecretValue([]byte(*b.Value)), Policy: pol,
-		Attributes: b.Attributes.patch(), Tags: b.Tags, PreserveCertOrder: b.PreserveCertOrder,
-	}
+	p := certificates.ImportCertificateParams{Value: vault.NewSecretValue([]byte(*b.Value)),
+		CreateCertificateParams: certificates.CreateCertificateParams{Name: rq.params["name"], Policy: pol,
+			Attributes: b.Attributes.patch(), Tags: b.Tags, PreserveCertOrder: b.PreserveCertOrder}}
 	if b.Password != nil {
 		p.Password = vault.NewSecretValue([]byte(*b.Password))
 	}
-	c, err := rq.h.vaults.ImportCertificate(rq.r.Context(), rq.vault, p)
+	c, err := rq.h.certs.ImportCertificate(rq.r.Context(), rq.vault, p)
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func importCertificate(rq *request) error {
 }
 
 func getCertificate(rq *request) error {
-	c, err := rq.h.vaults.GetCertificate(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"])
+	c, err := rq.h.certs.GetCertificate(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"])
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func updateCertificate(rq *request) error {
 	if err != nil {
 		return err
 	}
-	c, err := rq.h.vaults.UpdateCertificate(rq.r.Context(), rq.vault, vault.UpdateCertificateParams{
+	c, err := rq.h.certs.UpdateCertificate(rq.r.Context(), rq.vault, certificates.UpdateCertificateParams{
 		Name: rq.params["name"], Version: rq.params["version"], Attributes: b.Attributes.patch(), Policy: pol, Tags: b.Tags,
 	})
 	if err != nil {
@@ -141,7 +141,7 @@ func listCertificates(rq *request) error {
 	default:
 		return badParam("includePending must be true or false.")
 	}
-	p, err := rq.h.vaults.ListCertificates(rq.r.Context(), rq.vault, after, limit, includePending)
+	p, err := rq.h.certs.ListCertificates(rq.r.Context(), rq.vault, after, limit, includePending)
 	if err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func listCertificates(rq *request) error {
 }
 
 func backupCertificate(rq *request) error {
-	blob, err := rq.h.vaults.BackupCertificate(rq.r.Context(), rq.vault, rq.params["name"])
+	blob, err := rq.h.certs.BackupCertificate(rq.r.Context(), rq.vault, rq.params["name"])
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func restoreCertificate(rq *request) error {
 	if err != nil {
 		return err
 	}
-	c, err := rq.h.vaults.RestoreCertificate(rq.r.Context(), rq.vault, blob)
+	c, err := rq.h.certs.RestoreCertificate(rq.r.Context(), rq.vault, blob)
 	if err != nil {
 		return err
 	}
@@ -171,7 +171,7 @@ func restoreCertificate(rq *request) error {
 }
 
 func getCertificatePolicy(rq *request) error {
-	p, err := rq.h.vaults.GetCertificatePolicy(rq.r.Context(), rq.vault, rq.params["name"])
+	p, err := rq.h.certs.GetCertificatePolicy(rq.r.Context(), rq.vault, rq.params["name"])
 	if err != nil {
 		return err
 	}
@@ -187,7 +187,7 @@ func updateCertificatePolicy(rq *request) error {
 	if err != nil {
 		return err
 	}
-	p, err := rq.h.vaults.UpdateCertificatePolicy(rq.r.Context(), rq.vault, rq.params["name"], patch)
+	p, err := rq.h.certs.UpdateCertificatePolicy(rq.r.Context(), rq.vault, rq.params["name"], patch)
 	if err != nil {
 		return err
 	}
@@ -195,7 +195,7 @@ func updateCertificatePolicy(rq *request) error {
 }
 
 func getCertificateOperation(rq *request) error {
-	op, err := rq.h.vaults.GetCertificateOperation(rq.r.Context(), rq.vault, rq.params["name"])
+	op, err := rq.h.certs.GetCertificateOperation(rq.r.Context(), rq.vault, rq.params["name"])
 	if err != nil {
 		return err
 	}
@@ -215,13 +215,13 @@ func updateCertificateOperation(rq *request) error {
 		return badParam("The request body must contain 'cancellation_requested'.")
 	}
 	var (
-		op  *vault.CertificateOperation
+		op  *certificates.CertificateOperation
 		err error
 	)
 	if *b.CancellationRequested {
-		op, err = rq.h.vaults.CancelCertificateOperation(rq.r.Context(), rq.vault, rq.params["name"])
+		op, err = rq.h.certs.CancelCertificateOperation(rq.r.Context(), rq.vault, rq.params["name"])
 	} else {
-		op, err = rq.h.vaults.GetCertificateOperation(rq.r.Context(), rq.vault, rq.params["name"])
+		op, err = rq.h.certs.GetCertificateOperation(rq.r.Context(), rq.vault, rq.params["name"])
 	}
 	if err != nil {
 		return err
@@ -230,7 +230,7 @@ func updateCertificateOperation(rq *request) error {
 }
 
 func deleteCertificateOperation(rq *request) error {
-	op, err := rq.h.vaults.DeleteCertificateOperation(rq.r.Context(), rq.vault, rq.params["name"])
+	op, err := rq.h.certs.DeleteCertificateOperation(rq.r.Context(), rq.vault, rq.params["name"])
 	if err != nil {
 		return err
 	}
@@ -255,7 +255,7 @@ func mergeCertificate(rq *request) error {
 	for i, c := range b.X5C {
 		x5c[i] = c
 	}
-	c, err := rq.h.vaults.MergeCertificate(rq.r.Context(), rq.vault, vault.MergeCertificateParams{
+	c, err := rq.h.certs.MergeCertificate(rq.r.Context(), rq.vault, certificates.MergeCertificateParams{
 		Name: rq.params["name"], X5C: x5c, Attributes: b.Attributes.patch(), Tags: b.Tags,
 	})
 	if err != nil {
@@ -267,7 +267,7 @@ func mergeCertificate(rq *request) error {
 
 // --- contacts ---
 
-func (rq *request) contactsOut(cs []vault.CertificateContact) *contactsWire {
+func (rq *request) contactsOut(cs []certificates.CertificateContact) *contactsWire {
 	w := &contactsWire{ID: rq.objectURL("certificates", "contacts", ""), Contacts: []contactWire{}}
 	for _, c := range cs {
 		w.Contacts = append(w.Contacts, contactWire(c))
@@ -276,7 +276,7 @@ func (rq *request) contactsOut(cs []vault.CertificateContact) *contactsWire {
 }
 
 func getContacts(rq *request) error {
-	cs, err := rq.h.vaults.GetCertificateContacts(rq.r.Context(), rq.vault)
+	cs, err := rq.h.certs.GetCertificateContacts(rq.r.Context(), rq.vault)
 	if err != nil {
 		return err
 	}
@@ -288,11 +288,11 @@ func setContacts(rq *request) error {
 	if err := rq.decode(&b); err != nil {
 		return err
 	}
-	in := make([]vault.CertificateContact, 0, len(b.Contacts))
+	in := make([]certificates.CertificateContact, 0, len(b.Contacts))
 	for _, c := range b.Contacts {
-		in = append(in, vault.CertificateContact(c))
+		in = append(in, certificates.CertificateContact(c))
 	}
-	cs, err := rq.h.vaults.SetCertificateContacts(rq.r.Context(), rq.vault, in)
+	cs, err := rq.h.certs.SetCertificateContacts(rq.r.Context(), rq.vault, in)
 	if err != nil {
 		return err
 	}
@@ -300,7 +300,7 @@ func setContacts(rq *request) error {
 }
 
 func deleteContacts(rq *request) error {
-	cs, err := rq.h.vaults.DeleteCertificateContacts(rq.r.Context(), rq.vault)
+	cs, err := rq.h.certs.DeleteCertificateContacts(rq.r.Context(), rq.vault)
 	if err != nil {
 		return err
 	}
@@ -309,8 +309,8 @@ func deleteContacts(rq *request) error {
 
 // --- issuers ---
 
-func issuerParams(name string, b *issuerWire) vault.SetIssuerParams {
-	p := vault.SetIssuerParams{Name: name, Provider: b.Provider}
+func issuerParams(name string, b *issuerWire) certificates.SetIssuerParams {
+	p := certificates.SetIssuerParams{Name: name, Provider: b.Provider}
 	if c := b.Credentials; c != nil {
 		p.AccountID = c.AccountID
 		if c.Password != nil {
@@ -322,7 +322,7 @@ func issuerParams(name string, b *issuerWire) vault.SetIssuerParams {
 		p.HasOrg = true
 		p.OrgID = o.ID
 		for _, a := range o.AdminDetails {
-			p.Admins = append(p.Admins, vault.AdminContact(a))
+			p.Admins = append(p.Admins, certificates.AdminContact(a))
 		}
 	}
 	if b.Attributes != nil {
@@ -339,7 +339,7 @@ func setIssuer(rq *request, replace bool) error {
 	if replace && (b.Provider == nil || *b.Provider == "") {
 		return badParam("The issuer provider is required.")
 	}
-	i, err := rq.h.vaults.SetCertificateIssuer(rq.r.Context(), rq.vault, issuerParams(rq.params["issuer"], &b), replace)
+	i, err := rq.h.certs.SetCertificateIssuer(rq.r.Context(), rq.vault, issuerParams(rq.params["issuer"], &b), replace)
 	if err != nil {
 		return err
 	}
@@ -350,7 +350,7 @@ func putIssuer(rq *request) error   { return setIssuer(rq, true) }
 func patchIssuer(rq *request) error { return setIssuer(rq, false) }
 
 func getIssuer(rq *request) error {
-	i, err := rq.h.vaults.GetCertificateIssuer(rq.r.Context(), rq.vault, rq.params["issuer"])
+	i, err := rq.h.certs.GetCertificateIssuer(rq.r.Context(), rq.vault, rq.params["issuer"])
 	if err != nil {
 		return err
 	}
@@ -358,7 +358,7 @@ func getIssuer(rq *request) error {
 }
 
 func deleteIssuer(rq *request) error {
-	i, err := rq.h.vaults.DeleteCertificateIssuer(rq.r.Context(), rq.vault, rq.params["issuer"])
+	i, err := rq.h.certs.DeleteCertificateIssuer(rq.r.Context(), rq.vault, rq.params["issuer"])
 	if err != nil {
 		return err
 	}
@@ -375,7 +375,7 @@ func listIssuers(rq *request) error {
 	if err != nil {
 		return err
 	}
-	p, err := rq.h.vaults.ListCertificateIssuers(rq.r.Context(), rq.vault, after, limit)
+	p, err := rq.h.certs.ListCertificateIssuers(rq.r.Context(), rq.vault, after, limit)
 	if err != nil {
 		return err
 	}

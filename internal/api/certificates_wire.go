@@ -5,9 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/keyward/keyward/internal/certificates"
 	"strings"
-
-	"github.com/keyward/keyward/internal/vault"
 )
 
 // b64std is a certificate field on the wire (cer, csr, x5c): standard
@@ -98,36 +97,36 @@ type policyAttributesWire struct {
 	Updated *int64 `json:"updated,omitempty"`
 }
 
-func (w *certPolicyWire) toDomain() (*vault.CertificatePolicy, error) {
+func (w *certPolicyWire) toDomain() (*certificates.CertificatePolicy, error) {
 	if w == nil {
 		return nil, nil
 	}
-	p := &vault.CertificatePolicy{}
+	p := &certificates.CertificatePolicy{}
 	if k := w.KeyProps; k != nil {
-		p.Key = &vault.CertKeyProperties{Exportable: k.Exportable, Kty: k.Kty, Size: k.KeySize, Curve: k.Crv, ReuseKey: k.ReuseKey}
+		p.Key = &certificates.CertKeyProperties{Exportable: k.Exportable, Kty: k.Kty, Size: k.KeySize, Curve: k.Crv, ReuseKey: k.ReuseKey}
 	}
 	if w.SecretProps != nil {
-		p.Secret = &vault.CertSecretProperties{ContentType: w.SecretProps.ContentType}
+		p.Secret = &certificates.CertSecretProperties{ContentType: w.SecretProps.ContentType}
 	}
 	if x := w.X509Props; x != nil {
-		p.X509 = &vault.X509Properties{Subject: x.Subject, EKUs: x.EKUs, KeyUsage: x.KeyUsage, ValidityMonths: x.ValidityMonths}
+		p.X509 = &certificates.X509Properties{Subject: x.Subject, EKUs: x.EKUs, KeyUsage: x.KeyUsage, ValidityMonths: x.ValidityMonths}
 		if x.SANs != nil {
-			p.X509.SANs = &vault.SANs{DNSNames: x.SANs.DNSNames, Emails: x.SANs.Emails, UPNs: x.SANs.UPNs}
+			p.X509.SANs = &certificates.SANs{DNSNames: x.SANs.DNSNames, Emails: x.SANs.Emails, UPNs: x.SANs.UPNs}
 		}
 	}
 	if w.LifetimeActions != nil {
-		p.LifetimeActions = []vault.CertificateLifetimeAction{}
+		p.LifetimeActions = []certificates.CertificateLifetimeAction{}
 		for _, a := range w.LifetimeActions {
 			if a.Action == nil || a.Trigger == nil {
 				return nil, badParam("Each lifetime action needs a trigger and an action.")
 			}
-			p.LifetimeActions = append(p.LifetimeActions, vault.CertificateLifetimeAction{
+			p.LifetimeActions = append(p.LifetimeActions, certificates.CertificateLifetimeAction{
 				LifetimePercentage: a.Trigger.LifetimePercentage, DaysBeforeExpiry: a.Trigger.DaysBeforeExpiry,
 				Action: canonicalAction(a.Action.ActionType)})
 		}
 	}
 	if i := w.Issuer; i != nil {
-		p.Issuer = &vault.IssuerParameters{Name: i.Name, CertificateType: i.Cty, CertTransparency: i.CertTransparency}
+		p.Issuer = &certificates.IssuerParameters{Name: i.Name, CertificateType: i.Cty, CertTransparency: i.CertTransparency}
 	}
 	if w.Attributes != nil {
 		p.Enabled = w.Attributes.Enabled
@@ -137,15 +136,15 @@ func (w *certPolicyWire) toDomain() (*vault.CertificatePolicy, error) {
 
 func canonicalAction(a string) string {
 	switch {
-	case strings.EqualFold(a, vault.ActionAutoRenew):
-		return vault.ActionAutoRenew
-	case strings.EqualFold(a, vault.ActionEmailContacts):
-		return vault.ActionEmailContacts
+	case strings.EqualFold(a, certificates.ActionAutoRenew):
+		return certificates.ActionAutoRenew
+	case strings.EqualFold(a, certificates.ActionEmailContacts):
+		return certificates.ActionEmailContacts
 	}
 	return a
 }
 
-func (rq *request) certPolicyOut(name string, p *vault.CertificatePolicy) *certPolicyWire {
+func (rq *request) certPolicyOut(name string, p *certificates.CertificatePolicy) *certPolicyWire {
 	if p == nil {
 		return nil
 	}
@@ -193,7 +192,7 @@ type certBundleWire struct {
 
 // certOut renders a certificate; item leaves out what listings omit
 // (and the version in the id of a listing of latest versions).
-func (rq *request) certOut(c *vault.Certificate, item, withVersion bool) *certBundleWire {
+func (rq *request) certOut(c *certificates.Certificate, item, withVersion bool) *certBundleWire {
 	version := ""
 	if withVersion {
 		version = c.Version
@@ -241,7 +240,7 @@ type opErrorWire struct {
 	Message string `json:"message"`
 }
 
-func (rq *request) opOut(op *vault.CertificateOperation) *certOpWire {
+func (rq *request) opOut(op *certificates.CertificateOperation) *certOpWire {
 	preserve := op.PreserveCertOrder
 	w := &certOpWire{
 		ID:  rq.objectURL("certificates", op.Name, "pending"),
@@ -252,7 +251,7 @@ func (rq *request) opOut(op *vault.CertificateOperation) *certOpWire {
 	if op.Error != nil {
 		w.Error = &opErrorWire{Code: op.Error.Code, Message: op.Error.Message}
 	}
-	if op.Status == vault.StatusCompleted {
+	if op.Status == certificates.StatusCompleted {
 		w.Target = rq.objectURL("certificates", op.Name, "")
 	}
 	return w
@@ -309,7 +308,7 @@ type issuerCAWire struct {
 	Cer b64std `json:"cer"`
 }
 
-func (rq *request) issuerOut(i *vault.CertificateIssuer) *issuerWire {
+func (rq *request) issuerOut(i *certificates.CertificateIssuer) *issuerWire {
 	provider := i.Provider
 	enabled, created, updated := i.Enabled, i.Created, i.Updated
 	w := &issuerWire{ID: rq.objectURL("certificates", "issuers", i.Name), Provider: &provider,

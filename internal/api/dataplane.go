@@ -17,6 +17,7 @@ import (
 	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/mhsm"
 	"github.com/keyward/keyward/internal/throttle"
 	"github.com/keyward/keyward/internal/vault"
 )
@@ -28,6 +29,7 @@ type request struct {
 	r          *http.Request
 	ev         *audit.Event
 	vault      *vault.Vault
+	pool       *mhsm.Pool // a managed HSM pool's request (pool.go); vault is its container
 	principal  authz.Principal
 	params     map[string]string
 	query      url.Values // r.URL.Query(), parsed once
@@ -45,6 +47,7 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 		h.writeErr(w, r, err)
 		return
 	}
+	ev.ResourceID = audit.VaultResourceID(v.SubscriptionID, v.ResourceGroup, v.Name)
 	hdr := w.Header()
 	setHeader(hdr, hdrRegion, v.Location)
 	setHeader(hdr, hdrServiceVersion, "keyward/1")
@@ -71,12 +74,12 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 	}
 	ev.Caller.TenantID, ev.Caller.ObjectID, ev.Caller.AppID = claims.TenantID, claims.ObjectID, firstNonEmpty(claims.AZP, claims.AppID)
 
-	// 2. api-version.
+	// 2. api-version (the data plane's rule: checkAPIVersion).
 	q := r.URL.Query()
 	apiVersion := q.Get("api-version")
 	ev.APIVersion = clipString(apiVersion, 32)
-	if _, known := apiVersionOrder[apiVersion]; !known { // apiversions.go
-		h.writeErr(w, r, badParam("The specified version (%s) is not recognized. Consider using the latest supported version (%s).", clipString(apiVersion, 32), latestVersion))
+	if err := checkAPIVersion(apiVersion); err != nil {
+		h.writeErr(w, r, err)
 		return
 	}
 
@@ -104,12 +107,11 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 		return
 	}
 
-	// 5. Throttling (AZURE-API.md §8): per vault and per principal.
-	if h.throttle != nil {
-		if d := h.throttle.Allow(v.ID, rq.principal.TenantID, rq.principal.ObjectID); !d.Allowed {
-			h.throttled(w, r, d)
-			return
-		}
+	// 5. Throttling (AZURE-API.md §8): per vault and per principal
+	// (steps.go).
+	if d := h.allow(v.ID, claims); !d.Allowed {
+		h.throttled(w, r, d)
+		return
 	}
 
 	// 6. The operation.

@@ -12,7 +12,9 @@ import (
 
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/certificates"
 	"github.com/keyward/keyward/internal/errs"
+	"github.com/keyward/keyward/internal/mhsm"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/vault"
 )
@@ -58,6 +60,11 @@ func toWire(err error) (int, wireError, bool) {
 	if errors.As(err, &ae) {
 		return ae.status, body(ae.code, ae.message, ae.inner), true
 	}
+	var me *mhsm.Error
+	if errors.As(err, &me) {
+		status, b := poolError(me)
+		return status, b, true
+	}
 	var ve *vault.Error
 	if errors.As(err, &ve) {
 		msg := ve.Msg
@@ -96,8 +103,22 @@ func vaultMessage(e *vault.Error) string {
 	one, name := e.Type.Singular(), e.Name
 	title := strings.ToUpper(one[:1]) + one[1:]
 	switch {
+	case e.Inner == "PendingCertificateNotFound":
+		return fmt.Sprintf("Pending certificate not found: %s", name)
+	case e.Reason == certificates.ReasonKeyMismatch:
+		return "Public key from x509 certificate and key of this instance doesn't match."
 	case e.Kind == errs.NotFound && e.Type == vault.Vaults:
 		return fmt.Sprintf("Vault %s was not found.", name)
+	case e.Kind == errs.DeletedNotFound && e.Type == vault.Vaults:
+		return fmt.Sprintf("Deleted vault %s was not found.", name)
+	case e.Reason == vault.ReasonVaultExists:
+		return fmt.Sprintf("A vault named %s already exists.", name)
+	case e.Reason == vault.ReasonExists:
+		return fmt.Sprintf("%s %s already exists.", title, name)
+	case e.Reason == vault.ReasonManagedAdd:
+		return fmt.Sprintf("%s %s is managed by a certificate and cannot be changed directly.", title, name)
+	case e.Reason == vault.ReasonNoProtector:
+		return "The key is held by a key protector (" + e.Version + ") that is not configured on this Keyward."
 	case e.Kind == errs.NotFound:
 		if e.Version != "" {
 			name += "/" + e.Version
@@ -107,6 +128,16 @@ func vaultMessage(e *vault.Error) string {
 		return fmt.Sprintf("Deleted %s not found: %s", title, name)
 	case e.Inner == "ObjectIsDeletedButRecoverable":
 		return fmt.Sprintf("%s %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the %s can only be recovered or purged.", title, name, one)
+	case e.Inner == "KeyDisabled":
+		return fmt.Sprintf("Operation %s is not allowed on a disabled key.", e.Op)
+	case e.Inner == "KeyNotYetValid":
+		return fmt.Sprintf("Operation %s is not allowed on a key that is not yet valid (nbf).", e.Op)
+	case e.Inner == "KeyExpired":
+		return fmt.Sprintf("Operation %s is not allowed on an expired key.", e.Op)
+	case e.Inner == "KeyOperationNotAllowed":
+		return fmt.Sprintf("Operation %s is not permitted on this key (key_ops).", e.Op)
+	case e.Reason == vault.ReasonManagedRotate:
+		return "The " + one + " is managed by a certificate; renew the certificate instead."
 	case e.Inner == "SecretDisabled":
 		return "Operation get is not allowed on a disabled secret."
 	case e.Inner == "SecretNotYetValid":

@@ -11,6 +11,7 @@ package api
 import (
 	"context"
 	"errors"
+	"github.com/keyward/keyward/internal/certificates"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/keymgmtapi"
 	"github.com/keyward/keyward/internal/route"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/throttle"
@@ -97,7 +99,7 @@ func (c Config) ManagementResource() string {
 
 // Resources lists every audience the token service issues tokens for.
 func (c Config) Resources() []string {
-	return []string{c.VaultResource(), c.ManagementResource()}
+	return []string{c.VaultResource(), c.ManagementResource(), c.ManagedHSMResource()}
 }
 
 // Management is the ARM surface (*mgmt.Handler) as the pipeline drives
@@ -110,6 +112,11 @@ type Management interface {
 	Audiences() []string
 	Unauthenticated(w http.ResponseWriter, r *http.Request, missing bool, reason string)
 	Serve(w http.ResponseWriter, r *http.Request, claims *identity.Claims)
+	// CheckAPIVersion is the surface's api-version rule; Fail words its
+	// failure and any other step's error, Throttled the 429.
+	CheckAPIVersion(r *http.Request) error
+	Fail(w http.ResponseWriter, r *http.Request, err error)
+	Throttled(w http.ResponseWriter, r *http.Request, retryAfter time.Duration)
 }
 
 // Throttler decides whether a request may proceed (DESIGN.md: after
@@ -125,6 +132,7 @@ type Handler struct {
 	operator  Operator
 	authority *identity.Authority
 	vaults    *vault.Service
+	certs     *certificates.Service
 	authz     authz.Authorizer
 	throttle  Throttler
 	audit     *audit.Log
@@ -138,6 +146,21 @@ type Handler struct {
 	mgmt Management
 	// tokens is the token service's surface (identity/routes.go).
 	tokens *identity.Surface
+	// keymgmt serves Vault's keymgmt API under /v1/keymgmt (keymgmt.go).
+	keymgmt *keymgmtapi.Surface
+	// pools serves {pool}.managedhsm.{suffix} (pool.go); nil: 404.
+	pools      Pools
+	poolRoutes route.Table[handler, authz.Action]
+	groups     func(tenant, objectID string) []string
+	// console is the web console (internal/console); nil: none.
+	console Surface
+}
+
+// Surface is a surface served on the control host beside the token
+// service (the web console): Route names the operation and returns its
+// handler, or nil when the path is not the surface's.
+type Surface interface {
+	Route(r *http.Request) (op string, h http.Handler)
 }
 
 // Deps are the services a Handler calls.
@@ -145,14 +168,24 @@ type Deps struct {
 	Operator  Operator
 	Authority *identity.Authority
 	Vaults    *vault.Service
-	Authz     authz.Authorizer
+	// Certificates serves the certificate operations.
+	Certificates *certificates.Service
+	Authz        authz.Authorizer
 	// Throttle limits request rates after authorization; nil: no limits.
 	Throttle Throttler
 	// Management serves management.{suffix} (internal/mgmt); nil: 404.
 	Management Management
-	Audit      *audit.Log
-	Clock      clock.Clock
-	Log        *slog.Logger
+	// KeyMgmt serves /v1/keymgmt/ (internal/keymgmtapi); nil: 404.
+	KeyMgmt *keymgmtapi.Surface
+	// Pools are the managed HSM pools (pool.go); nil: 404.
+	Pools Pools
+	// Groups lists a principal's groups, for pool RBAC; nil: none.
+	Groups func(tenant, objectID string) []string
+	// Console serves the web console under /ui/ on the control host; nil: none.
+	Console Surface
+	Audit   *audit.Log
+	Clock   clock.Clock
+	Log     *slog.Logger
 }
 
 // New returns a Handler.
@@ -164,9 +197,10 @@ func New(cfg Config, d Deps) *Handler {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	aud := cfg.VaultResource()
-	return &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults,
+	return &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults, certs: d.Certificates,
 		authz: d.Authz, throttle: d.Throttle, audit: d.Audit, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes(),
-		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, tokens: d.Authority.Surface(cfg.Resources())}
+		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, keymgmt: d.KeyMgmt, tokens: d.Authority.Surface(cfg.Resources()), console: d.Console,
+		pools: d.Pools, poolRoutes: route.Compile(poolRoutes()), groups: d.Groups}
 }
 
 // ServeHTTP records one audit event for every request, whatever happens,
@@ -183,10 +217,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}}
 	ev := &st.event
 	ev.Caller.IP = h.clientIP(r)
+	ev.Properties.RequestURI = "https://" + clipString(r.Host, 256) + clipString(r.URL.Path, 2048)
+	if r.TLS != nil {
+		ev.Properties.TLSVersion = audit.TLSVersionName(r.TLS.Version)
+	}
 	hdr := w.Header()
 	setHeader(hdr, hdrRequestID, reqID)
 	if cid := r.Header.Get("x-ms-client-request-id"); cid != "" && len(cid) <= 128 {
 		setHeader(hdr, hdrClientRequestID, cid)
+		ev.CorrelationID = cid
 	}
 	setHeader(hdr, hdrStrictTransport, "max-age=31536000;includeSubDomains")
 	setHeader(hdr, hdrContentTypeOption, "nosniff")
@@ -262,9 +301,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveVault(sw, r, name, ev)
 		return
 	}
-	if _, ok := strings.CutSuffix(host, ".managedhsm."+h.cfg.DNSSuffix); ok {
+	if name, ok := strings.CutSuffix(host, ".managedhsm."+h.cfg.DNSSuffix); ok && name != "" && !strings.Contains(name, ".") {
 		ev.Service = "managedhsm"
-		writeJSON(sw, http.StatusNotFound, body("NotFound", "Managed HSM pools are not available on this Keyward instance yet.", ""))
+		ev.Vault = name
+		h.servePool(sw, r, name, ev)
 		return
 	}
 	h.serveControl(sw, r, ev)
@@ -325,7 +365,7 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 		case err != nil:
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "storage unavailable"})
 		case !h.audit.Healthy():
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "audit sink unavailable", "audit_failures": h.audit.Failures()})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "audit sink unavailable", "audit_failures": h.audit.Failures(), "audit_sinks": h.audit.Sinks()})
 		default:
 			writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
 		}
@@ -340,6 +380,11 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 		h.writeErr(w, r, barrier.ErrSealed)
 		return
 	}
+	if h.keymgmt != nil && keymgmtapi.Handles(p) {
+		ev.Service = "keymgmt"
+		h.serveKeyMgmt(w, r)
+		return
+	}
 	if h.mgmt != nil && h.isManagementHost(r.Host) {
 		ev.Service = "management"
 		h.serveManagement(w, r)
@@ -350,28 +395,60 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 		tokens.ServeHTTP(w, r)
 		return
 	}
+	if h.console != nil {
+		if op, c := h.console.Route(r); c != nil {
+			ev.Service, ev.Operation = "console", op
+			c.ServeHTTP(w, r)
+			return
+		}
+	}
 	ev.Service = "control"
 	writeJSON(w, http.StatusNotFound, body("NotFound", "The requested resource was not found.", ""))
 }
 
-// serveManagement is the pipeline's authentication step for ARM: a bearer
-// token for the management audience, worded by the surface when it fails.
+// serveManagement runs the pipeline's steps for ARM, each worded by the
+// surface: authenticate (a bearer token for the management audience),
+// api-version (ARM's rules), throttle (the principal's bucket and its
+// tenant's management bucket); mgmt.Serve then routes and authorizes.
 func (h *Handler) serveManagement(w http.ResponseWriter, r *http.Request) {
 	if h.mgmt.Anonymous(r) {
 		h.mgmt.Serve(w, r, nil)
 		return
 	}
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if tok = strings.TrimSpace(tok); !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		h.mgmt.Unauthenticated(w, r, true, "no bearer token")
+	claims, missing, reason := h.bearer(r, h.mgmt.Audiences()...)
+	if claims == nil {
+		h.mgmt.Unauthenticated(w, r, missing, reason)
 		return
 	}
-	claims, reason, err := h.authority.Validate(tok, h.mgmt.Audiences())
-	if err != nil {
-		h.mgmt.Unauthenticated(w, r, false, reason)
+	if err := h.mgmt.CheckAPIVersion(r); err != nil { // ARM's rules
+		h.mgmt.Fail(w, r, err)
+		return
+	}
+	if d := h.allow(managementBucket(claims.TenantID), claims); !d.Allowed {
+		h.mgmt.Throttled(w, r, d.RetryAfter)
 		return
 	}
 	h.mgmt.Serve(w, r, claims)
+}
+
+// bearer is the authentication step for the management audience (ARM and
+// the operator endpoints): the request's bearer token, validated for one
+// of audiences (a resource is accepted with and without its trailing
+// slash). A failure returns nil claims, whether the token was missing, and
+// the reason; the surface words the 401.
+func (h *Handler) bearer(r *http.Request, audiences ...string) (claims *identity.Claims, missing bool, reason string) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if tok = strings.TrimSpace(tok); !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return nil, true, "no bearer token"
+	}
+	if len(audiences) == 1 {
+		audiences = append(audiences, strings.TrimSuffix(audiences[0], "/"))
+	}
+	claims, reason, err := h.authority.Validate(tok, audiences)
+	if err != nil {
+		return nil, false, reason
+	}
+	return claims, false, ""
 }
 
 // writeErr writes err in Azure's shape and notes its code in the audit event.

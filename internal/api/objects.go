@@ -4,21 +4,34 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/keyward/keyward/internal/certificates"
 	"github.com/keyward/keyward/internal/vault"
 )
 
 // The handlers keys, secrets and certificates share. Each is the same
 // steps for every object type; the domain call (a method expression on
-// *vault.Service) and the wire form (an out function) are what differ, so a
-// routes line names both, e.g.
+// *vault.Service or *certificates.Service) and the wire form (an out
+// function) are what differ, so a routes line names both, e.g.
 //
 //	handle: objectHandler((*vault.Service).DeleteSecret, secretFull)
 
+// service is the domain service S of the request's handler.
+func service[S any](rq *request) S {
+	var svc any
+	switch any(*new(S)).(type) {
+	case *vault.Service:
+		svc = rq.h.vaults
+	case *certificates.Service:
+		svc = rq.h.certs
+	}
+	return svc.(S)
+}
+
 // objectHandler answers a request about one named object (delete, get
 // deleted, recover) with that object.
-func objectHandler[T, W any](op func(*vault.Service, context.Context, *vault.Vault, string) (T, error), out func(*request, T) W) func(*request) error {
+func objectHandler[S, T, W any](op func(S, context.Context, *vault.Vault, string) (T, error), out func(*request, T) W) func(*request) error {
 	return func(rq *request) error {
-		obj, err := op(rq.h.vaults, rq.r.Context(), rq.vault, rq.params["name"])
+		obj, err := op(service[S](rq), rq.r.Context(), rq.vault, rq.params["name"])
 		if err != nil {
 			return err
 		}
@@ -27,9 +40,9 @@ func objectHandler[T, W any](op func(*vault.Service, context.Context, *vault.Vau
 }
 
 // purgeHandler answers a purge: 204 and no body.
-func purgeHandler(op func(*vault.Service, context.Context, *vault.Vault, string) error) func(*request) error {
+func purgeHandler[S any](op func(S, context.Context, *vault.Vault, string) error) func(*request) error {
 	return func(rq *request) error {
-		if err := op(rq.h.vaults, rq.r.Context(), rq.vault, rq.params["name"]); err != nil {
+		if err := op(service[S](rq), rq.r.Context(), rq.vault, rq.params["name"]); err != nil {
 			return err
 		}
 		return rq.reply(http.StatusNoContent, nil)
@@ -37,13 +50,13 @@ func purgeHandler(op func(*vault.Service, context.Context, *vault.Vault, string)
 }
 
 // listHandler answers a paged list of a collection (live or deleted).
-func listHandler[T, W any](list func(*vault.Service, context.Context, *vault.Vault, string, int) (*vault.Page[T], error), out func(*request, T) W) func(*request) error {
+func listHandler[S, T, W any](list func(S, context.Context, *vault.Vault, string, int) (*vault.Page[T], error), out func(*request, T) W) func(*request) error {
 	return func(rq *request) error {
 		after, limit, err := rq.paging()
 		if err != nil {
 			return err
 		}
-		p, err := list(rq.h.vaults, rq.r.Context(), rq.vault, after, limit)
+		p, err := list(service[S](rq), rq.r.Context(), rq.vault, after, limit)
 		if err != nil {
 			return err
 		}
@@ -52,13 +65,13 @@ func listHandler[T, W any](list func(*vault.Service, context.Context, *vault.Vau
 }
 
 // versionsHandler answers a paged list of one object's versions.
-func versionsHandler[T, W any](list func(*vault.Service, context.Context, *vault.Vault, string, string, int) (*vault.Page[T], error), out func(*request, T) W) func(*request) error {
+func versionsHandler[S, T, W any](list func(S, context.Context, *vault.Vault, string, string, int) (*vault.Page[T], error), out func(*request, T) W) func(*request) error {
 	return func(rq *request) error {
 		after, limit, err := rq.paging()
 		if err != nil {
 			return err
 		}
-		p, err := list(rq.h.vaults, rq.r.Context(), rq.vault, rq.params["name"], after, limit)
+		p, err := list(service[S](rq), rq.r.Context(), rq.vault, rq.params["name"], after, limit)
 		if err != nil {
 			return err
 		}
@@ -76,12 +89,16 @@ func pageOf[T, W any](rq *request, p *vault.Page[T], out func(*request, T) W) pa
 }
 
 // The wire forms of list items and whole objects.
-func secretItem(rq *request, s *vault.Secret) *secretBundle      { return rq.secretOut(s, false) }
-func secretFull(rq *request, s *vault.Secret) *secretBundle      { return rq.secretOut(s, true) }
-func keyItem(rq *request, k *vault.Key) *keyBundle               { return rq.keyOut(k, true) }
-func keyFull(rq *request, k *vault.Key) *keyBundle               { return rq.keyOut(k, false) }
-func certItem(rq *request, c *vault.Certificate) *certBundleWire { return rq.certOut(c, true, false) }
-func certFull(rq *request, c *vault.Certificate) *certBundleWire { return rq.certOut(c, false, true) }
+func secretItem(rq *request, s *vault.Secret) *secretBundle { return rq.secretOut(s, false) }
+func secretFull(rq *request, s *vault.Secret) *secretBundle { return rq.secretOut(s, true) }
+func keyItem(rq *request, k *vault.Key) *keyBundle          { return rq.keyOut(k, true) }
+func keyFull(rq *request, k *vault.Key) *keyBundle          { return rq.keyOut(k, false) }
+func certItem(rq *request, c *certificates.Certificate) *certBundleWire {
+	return rq.certOut(c, true, false)
+}
+func certFull(rq *request, c *certificates.Certificate) *certBundleWire {
+	return rq.certOut(c, false, true)
+}
 
 // keyVersionItem is a key version in a versions list: its kid names the
 // version.
@@ -91,6 +108,6 @@ func keyVersionItem(rq *request, k *vault.Key) *keyBundle {
 	return b
 }
 
-func certVersionItem(rq *request, c *vault.Certificate) *certBundleWire {
+func certVersionItem(rq *request, c *certificates.Certificate) *certBundleWire {
 	return rq.certOut(c, true, true)
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/keyward/keyward/internal/certificates"
 	"net/http"
 
 	"github.com/keyward/keyward/internal/authz"
@@ -83,7 +84,7 @@ func certificateRoutes() []kwroute {
 		{Method: http.MethodPut, Pattern: "/certificates/issuers/{issuer}", Op: "CertificateIssuerSet", Object: c, Action: authz.CertificateIssuersWrite, Handle: putIssuer},
 		{Method: http.MethodPatch, Pattern: "/certificates/issuers/{issuer}", Op: "CertificateIssuerUpdate", Object: c, Action: authz.CertificateIssuersWrite, Handle: patchIssuer},
 		{Method: http.MethodDelete, Pattern: "/certificates/issuers/{issuer}", Op: "CertificateIssuerDelete", Object: c, Action: authz.CertificateIssuersDelete, Handle: deleteIssuer},
-		{Method: http.MethodGet, Pattern: "/certificates/{name}/versions", Op: "CertificateListVersions", Object: c, Action: authz.CertificatesRead, Handle: versionsHandler((*vault.Service).ListCertificateVersions, certVersionItem)},
+		{Method: http.MethodGet, Pattern: "/certificates/{name}/versions", Op: "CertificateListVersions", Object: c, Action: authz.CertificatesRead, Handle: versionsHandler((*certificates.Service).ListCertificateVersions, certVersionItem)},
 		{Method: http.MethodPost, Pattern: "/certificates/{name}/create", Op: "CertificateCreate", Object: c, Action: authz.CertificatesCreate, Handle: createCertificate},
 		{Method: http.MethodPost, Pattern: "/certificates/{name}/import", Op: "CertificateImport", Object: c, Action: authz.CertificatesImport, Handle: importCertificate},
 		{Method: http.MethodPost, Pattern: "/certificates/{name}/backup", Op: "CertificateBackup", Object: c, Action: authz.CertificatesBackup, Handle: backupCertificate},
@@ -95,11 +96,11 @@ func certificateRoutes() []kwroute {
 		{Method: http.MethodPost, Pattern: "/certificates/{name}/pending/merge", Op: "CertificatePendingMerge", Object: c, Action: authz.CertificatesCreate, Handle: mergeCertificate},
 		{Method: http.MethodGet, Pattern: "/certificates/{name}/{version?}", Op: "CertificateGet", Object: c, Action: authz.CertificatesRead, Handle: getCertificate},
 		{Method: http.MethodPatch, Pattern: "/certificates/{name}/{version?}", Op: "CertificateUpdate", Object: c, Action: authz.CertificatesUpdate, Handle: updateCertificate},
-		{Method: http.MethodDelete, Pattern: "/certificates/{name}", Op: "CertificateDelete", Object: c, Action: authz.CertificatesDelete, Handle: objectHandler((*vault.Service).DeleteCertificate, certFull)},
-		{Method: http.MethodGet, Pattern: "/deletedcertificates", Op: "DeletedCertificateList", Object: c, Action: authz.CertificatesRead, Handle: listHandler((*vault.Service).ListDeletedCertificates, certItem)},
-		{Method: http.MethodGet, Pattern: "/deletedcertificates/{name}", Op: "DeletedCertificateGet", Object: c, Action: authz.CertificatesRead, Handle: objectHandler((*vault.Service).GetDeletedCertificate, certFull)},
-		{Method: http.MethodDelete, Pattern: "/deletedcertificates/{name}", Op: "CertificatePurge", Object: c, Action: authz.CertificatesPurge, Handle: purgeHandler((*vault.Service).PurgeCertificate)},
-		{Method: http.MethodPost, Pattern: "/deletedcertificates/{name}/recover", Op: "CertificateRecover", Object: c, Action: authz.CertificatesRecover, Handle: objectHandler((*vault.Service).RecoverCertificate, certFull)},
+		{Method: http.MethodDelete, Pattern: "/certificates/{name}", Op: "CertificateDelete", Object: c, Action: authz.CertificatesDelete, Handle: objectHandler((*certificates.Service).DeleteCertificate, certFull)},
+		{Method: http.MethodGet, Pattern: "/deletedcertificates", Op: "DeletedCertificateList", Object: c, Action: authz.CertificatesRead, Handle: listHandler((*certificates.Service).ListDeletedCertificates, certItem)},
+		{Method: http.MethodGet, Pattern: "/deletedcertificates/{name}", Op: "DeletedCertificateGet", Object: c, Action: authz.CertificatesRead, Handle: objectHandler((*certificates.Service).GetDeletedCertificate, certFull)},
+		{Method: http.MethodDelete, Pattern: "/deletedcertificates/{name}", Op: "CertificatePurge", Object: c, Action: authz.CertificatesPurge, Handle: purgeHandler((*certificates.Service).PurgeCertificate)},
+		{Method: http.MethodPost, Pattern: "/deletedcertificates/{name}/recover", Op: "CertificateRecover", Object: c, Action: authz.CertificatesRecover, Handle: objectHandler((*certificates.Service).RecoverCertificate, certFull)},
 	}
 }
 

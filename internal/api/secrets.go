@@ -83,7 +83,7 @@ func getSecret(rq *request) error {
 	}
 	// Conversion applies to certificate-backed secrets only; plain
 	// secrets come back as they are.
-	s, err := rq.h.vaults.GetSecretAs(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"], oct)
+	s, err := rq.h.certs.GetSecretAs(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"], oct)
 	if err != nil {
 		return err
 	}

@@ -12,8 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,27 +32,83 @@ type Caller struct {
 	TenantID string `json:"tenant_id,omitempty"`
 	ObjectID string `json:"oid,omitempty"`
 	AppID    string `json:"appid,omitempty"`
+	UPN      string `json:"upn,omitempty"`
 	IP       string `json:"ip,omitempty"`
 }
 
 // Event is one audited request.
+//
+// The first fields are those of Azure Key Vault's AuditEvent diagnostic
+// log (azure.go), so that queries written for Azure Monitor carry over;
+// Complete derives them from Keyward's own fields, which follow. The last
+// three chain the events of one node (chain.go).
 type Event struct {
-	Time       time.Time `json:"time"`
-	RequestID  string    `json:"request_id"`
-	Caller     Caller    `json:"caller"`
-	Service    string    `json:"service"`             // "vault", "identity", "sys", ...
-	Vault      string    `json:"vault,omitempty"`     // vault name for data-plane requests
-	Operation  string    `json:"operation"`           // e.g. "SecretGet", "TokenIssue"
-	ObjectID   string    `json:"object_id,omitempty"` // full object URL or principal ID
-	Method     string    `json:"method"`
-	Path       string    `json:"path"`
-	APIVersion string    `json:"api_version,omitempty"`
-	Status     int       `json:"status"`
-	Result     Result    `json:"result"`
-	ErrorCode  string    `json:"error_code,omitempty"` // Azure error code, never a message with data in it
-	Reason     string    `json:"reason,omitempty"`     // why denied (missing action), fixed vocabulary
-	LatencyMS  float64   `json:"latency_ms"`
-	UserAgent  string    `json:"user_agent,omitempty"`
+	Time time.Time `json:"time"`
+
+	ResourceID        string     `json:"resourceId"`
+	OperationName     string     `json:"operationName"`
+	OperationVersion  string     `json:"operationVersion"`
+	Category          string     `json:"category"`
+	ResultType        string     `json:"resultType"`
+	ResultSignature   string     `json:"resultSignature"`
+	ResultDescription string     `json:"resultDescription"`
+	DurationMS        int64      `json:"durationMs"`
+	CallerIPAddress   string     `json:"callerIpAddress"`
+	CorrelationID     string     `json:"correlationId"`
+	Identity          Identity   `json:"identity"`
+	Properties        Properties `json:"properties"`
+
+	RequestID  string  `json:"request_id"`
+	Caller     Caller  `json:"caller"`
+	Service    string  `json:"service"`             // "vault", "identity", "sys", ...
+	Vault      string  `json:"vault,omitempty"`     // vault name for data-plane requests
+	Operation  string  `json:"operation"`           // e.g. "SecretGet", "TokenIssue"
+	ObjectID   string  `json:"object_id,omitempty"` // full object URL or principal ID
+	Method     string  `json:"method"`
+	Path       string  `json:"path"`
+	APIVersion string  `json:"api_version,omitempty"`
+	Status     int     `json:"status"`
+	Result     Result  `json:"result"`
+	ErrorCode  string  `json:"error_code,omitempty"` // Azure error code, never a message with data in it
+	Reason     string  `json:"reason,omitempty"`     // why denied (missing action), fixed vocabulary
+	LatencyMS  float64 `json:"latency_ms"`
+	UserAgent  string  `json:"user_agent,omitempty"`
+	// Authz is how an authorized data-plane request was allowed: "rbac"
+	// or "policy"; empty when it was not (yet) authorized.
+	Authz string `json:"authz,omitempty"`
+
+	// Node names the Keyward node whose chain the event belongs to; Seq is
+	// its place in that chain (from 1) and Prev the SHA-256 of the line
+	// before it (hex; 64 zeros for the first). The file sink sets Node and
+	// Seq and writes Prev into the line (Prev is filled when a line is read).
+	Node string `json:"node,omitempty"`
+	Seq  int64  `json:"seq,omitempty"`
+	Prev string `json:"prev,omitempty"`
+}
+
+// Identity is Azure's identity field: the caller's claims, IDs only.
+type Identity struct {
+	Claim Claims `json:"claim"`
+}
+
+// Claims are the caller's token claims Azure's AuditEvent carries, under
+// the claim-type URIs Azure uses.
+type Claims struct {
+	ObjectID string `json:"http://schemas.microsoft.com/identity/claims/objectidentifier,omitempty"`
+	AppID    string `json:"appid,omitempty"`
+	UPN      string `json:"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn,omitempty"`
+	TenantID string `json:"http://schemas.microsoft.com/identity/claims/tenantid,omitempty"`
+}
+
+// Properties are Azure's AuditEvent properties.
+type Properties struct {
+	ID                  string `json:"id"`
+	RequestURI          string `json:"requestUri"`
+	HTTPStatusCode      int    `json:"httpStatusCode"`
+	ClientInfo          string `json:"clientInfo"`
+	IsRbacAuthorized    bool   `json:"isRbacAuthorized"`
+	IsAccessPolicyMatch bool   `json:"isAccessPolicyMatch"`
+	TLSVersion          string `json:"tlsVersion"`
 }
 
 // Sink receives events. Write must be safe for concurrent use.
@@ -63,263 +117,148 @@ type Sink interface {
 	Close() error
 }
 
-// FileSink appends events as JSON lines to a file.
-//
-// Concurrent Writes are group-written: each appends its line to the
-// pending batch, and one of them writes the whole batch with a single
-// write(2) while the others wait for it, so a busy server makes one system
-// call per batch instead of one per request. Every Write still returns only
-// once its own line is in the file.
-//
-// The file holds only whole lines. A batch that is written only in part (a
-// full disk makes write(2) short) is cut off again: the file is truncated
-// back to where the batch began, and every Write of that batch fails, so
-// the caller can refuse the request it was auditing. If the cut fails too,
-// the next batch starts with a newline, so that the torn line stands alone
-// and the lines after it stay readable; the same holds for a file that a
-// crash left ending mid-line.
-type FileSink struct {
-	mu       sync.Mutex
-	cond     sync.Cond // signalled when a batch has been written
-	f        file
-	pending  *batch // lines not yet handed to write(2)
-	writing  bool   // a batch is being written
-	spareBuf []byte // the buffer of the last written batch, for reuse
-	torn     bool   // the file does not end with a newline: start the next batch on a fresh line
-	failures uint64 // batches that failed to be written
-}
-
-// file is what FileSink needs of an *os.File opened for appending.
-type file interface {
-	io.Writer
-	Truncate(size int64) error
-	Stat() (os.FileInfo, error)
-	Sync() error
-	Close() error
-}
-
-// batch is the lines one write(2) carries and its outcome.
-type batch struct {
-	buf  []byte
-	done bool
-	err  error
-}
-
-// OpenFile opens (creating, mode 0600) the audit log at path for appending.
-func OpenFile(path string) (*FileSink, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	torn, err := endsTorn(f)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return newFileSink(f, torn), nil
-}
-
-func newFileSink(f file, torn bool) *FileSink {
-	s := &FileSink{f: f, pending: &batch{buf: make([]byte, 0, 4096)}, torn: torn}
-	s.cond.L = &s.mu
-	return s
-}
-
-// endsTorn reports whether f is non-empty and does not end with a newline.
-func endsTorn(f *os.File) (bool, error) {
-	fi, err := f.Stat()
-	if err != nil || fi.Size() == 0 {
-		return false, err
-	}
-	var last [1]byte
-	if _, err := f.ReadAt(last[:], fi.Size()-1); err != nil {
-		return false, err
-	}
-	return last[0] != '\n', nil
-}
-
-// Failures returns how many batches could not be written (each failed every
-// Write it carried).
-func (s *FileSink) Failures() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.failures
-}
-
-var errSinkClosed = errors.New("audit: sink closed")
-
-// Write appends e as one line. The line reaches the file (not only a
-// buffer) before Write returns.
-func (s *FileSink) Write(_ context.Context, e *Event) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.f == nil {
-		return errSinkClosed
-	}
-	b := s.pending
-	n := len(b.buf)
-	var err error
-	if b.buf, err = e.AppendJSON(b.buf); err != nil {
-		b.buf = b.buf[:n]
-		return err
-	}
-	b.buf = append(b.buf, '\n')
-	for !b.done {
-		if s.writing {
-			s.cond.Wait()
-			continue
-		}
-		s.writeBatch()
-	}
-	return b.err
-}
-
-// writeBatch writes the pending batch; s.mu is held on entry and exit but
-// not during the system call, so other Writes can fill the next batch.
-func (s *FileSink) writeBatch() {
-	b := s.pending
-	s.pending = &batch{buf: s.spareBuf[:0]}
-	s.spareBuf = nil
-	s.writing = true
-	f := s.f
-	buf := b.buf
-	if s.torn {
-		buf = append([]byte{'\n'}, buf...)
-	}
-	torn := s.torn
-	s.mu.Unlock()
-	err := errSinkClosed
-	if f != nil {
-		var n int
-		n, err = f.Write(buf)
-		switch {
-		case err == nil && n < len(buf):
-			err = io.ErrShortWrite
-			fallthrough
-		case err != nil && n > 0:
-			// Cut back, the file is as before this batch; else torn.
-			if !cutBack(f, n) {
-				torn = true
-			}
-		case err == nil:
-			torn = false
-		}
-		if err != nil {
-			err = fmt.Errorf("audit: writing %d events: %w", countLines(b.buf), err)
-		}
-	}
-	s.mu.Lock()
-	s.writing = false
-	s.torn = torn
-	if err != nil {
-		s.failures++
-	}
-	b.done, b.err = true, err
-	if cap(b.buf) <= 1<<20 {
-		s.spareBuf = b.buf[:0]
-	}
-	b.buf = nil
-	s.cond.Broadcast()
-}
-
-// cutBack removes the n bytes a short write appended to f. The file is
-// opened for appending and only this sink writes it, so they are its last
-// n bytes. It reports whether the file again ends with a whole line.
-func cutBack(f file, n int) bool {
-	fi, err := f.Stat()
-	if err != nil || fi.Size() < int64(n) {
-		return false
-	}
-	return f.Truncate(fi.Size()-int64(n)) == nil
-}
-
-func countLines(b []byte) int {
-	n := 0
-	for _, c := range b {
-		if c == '\n' {
-			n++
-		}
-	}
-	return n
-}
-
-// Close writes what is pending, syncs and closes the file.
-func (s *FileSink) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.f == nil {
-		return nil
-	}
-	for s.writing || len(s.pending.buf) > 0 {
-		if s.writing {
-			s.cond.Wait()
-			continue
-		}
-		s.writeBatch()
-	}
-	err := errors.Join(s.f.Sync(), s.f.Close())
-	s.f = nil
-	return err
-}
-
 // ErrUnavailable is returned (wrapped) when no sink durably accepted an
 // event. The HTTP layer answers it with 503 and Retry-After: a request whose
 // event cannot be recorded is refused (DESIGN.md invariant 3).
 var ErrUnavailable = errors.New("audit: sink unavailable")
 
-// Log fans events out to sinks. Every sink is required: an event counts as
-// recorded only when all of them accepted it.
+// Target is a sink as the Log uses it: named (for /readyz and metrics)
+// and either required or best-effort.
+type Target struct {
+	Name string
+	Sink Sink
+	// Required: an event this sink refuses is not recorded, and the
+	// request is refused. A best-effort sink's refusal is counted and
+	// reported, and the event counts as recorded if another sink took it.
+	Required bool
+}
+
+// SinkState is what /readyz and the metrics report of one sink.
+type SinkState struct {
+	Name     string `json:"name"`
+	Required bool   `json:"required"`
+	Healthy  bool   `json:"healthy"` // the last event it was given, it accepted
+	Accepted uint64 `json:"accepted"`
+	Failures uint64 `json:"failures"`
+}
+
+type target struct {
+	Target
+	accepted  atomic.Uint64
+	failures  atomic.Uint64
+	unhealthy atomic.Bool
+}
+
+// Log fans events out to sinks. An event is recorded when every required
+// sink and at least one sink accepted it (DESIGN.md invariant 3: if no sink
+// took it, the request is refused).
 type Log struct {
-	sinks []Sink
+	targets []*target
 	// OnError is called when a sink fails; nil ignores failures. It must not
 	// log the event's content beyond its request ID.
 	OnError func(err error)
+	// observers see every recorded event, after the sinks (Observe).
+	observers []func(*Event)
 
-	failures  atomic.Uint64 // writes that some sink refused
-	unhealthy atomic.Bool   // the last write failed
+	failures  atomic.Uint64 // writes that were not recorded
+	unhealthy atomic.Bool   // the last write was not recorded
 }
 
-// NewLog returns a Log writing to sinks.
+// NewLog returns a Log writing to sinks, every one of them required.
 func NewLog(onError func(error), sinks ...Sink) *Log {
-	return &Log{sinks: sinks, OnError: onError}
+	ts := make([]Target, len(sinks))
+	for i, s := range sinks {
+		ts[i] = Target{Name: fmt.Sprintf("sink%d", i), Sink: s, Required: true}
+	}
+	return NewLogTargets(onError, ts...)
 }
 
-// Record writes e to every sink and returns once each has accepted it (the
-// file sink: the line is in the file), or an error wrapping ErrUnavailable.
-// A nil Log records nothing and succeeds.
+// NewLogTargets returns a Log writing to the given targets in order.
+func NewLogTargets(onError func(error), ts ...Target) *Log {
+	l := &Log{OnError: onError}
+	for _, t := range ts {
+		l.targets = append(l.targets, &target{Target: t})
+	}
+	return l
+}
+
+// Observe registers fn to see every recorded event (alert rules, metrics).
+// fn runs on the request's goroutine after the sinks and must be quick and
+// must not keep e. Call before the first Record.
+func (l *Log) Observe(fn func(e *Event)) {
+	if l != nil {
+		l.observers = append(l.observers, fn)
+	}
+}
+
+// Record completes e's Azure fields, writes it to every sink and returns
+// once it is recorded (the file sink: the line is in the file), or an
+// error wrapping ErrUnavailable. A nil Log records nothing and succeeds.
 func (l *Log) Record(ctx context.Context, e *Event) error {
 	if l == nil {
 		return nil
 	}
+	e.Complete()
 	var errs []error
-	for _, s := range l.sinks {
-		if err := s.Write(ctx, e); err != nil {
-			errs = append(errs, err)
+	accepted, refused := 0, false
+	for _, t := range l.targets {
+		if err := t.Sink.Write(ctx, e); err != nil {
+			t.failures.Add(1)
+			t.unhealthy.Store(true)
 			if l.OnError != nil {
-				l.OnError(err)
+				l.OnError(fmt.Errorf("audit sink %s: %w", t.Name, err))
 			}
+			if t.Required {
+				refused = true
+				errs = append(errs, err)
+			}
+			continue
+		}
+		accepted++
+		t.accepted.Add(1)
+		if t.unhealthy.Load() {
+			t.unhealthy.Store(false)
 		}
 	}
-	if len(errs) > 0 {
+	if refused || accepted == 0 {
 		l.failures.Add(1)
 		l.unhealthy.Store(true)
+		if len(errs) == 0 {
+			errs = append(errs, errors.New("no sink accepted the event"))
+		}
 		return fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(errs...))
 	}
 	if l.unhealthy.Load() {
 		l.unhealthy.Store(false)
 	}
+	for _, fn := range l.observers {
+		fn(e)
+	}
 	return nil
 }
 
-// Healthy reports whether the last event was accepted by every sink.
+// Healthy reports whether the last event was recorded.
 func (l *Log) Healthy() bool { return l == nil || !l.unhealthy.Load() }
 
-// Failures is the number of events some sink refused since start.
+// Failures is the number of events not recorded since start.
 func (l *Log) Failures() uint64 {
 	if l == nil {
 		return 0
 	}
 	return l.failures.Load()
+}
+
+// Sinks reports the state of every sink.
+func (l *Log) Sinks() []SinkState {
+	if l == nil {
+		return nil
+	}
+	out := make([]SinkState, len(l.targets))
+	for i, t := range l.targets {
+		out[i] = SinkState{Name: t.Name, Required: t.Required, Healthy: !t.unhealthy.Load(),
+			Accepted: t.accepted.Load(), Failures: t.failures.Load()}
+	}
+	return out
 }
 
 // Close closes every sink.
@@ -328,8 +267,8 @@ func (l *Log) Close() error {
 		return nil
 	}
 	var errs []error
-	for _, s := range l.sinks {
-		errs = append(errs, s.Close())
+	for _, t := range l.targets {
+		errs = append(errs, t.Sink.Close())
 	}
 	return errors.Join(errs...)
 }

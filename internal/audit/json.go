@@ -28,24 +28,56 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 		}
 		return append(b[:n0], raw...), nil
 	}
-	b = append(b, `","request_id":`...)
+	b = append(b, `","resourceId":`...)
+	b = appendString(b, e.ResourceID)
+	b = append(b, `,"operationName":`...)
+	b = appendString(b, e.OperationName)
+	b = append(b, `,"operationVersion":`...)
+	b = appendString(b, e.OperationVersion)
+	b = append(b, `,"category":`...)
+	b = appendString(b, e.Category)
+	b = append(b, `,"resultType":`...)
+	b = appendString(b, e.ResultType)
+	b = append(b, `,"resultSignature":`...)
+	b = appendString(b, e.ResultSignature)
+	b = append(b, `,"resultDescription":`...)
+	b = appendString(b, e.ResultDescription)
+	b = append(b, `,"durationMs":`...)
+	b = strconv.AppendInt(b, e.DurationMS, 10)
+	b = append(b, `,"callerIpAddress":`...)
+	b = appendString(b, e.CallerIPAddress)
+	b = append(b, `,"correlationId":`...)
+	b = appendString(b, e.CorrelationID)
+	b = append(b, `,"identity":{"claim":{`...)
+	c := &e.Identity.Claim
+	b = appendFields(b, []field{
+		{`"http://schemas.microsoft.com/identity/claims/objectidentifier":`, c.ObjectID},
+		{`"appid":`, c.AppID},
+		{`"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn":`, c.UPN},
+		{`"http://schemas.microsoft.com/identity/claims/tenantid":`, c.TenantID},
+	})
+	p := &e.Properties
+	b = append(b, `}},"properties":{"id":`...)
+	b = appendString(b, p.ID)
+	b = append(b, `,"requestUri":`...)
+	b = appendString(b, p.RequestURI)
+	b = append(b, `,"httpStatusCode":`...)
+	b = strconv.AppendInt(b, int64(p.HTTPStatusCode), 10)
+	b = append(b, `,"clientInfo":`...)
+	b = appendString(b, p.ClientInfo)
+	b = append(b, `,"isRbacAuthorized":`...)
+	b = strconv.AppendBool(b, p.IsRbacAuthorized)
+	b = append(b, `,"isAccessPolicyMatch":`...)
+	b = strconv.AppendBool(b, p.IsAccessPolicyMatch)
+	b = append(b, `,"tlsVersion":`...)
+	b = appendString(b, p.TLSVersion)
+	b = append(b, `},"request_id":`...)
 	b = appendString(b, e.RequestID)
 	b = append(b, `,"caller":{`...)
-	first := true
-	for _, f := range [...]struct{ name, v string }{
+	b = appendFields(b, []field{
 		{`"tenant_id":`, e.Caller.TenantID}, {`"oid":`, e.Caller.ObjectID},
-		{`"appid":`, e.Caller.AppID}, {`"ip":`, e.Caller.IP},
-	} {
-		if f.v == "" {
-			continue
-		}
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		b = append(b, f.name...)
-		b = appendString(b, f.v)
-	}
+		{`"appid":`, e.Caller.AppID}, {`"upn":`, e.Caller.UPN}, {`"ip":`, e.Caller.IP},
+	})
 	b = append(b, `},"service":`...)
 	b = appendString(b, e.Service)
 	b = appendOpt(b, `,"vault":`, e.Vault)
@@ -66,6 +98,13 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"latency_ms":`...)
 	b = appendFloat(b, e.LatencyMS)
 	b = appendOpt(b, `,"user_agent":`, e.UserAgent)
+	b = appendOpt(b, `,"authz":`, e.Authz)
+	b = appendOpt(b, `,"node":`, e.Node)
+	if e.Seq != 0 {
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendInt(b, e.Seq, 10)
+	}
+	b = appendOpt(b, `,"prev":`, e.Prev)
 	return append(b, '}'), nil
 }
 
@@ -83,6 +122,26 @@ func strictRFC3339(ts []byte) bool {
 	c := ts[n-len("Z07:00")]
 	h := 10*int(ts[n-5]-'0') + int(ts[n-4]-'0')
 	return !('0' <= c && c <= '9') && h < 24
+}
+
+type field struct{ name, v string }
+
+// appendFields appends the non-empty fields, comma-separated (the
+// members of an object whose fields are all omitempty strings).
+func appendFields(b []byte, fs []field) []byte {
+	first := true
+	for _, f := range fs {
+		if f.v == "" {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, f.name...)
+		b = appendString(b, f.v)
+	}
+	return b
 }
 
 func appendOpt(b []byte, name, v string) []byte {

@@ -10,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/keyward/keyward/internal/kwtest"
@@ -137,4 +139,52 @@ func TestThrottledResponseShape(t *testing.T) {
 		return
 	}
 	t.Fatal("10 requests in a burst of 5 were never throttled")
+}
+
+// TestARMThrottledByThePipeline: the throttling step serves every surface.
+// With the same tiny limit, back-to-back ARM reads of one caller are
+// answered 429 in ARM's shape (TooManyRequests, x-ms-error-code,
+// Retry-After in whole seconds), and the api-version step still answers
+// first, in ARM's words, for a request without one.
+func TestARMThrottledByThePipeline(t *testing.T) {
+	e := startThrottled(t)
+	tok, err := e.Credential().GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{mgmtScope(e)}, TenantID: e.Info.TenantID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(query string) (*http.Response, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, strings.TrimSuffix(e.Info.ManagementURL, "/")+"/subscriptions/"+e.Info.SubscriptionID+query, nil)
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		resp, err := e.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, body
+	}
+	if resp, body := get(""); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "MissingApiVersionParameter") {
+		t.Fatalf("no api-version: %d %s", resp.StatusCode, body)
+	}
+	var refused *http.Response
+	var body []byte
+	for range 12 {
+		if resp, b := get("?api-version=2022-12-01"); resp.StatusCode != http.StatusOK {
+			refused, body = resp, b
+			break
+		}
+	}
+	if refused == nil {
+		t.Fatal("12 ARM requests in a burst of 5 were never throttled")
+	}
+	var w struct {
+		Error struct{ Code, Message string }
+	}
+	retry, rerr := strconv.Atoi(refused.Header.Get("Retry-After"))
+	if refused.StatusCode != http.StatusTooManyRequests || rerr != nil || retry < 1 ||
+		json.Unmarshal(body, &w) != nil || w.Error.Code != "TooManyRequests" || w.Error.Message == "" ||
+		refused.Header.Get("x-ms-error-code") != "TooManyRequests" {
+		t.Fatalf("%d, Retry-After %q, x-ms-error-code %q, body %s: want ARM's 429 TooManyRequests with whole seconds ≥ 1",
+			refused.StatusCode, refused.Header.Get("Retry-After"), refused.Header.Get("x-ms-error-code"), body)
+	}
 }

@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"html/template"
-	"net/http"
 	"strings"
 	"time"
 
@@ -58,31 +56,26 @@ func deviceKey(deviceCode string) string {
 	return string(sum[:])
 }
 
-func (a *Authority) serveDeviceAuthorization(w http.ResponseWriter, r *http.Request, tenant string, resources []string) {
-	ctx := r.Context()
-	ev := audit.EventFrom(ctx)
-	ev.Service, ev.Operation = "identity", "DeviceAuthorization"
-	ev.Caller.TenantID = tenant
-	r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequest)
-	if err := r.ParseForm(); err != nil {
-		a.oauthError(w, r, http.StatusBadRequest, "invalid_request", 900144, "The request body could not be parsed.")
-		return
-	}
+// deviceStart is a device authorization: the codes and where the user
+// goes.
+type deviceStart struct {
+	deviceCode, userCode, uri string
+}
+
+// errDevicesFull: too many sign-ins are pending on this node.
+var errDevicesFull = terr(errs.Unavailable, "temporarily_unavailable", 90033, "Too many pending sign-ins. Try again later.")
+
+// startDevice begins a device sign-in of clientID for scope in tenant.
+func (a *Authority) startDevice(ctx context.Context, tenant, clientID, scope string, resources []string) (*deviceStart, error) {
 	if _, err := a.dir.Tenant(ctx, tenant); err != nil {
-		a.oauthError(w, r, http.StatusBadRequest, "invalid_request", 90002, "Tenant '"+safe(tenant)+"' not found.")
-		return
+		return nil, terr(errs.BadParameter, "invalid_request", 90002, "Tenant '"+safe(tenant)+"' not found.")
 	}
-	clientID := r.PostForm.Get("client_id")
 	if err := a.publicClient(ctx, tenant, clientID); err != nil {
-		te := err.(*tokenError)
-		a.oauthError(w, r, oauthStatus(te.kind), te.code, te.aadsts, te.desc)
-		return
+		return nil, err
 	}
-	resource, err := a.resolveResource(ctx, tenant, resourceFromScope(r.PostForm.Get("scope")), resources)
+	resource, err := a.resolveResource(ctx, tenant, resourceFromScope(scope), resources)
 	if err != nil {
-		te := err.(*tokenError)
-		a.oauthError(w, r, oauthStatus(te.kind), te.code, te.aadsts, te.desc)
-		return
+		return nil, err
 	}
 	raw := make([]byte, 32)
 	rand.Read(raw)
@@ -90,6 +83,7 @@ func (a *Authority) serveDeviceAuthorization(w http.ResponseWriter, r *http.Requ
 	uc := newUserCode()
 	now := a.clock.Now()
 	a.ext.mu.Lock()
+	defer a.ext.mu.Unlock()
 	if a.ext.devices == nil {
 		a.ext.devices, a.ext.userCode = map[string]*deviceCode{}, map[string]string{}
 	}
@@ -100,25 +94,16 @@ func (a *Authority) serveDeviceAuthorization(w http.ResponseWriter, r *http.Requ
 		}
 	}
 	if len(a.ext.devices) >= maxPendingDevices {
-		a.ext.mu.Unlock()
-		a.oauthError(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", 90033, "Too many pending sign-ins. Try again later.")
-		return
+		return nil, errDevicesFull
 	}
 	a.ext.devices[deviceKey(dc)] = &deviceCode{tenant: tenant, clientID: clientID, resource: resource, userCode: uc, expires: now.Add(deviceCodeLifetime)}
 	a.ext.userCode[uc] = deviceKey(dc)
-	a.ext.mu.Unlock()
-	uri := a.base + "device"
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]any{
-		"device_code": dc, "user_code": uc, "verification_uri": uri, "expires_in": int(deviceCodeLifetime.Seconds()),
-		"interval": devicePollInterval,
-		"message":  "To sign in, use a web browser to open the page " + uri + " and enter the code " + uc + " to authenticate.",
-	})
+	return &deviceStart{deviceCode: dc, userCode: uc, uri: a.base + "device"}, nil
 }
 
 // grantDeviceCode answers the CLI's polling.
-func (a *Authority) grantDeviceCode(ctx context.Context, r *http.Request, tenant string) (*tokenClaims, error) {
-	key := deviceKey(r.PostForm.Get("device_code"))
+func (a *Authority) grantDeviceCode(ctx context.Context, r *tokenRequest, tenant string) (*tokenClaims, error) {
+	key := deviceKey(r.form.Get("device_code"))
 	now := a.clock.Now()
 	a.ext.mu.Lock()
 	d := a.ext.devices[key]
@@ -128,7 +113,7 @@ func (a *Authority) grantDeviceCode(ctx context.Context, r *http.Request, tenant
 		a.ext.mu.Unlock()
 		return nil, terr(errs.BadParameter, "expired_token", 70020, "The device code has expired.")
 	}
-	if d == nil || !strings.EqualFold(d.tenant, tenant) || !strings.EqualFold(d.clientID, r.PostForm.Get("client_id")) {
+	if d == nil || !strings.EqualFold(d.tenant, tenant) || !strings.EqualFold(d.clientID, r.form.Get("client_id")) {
 		a.ext.mu.Unlock()
 		return nil, terr(errs.BadParameter, "invalid_grant", 70000, "The device code is not valid.")
 	}
@@ -147,49 +132,19 @@ func (a *Authority) grantDeviceCode(ctx context.Context, r *http.Request, tenant
 	return userClaims(u, d.clientID, d.resource, "0"), nil
 }
 
-var devicePage = template.Must(template.New("device").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Keyward sign-in</title></head>
-<body><h1>Sign in to Keyward</h1>
-{{if .Message}}<p role="status">{{.Message}}</p>{{end}}
-{{if not .Done}}<form method="post" action="device" autocomplete="off">
-<label>Code <input name="user_code" value="{{.Code}}" required></label><br>
-<label>User name <input name="username" required></label><br>
-<label>Password <input name="password" type="password" required></label><br>
-<label>Authenticator code <input name="totp" inputmode="numeric" pattern="[0-9]{6}"></label><br>
-<button type="submit">Sign in</button></form>{{end}}
-</body></html>`))
+// signInError is a refused device sign-in: its kind, the audit reason
+// and what the page tells the user.
+type signInError struct {
+	kind        errs.Kind
+	reason, msg string
+}
 
-// serveDevicePage is the browser side of the device flow: the user enters
-// the code shown by the CLI and signs in with password and TOTP.
-func (a *Authority) serveDevicePage(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
+func (e *signInError) Error() string { return e.reason }
+
+// deviceSignIn signs the user in for the pending code uc with password
+// and, once enrolled, TOTP; the CLI's polling then gets the token.
+func (a *Authority) deviceSignIn(ctx context.Context, uc, username, password, totp string) error {
 	ev := audit.EventFrom(ctx)
-	ev.Service, ev.Operation = "identity", "DeviceSignIn"
-	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	type page struct {
-		Code, Message string
-		Done          bool
-	}
-	if r.Method == http.MethodGet {
-		devicePage.Execute(w, page{Code: r.URL.Query().Get("code")})
-		return
-	}
-	if r.Method != http.MethodPost {
-		w.WriteHeader(http.StatusMethodNotAllowed)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequest)
-	if err := r.ParseForm(); err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		devicePage.Execute(w, page{Message: "The form could not be read."})
-		return
-	}
-	f := r.PostForm
-	uc := strings.ToUpper(strings.TrimSpace(f.Get("user_code")))
 	now := a.clock.Now()
 	a.ext.mu.Lock()
 	var d *deviceCode
@@ -197,42 +152,54 @@ func (a *Authority) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 		d = a.ext.devices[key]
 	}
 	a.ext.mu.Unlock()
-	fail := func(status int, reason, msg string) {
-		ev.Reason = reason
-		w.WriteHeader(status)
-		devicePage.Execute(w, page{Code: uc, Message: msg})
-	}
 	if d == nil || now.After(d.expires) || d.userOID != "" {
-		fail(http.StatusBadRequest, "unknown or expired user code", "That code is not valid or has expired. Start again from the CLI.")
-		return
+		return &signInError{errs.BadParameter, "unknown or expired user code", "That code is not valid or has expired. Start again from the CLI."}
 	}
 	ev.Caller.TenantID = d.tenant
-	who := strings.ToLower(d.tenant + "|" + f.Get("username"))
-	known, _ := a.dir.UserByName(ctx, d.tenant, f.Get("username")) // nil if no such user
-	if a.lockedOut(who, now) || known != nil && known.signInLocked(now) {
-		fail(http.StatusTooManyRequests, "too many failed sign-ins", "Too many failed sign-ins for this user. Try again in a few minutes.")
-		return
+	u, err := a.signInUser(ctx, d.tenant, username, password, totp)
+	if err != nil {
+		return err
 	}
-	u, err := a.checkPassword(ctx, d.tenant, f.Get("username"), f.Get("password"))
+	ev.Caller.ObjectID = u.ObjectID
+	a.ext.mu.Lock()
+	if d.userOID == "" {
+		d.userOID = u.ObjectID
+	}
+	a.ext.mu.Unlock()
+	return nil
+}
+
+// signInUser checks a user's password and, once enrolled, TOTP code for
+// an interactive sign-in (the device page, the authorize page): lockout
+// after repeated failures, each TOTP code accepted once, a success
+// clearing the count. It fills the request's audit event.
+func (a *Authority) signInUser(ctx context.Context, tenant, username, password, totp string) (*User, error) {
+	ev := audit.EventFrom(ctx)
+	now := a.clock.Now()
+	who := strings.ToLower(tenant + "|" + username)
+	known, _ := a.dir.UserByName(ctx, tenant, username) // nil if no such user
+	if a.lockedOut(who, now) || known != nil && known.signInLocked(now) {
+		return nil, &signInError{errs.Throttled, "too many failed sign-ins", "Too many failed sign-ins for this user. Try again in a few minutes."}
+	}
+	unauthorized := oauthStatus(errs.Unauthorized) // the request's outcome, recorded with the write
+	u, err := a.checkPassword(ctx, tenant, username, password)
 	if err != nil {
 		a.signInFailed(who, now)
 		if known != nil {
 			// The stored count commits with the request's audit event
 			// (api's audit gate): that event says how the request ends.
-			ev.Status, ev.Result, ev.Reason = http.StatusUnauthorized, audit.Unauthenticated, "invalid username or password"
+			ev.Status, ev.Result, ev.Reason = unauthorized, audit.Unauthenticated, "invalid username or password"
 			a.userSignInFailed(ctx, known, now)
 		}
-		fail(http.StatusUnauthorized, "invalid username or password", "The user name or password is incorrect.")
-		return
+		return nil, &signInError{errs.Unauthorized, "invalid username or password", "The user name or password is incorrect."}
 	}
 	if u.MFAEnrolled() {
-		step, ok := VerifyTOTP(u.TOTPSecret, f.Get("totp"), now, u.LastTOTPStep)
+		step, ok := VerifyTOTP(u.TOTPSecret, totp, now, u.LastTOTPStep)
 		if !ok {
 			a.signInFailed(who, now)
-			ev.Status, ev.Result, ev.Reason = http.StatusUnauthorized, audit.Unauthenticated, "invalid second factor"
+			ev.Status, ev.Result, ev.Reason = unauthorized, audit.Unauthenticated, "invalid second factor"
 			a.userSignInFailed(ctx, u, now)
-			fail(http.StatusUnauthorized, "invalid second factor", "The authenticator code is incorrect.")
-			return
+			return nil, &signInError{errs.Unauthorized, "invalid second factor", "The authenticator code is incorrect."}
 		}
 		// Record the step: each code is accepted once. A sign-in that
 		// succeeds clears the failures.
@@ -244,8 +211,7 @@ func (a *Authority) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 			x.FailedSignIns, x.FailedSince = 0, time.Time{}
 			return nil
 		}); err != nil {
-			fail(http.StatusUnauthorized, "second factor replayed", "The authenticator code is incorrect.")
-			return
+			return nil, &signInError{errs.Unauthorized, "second factor replayed", "The authenticator code is incorrect."}
 		}
 	} else if u.FailedSignIns > 0 {
 		// Best effort: a count left behind only expires with its window.
@@ -255,12 +221,7 @@ func (a *Authority) serveDevicePage(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	ev.Caller.ObjectID = u.ObjectID
-	a.ext.mu.Lock()
-	if d.userOID == "" {
-		d.userOID = u.ObjectID
-	}
-	a.ext.mu.Unlock()
-	devicePage.Execute(w, page{Message: "You are signed in. You may close this window and return to the command line.", Done: true})
+	return u, nil
 }
 
 var errTOTPReplay = &ErrInvalid{Msg: "the authenticator code was already used"}

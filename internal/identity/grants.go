@@ -6,10 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
-	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +23,8 @@ import (
 //	client_credentials   client_secret (post or basic), certificate assertion, federated assertion
 //	jwt-bearer + on_behalf_of   a user's token exchanged by a middle-tier app
 //	device_code          users (password, and TOTP once enrolled), via the device page
+//	authorization_code   users, via the authorize page, with PKCE (authcode.go)
+//	refresh_token        a user grant's refresh token (authcode.go)
 //
 // The password grant (ROPC) is not offered: it cannot carry a second
 // factor, so every user sign-in goes through the device page.
@@ -52,6 +51,10 @@ type tokenClaims struct {
 	UPN               string `json:"upn,omitempty"`
 	PreferredUsername string `json:"preferred_username,omitempty"`
 	MIResourceID      string `json:"xms_mirid,omitempty"`
+
+	// refreshOf is the refresh grant a refresh_token request ends (its
+	// successor keeps its expiry): authcode.go.
+	refreshOf *refreshGrant
 }
 
 func (a *Authority) signClaims(c jwt.Claims) (string, error) {
@@ -130,38 +133,14 @@ func throttled(aadsts int, desc string, after time.Duration) *tokenError {
 
 var errTransient = terr(errs.Unavailable, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
 
-func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request, tenant string, v1 bool, resources []string) {
-	ctx := r.Context()
-	ev := audit.EventFrom(ctx)
-	ev.Caller.TenantID = tenant
-	fail := func(e *tokenError) {
-		if ev.Reason == "" {
-			ev.Reason = e.code
-		}
-		if e.retryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.FormatInt(int64((e.retryAfter+time.Second-1)/time.Second), 10))
-		}
-		a.oauthError(w, r, oauthStatus(e.kind), e.code, e.aadsts, e.desc)
-	}
-	if after, ok := a.guard.Load().allowSource(ev.Caller.IP); !ok {
-		ev.Reason = "token requests from this source throttled"
-		fail(throttled(50196, "Too many token requests from this source.", after))
-		return
-	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
-		fail(terr(errs.BadParameter, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'."))
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequest)
-	if err := r.ParseForm(); err != nil {
-		fail(terr(errs.BadParameter, "invalid_request", 900144, "The request body could not be parsed."))
-		return
-	}
-	form := r.PostForm
+// grant runs the grant a token request asks for in tenant (v1: the v1
+// endpoint, which names the resource instead of a scope) and returns the
+// claims of the token to issue.
+func (a *Authority) grant(ctx context.Context, tenant string, v1 bool, r *tokenRequest, resources []string) (*tokenClaims, error) {
+	form := r.form
 	if _, err := a.dir.Tenant(ctx, tenant); err != nil {
-		fail(terr(errs.BadParameter, "invalid_request", 90002,
-			fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", safe(tenant))))
-		return
+		return nil, terr(errs.BadParameter, "invalid_request", 90002,
+			fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", safe(tenant)))
 	}
 	var resource string
 	if v1 {
@@ -169,66 +148,29 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request, tenant st
 	} else {
 		resource = resourceFromScope(form.Get("scope"))
 	}
-	grant := form.Get("grant_type")
-	var (
-		c   *tokenClaims
-		err error
-	)
-	switch {
+	switch grant := form.Get("grant_type"); {
 	case grant == grantClientCredentials:
-		c, err = a.grantClientCredentials(ctx, r, tenant, resource, resources)
+		return a.grantClientCredentials(ctx, r, tenant, resource, resources)
 	case grant == grantJWTBearer && form.Get("requested_token_use") == "on_behalf_of":
-		c, err = a.grantOnBehalfOf(ctx, r, tenant, resource, resources)
+		return a.grantOnBehalfOf(ctx, r, tenant, resource, resources)
 	case grant == grantDeviceCode || grant == "device_code": // MSAL sends the short form
-		c, err = a.grantDeviceCode(ctx, r, tenant)
+		return a.grantDeviceCode(ctx, r, tenant)
+	case grant == grantAuthorizationCode: // authcode.go
+		return a.grantAuthorizationCode(ctx, r, tenant, resource, resources)
+	case grant == grantRefreshToken:
+		return a.grantRefresh(ctx, r, tenant, resource, resources)
 	default:
-		err = terr(errs.BadParameter, "unsupported_grant_type", 70003, "The app requested an unsupported grant type '"+safe(grant)+"'.")
+		return nil, terr(errs.BadParameter, "unsupported_grant_type", 70003, "The app requested an unsupported grant type '"+safe(grant)+"'.")
 	}
-	var te *tokenError
-	if errors.As(err, &te) {
-		fail(te)
-		return
-	}
-	if err != nil {
-		fail(errTransient)
-		return
-	}
-	ev.Caller.ObjectID, ev.Caller.AppID = c.ObjectID, c.AZP
-	ev.ObjectID = c.ObjectID
-	tok, exp, err := a.issue(c)
-	if err != nil {
-		fail(errTransient)
-		return
-	}
-	secs := int(exp.Sub(a.clock.Now()).Seconds())
-	if secs <= 0 || secs > int(a.Lifetime.Seconds()) {
-		secs = int(a.Lifetime.Seconds())
-	}
-	resp := map[string]any{"token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": tok}
-	if c.Scope != "" {
-		// MSAL compares the granted scopes with the requested ones; a
-		// ".default" request is granted as asked.
-		resp["scope"] = strings.TrimSuffix(c.Audience, "/") + "/" + c.Scope
-		if sc := form.Get("scope"); sc != "" {
-			resp["scope"] = sc
-		}
-	}
-	if v1 {
-		resp["expires_on"] = strconv.FormatInt(exp.Unix(), 10)
-		resp["resource"] = c.Audience
-	}
-	if grant == grantDeviceCode || grant == "device_code" {
-		// Public clients (MSAL) build their account from these.
-		idt, cinfo, err := a.idToken(c)
-		if err != nil {
-			fail(errTransient)
-			return
-		}
-		resp["id_token"], resp["client_info"] = idt, cinfo
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
-	writeJSON(w, http.StatusOK, resp)
+}
+
+// tokenRequest is what a token request carries, as the grants read it:
+// its form and its HTTP Basic credentials (http_token.go reads them off
+// the wire).
+type tokenRequest struct {
+	form                 url.Values
+	basicUser, basicPass string
+	basic                bool
 }
 
 // resolveResource maps a requested resource to the audience tokens carry:
@@ -257,14 +199,14 @@ type clientAuth struct {
 // authenticateClient authenticates the client of a confidential-client
 // request: client secret (form or HTTP Basic), certificate assertion, or
 // federated assertion.
-func (a *Authority) authenticateClient(ctx context.Context, r *http.Request, tenant string) (*clientAuth, error) {
-	form := r.PostForm
+func (a *Authority) authenticateClient(ctx context.Context, r *tokenRequest, tenant string) (*clientAuth, error) {
+	form := r.form
 	ev := audit.EventFrom(ctx)
 	clientID := form.Get("client_id")
 	secret := form.Get("client_secret")
-	if u, p, ok := r.BasicAuth(); ok && clientID == "" {
-		clientID, _ = url.QueryUnescape(u)
-		secret, _ = url.QueryUnescape(p)
+	if r.basic && clientID == "" {
+		clientID, _ = url.QueryUnescape(r.basicUser)
+		secret, _ = url.QueryUnescape(r.basicPass)
 	}
 	ev.Caller.AppID = safe(clientID)
 	if clientID == "" {
@@ -319,8 +261,8 @@ func (a *Authority) authenticateClient(ctx context.Context, r *http.Request, ten
 var errUnknownClient = errors.New("identity: unknown client")
 
 // checkClient verifies the credential a confidential client presented.
-func (a *Authority) checkClient(ctx context.Context, r *http.Request, tenant, clientID, secret string) (*clientAuth, error) {
-	form := r.PostForm
+func (a *Authority) checkClient(ctx context.Context, r *tokenRequest, tenant, clientID, secret string) (*clientAuth, error) {
+	form := r.form
 	ev := audit.EventFrom(ctx)
 	notFound := errUnknownClient
 	if assertion := form.Get("client_assertion"); assertion != "" {
@@ -377,7 +319,7 @@ func (a *Authority) checkClient(ctx context.Context, r *http.Request, tenant, cl
 	return &clientAuth{sp: sp, acr: "1"}, nil
 }
 
-func (a *Authority) grantClientCredentials(ctx context.Context, r *http.Request, tenant, resource string, resources []string) (*tokenClaims, error) {
+func (a *Authority) grantClientCredentials(ctx context.Context, r *tokenRequest, tenant, resource string, resources []string) (*tokenClaims, error) {
 	aud, err := a.resolveResource(ctx, tenant, resource, resources)
 	if err != nil {
 		return nil, err
@@ -393,7 +335,7 @@ func (a *Authority) grantClientCredentials(ctx context.Context, r *http.Request,
 // requesting middle-tier application, for a token to a downstream
 // resource with the user's identity and the middle tier as azp
 // (IDENTITY.md §8): the compound identity access policies can name.
-func (a *Authority) grantOnBehalfOf(ctx context.Context, r *http.Request, tenant, resource string, resources []string) (*tokenClaims, error) {
+func (a *Authority) grantOnBehalfOf(ctx context.Context, r *tokenRequest, tenant, resource string, resources []string) (*tokenClaims, error) {
 	aud, err := a.resolveResource(ctx, tenant, resource, resources)
 	if err != nil {
 		return nil, err
@@ -405,7 +347,7 @@ func (a *Authority) grantOnBehalfOf(ctx context.Context, r *http.Request, tenant
 	ev := audit.EventFrom(ctx)
 	appID := strings.ToLower(ca.sp.AppID)
 	bad := terr(errs.BadParameter, "invalid_grant", 50013, "Assertion failed signature validation or is not valid for this application.")
-	user, reason, err := a.Validate(r.PostForm.Get("assertion"), []string{appID, "api://" + appID})
+	user, reason, err := a.Validate(r.form.Get("assertion"), []string{appID, "api://" + appID})
 	if err != nil {
 		ev.Reason = "obo assertion: " + reason
 		return nil, bad
@@ -428,7 +370,7 @@ func (a *Authority) grantOnBehalfOf(ctx context.Context, r *http.Request, tenant
 
 // publicClient checks the client_id of a public-client sign-in.
 func (a *Authority) publicClient(ctx context.Context, tenant, clientID string) error {
-	if strings.EqualFold(clientID, AzureCLIClientID) || strings.EqualFold(clientID, KeywardCLIClientID) {
+	if strings.EqualFold(clientID, AzureCLIClientID) || strings.EqualFold(clientID, KeywardCLIClientID) || strings.EqualFold(clientID, KeywardConsoleClientID) {
 		return nil
 	}
 	if _, err := a.dir.ServicePrincipal(ctx, tenant, clientID); err == nil {

@@ -12,10 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
-	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -198,24 +195,16 @@ type authorityExt struct {
 	mu       sync.Mutex
 	jtis     map[string]time.Time // assertion IDs seen, until they expire
 	issuers  map[string]cachedIssuer
-	devices  map[string]*deviceCode // by device_code hash
-	userCode map[string]string      // user code -> device_code hash
-	client   *http.Client
+	devices  map[string]*deviceCode     // by device_code hash
+	userCode map[string]string          // user code -> device_code hash
+	fetch    fetcher                    // issuer discovery (http_issuers.go); nil: the default client
 	failures map[string]*signInFailures // tenant|username -> recent failed sign-ins
+	web      webState                   // authorization codes, refresh tokens: authcode.go
 }
 
 type cachedIssuer struct {
 	keys    *JWKSet
 	fetched time.Time
-}
-
-// SetIssuerHTTPClient sets the client used to fetch external issuers'
-// discovery documents and key sets (nil: http.DefaultClient). Only HTTPS
-// URLs are ever fetched.
-func (a *Authority) SetIssuerHTTPClient(c *http.Client) {
-	a.ext.mu.Lock()
-	a.ext.client = c
-	a.ext.mu.Unlock()
 }
 
 // externalKeys returns the key set of an external issuer for tenant: the
@@ -230,14 +219,14 @@ func (a *Authority) externalKeys(ctx context.Context, tenant, issuer, kid string
 	now := a.clock.Now()
 	a.ext.mu.Lock()
 	c, ok := a.ext.issuers[issuer]
-	client := a.ext.client
+	fetch := a.ext.fetch
 	a.ext.mu.Unlock()
 	if ok && now.Sub(c.fetched) < issuerKeysMaxAge {
 		if _, found := c.keys.Find(kid); found || now.Sub(c.fetched) < time.Minute {
 			return c.keys, nil
 		}
 	}
-	set, err := fetchIssuerKeys(ctx, client, issuer)
+	set, err := fetchIssuerKeys(ctx, fetch, issuer)
 	if err != nil {
 		return nil, err
 	}
@@ -253,9 +242,12 @@ func (a *Authority) externalKeys(ctx context.Context, tenant, issuer, kid string
 	return set, nil
 }
 
-func fetchIssuerKeys(ctx context.Context, client *http.Client, issuer string) (*JWKSet, error) {
-	if client == nil {
-		client = http.DefaultClient
+// fetcher reads an HTTPS URL (http_issuers.go speaks HTTP).
+type fetcher func(ctx context.Context, u string) ([]byte, error)
+
+func fetchIssuerKeys(ctx context.Context, fetch fetcher, issuer string) (*JWKSet, error) {
+	if fetch == nil {
+		fetch = httpFetcher(nil)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -263,43 +255,19 @@ func fetchIssuerKeys(ctx context.Context, client *http.Client, issuer string) (*
 		Issuer  string `json:"issuer"`
 		JWKSURI string `json:"jwks_uri"`
 	}
-	if err := fetchJSON(ctx, client, strings.TrimSuffix(issuer, "/")+"/.well-known/openid-configuration", &disc); err != nil {
+	raw, err := fetch(ctx, strings.TrimSuffix(issuer, "/")+"/.well-known/openid-configuration")
+	if err == nil {
+		err = json.Unmarshal(raw, &disc)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("identity: issuer discovery: %w", err)
 	}
 	if strings.TrimSuffix(disc.Issuer, "/") != strings.TrimSuffix(issuer, "/") {
 		return nil, errors.New("identity: issuer discovery document names another issuer")
 	}
-	raw, err := fetch(ctx, client, disc.JWKSURI)
+	raw, err = fetch(ctx, disc.JWKSURI)
 	if err != nil {
 		return nil, fmt.Errorf("identity: issuer keys: %w", err)
 	}
 	return ParseJWKS(raw)
-}
-
-func fetchJSON(ctx context.Context, client *http.Client, u string, v any) error {
-	raw, err := fetch(ctx, client, u)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(raw, v)
-}
-
-func fetch(ctx context.Context, client *http.Client, u string) ([]byte, error) {
-	pu, err := url.Parse(u)
-	if err != nil || pu.Scheme != "https" || pu.Host == "" {
-		return nil, errors.New("only https URLs are fetched")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
 }

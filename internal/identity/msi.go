@@ -7,15 +7,15 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"net/http"
 	"net/netip"
-	"strconv"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/errs"
 )
 
 // Managed identities in a self-hosted deployment (IDENTITY.md §3, §9).
@@ -219,119 +219,81 @@ func (d *Directory) headerlessBinding(ctx context.Context, ip netip.Addr) (*Work
 	return b, err
 }
 
-// msiError writes the error shape managed-identity clients read: HTTP 400
-// (not 404, which Go's IMDS client retries for 25 seconds) with an OAuth
-// error body.
-func msiError(w http.ResponseWriter, status int, code, desc string) {
-	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+// msiRequest is what a managed-identity token request carries, whatever
+// its shape: its parameters (query and, for Cloud Shell, form), the
+// binding secret from its identity header, and whether it sent Metadata:
+// true (http_msi.go reads them off the wire).
+type msiRequest struct {
+	q        url.Values
+	secret   string
+	metadata bool
 }
 
-// serveMSI answers every managed-identity request shape on one handler
-// (IDENTITY.md §3): App Service (GET, X-IDENTITY-HEADER), Azure ML (GET,
-// secret header, clientid), Service Fabric's header name, IMDS (GET,
-// Metadata: true) and Cloud Shell (POST form, Metadata: true).
-func (a *Authority) serveMSI(w http.ResponseWriter, r *http.Request, resources []string) {
-	ctx := r.Context()
+// msiToken is an issued managed-identity token.
+type msiToken struct {
+	token    string
+	identity *ServicePrincipal
+	audience string
+	expires  time.Time
+}
+
+func msiErr(kind errs.Kind, code, desc string) *tokenError { return terr(kind, code, 0, desc) }
+
+var errMSITransient = msiErr(errs.Unavailable, "temporarily_unavailable", "A transient error has occurred. Please try again.")
+
+// msiIssue checks a managed-identity request's binding and issues a token
+// for the identity and resource it asks for.
+func (a *Authority) msiIssue(ctx context.Context, mr msiRequest, resources []string) (*msiToken, error) {
 	ev := audit.EventFrom(ctx)
-	ev.Service, ev.Operation = "identity", "ManagedIdentityToken"
-	if after, ok := a.guard.Load().allowSource(ev.Caller.IP); !ok {
-		// The token endpoint's per-source bucket (tokenlimits.go); IMDS
-		// also answers floods with 429.
-		ev.Reason = "token requests from this source throttled"
-		w.Header().Set("Retry-After", strconv.FormatInt(int64((after+time.Second-1)/time.Second), 10))
-		msiError(w, http.StatusTooManyRequests, "temporarily_unavailable", "Too many token requests from this source.")
-		return
-	}
-	q := r.URL.Query()
-	if r.Method == http.MethodPost {
-		r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequest)
-		if err := r.ParseForm(); err != nil {
-			msiError(w, http.StatusBadRequest, "invalid_request", "The request body could not be parsed.")
-			return
-		}
-		for k, v := range r.PostForm {
-			if q.Get(k) == "" {
-				q[k] = v
-			}
-		}
-	} else if r.Method != http.MethodGet {
-		msiError(w, http.StatusMethodNotAllowed, "invalid_request", "Use GET (or POST for the Cloud Shell shape).")
-		return
-	}
-	secret := r.Header.Get("X-IDENTITY-HEADER")
-	if secret == "" {
-		secret = r.Header.Get("Secret") // Azure ML and Service Fabric
-	}
-	metadata := strings.EqualFold(r.Header.Get("Metadata"), "true")
-	if secret == "" && !metadata {
+	if mr.secret == "" && !mr.metadata {
 		ev.Reason = "no identity header"
-		msiError(w, http.StatusBadRequest, "invalid_request", "Required metadata header not specified")
-		return
+		return nil, msiErr(errs.BadParameter, "invalid_request", "Required metadata header not specified")
 	}
-	resource := q.Get("resource")
+	resource := mr.q.Get("resource")
 	if resource == "" {
 		ev.Reason = "no resource"
-		msiError(w, http.StatusBadRequest, "invalid_request", "Required query variable 'resource' is missing")
-		return
+		return nil, msiErr(errs.BadParameter, "invalid_request", "Required query variable 'resource' is missing")
 	}
 	ip, _ := netip.ParseAddr(ev.Caller.IP)
 	var b *WorkloadBinding
 	var err error
-	if secret != "" {
-		b, err = a.dir.bindingBySecret(ctx, secret)
+	if mr.secret != "" {
+		b, err = a.dir.bindingBySecret(ctx, mr.secret)
 	} else {
 		b, err = a.dir.headerlessBinding(ctx, ip)
 	}
 	switch {
 	case errors.Is(err, ErrInvalidCredential):
 		ev.Reason = "invalid workload binding"
-		msiError(w, http.StatusUnauthorized, "invalid_client", "The identity header is not valid for this endpoint.")
-		return
+		return nil, msiErr(errs.Unauthorized, "invalid_client", "The identity header is not valid for this endpoint.")
 	case err != nil:
-		msiError(w, http.StatusInternalServerError, "temporarily_unavailable", "A transient error has occurred. Please try again.")
-		return
+		return nil, errMSITransient
 	}
 	ev.Caller.TenantID = b.TenantID
 	ev.Reason = "binding " + b.ID
 	if b.Expires != nil && !a.clock.Now().Before(*b.Expires) {
 		ev.Reason = "binding " + b.ID + " expired"
-		msiError(w, http.StatusUnauthorized, "invalid_client", "The workload binding has expired.")
-		return
+		return nil, msiErr(errs.Unauthorized, "invalid_client", "The workload binding has expired.")
 	}
 	if !b.allows(ip) {
 		ev.Reason = "binding " + b.ID + " used from a source it is not pinned to"
-		msiError(w, http.StatusForbidden, "invalid_client", "The workload binding may not be used from this address.")
-		return
+		return nil, msiErr(errs.Forbidden, "invalid_client", "The workload binding may not be used from this address.")
 	}
-	mi, err := a.selectIdentity(ctx, b, q)
+	mi, err := a.selectIdentity(ctx, b, mr.q)
 	if err != nil {
 		ev.Reason = "binding " + b.ID + ": " + err.Error()
-		msiError(w, http.StatusBadRequest, "invalid_request", "Identity not found")
-		return
+		return nil, msiErr(errs.BadParameter, "invalid_request", "Identity not found")
 	}
 	aud, err := a.resolveResource(ctx, b.TenantID, strings.TrimSuffix(resource, "/.default"), resources)
 	if err != nil {
-		msiError(w, http.StatusBadRequest, "invalid_resource", "The resource is not known to this token service.")
-		return
+		return nil, msiErr(errs.BadParameter, "invalid_resource", "The resource is not known to this token service.")
 	}
 	ev.Caller.ObjectID, ev.Caller.AppID, ev.ObjectID = mi.ObjectID, mi.AppID, mi.ObjectID
 	tok, exp, err := a.issue(appClaims(mi, aud, "2"))
 	if err != nil {
-		msiError(w, http.StatusInternalServerError, "temporarily_unavailable", "A transient error has occurred. Please try again.")
-		return
+		return nil, errMSITransient
 	}
-	now := a.clock.Now()
-	secs := strconv.FormatInt(int64(exp.Sub(now).Seconds()), 10)
-	resp := map[string]string{
-		"access_token": tok, "client_id": mi.AppID, "expires_in": secs, "ext_expires_in": secs,
-		"expires_on": strconv.FormatInt(exp.Unix(), 10), "not_before": strconv.FormatInt(now.Unix(), 10),
-		"resource": aud, "token_type": "Bearer",
-	}
-	if v := firstOf(q, "mi_res_id", "msi_res_id"); v != "" {
-		resp["msi_res_id"] = v // Azure Arc clients check the echo
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, resp)
+	return &msiToken{token: tok, identity: mi, audience: aud, expires: exp}, nil
 }
 
 func firstOf(q map[string][]string, names ...string) string {

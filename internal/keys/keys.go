@@ -54,11 +54,60 @@ const (
 
 // Spec describes a key to generate.
 type Spec struct {
-	Kty            string // KtyRSA or KtyEC
+	Kty            string // KtyRSA, KtyEC, or KtyOct (Software protector only; Size in bits 128, 192, 256)
 	Size           int    // RSA: 2048 (default when 0), 3072 or 4096; EC: 0
 	PublicExponent int    // RSA: 65537 (default when 0); the only value Go generates
 	Curve          string // EC: CurveP256 (default when ""), CurveP256K, CurveP384 or CurveP521
+
+	// The fields below are for protectors that keep keys outside this
+	// process (an HSM); Generate and [Software] ignore them.
+
+	// ID names the key's objects in the protector: the key version ID
+	// (an HSM stores its ASCII bytes as CKA_ID).
+	ID string
+	// Usage holds the key_ops the key is created with; an HSM sets its
+	// objects' usage flags from them (zero: every operation of the type).
+	Usage Usage
+	// Exportable makes an HSM key extractable (CKA_EXTRACTABLE), for
+	// secure key release; it is never extractable otherwise.
+	Exportable bool
 }
+
+// Usage is a set of key operations (key_ops), comparable so a Spec is.
+type Usage uint16
+
+// The key operations of a Usage. UsageGiven marks a set made from a
+// key_ops list, so an empty list differs from none given.
+const (
+	UsageGiven Usage = 1 << iota
+	UsageSign
+	UsageVerify
+	UsageEncrypt
+	UsageDecrypt
+	UsageWrapKey
+	UsageUnwrapKey
+	UsageImport
+	UsageExport
+)
+
+var usageNames = map[string]Usage{"sign": UsageSign, "verify": UsageVerify, "encrypt": UsageEncrypt,
+	"decrypt": UsageDecrypt, "wrapKey": UsageWrapKey, "unwrapKey": UsageUnwrapKey, "import": UsageImport, "export": UsageExport}
+
+// UsageOf returns the Usage of a key_ops list (unknown names are ignored;
+// nil gives the zero Usage).
+func UsageOf(ops []string) Usage {
+	if ops == nil {
+		return 0
+	}
+	u := UsageGiven
+	for _, op := range ops {
+		u |= usageNames[op]
+	}
+	return u
+}
+
+// Has reports whether the operation named op is in u.
+func (u Usage) Has(op string) bool { return u&usageNames[op] != 0 }
 
 // JWK is a JSON Web Key (RFC 7517/7518) with raw big-endian byte fields; the
 // wire layer base64url-encodes them. KeyOps is carried for the caller's

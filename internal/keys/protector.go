@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"context"
 	"crypto/fips140"
 	"fmt"
@@ -35,6 +36,14 @@ type Protector interface {
 	Load(ctx context.Context, handle []byte) (Operator, error)
 }
 
+// SpecImporter is implemented by protectors whose objects carry the key
+// version's identity and usage flags (an HSM): the vault layer calls
+// ImportSpec instead of Import, with spec.ID, spec.Usage and
+// spec.Exportable set (Kty, Size and Curve are left empty).
+type SpecImporter interface {
+	ImportSpec(ctx context.Context, j JWK, spec Spec) (handle []byte, pub JWK, err error)
+}
+
 // Software is the Protector for keys held in process memory by this
 // package, sealed at rest by the vault layer. The zero value is ready to use.
 type Software struct{}
@@ -64,6 +73,13 @@ func (Software) Generate(ctx context.Context, spec Spec) ([]byte, JWK, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, JWK{}, err
 	}
+	if spec.Kty == KtyOct {
+		k, err := GenerateAES(spec.Size)
+		if err != nil {
+			return nil, JWK{}, err
+		}
+		return k.MarshalPrivate(), k.Public(), nil
+	}
 	k, err := Generate(spec)
 	if err != nil {
 		return nil, JWK{}, err
@@ -75,6 +91,16 @@ func (Software) Generate(ctx context.Context, spec Spec) ([]byte, JWK, error) {
 func (Software) Import(ctx context.Context, j JWK) ([]byte, JWK, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, JWK{}, err
+	}
+	if j.Kty == KtyOct {
+		if len(j.N)+len(j.E)+len(j.D)+len(j.X)+len(j.Y)+len(j.P)+len(j.Q)+len(j.DP)+len(j.DQ)+len(j.QI) != 0 || j.Crv != "" {
+			return nil, JWK{}, fmt.Errorf("%w: oct JWK with RSA or EC fields", ErrBadKey)
+		}
+		k, err := NewAES(j.K)
+		if err != nil {
+			return nil, JWK{}, err
+		}
+		return k.MarshalPrivate(), k.Public(), nil
 	}
 	k, err := FromJWK(j)
 	if err != nil {
@@ -98,6 +124,13 @@ func handleOf(k *Key) ([]byte, JWK, error) {
 func (Software) Load(ctx context.Context, handle []byte) (Operator, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if bytes.HasPrefix(handle, aesHandlePrefix) {
+		k, err := ParseAES(handle)
+		if err != nil {
+			return nil, err
+		}
+		return aesOperator{k}, nil
 	}
 	k, err := ParsePrivate(handle)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/hsm/hsmtest"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/server"
 	"github.com/keyward/keyward/internal/storage"
@@ -52,6 +53,14 @@ type Options struct {
 	TokenLimits *identity.TokenLimits
 	// AuditPath is the audit log file; empty: DataDir/audit.log.
 	AuditPath string
+	// Audit configures the audit file's chain and further sinks.
+	Audit server.AuditConfig
+	// Alerts configures alert rules and destinations.
+	Alerts server.AlertsConfig
+	// HSM gives the dev server its own SoftHSM2 token (a real one, in the
+	// test binary's SoftHSM2 directory) and a premium vault; the test is
+	// skipped locally, and fails in CI, without SoftHSM2.
+	HSM bool
 }
 
 // Env is a running dev server and clients for it.
@@ -89,6 +98,9 @@ func Start(t testing.TB, opts Options) *Env {
 		TLS:               opts.TLS,
 		TokenLimits:       opts.TokenLimits,
 		AuditPath:         opts.AuditPath,
+		Audit:             opts.Audit,
+		Alerts:            opts.Alerts,
+		DevHSMModule:      devHSM(t, opts.HSM),
 		Log:               slog.New(slog.NewTextHandler(logOut, nil)),
 
 		TestOnlyWrapAuditSink: opts.WrapAuditSink,
@@ -101,6 +113,15 @@ func Start(t testing.TB, opts Options) *Env {
 	e := &Env{T: t, Server: s, Info: s.Dev(), DataDir: dir}
 	e.HTTP = HTTPClient(t, s.CAFile(), s.Addr())
 	return e
+}
+
+func devHSM(t testing.TB, on bool) string {
+	if !on {
+		return ""
+	}
+	m := hsmtest.Module(t)
+	hsmtest.Dir(t) // one SoftHSM2 directory for the whole test binary
+	return m
 }
 
 // HTTPClient trusts the CA in caFile and connects every request to addr,

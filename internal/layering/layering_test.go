@@ -18,7 +18,7 @@ const module = "github.com/keyward/keyward"
 // surfaces are the packages that speak a wire format (HTTP, Azure's and
 // ARM's JSON, OAuth). The domain below them never imports one: errors go up
 // as errs kinds and each surface words them (STYLE.md §3).
-var surfaces = []string{"internal/api", "internal/mgmt", "internal/identity", "internal/server"}
+var surfaces = []string{"internal/api", "internal/mgmt", "internal/identity", "internal/server", "internal/console", "internal/keymgmtapi"}
 
 // domain are the packages below the surfaces: no net/http, no surface, no
 // wire prose (TestNoWireProseInDomain). Packages marked later may not exist
@@ -27,7 +27,8 @@ var domain = map[string]bool{
 	"internal/vault": true, "internal/keys": true, "internal/barrier": true, "internal/storage": true,
 	"internal/authz": true, "internal/errs": true, "internal/audit": true, "internal/throttle": true,
 	"internal/shamir": true, "internal/clock": true,
-	"internal/certificates": false, "internal/jobs": false, // later: B's and E's new packages
+	"internal/certificates": true, "internal/jobs": true, "internal/keymgmt": true,
+	"internal/mhsm": true, "internal/securitydomain": true,
 }
 
 func init() {
@@ -42,6 +43,7 @@ func init() {
 	}
 	bans["internal/errs"][module+"/internal/vault"] = "errs is the bottom of the tree: every layer may use it"
 	bans["internal/errs"][module+"/internal/storage"] = "errs is the bottom of the tree: every layer may use it"
+	bans["internal/vault"][module+"/internal/certificates"] = "certificates use vault's object store, not the reverse"
 }
 
 // bans lists, per package (and its subpackages), imports it must not reach,
@@ -103,6 +105,14 @@ var bans = map[string]map[string]string{
 	"internal/clock": {
 		"net/http":                "the clock is a leaf every layer may use",
 		module + "/internal/jobs": "the clock is a leaf every layer may use",
+	},
+	"internal/console": {
+		module + "/internal/api":     "the console is a client of the pipeline, which routes to it",
+		module + "/internal/authz":   "the console decides no access: the surfaces it calls as the user do (no console-only privilege path)",
+		module + "/internal/vault":   "the console reaches vault objects through the data plane, as the user",
+		module + "/internal/mgmt":    "the console reaches ARM through the pipeline, as the user",
+		module + "/internal/barrier": "the console never reads storage",
+		module + "/internal/storage": "the console never reads storage",
 	},
 	"internal/identity": {
 		module + "/internal/api":   "the token service is beside api, which routes to it",
@@ -238,6 +248,56 @@ func TestNoWireProseInDomain(t *testing.T) {
 			for _, w := range []string{"go.microsoft.com/fwlink", "For help resolving this issue"} {
 				if strings.Contains(string(raw), w) {
 					t.Errorf("%s/%s holds Azure's wire prose %q: word it in the surface's error table", pkg, name, w)
+				}
+			}
+		}
+	}
+}
+
+// splitSurfaces are surfaces whose domain and wire halves share a package:
+// only the files the rule names speak HTTP; every other file is domain and
+// holds to the domain's bans (no net/http, no other surface, directly or
+// through what it imports).
+var splitSurfaces = map[string]func(file string) bool{
+	// identity: grants, principals, bindings, device sign-in and issuer
+	// trust are domain; http*.go and routes.go put them on the wire.
+	"internal/identity": func(f string) bool { return strings.HasPrefix(f, "http") || f == "routes.go" },
+}
+
+func TestSplitSurfaceDomainFiles(t *testing.T) {
+	rootDir := root(t)
+	banned := map[string]bool{"net/http": true}
+	for _, s := range surfaces {
+		banned[module+"/"+s] = true
+	}
+	for pkg, wire := range splitSurfaces {
+		dir := filepath.Join(rootDir, pkg)
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fset := token.NewFileSet()
+		for _, e := range entries {
+			name := e.Name()
+			if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") || wire(name) {
+				continue
+			}
+			f, err := parser.ParseFile(fset, filepath.Join(dir, name), nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range f.Imports {
+				p := strings.Trim(imp.Path.Value, `"`)
+				if banned[p] && p != module+"/"+pkg {
+					t.Errorf("%s/%s imports %s: only the wire files of %s may (the domain knows nothing of HTTP)", pkg, name, p, pkg)
+				}
+				if !strings.HasPrefix(p, module+"/") {
+					continue
+				}
+				for b := range banned {
+					if from, ok := closure(t, rootDir, p)[b]; ok {
+						t.Errorf("%s/%s reaches %s through %s (imported by %s)", pkg, name, b, p, from)
+					}
 				}
 			}
 		}

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/keyward/keyward/internal/vault"
+	"github.com/keyward/keyward/internal/certificates"
 )
 
 // TLS modes.
@@ -52,7 +52,7 @@ type Config struct {
 // Sender sends mail through one SMTP server.
 type Sender struct{ cfg Config }
 
-var _ vault.Mailer = (*Sender)(nil)
+var _ certificates.Mailer = (*Sender)(nil)
 
 // New validates cfg and returns a sender.
 func New(cfg Config) (*Sender, error) {
@@ -83,7 +83,7 @@ func validAddress(a string) bool {
 }
 
 // Send delivers m to every recipient in one SMTP transaction.
-func (s *Sender) Send(ctx context.Context, m *vault.Mail) error {
+func (s *Sender) Send(ctx context.Context, m *certificates.Mail) error {
 	var to []string
 	for _, r := range m.To {
 		if validAddress(r) {
@@ -152,7 +152,7 @@ func (s *Sender) Send(ctx context.Context, m *vault.Mail) error {
 }
 
 // message renders an RFC 5322 message: plain UTF-8 text, quoted-printable.
-func (s *Sender) message(m *vault.Mail, to []string) []byte {
+func (s *Sender) message(m *certificates.Mail, to []string) []byte {
 	oneLine := func(v string) string { return strings.NewReplacer("\r", " ", "\n", " ").Replace(v) }
 	var b bytes.Buffer
 	date := m.Date

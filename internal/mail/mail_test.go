@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyward/keyward/internal/vault"
+	"github.com/keyward/keyward/internal/certificates"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -32,7 +32,7 @@ func TestNewValidates(t *testing.T) {
 func TestMessage(t *testing.T) {
 	s, _ := New(Config{Addr: "h:25", From: "keyward@example.com"})
 	date := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	raw := s.message(&vault.Mail{Subject: "Zertifikat läuft ab\r\nBcc: evil@example.com", Body: "line one\r\nline two é\r\n", Date: date},
+	raw := s.message(&certificates.Mail{Subject: "Zertifikat läuft ab\r\nBcc: evil@example.com", Body: "line one\r\nline two é\r\n", Date: date},
 		[]string{"a@example.com", "b@example.com"})
 	m, err := netmail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {

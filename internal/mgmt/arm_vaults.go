@@ -312,16 +312,8 @@ func (c *call) listSubscriptions() error {
 	return nil
 }
 
-func (c *call) getSubscription(id string) error {
-	c.ev.Operation = "SubscriptionGet"
-	sub, err := c.subscription(id)
-	if err != nil {
-		return err
-	}
-	if err := c.authorize(authz.SubscriptionsRead, authz.Scope{TenantID: sub.TenantID, SubscriptionID: sub.ID}); err != nil {
-		return err
-	}
-	c.reply(http.StatusOK, subOut(sub))
+func (c *call) getSubscription() error {
+	c.reply(http.StatusOK, subOut(c.sub))
 	return nil
 }
 
@@ -372,77 +364,69 @@ func validRGName(n string) bool {
 	return true
 }
 
-func (c *call) resourceGroup(subID, name string) error {
-	sub, err := c.subscription(subID)
+func (c *call) getResourceGroup(name string) error {
+	rg, err := c.h.svc.ResourceGroup(c.r.Context(), c.sub.ID, name)
+	if err != nil {
+		return errNotFound("ResourceGroupNotFound", "Resource group '%s' could not be found.", clip(name))
+	}
+	if c.r.Method == http.MethodHead {
+		c.reply(http.StatusNoContent, nil)
+		return nil
+	}
+	c.reply(http.StatusOK, rgOut(rg))
+	return nil
+}
+
+func (c *call) putResourceGroup(name string) error {
+	if !validRGName(name) {
+		return errBad("InvalidResourceGroup", "The provided resource group name '%s' has these invalid characters or is too long.", clip(name))
+	}
+	var body struct {
+		Location string            `json:"location"`
+		Tags     map[string]string `json:"tags"`
+	}
+	if err := c.decode(&body); err != nil {
+		return err
+	}
+	if body.Location == "" {
+		return errBad("LocationRequired", "The location property is required for this definition.")
+	}
+	if err := parseTags(body.Tags); err != nil {
+		return err
+	}
+	rg, created, err := c.h.svc.PutResourceGroup(c.r.Context(), ResourceGroup{SubscriptionID: c.sub.ID, Name: name,
+		Location: strings.ToLower(body.Location), Tags: body.Tags})
 	if err != nil {
 		return err
 	}
-	scope := authz.Scope{TenantID: sub.TenantID, SubscriptionID: sub.ID, ResourceGroup: name}
-	ctx := c.r.Context()
-	switch c.r.Method {
-	case http.MethodGet, http.MethodHead:
-		c.ev.Operation = "ResourceGroupGet"
-		if err := c.authorize(authz.ResourceGroupsRead, scope); err != nil {
-			return err
-		}
-		rg, err := c.h.svc.ResourceGroup(ctx, sub.ID, name)
-		if err != nil {
-			return errNotFound("ResourceGroupNotFound", "Resource group '%s' could not be found.", clip(name))
-		}
-		if c.r.Method == http.MethodHead {
-			c.reply(http.StatusNoContent, nil)
-			return nil
-		}
-		c.reply(http.StatusOK, rgOut(rg))
-	case http.MethodPut:
-		c.ev.Operation = "ResourceGroupCreateOrUpdate"
-		if err := c.authorize(authz.ResourceGroupsWrite, scope); err != nil {
-			return err
-		}
-		if !validRGName(name) {
-			return errBad("InvalidResourceGroup", "The provided resource group name '%s' has these invalid characters or is too long.", clip(name))
-		}
-		var body struct {
-			Location string            `json:"location"`
-			Tags     map[string]string `json:"tags"`
-		}
-		if err := c.decode(&body); err != nil {
-			return err
-		}
-		if body.Location == "" {
-			return errBad("LocationRequired", "The location property is required for this definition.")
-		}
-		if err := parseTags(body.Tags); err != nil {
-			return err
-		}
-		rg, created, err := c.h.svc.PutResourceGroup(ctx, ResourceGroup{SubscriptionID: sub.ID, Name: name,
-			Location: strings.ToLower(body.Location), Tags: body.Tags})
-		if err != nil {
-			return err
-		}
-		status := http.StatusOK
-		if created {
-			status = http.StatusCreated
-		}
-		c.reply(status, rgOut(rg))
-	case http.MethodDelete:
-		c.ev.Operation = "ResourceGroupDelete"
-		if err := c.authorize(authz.ResourceGroupsDel, scope); err != nil {
-			return err
-		}
-		err := c.h.svc.DeleteResourceGroup(ctx, sub.ID, name)
-		if errors.Is(err, storage.ErrNotFound) {
-			c.reply(http.StatusNoContent, nil)
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		c.reply(http.StatusOK, nil)
-	default:
-		return &armError{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", message: "The method is not allowed on this resource."}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
 	}
+	c.reply(status, rgOut(rg))
 	return nil
+}
+
+func (c *call) deleteResourceGroup(name string) error {
+	err := c.h.svc.DeleteResourceGroup(c.r.Context(), c.sub.ID, name)
+	if errors.Is(err, storage.ErrNotFound) {
+		c.reply(http.StatusNoContent, nil)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c.reply(http.StatusOK, nil)
+	return nil
+}
+
+// otherMethod answers a method a resource group or vault does not serve,
+// once the subscription is known to be the caller's.
+func (c *call) otherMethod(subID string) error {
+	if _, err := c.subscription(subID); err != nil {
+		return err
+	}
+	return &armError{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", message: "The method is not allowed on this resource."}
 }
 
 // --- vaults ---
@@ -519,62 +503,42 @@ func (c *call) listResources(subID string) error {
 	return nil
 }
 
-func (c *call) vault(subID, rg, name string) error {
-	sub, err := c.subscription(subID)
+func (c *call) getVault(rg, name string) error {
+	v, err := c.vaultIn(c.sub, rg, name)
 	if err != nil {
 		return err
 	}
-	scope := authz.Scope{TenantID: sub.TenantID, SubscriptionID: sub.ID, ResourceGroup: rg, Vault: name}
-	c.ev.Vault = clip(name)
-	ctx := c.r.Context()
-	switch c.r.Method {
-	case http.MethodGet:
-		c.ev.Operation = "VaultGet"
-		if err := c.authorize(authz.VaultsRead, scope); err != nil {
-			return err
-		}
-		v, err := c.vaultIn(sub, rg, name)
-		if err != nil {
-			return err
-		}
-		p, err := c.h.svc.Props(ctx, v)
-		if err != nil {
-			return err
-		}
-		c.reply(http.StatusOK, c.vaultOut(v, p))
-	case http.MethodPut, http.MethodPatch:
-		c.ev.Operation = "VaultCreateOrUpdate"
-		if c.r.Method == http.MethodPatch {
-			c.ev.Operation = "VaultUpdate"
-		}
-		if err := c.authorize(authz.VaultsWrite, scope); err != nil {
-			return err
-		}
-		var body vaultRequest
-		if err := c.decode(&body); err != nil {
-			return err
-		}
-		return c.putVault(ctx, sub, rg, name, &body, c.r.Method == http.MethodPatch)
-	case http.MethodDelete:
-		c.ev.Operation = "VaultDelete"
-		if err := c.authorize(authz.VaultsDelete, scope); err != nil {
-			return err
-		}
-		v, err := c.vaultIn(sub, rg, name)
-		if err != nil {
-			c.reply(http.StatusNoContent, nil)
-			return nil
-		}
-		if _, err := c.h.svc.vaults.SoftDeleteVault(ctx, v.Name); err != nil {
-			return err
-		}
-		if err := c.h.svc.Reload(ctx); err != nil {
-			return err
-		}
-		c.reply(http.StatusOK, nil)
-	default:
-		return &armError{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", message: "The method is not allowed on this resource."}
+	p, err := c.h.svc.Props(c.r.Context(), v)
+	if err != nil {
+		return err
 	}
+	c.reply(http.StatusOK, c.vaultOut(v, p))
+	return nil
+}
+
+// writeVault creates or updates (patch) a vault.
+func (c *call) writeVault(rg, name string, patch bool) error {
+	var body vaultRequest
+	if err := c.decode(&body); err != nil {
+		return err
+	}
+	return c.putVault(c.r.Context(), c.sub, rg, name, &body, patch)
+}
+
+func (c *call) deleteVault(rg, name string) error {
+	ctx := c.r.Context()
+	v, err := c.vaultIn(c.sub, rg, name)
+	if err != nil {
+		c.reply(http.StatusNoContent, nil)
+		return nil
+	}
+	if _, err := c.h.svc.vaults.SoftDeleteVault(ctx, v.Name); err != nil {
+		return err
+	}
+	if err := c.h.svc.Reload(ctx); err != nil {
+		return err
+	}
+	c.reply(http.StatusOK, nil)
 	return nil
 }
 
@@ -833,17 +797,8 @@ func (c *call) recoverVault(ctx context.Context, sub *Subscription, rg, name str
 	return nil
 }
 
-func (c *call) updateAccessPolicies(subID, rg, name, kind string) error {
-	c.ev.Operation = "VaultAccessPolicy" + titleWord(kind)
-	c.ev.Vault = clip(name)
-	sub, err := c.subscription(subID)
-	if err != nil {
-		return err
-	}
-	scope := authz.Scope{TenantID: sub.TenantID, SubscriptionID: sub.ID, ResourceGroup: rg, Vault: name}
-	if err := c.authorize(authz.VaultsAccessPolicies, scope); err != nil {
-		return err
-	}
+func (c *call) updateAccessPolicies(rg, name, kind string) error {
+	sub := c.sub
 	if kind != "add" && kind != "replace" && kind != "remove" {
 		return errBad("BadRequest", "The access policy operation must be add, replace or remove.")
 	}
@@ -1001,15 +956,8 @@ func deletedOut(dv *vault.DeletedVault) deletedWire {
 	return w
 }
 
-func (c *call) listDeletedVaults(subID string) error {
-	c.ev.Operation = "DeletedVaultList"
-	sub, err := c.subscription(subID)
-	if err != nil {
-		return err
-	}
-	if err := c.authorize(authz.DeletedVaultsRead, authz.Scope{TenantID: sub.TenantID, SubscriptionID: sub.ID}); err != nil {
-		return err
-	}
+func (c *call) listDeletedVaults() error {
+	sub := c.sub
 	dvs, err := c.h.svc.vaults.DeletedVaults(c.r.Context())
 	if err != nil {
 		return err
@@ -1033,17 +981,8 @@ func (c *call) deletedVault(sub *Subscription, loc, name string) (*vault.Deleted
 	return dv, nil
 }
 
-func (c *call) getDeletedVault(subID, loc, name string) error {
-	c.ev.Operation = "DeletedVaultGet"
-	c.ev.Vault = clip(name)
-	sub, err := c.subscription(subID)
-	if err != nil {
-		return err
-	}
-	if err := c.authorize(authz.DeletedVaultsLocRead, authz.Scope{TenantID: sub.TenantID, SubscriptionID: sub.ID}); err != nil {
-		return err
-	}
-	dv, err := c.deletedVault(sub, loc, name)
+func (c *call) getDeletedVault(loc, name string) error {
+	dv, err := c.deletedVault(c.sub, loc, name)
 	if err != nil {
 		return err
 	}
@@ -1051,17 +990,8 @@ func (c *call) getDeletedVault(subID, loc, name string) error {
 	return nil
 }
 
-func (c *call) purgeDeletedVault(subID, loc, name string) error {
-	c.ev.Operation = "DeletedVaultPurge"
-	c.ev.Vault = clip(name)
-	sub, err := c.subscription(subID)
-	if err != nil {
-		return err
-	}
-	if err := c.authorize(authz.DeletedVaultsPurge, authz.Scope{TenantID: sub.TenantID, SubscriptionID: sub.ID}); err != nil {
-		return err
-	}
-	if _, err := c.deletedVault(sub, loc, name); err != nil {
+func (c *call) purgeDeletedVault(loc, name string) error {
+	if _, err := c.deletedVault(c.sub, loc, name); err != nil {
 		return err
 	}
 	if err := c.h.svc.PurgeVault(c.r.Context(), name); err != nil {
@@ -1071,15 +1001,7 @@ func (c *call) purgeDeletedVault(subID, loc, name string) error {
 	return nil
 }
 
-func (c *call) checkName(subID string) error {
-	c.ev.Operation = "VaultCheckNameAvailability"
-	sub, err := c.subscription(subID)
-	if err != nil {
-		return err
-	}
-	if err := c.authorize(authz.VaultsCheckName, authz.Scope{TenantID: sub.TenantID, SubscriptionID: sub.ID}); err != nil {
-		return err
-	}
+func (c *call) checkName() error {
 	var body struct {
 		Name string `json:"name"`
 		Type string `json:"type"`

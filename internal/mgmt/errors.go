@@ -65,7 +65,7 @@ func toARM(err error) (int, armErrorBody, bool) {
 	case errors.As(err, &ve):
 		b.Error.Message = ve.Msg
 		if b.Error.Message == "" {
-			b.Error.Message = ve.Error()
+			b.Error.Message = vaultMessage(ve)
 		}
 		switch ve.Kind {
 		case errs.NotFound, errs.DeletedNotFound:
@@ -96,6 +96,20 @@ func toARM(err error) (int, armErrorBody, bool) {
 	}
 	b.Error.Code, b.Error.Message = "InternalServerError", "The server encountered an internal error. Please retry the request."
 	return http.StatusInternalServerError, b, false
+}
+
+// vaultMessage words the vault errors ARM meets (vault lifecycle) as
+// Keyward's ARM surface says them; others by their kind.
+func vaultMessage(e *vault.Error) string {
+	switch {
+	case e.Type == vault.Vaults && e.Kind == errs.NotFound:
+		return fmt.Sprintf("Vault %s was not found.", e.Name)
+	case e.Type == vault.Vaults && e.Kind == errs.DeletedNotFound:
+		return fmt.Sprintf("Deleted vault %s was not found.", e.Name)
+	case e.Reason == vault.ReasonVaultExists:
+		return fmt.Sprintf("A vault named %s already exists.", e.Name)
+	}
+	return e.Error()
 }
 
 // ErrKind classifies an ARM error, so that handlers branch on what went

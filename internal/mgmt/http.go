@@ -1,16 +1,19 @@
 package mgmt
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/authz"
@@ -26,7 +29,7 @@ type Handler struct {
 	vaultURL  func(name string) string
 	log       *slog.Logger
 	maxBody   int64
-	routes    route.Table[handler, string]
+	routes    route.Table[handler, authz.Action]
 	audiences []string
 }
 
@@ -49,8 +52,9 @@ type call struct {
 	ev     *audit.Event
 	claims *identity.Claims
 	p      authz.Principal
-	segs   []string // path segments as sent
-	low    []string // lower-cased
+	sub    *Subscription // the subscription the path names, once authorizeRoute found it
+	segs   []string      // path segments as sent
+	low    []string      // lower-cased
 	q      url.Values
 }
 
@@ -86,6 +90,34 @@ func (h *Handler) Unauthenticated(w http.ResponseWriter, r *http.Request, missin
 	c.fail(&armError{status: http.StatusUnauthorized, code: "InvalidAuthenticationToken", message: "The access token is invalid: " + reason + "."})
 }
 
+// CheckAPIVersion is ARM's api-version rule, the pipeline's api-version
+// step for this surface: required, and a date (with an optional preview
+// suffix), whether or not this surface knows it. A failure is worded by
+// Fail.
+func (h *Handler) CheckAPIVersion(r *http.Request) error {
+	v := r.URL.Query().Get("api-version")
+	if v == "" {
+		return errBad("MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
+	} else if !apiVersionRE.MatchString(v) {
+		return errBad("InvalidApiVersionParameter", "The api-version '%s' is invalid.", clip(v))
+	}
+	audit.EventFrom(r.Context()).APIVersion = clip(v)
+	return nil
+}
+
+// Fail answers err in ARM's shape (for the pipeline's steps).
+func (h *Handler) Fail(w http.ResponseWriter, r *http.Request, err error) {
+	(&call{h: h, w: w, r: r, ev: audit.EventFrom(r.Context())}).fail(err)
+}
+
+// Throttled is ARM's 429 for the pipeline's throttling step: Retry-After
+// in whole seconds, as Resource Manager sends it.
+func (h *Handler) Throttled(w http.ResponseWriter, r *http.Request, retryAfter time.Duration) {
+	w.Header().Set("Retry-After", strconv.FormatInt(max(int64(math.Ceil(retryAfter.Seconds())), 1), 10))
+	h.Fail(w, r, &armError{status: http.StatusTooManyRequests, code: "TooManyRequests",
+		message: "The request was throttled: too many requests were received. Retry after the period in the Retry-After header."})
+}
+
 // ServeHTTP authenticates r itself and serves it (Serve).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.Anonymous(r) {
@@ -102,12 +134,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Unauthenticated(w, r, false, reason)
 		return
 	}
+	if err := h.CheckAPIVersion(r); err != nil {
+		h.Fail(w, r, err)
+		return
+	}
 	h.Serve(w, r, claims)
 }
 
-// Serve checks api-version, routes and writes ARM errors for a request
-// whose caller is authenticated (claims is nil only for Anonymous
-// requests). One audit event is recorded by the caller (api.Handler).
+// Serve routes, authorizes (authorizeRoute) and serves a request whose
+// caller is authenticated and whose api-version passed CheckAPIVersion
+// (claims is nil only for Anonymous requests), writing ARM's errors. One
+// audit event is recorded by the caller (api.Handler).
 func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, claims *identity.Claims) {
 	ev := audit.EventFrom(r.Context())
 	ev.Service = "management"
@@ -135,14 +172,6 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, claims *identity
 		return
 	}
 	c.setCaller(claims)
-	if v := c.q.Get("api-version"); v == "" {
-		c.fail(errBad("MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests."))
-		return
-	} else if !apiVersionRE.MatchString(v) {
-		c.fail(errBad("InvalidApiVersionParameter", "The api-version '%s' is invalid.", clip(v)))
-		return
-	}
-	ev.APIVersion = clip(c.q.Get("api-version"))
 	if err := c.route(); err != nil {
 		c.fail(err)
 	}
@@ -279,6 +308,27 @@ func (c *call) route() error {
 	if rt == nil {
 		return c.notFound()
 	}
-	c.ev.Operation = rt.Op // handlers that serve several operations name theirs
+	c.ev.Operation = opName(rt.Op, params) // handlers that serve several operations name theirs
+	if rt.Action != "" {
+		if err := c.authorizeRoute(rt.Action, params); err != nil {
+			return err
+		}
+	}
 	return rt.Handle(c, params)
+}
+
+// authorizeRoute is the authorization step of every ARM route with an
+// action: the subscription its path names must be the caller's tenant's
+// (else 404 or 401, as ARM answers), and the caller must hold the action
+// on the scope the path names: {sub}, {rg} and {vault}.
+func (c *call) authorizeRoute(a authz.Action, p map[string]string) error {
+	if v := cmp.Or(p["vault"], p["name"]); v != "" {
+		c.ev.Vault = clip(v)
+	}
+	sub, err := c.subscription(p["sub"])
+	if err != nil {
+		return err
+	}
+	c.sub = sub
+	return c.authorize(a, authz.Scope{TenantID: sub.TenantID, SubscriptionID: sub.ID, ResourceGroup: p["rg"], Vault: p["vault"]})
 }

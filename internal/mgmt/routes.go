@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/route"
 )
 
@@ -13,33 +14,60 @@ type handler = func(c *call, p map[string]string) error
 
 // armRoutes is the whole ARM surface Keyward serves on management.{suffix}
 // (AZURE-API.md §6), matched by internal/route. A route without a method
-// serves every method and dispatches on it (resource groups, vaults). A
-// method the surface does not serve is ARM's 404 InvalidResourceType, not a
-// 405. Role-based access (Microsoft.Authorization) is served at any scope
-// and so is found before this table (routeAuthorization); each handler
-// authorizes itself, because its scope comes from the path.
-func armRoutes() route.Table[handler, string] {
+// serves every method and dispatches on it; here only the fallbacks that
+// answer a method the resource does not serve. A method the surface does
+// not serve at all is ARM's 404 InvalidResourceType, not a 405.
+//
+// A route with an Action is authorized before its handler runs, by one
+// step (call.authorizeRoute): the action on the scope its path names
+// ({sub}, {rg}, {vault}). Routes without one are lists that show what the
+// caller may read, item by item, the directory (authorized on the tenant
+// root) and role-based access (Microsoft.Authorization, served at any
+// scope, found before this table: routeAuthorization). An Op may name a
+// path parameter in braces: the audit event names it (VaultAccessPolicyAdd).
+func armRoutes() route.Table[handler, authz.Action] {
 	const (
-		get, put, post = http.MethodGet, http.MethodPut, http.MethodPost
-		kv             = "/subscriptions/{sub}/providers/Microsoft.KeyVault"
-		rgKV           = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault"
+		get, put, post, patch, del, head = http.MethodGet, http.MethodPut, http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodHead
+		kv                               = "/subscriptions/{sub}/providers/Microsoft.KeyVault"
+		rgKV                             = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault"
+		rg                               = "/subscriptions/{sub}/resourceGroups/{rg}"
+		vault                            = rgKV + "/vaults/{vault}"
 	)
-	return route.Compile([]route.Route[handler, string]{
+	return route.Compile(append(mhsmRoutes(), []route.Route[handler, authz.Action]{
 		{Pattern: "/providers/Keyward.Directory/{rest...}", Op: "Directory", Handle: func(c *call, _ map[string]string) error { return c.routeDirectory(c.segs[2:]) }},
 		{Method: get, Pattern: "/subscriptions", Op: "SubscriptionList", Handle: func(c *call, _ map[string]string) error { return c.listSubscriptions() }},
-		{Method: get, Pattern: "/subscriptions/{sub}", Op: "SubscriptionGet", Handle: func(c *call, p map[string]string) error { return c.getSubscription(p["sub"]) }},
+		{Method: get, Pattern: "/subscriptions/{sub}", Op: "SubscriptionGet", Action: authz.SubscriptionsRead, Handle: func(c *call, _ map[string]string) error { return c.getSubscription() }},
 		{Method: get, Pattern: "/subscriptions/{sub}/resourceGroups", Op: "ResourceGroupList", Handle: func(c *call, p map[string]string) error { return c.listResourceGroups(p["sub"]) }},
-		{Pattern: "/subscriptions/{sub}/resourceGroups/{rg}", Op: "ResourceGroup", Handle: func(c *call, p map[string]string) error { return c.resourceGroup(p["sub"], p["rg"]) }},
+		{Method: get, Pattern: rg, Op: "ResourceGroupGet", Action: authz.ResourceGroupsRead, Handle: func(c *call, p map[string]string) error { return c.getResourceGroup(p["rg"]) }},
+		{Method: head, Pattern: rg, Op: "ResourceGroupGet", Action: authz.ResourceGroupsRead, Handle: func(c *call, p map[string]string) error { return c.getResourceGroup(p["rg"]) }},
+		{Method: put, Pattern: rg, Op: "ResourceGroupCreateOrUpdate", Action: authz.ResourceGroupsWrite, Handle: func(c *call, p map[string]string) error { return c.putResourceGroup(p["rg"]) }},
+		{Method: del, Pattern: rg, Op: "ResourceGroupDelete", Action: authz.ResourceGroupsDel, Handle: func(c *call, p map[string]string) error { return c.deleteResourceGroup(p["rg"]) }},
+		{Pattern: rg, Op: "ResourceGroup", Handle: func(c *call, p map[string]string) error { return c.otherMethod(p["sub"]) }},
 		{Method: get, Pattern: "/subscriptions/{sub}/resources", Op: "ResourceList", Handle: func(c *call, p map[string]string) error { return c.listResources(p["sub"]) }},
 		{Method: get, Pattern: kv + "/vaults", Op: "VaultList", Handle: func(c *call, p map[string]string) error { return c.listVaults(p["sub"], "") }},
-		{Method: get, Pattern: kv + "/deletedVaults", Op: "DeletedVaultList", Handle: func(c *call, p map[string]string) error { return c.listDeletedVaults(p["sub"]) }},
-		{Method: get, Pattern: kv + "/locations/{loc}/deletedVaults/{name}", Op: "DeletedVaultGet", Handle: func(c *call, p map[string]string) error { return c.getDeletedVault(p["sub"], p["loc"], p["name"]) }},
-		{Method: post, Pattern: kv + "/locations/{loc}/deletedVaults/{name}/purge", Op: "DeletedVaultPurge", Handle: func(c *call, p map[string]string) error { return c.purgeDeletedVault(p["sub"], p["loc"], p["name"]) }},
-		{Method: post, Pattern: kv + "/checkNameAvailability", Op: "VaultCheckName", Handle: func(c *call, p map[string]string) error { return c.checkName(p["sub"]) }},
+		{Method: get, Pattern: kv + "/deletedVaults", Op: "DeletedVaultList", Action: authz.DeletedVaultsRead, Handle: func(c *call, _ map[string]string) error { return c.listDeletedVaults() }},
+		{Method: get, Pattern: kv + "/locations/{loc}/deletedVaults/{name}", Op: "DeletedVaultGet", Action: authz.DeletedVaultsLocRead, Handle: func(c *call, p map[string]string) error { return c.getDeletedVault(p["loc"], p["name"]) }},
+		{Method: post, Pattern: kv + "/locations/{loc}/deletedVaults/{name}/purge", Op: "DeletedVaultPurge", Action: authz.DeletedVaultsPurge, Handle: func(c *call, p map[string]string) error { return c.purgeDeletedVault(p["loc"], p["name"]) }},
+		{Method: post, Pattern: kv + "/checkNameAvailability", Op: "VaultCheckNameAvailability", Action: authz.VaultsCheckName, Handle: func(c *call, _ map[string]string) error { return c.checkName() }},
 		{Method: get, Pattern: rgKV + "/vaults", Op: "VaultList", Handle: func(c *call, p map[string]string) error { return c.listVaults(p["sub"], p["rg"]) }},
-		{Pattern: rgKV + "/vaults/{name}", Op: "Vault", Handle: func(c *call, p map[string]string) error { return c.vault(p["sub"], p["rg"], p["name"]) }},
-		{Method: put, Pattern: rgKV + "/vaults/{name}/accessPolicies/{kind}", Op: "VaultAccessPolicy", Handle: func(c *call, p map[string]string) error {
-			return c.updateAccessPolicies(p["sub"], p["rg"], p["name"], strings.ToLower(p["kind"]))
+		{Method: get, Pattern: vault, Op: "VaultGet", Action: authz.VaultsRead, Handle: func(c *call, p map[string]string) error { return c.getVault(p["rg"], p["vault"]) }},
+		{Method: put, Pattern: vault, Op: "VaultCreateOrUpdate", Action: authz.VaultsWrite, Handle: func(c *call, p map[string]string) error { return c.writeVault(p["rg"], p["vault"], false) }},
+		{Method: patch, Pattern: vault, Op: "VaultUpdate", Action: authz.VaultsWrite, Handle: func(c *call, p map[string]string) error { return c.writeVault(p["rg"], p["vault"], true) }},
+		{Method: del, Pattern: vault, Op: "VaultDelete", Action: authz.VaultsDelete, Handle: func(c *call, p map[string]string) error { return c.deleteVault(p["rg"], p["vault"]) }},
+		{Pattern: vault, Op: "Vault", Handle: func(c *call, p map[string]string) error { return c.otherMethod(p["sub"]) }},
+		{Method: put, Pattern: vault + "/accessPolicies/{kind}", Op: "VaultAccessPolicy{kind}", Action: authz.VaultsAccessPolicies, Handle: func(c *call, p map[string]string) error {
+			return c.updateAccessPolicies(p["rg"], p["vault"], strings.ToLower(p["kind"]))
 		}},
-	})
+	}...))
+}
+
+// opName is a route's audit operation: Op with a {param} in it replaced
+// by that parameter, first letter upper-cased (lower-cased otherwise).
+func opName(op string, p map[string]string) string {
+	pre, rest, ok := strings.Cut(op, "{")
+	if !ok {
+		return op
+	}
+	name, post, _ := strings.Cut(rest, "}")
+	return pre + titleWord(strings.ToLower(p[name])) + post
 }

@@ -66,7 +66,7 @@ func (s *Server) bootstrap(ctx context.Context, vaultName string) (*bootstrapRec
 	}
 	if _, err := s.createVaultRBAC(ctx, vault.Vault{
 		Name: vaultName, TenantID: t.ID, SubscriptionID: rec.SubscriptionID,
-		ResourceGroup: rec.ResourceGroup, Location: rec.Location, SKU: "standard",
+		ResourceGroup: rec.ResourceGroup, Location: rec.Location, SKU: s.bootstrapSKU(),
 	}); err != nil {
 		return nil, "", err
 	}
@@ -80,6 +80,15 @@ func (s *Server) bootstrap(ctx context.Context, vaultName string) (*bootstrapRec
 		return nil, "", err
 	}
 	return rec, secret, nil
+}
+
+// bootstrapSKU is the first vault's SKU: premium when a dev server has an
+// HSM (its RSA-HSM/EC-HSM keys need one), else standard.
+func (s *Server) bootstrapSKU() string {
+	if s.cfg.Dev && s.hsm != nil {
+		return "premium"
+	}
+	return "standard"
 }
 
 func (s *Server) loadBootstrap(ctx context.Context) (*bootstrapRecord, error) {
@@ -135,6 +144,29 @@ type DevInfo struct {
 	UnprivilegedClientID     string `json:"unprivileged_client_id"`
 	UnprivilegedClientSecret string `json:"unprivileged_client_secret"`
 	UnprivilegedObjectID     string `json:"unprivileged_object_id"`
+
+	// KeymgmtAddress is the base URL of the Key Management engine (Vault's
+	// keymgmt API): what Vault's clients take as VAULT_ADDR.
+	KeymgmtAddress string `json:"keymgmt_address"`
+	// Added by the managed HSM issue: the pool "dev" (its security domain
+	// and custodian keys are under DATA/managedhsm-dev, dev only).
+	ManagedHSMURL       string `json:"managed_hsm_url"`
+	ManagedHSMDNSSuffix string `json:"managed_hsm_dns_suffix"`
+
+	// The web console (docs/CONSOLE.md).
+	UIURL string `json:"ui_url"`
+
+	// The dev server's own SoftHSM2 token (DESIGN.md dev server
+	// contract), so tests can inspect the token; absent without SoftHSM2.
+	HSM *DevHSM `json:"hsm,omitempty"`
+}
+
+// DevHSM locates the dev server's SoftHSM2 token.
+type DevHSM struct {
+	Module       string `json:"module"`
+	SoftHSM2Conf string `json:"softhsm2_conf"`
+	TokenLabel   string `json:"token_label"`
+	UserPIN      string `json:"user_pin"`
 }
 
 type devCreds struct {
@@ -203,26 +235,36 @@ func (s *Server) devStart(ctx context.Context) error {
 	if err := getRecord(ctx, s.barrier.System(), devCredsKey, &creds); err != nil {
 		return fmt.Errorf("dev mode: reading dev credentials: %w", err)
 	}
+	if err := s.devPool(ctx, b); err != nil { // mhsm.go
+		return fmt.Errorf("dev mode: managed HSM pool: %w", err)
+	}
 	caFile, _ := filepath.Abs(s.caFile)
 	s.devInfo = &DevInfo{
-		TenantID:           b.TenantID,
-		AuthorityHost:      s.apiCfg.AuthorityURL,
-		ClientID:           b.AdminAppID,
-		ClientSecret:       creds.ClientSecret,
-		VaultURL:           s.VaultURL(b.Vault),
-		VaultDNSSuffix:     "vault." + s.cfg.DNSSuffix,
-		ManagementURL:      s.apiCfg.ManagementResource(),
-		ManagementResource: s.apiCfg.ManagementResource(),
-		SubscriptionID:     b.SubscriptionID,
-		ResourceGroup:      b.ResourceGroup,
-		Location:           b.Location,
-		CAFile:             caFile,
-		Listen:             s.listener.Addr().String(),
+		ManagedHSMURL:       s.PoolURL("dev"),
+		ManagedHSMDNSSuffix: "managedhsm." + s.cfg.DNSSuffix,
+		TenantID:            b.TenantID,
+		AuthorityHost:       s.apiCfg.AuthorityURL,
+		ClientID:            b.AdminAppID,
+		ClientSecret:        creds.ClientSecret,
+		VaultURL:            s.VaultURL(b.Vault),
+		VaultDNSSuffix:      "vault." + s.cfg.DNSSuffix,
+		ManagementURL:       s.apiCfg.ManagementResource(),
+		ManagementResource:  s.apiCfg.ManagementResource(),
+		SubscriptionID:      b.SubscriptionID,
+		ResourceGroup:       b.ResourceGroup,
+		Location:            b.Location,
+		CAFile:              caFile,
+		Listen:              s.listener.Addr().String(),
 
 		ObjectID:                 firstAdmin(b),
 		UnprivilegedClientID:     creds.UnprivilegedClientID,
 		UnprivilegedClientSecret: creds.UnprivilegedClientSecret,
 		UnprivilegedObjectID:     creds.UnprivilegedObjectID,
+		KeymgmtAddress:           s.KeymgmtAddress(),
+		UIURL:                    s.UIURL(),
+	}
+	if t := s.devToken; t != nil && s.hsm != nil {
+		s.devInfo.HSM = &DevHSM{Module: t.Module, SoftHSM2Conf: t.Conf, TokenLabel: t.Label, UserPIN: t.UserPIN}
 	}
 	raw, err := json.MarshalIndent(s.devInfo, "", "  ")
 	if err != nil {

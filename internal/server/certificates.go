@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/keyward/keyward/internal/certificates"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/keyward/keyward/internal/acme"
 	"github.com/keyward/keyward/internal/mail"
-	"github.com/keyward/keyward/internal/vault"
 )
 
 // SMTPConfig is the mail server certificate lifetime actions
@@ -89,8 +89,8 @@ func (c *Config) validateCertificates() []error {
 
 // startCertificates makes the mailer and the ACME client the vault
 // service is built with, and starts the HTTP-01 responder.
-func (s *Server) startCertificates() (vault.ExternalCA, vault.Mailer, error) {
-	var mailer vault.Mailer
+func (s *Server) startCertificates() (certificates.ExternalCA, certificates.Mailer, error) {
+	var mailer certificates.Mailer
 	if m := s.cfg.SMTP; m != nil {
 		sender, err := mail.New(mail.Config{Addr: m.Addr, From: m.From, Username: m.Username, Password: m.Password,
 			TLS: m.TLS, Roots: m.Roots})
@@ -130,8 +130,8 @@ func (s *Server) startCertificates() (vault.ExternalCA, vault.Mailer, error) {
 
 // stopCertificates stops background ACME orders and the responder.
 func (s *Server) stopCertificates() {
-	if s.vaults != nil {
-		s.vaults.Shutdown()
+	if s.certificates != nil {
+		s.certificates.Shutdown()
 	}
 	if s.certs.http01 != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

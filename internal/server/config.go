@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/keyward/keyward/internal/hsm"
 	"log/slog"
 	"math"
 	"net"
@@ -55,6 +56,10 @@ type Config struct {
 
 	// AuditPath is the audit log file; empty: {DataDir}/audit.log.
 	AuditPath string
+	// Audit configures its rotation, fsync and chain (audit.go).
+	Audit AuditConfig
+	// Alerts configures alert rules and destinations (alerts.go).
+	Alerts AlertsConfig
 
 	// TestOnlyWrapAuditSink and TestOnlyWrapStorage, when set, wrap the
 	// audit sink and the storage backend: tests put a layer there that
@@ -86,6 +91,19 @@ type Config struct {
 
 	// DevVault is the name of the vault dev mode creates.
 	DevVault string
+
+	// HSM is the PKCS#11 token of RSA-HSM and EC-HSM keys (docs/HSM.md);
+	// an empty Module means none.
+	HSM hsm.Config
+	// DevHSMModule, in dev mode without HSM.Module, is a SoftHSM2 library
+	// with which the dev server makes its own token under DataDir/hsm and
+	// makes its vault premium. Empty: no HSM (cmd/keyward sets it when
+	// SoftHSM2 is installed).
+	DevHSMModule string
+	// SealType is the seal `keyward operator init` creates: "shamir"
+	// (default) or "pkcs11" (the HSM wraps the root key; the shares are
+	// recovery shares). A pkcs11 barrier unseals itself at start.
+	SealType string
 
 	// TrustedProxies are addresses or CIDRs of reverse proxies whose
 	// X-Forwarded-For header names the client (network rules, audit).

@@ -38,7 +38,10 @@ func (s *Server) newJobs() *jobs.Runner {
 	return jobs.New(cfg,
 		jobs.Job{Name: JobRefresh, Every: time.Second, Run: s.refresh},
 		jobs.Job{Name: JobAccessRefresh, Every: accessRefreshEvery, Run: s.refreshAccess},
-		jobs.Job{Name: JobDue, Every: cmp.Or(s.cfg.SchedulerInterval, time.Minute), LeaderOnly: true, Run: s.runDue})
+		jobs.Job{Name: JobDue, Every: cmp.Or(s.cfg.SchedulerInterval, time.Minute), LeaderOnly: true, Run: s.runDue},
+		jobs.Job{Name: JobAuditCheckpoint, Every: cmp.Or(s.cfg.Audit.CheckpointInterval, time.Minute), Run: s.auditCheckpoint},
+		jobs.Job{Name: JobKeyMgmt, Every: cmp.Or(s.cfg.SchedulerInterval, time.Minute), LeaderOnly: true, Run: s.reconcileKeyMgmt},
+		jobs.Job{Name: JobAuditAlerts, Every: cmp.Or(s.cfg.Alerts.SinkCheckEvery, 30*time.Second), Run: s.auditAlerts})
 }
 
 // Jobs is the background job runner (tests wait on it).
@@ -53,7 +56,7 @@ func (s *Server) refresh(ctx context.Context) error {
 
 // runDue runs every due background job once.
 func (s *Server) runDue(ctx context.Context) error {
-	if err := s.vaults.RunDue(ctx); err != nil && !errors.Is(err, barrier.ErrSealed) {
+	if err := s.vaults.RunDue(ctx, s.certificates.RunDue); err != nil && !errors.Is(err, barrier.ErrSealed) {
 		s.log.Error("background job failed", "error", err)
 	}
 	if _, err := s.vaults.DeliverDue(ctx, s.webhook); err != nil && !errors.Is(err, barrier.ErrSealed) {

@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/keyward/keyward/internal/certificates"
+	"github.com/keyward/keyward/internal/console"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,14 +16,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyward/keyward/internal/alerts"
 	"github.com/keyward/keyward/internal/api"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/devca"
 	"github.com/keyward/keyward/internal/events"
+	"github.com/keyward/keyward/internal/hsm"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/jobs"
+	"github.com/keyward/keyward/internal/keymgmt"
+	"github.com/keyward/keyward/internal/mhsm"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/bolt"
 	"github.com/keyward/keyward/internal/storage/mem"
@@ -32,23 +38,31 @@ import (
 
 // Server is a running Keyward.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	clock   clock.Clock
-	backend storage.Backend
-	barrier *barrier.Barrier
-	dir     *identity.Directory
-	auth    *identity.Authority
-	vaults  *vault.Service
-	access  accessState // authorizer, management plane, private listener (access.go)
-	certs   certState   // certificate mail, ACME, HTTP-01 responder (certificates.go)
-	audit   *audit.Log
-	webhook *events.Webhook
-	handler *api.Handler
-	apiCfg  api.Config
+	console      *console.Console
+	cfg          Config
+	log          *slog.Logger
+	clock        clock.Clock
+	backend      storage.Backend
+	barrier      *barrier.Barrier
+	dir          *identity.Directory
+	auth         *identity.Authority
+	vaults       *vault.Service
+	pools        *mhsm.Service // mhsm.go
+	certificates *certificates.Service
+	access       accessState // authorizer, management plane, private listener (access.go)
+	certs        certState   // certificate mail, ACME, HTTP-01 responder (certificates.go)
+	audit        *audit.Log
+	webhook      *events.Webhook
+	handler      *api.Handler
+	apiCfg       api.Config
+
+	auditFile *audit.FileSink // the chained audit log file (audit.go)
+	alerts    *alerts.Engine  // alert rules over the audit events (alerts.go)
 
 	leader *postgres.Leader // nil: this process is the only node
 	jobs   *jobs.Runner     // background jobs (jobs.go)
+
+	keymgmt *keymgmt.Service // the Key Management engine (keymgmt.go)
 
 	listener net.Listener
 	http     *http.Server
@@ -61,6 +75,10 @@ type Server struct {
 	stop           chan struct{}
 	done           sync.WaitGroup
 	devInfo        *DevInfo
+
+	hsm      *hsm.HSM       // nil: no HSM configured (hsm.go)
+	devToken *hsm.SoftToken // the dev server's own SoftHSM2 token
+	hsmNote  string         // why a dev server has no HSM, for its banner
 }
 
 // Start opens storage, listens, unseals (dev mode) and serves until Close.
@@ -97,15 +115,24 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	sink, err := audit.OpenFile(cmp.Or(cfg.AuditPath, filepath.Join(cfg.DataDir, "audit.log")))
+	sink, err := s.openAuditFile()
 	if err != nil {
 		return nil, err
 	}
+	s.auditFile = sink
 	var auditSink audit.Sink = sink
 	if cfg.TestOnlyWrapAuditSink != nil {
 		auditSink = cfg.TestOnlyWrapAuditSink(sink)
 	}
-	s.audit = audit.NewLog(func(err error) { s.log.Error("audit sink failed", "error", err) }, auditSink)
+	targets, err := s.auditTargets(auditSink)
+	if err != nil {
+		sink.Close()
+		return nil, err
+	}
+	s.audit = audit.NewLogTargets(func(err error) { s.log.Error("audit sink failed", "error", err) }, targets...)
+	if err := s.startAlerts(); err != nil {
+		return nil, err
+	}
 	if cfg.TestOnlyWrapStorage != nil {
 		s.backend = cfg.TestOnlyWrapStorage(s.backend)
 	}
@@ -165,21 +192,38 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.vaults = vault.New(s.barrier, s.clock, vault.Deps{ExternalCA: external, Mailer: mailer, VaultURL: s.VaultURL})
+	deps := vault.Deps{VaultURL: s.VaultURL}
+	if err := s.openHSM(); err != nil {
+		return nil, err
+	}
+	if s.hsm != nil {
+		deps.HSM = s.hsm
+	}
+	s.vaults = vault.New(s.barrier, s.clock, deps)
+	s.certificates = certificates.New(s.vaults, certificates.Deps{ExternalCA: external, Mailer: mailer})
 	s.webhook = events.NewWebhook(s.clock, cfg.EventRoots)
 	if err := s.initAccess(cfg); err != nil {
 		return nil, err
 	}
+	keymgmtSurface := s.initKeyMgmt()
+	s.initPools(nil) // mhsm.go
+	s.console = s.newConsole()
 	s.handler = api.New(s.apiCfg, api.Deps{
-		Operator: s, Authority: s.auth, Vaults: s.vaults, Authz: s.access.engine, Management: s.access.handler,
+		KeyMgmt:  keymgmtSurface,
+		Operator: s, Authority: s.auth, Vaults: s.vaults, Certificates: s.certificates, Authz: s.access.engine, Management: s.access.handler,
+		Console:  s.console,
+		Pools:    s.pools,
 		Throttle: throttle.New(s.clock, cfg.Throttle),
 		Audit:    s.audit, Clock: s.clock, Log: s.log,
 	})
 
+	s.console.SetBackend(s.handler)
 	if cfg.Dev {
 		if err := s.devStart(ctx); err != nil {
 			return nil, err
 		}
+	} else if err := s.hsmAutoUnseal(ctx); err != nil {
+		return nil, err
 	}
 
 	s.http = &http.Server{
@@ -231,8 +275,14 @@ func (s *Server) Close() error {
 		s.jobs.Stop()
 	}
 	s.stopCertificates()
+	if s.auditFile != nil {
+		errs = append(errs, s.auditFile.Checkpoint()) // the whole log verifies
+	}
 	if s.barrier != nil {
 		s.barrier.Seal()
+	}
+	if s.hsm != nil {
+		s.hsm.Close()
 	}
 	if s.backend != nil {
 		errs = append(errs, s.backend.Close())
@@ -296,6 +346,9 @@ func (s *Server) ResetUnseal() { s.barrier.ResetUnseal() }
 func (s *Server) Init(ctx context.Context, shares, threshold int) (*api.InitResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cfg.SealType == barrier.SealPKCS11 {
+		return s.initPKCS11(ctx, shares, threshold)
+	}
 	keys, err := s.barrier.Initialize(ctx, barrier.SealConfig{Type: "shamir", Shares: shares, Threshold: threshold}, s.clock.Now())
 	if err != nil {
 		return nil, err
@@ -344,6 +397,10 @@ func (s *Server) Seal(ctx context.Context) error {
 
 func (s *Server) sealLocked() {
 	s.barrier.Seal()
+	if s.auditFile != nil {
+		s.auditFile.Checkpoint()
+		s.auditFile.SetSigner(nil)
+	}
 	s.auth.Unload()
 	s.vaults.Unload()
 }
@@ -355,6 +412,9 @@ func (s *Server) afterUnseal(ctx context.Context) error {
 	if err := s.vaults.Load(ctx); err != nil {
 		return err
 	}
+	if err := s.pools.Load(ctx); err != nil {
+		return err
+	}
 	b, err := s.loadBootstrap(ctx)
 	if err != nil {
 		return err
@@ -362,6 +422,9 @@ func (s *Server) afterUnseal(ctx context.Context) error {
 	s.mu2.Lock()
 	s.operatorTenant = b.TenantID
 	s.mu2.Unlock()
+	if err := s.auditAfterUnseal(ctx); err != nil {
+		return err
+	}
 	return s.accessAfterUnseal(ctx, b)
 }
 

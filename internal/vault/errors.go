@@ -30,8 +30,13 @@ const (
 	ReasonManagedUpdate   = "ManagedByCertificate/update" // a certificate's secret or key, changed directly
 	ReasonManagedDelete   = "ManagedByCertificate/delete"
 	ReasonManagedBackup   = "ManagedByCertificate/backup"
+	ReasonManagedRotate   = "ManagedByCertificate/rotate"
 	ReasonInvalidBackup   = "InvalidBackup" // a backup blob that does not open or does not parse
 	ReasonPurgeProtection = "PurgeProtection"
+	ReasonVaultExists     = "VaultExists"              // Conflict: a vault of that name exists
+	ReasonExists          = "Exists"                   // Conflict: a restore's name is taken
+	ReasonManagedAdd      = "ManagedByCertificate/add" // Conflict: a new version of a certificate's key or secret, directly
+	ReasonNoProtector     = "NoProtector"              // Forbidden: the key's protector is not configured here
 )
 
 // Error is a domain error: a kind, the object's type, name and version, an
@@ -47,6 +52,7 @@ type Error struct {
 	Version string
 	Inner   string
 	Reason  string
+	Op      string // the key operation refused (sign, decrypt, ...), where one was
 	Msg     string
 }
 

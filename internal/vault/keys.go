@@ -1,10 +1,10 @@
 package vault
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -93,6 +93,9 @@ type ImportKeyParams struct {
 // protector picks the key protector for a key type on vault v and returns
 // the base type the keys package understands.
 func (s *Service) protector(v *Vault, kty string) (keys.Protector, string, error) {
+	if v.IsPool() {
+		return s.poolProtector(kty) // pools.go
+	}
 	switch kty {
 	case "RSA", "EC":
 		return s.software, kty, nil
@@ -100,8 +103,10 @@ func (s *Service) protector(v *Vault, kty string) (keys.Protector, string, error
 		if v.SKU != "premium" {
 			return nil, "", badParameter("Key type %s requires a premium vault; vault %s is standard. Use %s for a software-protected key.", kty, v.Name, strings.TrimSuffix(kty, "-HSM"))
 		}
-		// No HSM key protector exists yet (DESIGN.md: PKCS#11 is planned).
-		return nil, "", badParameter("Key type %s needs an HSM, and this Keyward has none configured.", kty)
+		if s.hsm == nil {
+			return nil, "", badParameter("Key type %s needs an HSM, and this Keyward has none configured (hsm.module, hsm.token_label, hsm.pin_file; docs/HSM.md).", kty)
+		}
+		return s.hsm, strings.TrimSuffix(kty, "-HSM"), nil
 	case "oct", "oct-HSM":
 		return nil, "", badParameter("Key type %s is supported by managed HSMs only.", kty)
 	case "":
@@ -113,6 +118,9 @@ func (s *Service) protector(v *Vault, kty string) (keys.Protector, string, error
 func defaultKeyOps(base string) []string {
 	if base == "EC" {
 		return []string{"sign", "verify"}
+	}
+	if base == keys.KtyOct {
+		return []string{"encrypt", "decrypt", "wrapKey", "unwrapKey"}
 	}
 	return []string{"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"}
 }
@@ -181,6 +189,11 @@ func (s *Service) CreateKey(ctx context.Context, v *Vault, p CreateKeyParams) (*
 		default:
 			return nil, badParameter("Curve %s is not supported; use P-256, P-256K, P-384 or P-521.", clip(p.Curve))
 		}
+	case keys.KtyOct:
+		spec.Size = cmp.Or(p.Size, 256)
+		if spec.Size != 128 && spec.Size != 192 && spec.Size != 256 || p.Curve != "" || p.PublicExponent != 0 {
+			return nil, badParameter("An oct-HSM key is AES-128, -192 or -256: key_size 128, 192 or 256, no crv or public_exponent.")
+		}
 	}
 	ops, err := checkKeyOps(base, p.KeyOps)
 	if err != nil {
@@ -189,12 +202,18 @@ func (s *Service) CreateKey(ctx context.Context, v *Vault, p CreateKeyParams) (*
 	if err := s.checkKeyInput(p.Attributes, p.Tags, p.ReleasePolicy); err != nil {
 		return nil, err
 	}
+	version := NewVersion()
+	spec.ID, spec.Usage, spec.Exportable = version, keys.UsageOf(ops), exportableIn(p.Attributes)
 	handle, pub, err := prot.Generate(ctx, spec)
 	if err != nil {
 		return nil, keyError(err)
 	}
 	defer clear(handle)
-	return s.storeNewKey(ctx, v, p.Name, p.Kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy, p.ifLatest)
+	k, err := s.storeNewKey(ctx, v, p.Name, version, p.Kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy, p.ifLatest)
+	if err != nil {
+		s.destroyMaterial(prot, handle)
+	}
+	return k, err
 }
 
 // ImportKey imports a private JWK as a new key version.
@@ -220,12 +239,25 @@ func (s *Service) ImportKey(ctx context.Context, v *Vault, p ImportKeyParams) (*
 	j := p.JWK
 	j.Kty = base
 	j.KeyOps = nil
-	handle, pub, err := prot.Import(ctx, j)
+	version := NewVersion()
+	var (
+		handle []byte
+		pub    keys.JWK
+	)
+	if si, ok := prot.(keys.SpecImporter); ok {
+		handle, pub, err = si.ImportSpec(ctx, j, keys.Spec{ID: version, Usage: keys.UsageOf(ops), Exportable: exportableIn(p.Attributes)})
+	} else {
+		handle, pub, err = prot.Import(ctx, j)
+	}
 	if err != nil {
 		return nil, keyError(err)
 	}
 	defer clear(handle)
-	return s.storeNewKey(ctx, v, p.Name, kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy, "")
+	k, err := s.storeNewKey(ctx, v, p.Name, version, kty, ops, pub, prot, handle, p.Attributes, p.Tags, p.ReleasePolicy, "")
+	if err != nil {
+		s.destroyMaterial(prot, handle)
+	}
+	return k, err
 }
 
 func (s *Service) checkKeyInput(attrs *AttributesPatch, tags map[string]string, rp *ReleasePolicy) error {
@@ -238,12 +270,32 @@ func (s *Service) checkKeyInput(attrs *AttributesPatch, tags map[string]string, 
 	return checkRelease(attrs, rp)
 }
 
-func (s *Service) storeNewKey(ctx context.Context, v *Vault, name, kty string, ops []string, pub keys.JWK,
+// exportableIn reports whether create attributes ask for an exportable key.
+func exportableIn(a *AttributesPatch) bool { return a != nil && a.Exportable != nil && *a.Exportable }
+
+// destroyer is implemented by protectors that hold objects outside the
+// vault's storage (an HSM): Destroy removes them (purge, failed create).
+type destroyer interface {
+	Destroy(ctx context.Context, handle []byte) error
+	// Holds reports whether handle names one of its objects.
+	Holds(handle []byte) bool
+}
+
+// destroyMaterial removes a key's objects from its protector, if it holds
+// any; failures leave an orphan object in the token and are not the
+// caller's error (the key record is gone either way).
+func (s *Service) destroyMaterial(prot keys.Protector, handle []byte) {
+	if d, ok := prot.(destroyer); ok {
+		_ = d.Destroy(context.Background(), handle)
+	}
+}
+
+func (s *Service) storeNewKey(ctx context.Context, v *Vault, name, version, kty string, ops []string, pub keys.JWK,
 	prot keys.Protector, handle []byte, attrs *AttributesPatch, tags map[string]string, rp *ReleasePolicy, ifLatest string) (*Key, error) {
 	now := s.clock.Now().Unix()
 	f := false
 	ver := &Version[keyPayload]{
-		Version:    NewVersion(),
+		Version:    version,
 		Attributes: Attributes{Enabled: true, Created: now, Updated: now, Exportable: &f},
 		Tags:       tags,
 		Payload: keyPayload{Kty: kty, KeyOps: ops, Public: pub, Protector: prot.Name(),
@@ -329,7 +381,7 @@ func (s *Service) UpdateKey(ctx context.Context, v *Vault, p UpdateKeyParams) (*
 			return err
 		}
 		if rec.Managed {
-			return &Error{Kind: Forbidden, Type: Keys, Name: p.Name, Msg: "The key is managed by a certificate; update the certificate instead."}
+			return &Error{Kind: Forbidden, Type: Keys, Name: p.Name, Reason: ReasonManagedUpdate}
 		}
 		if p.KeyOps != nil {
 			ops, err := checkKeyOps(strings.TrimSuffix(ver.Payload.Kty, "-HSM"), p.KeyOps)
@@ -413,9 +465,35 @@ func keyItem(rec *nameRecord, ver *Version[keyPayload], del *DeletedInfo) *Key {
 	return k
 }
 
+// hsmHandles returns the handles of a key's versions the HSM holds.
+func (s *Service) hsmHandles(ctx context.Context, v *Vault, name string) [][]byte {
+	d, ok := s.hsm.(destroyer)
+	if !ok || checkName(Keys, name) != nil {
+		return nil
+	}
+	var held [][]byte
+	o := s.objs(v, Keys)
+	_ = s.in(v).View(ctx, func(tx barrier.Tx) error {
+		return tx.Scan(o.base()+"/m/"+strings.ToLower(name)+"/", "", func(_ string, val []byte) bool {
+			if d.Holds(val) {
+				held = append(held, slices.Clone(val))
+			}
+			return true
+		})
+	})
+	return held
+}
+
 // PurgeKey removes a soft-deleted key for good.
 func (s *Service) PurgeKey(ctx context.Context, v *Vault, name string) error {
-	return purgeObject(ctx, s, v, Keys, name, nil)
+	held := s.hsmHandles(ctx, v, name) // destroyed in the token after the purge
+	if err := purgeObject(ctx, s, v, Keys, name, nil); err != nil {
+		return err
+	}
+	for _, h := range held {
+		s.destroyMaterial(s.hsm, h)
+	}
+	return nil
 }
 
 // keyBackupVersion is a version with its sealed-at-rest material.
@@ -434,17 +512,52 @@ func (s *Service) keyBackupOf(tx barrier.Tx, k objects, name string, managed boo
 	}
 	kb := &backup[keyBackupVersion]{Type: Keys, Tenant: b.Tenant, Record: b.Record}
 	for _, ver := range b.Versions {
-		if ver.Payload.Protector != s.software.Name() {
-			return nil, badParameter("%s", hsm)
-		}
 		m, err := tx.Get(k.materialKey(name, ver.Version))
 		if err != nil {
 			return nil, err
+		}
+		if ver.Payload.Protector != s.software.Name() {
+			// An HSM key travels as its handle, which holds the key
+			// wrapped by the HSM's own backup key (hsm.Restore).
+			hb, ok := s.hsm.(hsmBackup)
+			if !ok || ver.Payload.Protector != s.hsm.Name() || !hb.CanBackup(m) {
+				clear(m)
+				return nil, badParameter("%s", hsm)
+			}
 		}
 		kb.Versions = append(kb.Versions, &Version[keyBackupVersion]{Version: ver.Version,
 			Payload: keyBackupVersion{Version: *ver, Material: m}})
 	}
 	return kb, nil
+}
+
+// hsmBackup is what key backup needs of an HSM protector.
+type hsmBackup interface {
+	CanBackup(handle []byte) bool
+	Restore(ctx context.Context, handle []byte) error
+}
+
+// restoreHSMObjects puts the HSM keys of a backup back into the token
+// (unwrapped with the HSM's backup key) before the key is stored. A backup
+// of HSM keys restores only into a Keyward using the same HSM token.
+func (s *Service) restoreHSMObjects(ctx context.Context, v *Vault, b *backup[keyBackupVersion]) error {
+	for _, bv := range b.Versions {
+		p := bv.Payload.Version.Payload.Protector
+		if p == s.software.Name() {
+			continue
+		}
+		hb, ok := s.hsm.(hsmBackup)
+		if !ok || p != s.hsm.Name() {
+			return badParameter("The backup holds HSM-protected keys, and this Keyward has no HSM configured.")
+		}
+		if v.SKU != "premium" && strings.HasSuffix(bv.Payload.Version.Payload.Kty, "-HSM") {
+			return badParameter("The backup holds HSM-protected keys, which need a premium vault; vault %s is standard.", v.Name)
+		}
+		if err := hb.Restore(ctx, bv.Payload.Material); err != nil {
+			return badParameter("The backup's HSM-protected key cannot be restored here: it restores only on the HSM token that made it (%s).", clip(err.Error()))
+		}
+	}
+	return nil
 }
 
 // wipeMaterial clears the key material a key backup holds.
@@ -498,7 +611,8 @@ func (s *Service) BackupKey(ctx context.Context, v *Vault, name string) ([]byte,
 	var b *backup[keyBackupVersion]
 	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		var err error
-		b, err = s.keyBackupOf(tx, s.objs(v, Keys), name, false, "Backup of HSM-protected keys is not supported yet.")
+		b, err = s.keyBackupOf(tx, s.objs(v, Keys), name, false,
+			"This HSM-protected key cannot be backed up: it was made without a backup copy, or by an HSM this Keyward does not use.")
 		return err
 	})
 	defer wipeMaterial(b)
@@ -518,6 +632,9 @@ func (s *Service) RestoreKey(ctx context.Context, v *Vault, blob []byte) (*Key, 
 	vers, latest := keyVersionsIn(&b)
 	if b.Type != Keys || latest == nil {
 		return nil, invalidBackup(Keys)
+	}
+	if err := s.restoreHSMObjects(ctx, v, &b); err != nil {
+		return nil, err
 	}
 	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		return restoreKeyObject(tx, s.objs(v, Keys), &b, vers)
@@ -547,7 +664,7 @@ func (s *Service) rotateKey(ctx context.Context, v *Vault, name string, cas bool
 		return nil, err
 	}
 	if cur.Managed {
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Msg: "The key is managed by a certificate; renew the certificate instead."}
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Reason: ReasonManagedRotate}
 	}
 	p := CreateKeyParams{Name: cur.Name, Kty: cur.Kty, KeyOps: cur.KeyOps, Tags: cur.Tags, ReleasePolicy: cur.ReleasePolicy}
 	switch strings.TrimSuffix(cur.Kty, "-HSM") {
@@ -608,44 +725,14 @@ type CryptoResult struct {
 	Version  string
 	Value    []byte
 	Verified bool
+	// IV, Tag and AAD are AES encryption's (CryptoAES, pools.go).
+	IV, Tag, AAD []byte
 }
 
 // Crypto performs op with a key version ("" is the latest): enabled,
 // key_ops and the nbf/exp window are checked as Azure does.
 func (s *Service) Crypto(ctx context.Context, v *Vault, name, version string, op CryptoOp, alg string, data, sig []byte) (*CryptoResult, error) {
-	if err := checkName(Keys, name); err != nil {
-		return nil, err
-	}
-	o := s.objs(v, Keys)
-	var (
-		rec *nameRecord
-		ver *Version[keyPayload]
-	)
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		var err error
-		rec, ver, err = getVersionShared[keyPayload](tx, o, name, version, true)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	a := ver.Attributes
-	now := s.clock.Now()
-	switch {
-	case !a.Enabled:
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyDisabled",
-			Msg: fmt.Sprintf("Operation %s is not allowed on a disabled key.", op)}
-	case op.producing() && a.NotYetValid(now):
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyNotYetValid",
-			Msg: fmt.Sprintf("Operation %s is not allowed on a key that is not yet valid (nbf).", op)}
-	case op.producing() && a.Expired(now):
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyExpired",
-			Msg: fmt.Sprintf("Operation %s is not allowed on an expired key.", op)}
-	case !slices.Contains(ver.Payload.KeyOps, string(op)):
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyOperationNotAllowed",
-			Msg: fmt.Sprintf("Operation %s is not permitted on this key (key_ops).", op)}
-	}
-	opr, err := s.operator(ctx, v, o, rec.Name, ver)
+	rec, ver, opr, err := s.cryptoOperator(ctx, v, name, version, op)
 	if err != nil {
 		return nil, err
 	}
@@ -670,6 +757,44 @@ func (s *Service) Crypto(ctx context.Context, v *Vault, name, version string, op
 		return nil, keyError(err)
 	}
 	return res, nil
+}
+
+// cryptoOperator loads the key version for op after Azure's checks:
+// enabled, the nbf/exp window for producing operations, key_ops.
+func (s *Service) cryptoOperator(ctx context.Context, v *Vault, name, version string, op CryptoOp) (*nameRecord, *Version[keyPayload], keys.Operator, error) {
+	if err := checkName(Keys, name); err != nil {
+		return nil, nil, nil, err
+	}
+	o := s.objs(v, Keys)
+	var (
+		rec *nameRecord
+		ver *Version[keyPayload]
+	)
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
+		var err error
+		rec, ver, err = getVersionShared[keyPayload](tx, o, name, version, true)
+		return err
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	a := ver.Attributes
+	now := s.clock.Now()
+	switch {
+	case !a.Enabled:
+		return nil, nil, nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyDisabled", Op: string(op)}
+	case op.producing() && a.NotYetValid(now):
+		return nil, nil, nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyNotYetValid", Op: string(op)}
+	case op.producing() && a.Expired(now):
+		return nil, nil, nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyExpired", Op: string(op)}
+	case !slices.Contains(ver.Payload.KeyOps, string(op)):
+		return nil, nil, nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyOperationNotAllowed", Op: string(op)}
+	}
+	opr, err := s.operator(ctx, v, o, rec.Name, ver)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return rec, ver, opr, nil
 }
 
 // operator returns the loaded key of a version, from the cache or storage.

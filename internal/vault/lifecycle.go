@@ -100,7 +100,7 @@ func (s *Service) DeletedVault(ctx context.Context, name string) (*DeletedVault,
 		return json.Unmarshal(raw, dv)
 	})
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, &Error{Kind: DeletedNotFound, Type: Vaults, Name: name, Msg: fmt.Sprintf("Deleted vault %s was not found.", clip(name))}
+		return nil, &Error{Kind: DeletedNotFound, Type: Vaults, Name: clip(name)}
 	}
 	if err != nil {
 		return nil, err
@@ -138,7 +138,7 @@ func (s *Service) RecoverVault(ctx context.Context, name string) (*Vault, error)
 	key := strings.ToLower(v.Name)
 	if err := s.sys.Update(ctx, func(tx barrier.Tx) error {
 		if _, err := tx.Get(vaultsPrefix + key); err == nil {
-			return &Error{Kind: Conflict, Name: v.Name, Msg: fmt.Sprintf("A vault named %s already exists.", v.Name)}
+			return &Error{Kind: Conflict, Type: Vaults, Name: v.Name, Reason: ReasonVaultExists}
 		}
 		if err := tx.Delete(deletedVaultsPrefix + key); err != nil {
 			return err

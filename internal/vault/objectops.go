@@ -10,7 +10,7 @@ import (
 // This file is the versioned-object store's operations as the Service
 // offers them, written once for secrets, keys and certificates: listing,
 // versions, soft delete, recover, purge and the backup envelope. What
-// differs per type arrives as a conversion (objectConv) and, for
+// differs per type arrives as a conversion (Conv) and, for
 // certificates, a cascade that runs in the same transaction (the
 // certificate's managed key and secret follow it).
 
@@ -19,16 +19,16 @@ func (d *deletedRecord) info() *DeletedInfo {
 	return &DeletedInfo{DeletedDate: d.DeletedDate, ScheduledPurgeDate: d.ScheduledPurgeDate}
 }
 
-// objectConv turns a stored object (and its deletion metadata, nil when
+// Conv turns a stored object (and its deletion metadata, nil when
 // live) into what a Service method returns.
-type objectConv[P, T any] func(rec *nameRecord, ver *Version[P], del *DeletedInfo) T
+type Conv[P, T any] func(rec *nameRecord, ver *Version[P], del *DeletedInfo) T
 
-// cascade runs after a shared operation on the object name, inside its
+// Cascade runs after a shared operation on the object name, inside its
 // transaction, with the result it is about to return (which it may
 // complete). nil means nothing to do.
-type cascade[T any] func(tx barrier.Tx, name string, out T) error
+type Cascade[T any] func(tx barrier.Tx, name string, out T) error
 
-func (c cascade[T]) run(tx barrier.Tx, name string, out T) error {
+func (c Cascade[T]) run(tx barrier.Tx, name string, out T) error {
 	if c == nil {
 		return nil
 	}
@@ -47,10 +47,15 @@ func pageOf[T any](page *Page[T], items []T, more bool, next func() string) {
 
 // listPage is the List* operations: one page of live objects of type t,
 // each as its latest version.
-func listPage[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType, after string, limit int, conv objectConv[P, T]) (*Page[T], error) {
+func listPage[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType, after string, limit int, conv Conv[P, T]) (*Page[T], error) {
+	return ListPage(ctx, s.objs(v, t), after, limit, conv)
+}
+
+// ListPage is listPage over the collection o.
+func ListPage[P, T any](ctx context.Context, o Objects, after string, limit int, conv Conv[P, T]) (*Page[T], error) {
 	page := &Page[T]{}
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		recs, vers, more, err := listLatest[P](tx, s.objs(v, t), after, limit, nil)
+	err := o.view(ctx, func(tx barrier.Tx) error {
+		recs, vers, more, err := listLatest[P](tx, o, after, limit, nil)
 		if err != nil {
 			return err
 		}
@@ -66,13 +71,18 @@ func listPage[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType,
 
 // versionsPage is the List*Versions operations: one page of the versions
 // of a live object.
-func versionsPage[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType, name, after string, limit int, conv objectConv[P, T]) (*Page[T], error) {
-	if err := checkName(t, name); err != nil {
+func versionsPage[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType, name, after string, limit int, conv Conv[P, T]) (*Page[T], error) {
+	return VersionsPage(ctx, s.objs(v, t), name, after, limit, conv)
+}
+
+// VersionsPage is versionsPage over the collection o.
+func VersionsPage[P, T any](ctx context.Context, o Objects, name, after string, limit int, conv Conv[P, T]) (*Page[T], error) {
+	if err := checkName(o.t, name); err != nil {
 		return nil, err
 	}
 	page := &Page[T]{}
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		rec, vers, more, err := listVersions[P](tx, s.objs(v, t), name, after, limit)
+	err := o.view(ctx, func(tx barrier.Tx) error {
+		rec, vers, more, err := listVersions[P](tx, o, name, after, limit)
 		if err != nil {
 			return err
 		}
@@ -88,10 +98,15 @@ func versionsPage[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectT
 
 // listDeletedPage is the ListDeleted* operations: one page of soft-deleted
 // objects of type t, each with its latest version.
-func listDeletedPage[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType, after string, limit int, conv objectConv[P, T]) (*Page[T], error) {
+func listDeletedPage[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType, after string, limit int, conv Conv[P, T]) (*Page[T], error) {
+	return ListDeletedPage(ctx, s.objs(v, t), after, limit, conv)
+}
+
+// ListDeletedPage is listDeletedPage over the collection o.
+func ListDeletedPage[P, T any](ctx context.Context, o Objects, after string, limit int, conv Conv[P, T]) (*Page[T], error) {
 	page := &Page[T]{}
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		dels, vers, more, err := listDeleted[P](tx, s.objs(v, t), after, limit)
+	err := o.view(ctx, func(tx barrier.Tx) error {
+		dels, vers, more, err := listDeleted[P](tx, o, after, limit)
 		if err != nil {
 			return err
 		}
@@ -108,13 +123,18 @@ func listDeletedPage[P, T any](ctx context.Context, s *Service, v *Vault, t Obje
 // deleteObject is the Delete* operations: the object (with all its
 // versions) is soft-deleted and its purge queued. Objects that back a
 // certificate are deleted with the certificate, never on their own.
-func deleteObject[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType, name string, conv objectConv[P, T], then cascade[T]) (T, error) {
+func deleteObject[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType, name string, conv Conv[P, T], then Cascade[T]) (T, error) {
+	return DeleteObject(ctx, s.objs(v, t), name, conv, then)
+}
+
+// DeleteObject is deleteObject over the collection o.
+func DeleteObject[P, T any](ctx context.Context, o Objects, name string, conv Conv[P, T], then Cascade[T]) (T, error) {
 	var out T
+	s, v, t := o.s, o.v, o.t
 	if err := checkName(t, name); err != nil {
 		return out, err
 	}
 	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		o := s.objs(v, t)
 		rec, ver, err := getVersion[P](tx, o, name, "")
 		if err != nil {
 			return err
@@ -137,13 +157,17 @@ func deleteObject[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectT
 
 // getDeletedObject is the GetDeleted* operations: a soft-deleted object's
 // latest version.
-func getDeletedObject[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType, name string, conv objectConv[P, T], then cascade[T]) (T, error) {
+func getDeletedObject[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType, name string, conv Conv[P, T], then Cascade[T]) (T, error) {
+	return GetDeletedObject(ctx, s.objs(v, t), name, conv, then)
+}
+
+// GetDeletedObject is getDeletedObject over the collection o.
+func GetDeletedObject[P, T any](ctx context.Context, o Objects, name string, conv Conv[P, T], then Cascade[T]) (T, error) {
 	var out T
-	if err := checkName(t, name); err != nil {
+	if err := checkName(o.t, name); err != nil {
 		return out, err
 	}
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		o := s.objs(v, t)
+	err := o.view(ctx, func(tx barrier.Tx) error {
 		del, err := deleted(tx, o, name)
 		if err != nil {
 			return err
@@ -160,13 +184,17 @@ func getDeletedObject[P, T any](ctx context.Context, s *Service, v *Vault, t Obj
 
 // recoverObject is the Recover* operations: the object becomes live again
 // with all its versions.
-func recoverObject[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType, name string, conv objectConv[P, T], then cascade[T]) (T, error) {
+func recoverObject[P, T any](ctx context.Context, s *Service, v *Vault, t ObjectType, name string, conv Conv[P, T], then Cascade[T]) (T, error) {
+	return RecoverObject(ctx, s.objs(v, t), name, conv, then)
+}
+
+// RecoverObject is recoverObject over the collection o.
+func RecoverObject[P, T any](ctx context.Context, o Objects, name string, conv Conv[P, T], then Cascade[T]) (T, error) {
 	var out T
-	if err := checkName(t, name); err != nil {
+	if err := checkName(o.t, name); err != nil {
 		return out, err
 	}
-	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		o := s.objs(v, t)
+	err := o.s.in(o.v).Update(ctx, func(tx barrier.Tx) error {
 		rec, err := recoverDeleted(tx, o, name)
 		if err != nil {
 			return err
@@ -184,7 +212,13 @@ func recoverObject[P, T any](ctx context.Context, s *Service, v *Vault, t Object
 // purgeObject is the Purge* operations: a soft-deleted object and all its
 // versions go for good. A purge-protected vault refuses until the
 // retention period has passed (the scheduler purges then).
-func purgeObject(ctx context.Context, s *Service, v *Vault, t ObjectType, name string, then cascade[struct{}]) error {
+func purgeObject(ctx context.Context, s *Service, v *Vault, t ObjectType, name string, then Cascade[struct{}]) error {
+	return PurgeObject(ctx, s.objs(v, t), name, then)
+}
+
+// PurgeObject is purgeObject over the collection o.
+func PurgeObject(ctx context.Context, o Objects, name string, then Cascade[struct{}]) error {
+	s, v, t := o.s, o.v, o.t
 	if err := checkName(t, name); err != nil {
 		return err
 	}
@@ -192,7 +226,7 @@ func purgeObject(ctx context.Context, s *Service, v *Vault, t ObjectType, name s
 		return &Error{Kind: Forbidden, Type: t, Name: name, Inner: "ForbiddenByPolicy", Reason: ReasonPurgeProtection}
 	}
 	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		if err := purge(tx, s.objs(v, t), name); err != nil {
+		if err := purge(tx, o, name); err != nil {
 			return err
 		}
 		return then.run(tx, name, struct{}{})

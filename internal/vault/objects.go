@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/keyward/keyward/internal/barrier"
@@ -45,6 +44,9 @@ type objects struct {
 	v *Vault
 	t ObjectType
 	s *Service
+	// lead, when set, says when the near-expiry event of an object fires
+	// (certificates decide it from their policy); see notifyLead.
+	lead func(tx barrier.Tx, name string) (Duration, bool, error)
 }
 
 func (s *Service) objs(v *Vault, t ObjectType) objects { return objects{v: v, t: t, s: s} }
@@ -114,8 +116,7 @@ func addVersion[P any](tx barrier.Tx, o objects, name string, ver *Version[P], m
 	if !ok {
 		rec = &nameRecord{Name: name, Created: ver.Attributes.Created, Managed: managed}
 	} else if rec.Managed != managed {
-		return nil, &Error{Kind: Conflict, Type: o.t, Name: name,
-			Msg: fmt.Sprintf("%s %s is managed by a certificate and cannot be changed directly.", o.t.title(), name)}
+		return nil, &Error{Kind: Conflict, Type: o.t, Name: name, Reason: ReasonManagedAdd}
 	}
 	rec.Latest = ver.Version
 	if err := putJSON(tx, o.versionKey(name, ver.Version), ver); err != nil {
@@ -392,8 +393,7 @@ func restoreObject[P any](tx barrier.Tx, o objects, rec *nameRecord, vers []*Ver
 	if ok, err := getJSON(tx, o.nameKey(rec.Name), new(nameRecord)); err != nil {
 		return err
 	} else if ok {
-		return &Error{Kind: Conflict, Type: o.t, Name: rec.Name,
-			Msg: fmt.Sprintf("%s %s already exists.", o.t.title(), rec.Name)}
+		return &Error{Kind: Conflict, Type: o.t, Name: rec.Name, Reason: ReasonExists}
 	}
 	for _, ver := range vers {
 		if err := putJSON(tx, o.versionKey(rec.Name, ver.Version), ver); err != nil {

@@ -32,9 +32,9 @@ type expiryIndex struct {
 	Keys []string `json:"keys"`
 }
 
-// defaultNotifyLead is when near-expiry events fire for secrets (and keys
+// DefaultNotifyLead is when near-expiry events fire for secrets (and keys
 // without a policy): 30 days before expiry, as Azure does.
-var defaultNotifyLead = Duration{Days: 30}
+var DefaultNotifyLead = Duration{Days: 30}
 
 func (o objects) indexRecord(name string) string {
 	return "x/i/" + o.t.coll() + "/" + strings.ToLower(name)
@@ -43,11 +43,11 @@ func (o objects) indexRecord(name string) string {
 // notifyLead is how long before expiry the near-expiry event fires; ok is
 // false when a key's rotation policy has no Notify action.
 func (o objects) notifyLead(tx barrier.Tx, name string) (Duration, bool, error) {
-	if o.t == Certificates {
-		return o.certNotifyLead(tx, name)
+	if o.lead != nil {
+		return o.lead(tx, name)
 	}
 	if o.t != Keys {
-		return defaultNotifyLead, true, nil
+		return DefaultNotifyLead, true, nil
 	}
 	pol := new(RotationPolicy)
 	found, err := getJSON(tx, o.policyKey(name), pol)
@@ -120,19 +120,22 @@ func (o objects) unindex(tx barrier.Tx, name string) error {
 }
 
 // RunDue performs every background job that is due: purge after
-// retention, key rotation by policy, certificate lifetime actions, and
-// expiry notifications. It is idempotent: running it twice for the same
-// moment does nothing twice.
-func (s *Service) RunDue(ctx context.Context) error {
+// retention, key rotation by policy, then more (certificate lifetime
+// actions: certificates.Service.RunDue) and expiry notifications. It is
+// idempotent: running it twice for the same moment does nothing twice.
+func (s *Service) RunDue(ctx context.Context, more ...func(context.Context) error) error {
 	if _, err := s.PurgeDue(ctx); err != nil {
 		return err
 	}
 	if _, err := s.RotateDue(ctx); err != nil {
 		return err
 	}
-	_, certErr := s.CertificatesDue(ctx)
+	var errs []error
+	for _, f := range more {
+		errs = append(errs, f(ctx))
+	}
 	_, err := s.NotifyDue(ctx)
-	return errors.Join(err, certErr)
+	return errors.Join(append([]error{err}, errs...)...)
 }
 
 // NotifyDue queues near-expiry and expired events whose time has come.

@@ -141,27 +141,6 @@ func (s *Service) GetSecret(ctx context.Context, v *Vault, name, version string)
 	return sec, nil
 }
 
-// GetSecretAs returns a secret version; a certificate's secret is
-// converted to outContentType (PEM or PKCS #12) when it differs from the
-// stored one (AZURE-API.md §1.3). Other secrets come back unchanged.
-func (s *Service) GetSecretAs(ctx context.Context, v *Vault, name, version, outContentType string) (*Secret, error) {
-	sec, err := s.GetSecret(ctx, v, name, version)
-	if err != nil || outContentType == "" || !sec.Managed || outContentType == sec.ContentType {
-		return sec, err
-	}
-	switch outContentType {
-	case ContentTypePEM, ContentTypePKCS12:
-	default:
-		return nil, badParameter("outContentType must be %s or %s.", ContentTypePEM, ContentTypePKCS12)
-	}
-	value, err := convertCertSecret(sec.ContentType, outContentType, sec.Value.Reveal())
-	if err != nil {
-		return nil, err
-	}
-	sec.Value, sec.ContentType = NewSecretValue(value), outContentType
-	return sec, nil
-}
-
 // UpdateSecretParams is an UpdateSecretProperties request.
 type UpdateSecretParams struct {
 	Name, Version string

@@ -1,6 +1,8 @@
 // Package vault is Keyward's domain: vaults and the objects in them
 // (secrets, keys, certificates), their versions, attributes, soft delete,
-// recovery, purge, backup and restore.
+// recovery, purge, backup and restore. Certificates themselves (policies,
+// issuance, renewal) are internal/certificates, which keeps them in this
+// package's versioned-object store (store.go).
 //
 // It knows nothing about HTTP or SQL: it reads and writes through the
 // barrier (which seals every value) and reports failures as *Error with a

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"regexp"
 	"sort"
 	"strings"
@@ -43,6 +42,9 @@ type Vault struct {
 	RetentionDays  int       `json:"softDeleteRetentionInDays"`
 	PurgeProtected bool      `json:"enablePurgeProtection"`
 	Created        time.Time `json:"created"`
+	// Kind is "" for a vault, KindManagedHSM for a pool's key container
+	// (pools.go), which is not in the vault registry.
+	Kind string `json:"kind,omitempty"`
 }
 
 // RecoveryLevel is Azure's deletion recovery level for objects in v.
@@ -73,10 +75,11 @@ type Service struct {
 	clock clock.Clock
 
 	software keys.Protector
+	hsm      keys.Protector // nil: no HSM configured (-HSM keys refused)
+	pool     keys.Protector // pools.go
 	ops      *opCache
 	decoded  *decodeCache // read-only records of the key-operation path
 	vaultURL func(name string) string
-	certs    *certRuntime // certificate background work (certificates_external.go)
 
 	mu         sync.RWMutex
 	vaults     map[string]*Vault // by lower-case name
@@ -84,14 +87,12 @@ type Service struct {
 }
 
 // Deps are the Service's collaborators outside the domain. Each may be
-// left nil.
+// left nil. (Certificates' collaborators, the external CA and the mailer,
+// are internal/certificates' Deps.)
 type Deps struct {
-	// ExternalCA obtains certificates for ACME issuers (nil: ACME issuers
-	// are refused).
-	ExternalCA ExternalCA
-	// Mailer sends the mail of EmailContacts lifetime actions (nil: no
-	// mail is sent; the events still are).
-	Mailer Mailer
+	// HSM protects RSA-HSM and EC-HSM keys of premium vaults (nil: none
+	// configured; such keys are refused).
+	HSM keys.Protector
 	// VaultURL is how clients address a vault, for event subjects and
 	// mail (nil: https://{name}.vault.localhost/).
 	VaultURL func(name string) string
@@ -100,8 +101,8 @@ type Deps struct {
 // New returns a Service over store.
 func New(store Store, clk clock.Clock, deps Deps) *Service {
 	return &Service{store: store, sys: store.System(), clock: clk, vaults: map[string]*Vault{},
-		software: keys.Software{}, ops: newOpCache(10_000), decoded: newDecodeCache(4096),
-		vaultURL: deps.VaultURL, certs: newCertRuntime(deps.ExternalCA, deps.Mailer)}
+		software: keys.Software{}, hsm: deps.HSM, ops: newOpCache(10_000), decoded: newDecodeCache(4096),
+		vaultURL: deps.VaultURL}
 }
 
 // in is the storage view of vault v: every key of the vault is relative
@@ -152,7 +153,7 @@ func (s *Service) Vault(name string) (*Vault, error) {
 		s.mu.RUnlock()
 	}
 	if v == nil {
-		return nil, &Error{Kind: NotFound, Type: Vaults, Name: name, Msg: fmt.Sprintf("Vault %s was not found.", clip(name))}
+		return nil, &Error{Kind: NotFound, Type: Vaults, Name: clip(name)}
 	}
 	return v, nil
 }
@@ -220,7 +221,7 @@ func (s *Service) CreateVault(ctx context.Context, v Vault) (*Vault, error) {
 	}
 	err = s.sys.Update(ctx, func(tx barrier.Tx) error {
 		if _, err := tx.Get(vaultsPrefix + strings.ToLower(v.Name)); err == nil {
-			return &Error{Kind: Conflict, Name: v.Name, Msg: fmt.Sprintf("A vault named %s already exists.", v.Name)}
+			return &Error{Kind: Conflict, Type: Vaults, Name: v.Name, Reason: ReasonVaultExists}
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}

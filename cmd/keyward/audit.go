@@ -1,0 +1,238 @@
+package main
+
+import (
+	"cmp"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyward/keyward/internal/alerts"
+	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/server"
+)
+
+// auditFileConfig is the [audit] section of the config file
+// (docs/CONFIG.md).
+type auditFileConfig struct {
+	Node               string `toml:"node"`
+	RotateBytes        int64  `toml:"rotate_bytes"`
+	RotateAge          string `toml:"rotate_age"`
+	Fsync              string `toml:"fsync"`
+	CheckpointEvery    int64  `toml:"checkpoint_every"`
+	CheckpointInterval string `toml:"checkpoint_interval"`
+	// FileRequired: the file sink is required (default true).
+	FileRequired *bool `toml:"file_required"`
+	// Sink is [[audit.sink]]: further sinks.
+	Sink []struct {
+		Type        string            `toml:"type"`
+		Required    bool              `toml:"required"`
+		Address     string            `toml:"address"`
+		URL         string            `toml:"url"`
+		CAFile      string            `toml:"ca_file"`
+		Header      map[string]string `toml:"header"`
+		BufferBytes int64             `toml:"buffer_bytes"`
+	} `toml:"sink"`
+}
+
+// alertsFileConfig is the [alerts] section (docs/CONFIG.md).
+type alertsFileConfig struct {
+	DisableBuiltin []string `toml:"disable_builtin"`
+	Webhook        []struct {
+		Name   string `toml:"name"`
+		URL    string `toml:"url"`
+		Secret string `toml:"secret"`
+	} `toml:"webhook"`
+	EventGrid []struct {
+		Name  string `toml:"name"`
+		URL   string `toml:"url"`
+		Topic string `toml:"topic"`
+		Key   string `toml:"key"`
+	} `toml:"eventgrid"`
+	Email []struct {
+		Name string   `toml:"name"`
+		To   []string `toml:"to"`
+	} `toml:"email"`
+	Rule []struct {
+		alerts.Rule
+		Window   string `toml:"window"`
+		Cooldown string `toml:"cooldown"`
+	} `toml:"rule"`
+}
+
+// alertsConfig is the [alerts] section.
+func alertsConfig(fc *fileConfig) (server.AlertsConfig, error) {
+	a := &fc.Alerts
+	c := server.AlertsConfig{DisableBuiltin: a.DisableBuiltin}
+	for _, w := range a.Webhook {
+		c.Webhooks = append(c.Webhooks, server.AlertWebhook{Name: w.Name, URL: w.URL, Secret: w.Secret})
+	}
+	for _, g := range a.EventGrid {
+		c.EventGrid = append(c.EventGrid, server.AlertEventGrid{Name: g.Name, URL: g.URL, Topic: g.Topic, Key: g.Key})
+	}
+	for _, m := range a.Email {
+		c.Email = append(c.Email, server.AlertEmail{Name: m.Name, To: m.To})
+	}
+	for _, r := range a.Rule {
+		rule := r.Rule
+		if rule.Name == "" {
+			return c, fmt.Errorf("[[alerts.rule]] without a name")
+		}
+		for _, d := range []struct {
+			v   string
+			dst *time.Duration
+		}{{r.Window, &rule.Window}, {r.Cooldown, &rule.Cooldown}} {
+			if d.v == "" {
+				continue
+			}
+			v, err := time.ParseDuration(d.v)
+			if err != nil || v < 0 {
+				return c, fmt.Errorf("alert rule %s: %q is not a duration", rule.Name, d.v)
+			}
+			*d.dst = v
+		}
+		c.Rules = append(c.Rules, rule)
+	}
+	return c, nil
+}
+
+// auditConfig is the [audit] section, then KEYWARD_AUDIT_* variables.
+func auditConfig(fc *fileConfig, getenv func(string) string) (server.AuditConfig, error) {
+	a := &fc.Audit
+	c := server.AuditConfig{Node: cmp.Or(getenv("KEYWARD_AUDIT_NODE"), a.Node), RotateBytes: a.RotateBytes,
+		Fsync: cmp.Or(getenv("KEYWARD_AUDIT_FSYNC"), a.Fsync), CheckpointEvery: a.CheckpointEvery}
+	if a.FileRequired != nil {
+		c.FileBestEffort = !*a.FileRequired
+	}
+	for _, sk := range a.Sink {
+		c.Sinks = append(c.Sinks, server.AuditSinkConfig{Type: sk.Type, Required: sk.Required, Address: sk.Address,
+			URL: sk.URL, CAFile: sk.CAFile, Header: sk.Header, BufferBytes: sk.BufferBytes})
+	}
+	switch c.Fsync {
+	case "", "none", "batch":
+	default:
+		return c, fmt.Errorf("audit fsync %q: want none or batch", c.Fsync)
+	}
+	if v := getenv("KEYWARD_AUDIT_ROTATE_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return c, fmt.Errorf("KEYWARD_AUDIT_ROTATE_BYTES: %w", err)
+		}
+		c.RotateBytes = n
+	}
+	for _, d := range []struct {
+		name, v string
+		dst     *time.Duration
+	}{
+		{"rotate_age", cmp.Or(getenv("KEYWARD_AUDIT_ROTATE_AGE"), a.RotateAge), &c.RotateAge},
+		{"checkpoint_interval", cmp.Or(getenv("KEYWARD_AUDIT_CHECKPOINT_INTERVAL"), a.CheckpointInterval), &c.CheckpointInterval},
+	} {
+		if d.v == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.v)
+		if err != nil || v < 0 {
+			return c, fmt.Errorf("audit %s: %q is not a duration", d.name, d.v)
+		}
+		*d.dst = v
+	}
+	return c, nil
+}
+
+// exitError is an error that asks main for a particular exit code.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+func (e *exitError) ExitCode() int { return e.code }
+
+// Exit codes of `keyward audit verify`.
+const (
+	verifyTampered     = 1 // something was modified, deleted, inserted, reordered or cut off
+	verifyUnverifiable = 3 // the chain holds, but events after the last checkpoint are not covered
+)
+
+func newAuditCmd(stdout io.Writer) *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "Verify and report on the audit log"}
+	cmd.AddCommand(newAuditVerifyCmd(stdout))
+	return cmd
+}
+
+func newAuditVerifyCmd(stdout io.Writer) *cobra.Command {
+	var keyB64 string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify FILE...",
+		Short: "Check the audit log's hash chain and signed checkpoints",
+		Long: `Check the hash chain and the signed checkpoints of audit log files.
+
+Give the log, its rotated files and its checkpoint file (audit.log.checkpoints),
+in any order, e.g. 'keyward audit verify DATA/audit.log*'. The first event that
+was modified, deleted, inserted or moved, and a cut-off tail, are reported by
+file and line, and the exit status is 1. Events after the last checkpoint are
+reported as unverifiable (a cut after them would not show) with exit status 3.
+Exit status 0: every event is chained and covered by a checkpoint.
+
+--key pins the checkpoint key (base64 Ed25519 public key, as the server logs it
+at unseal); without it all checkpoints must share one key, which is printed.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var trusted ed25519.PublicKey
+			if keyB64 != "" {
+				k, err := base64.StdEncoding.DecodeString(keyB64)
+				if err != nil || len(k) != ed25519.PublicKeySize {
+					return fmt.Errorf("--key: not a base64 Ed25519 public key")
+				}
+				trusted = k
+			}
+			var inputs []audit.Input
+			for _, name := range args {
+				f, err := os.Open(name)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				inputs = append(inputs, audit.Input{Name: name, R: f})
+			}
+			rep, err := audit.Verify(inputs, trusted)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				for _, n := range rep.Nodes {
+					fmt.Fprintf(stdout, "node %q: %d events, seq %d to %d, checkpointed through %d\n", n.Node, n.Events, n.FirstSeq, n.LastSeq, n.Checkpointed)
+				}
+				if rep.Key != "" {
+					fmt.Fprintf(stdout, "%d checkpoints signed by %s\n", rep.Checkpoints, rep.Key)
+				}
+			}
+			if !rep.OK() {
+				return &exitError{code: verifyTampered, msg: "audit log does not verify: " + rep.Finding.String()}
+			}
+			if n := rep.Unverifiable(); n > 0 {
+				return &exitError{code: verifyUnverifiable, msg: fmt.Sprintf("chain intact, but %d events after the last checkpoint are unverifiable", n)}
+			}
+			if !asJSON {
+				fmt.Fprintln(stdout, "OK: chain and checkpoints hold")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&keyB64, "key", "", "trusted checkpoint public key (base64)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
