@@ -72,6 +72,13 @@ type fileConfig struct {
 		PinFile    string `toml:"pin_file"`
 		Sessions   int    `toml:"sessions"`
 	} `toml:"hsm"`
+	// Secure key release: trusted attestation authorities (docs/HSM.md).
+	Release struct {
+		Authorities []struct {
+			Issuer   string `toml:"issuer"`
+			JWKSFile string `toml:"jwks_file"`
+		} `toml:"authorities"`
+	} `toml:"release"`
 }
 
 // Default request rate limits (docs/CONFIG.md, [throttle]): 100 times
@@ -180,6 +187,7 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	root.AddCommand(newAccessCmd(getenv, stdin, stdout, stderr))
 	root.AddCommand(newAzCloudCmd(getenv, stdout))
 	root.AddCommand(newAuditCmd(stdout))
+	root.AddCommand(newBYOKCmd(stdout), newAttestationTokenCmd(stdout))
 	return root
 }
 
@@ -264,6 +272,9 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 				cfg.DevHSMModule = cmp.Or(module, hsm.DefaultSoftHSMModule)
 			default:
 				cfg.HSM.Module = module
+			}
+			for _, a := range fc.Release.Authorities {
+				cfg.Release.Authorities = append(cfg.Release.Authorities, server.ReleaseAuthority{Issuer: a.Issuer, JWKSFile: a.JWKSFile})
 			}
 			cfg.PrivateListen = cmp.Or(getenv("KEYWARD_PRIVATE_LISTEN"), fc.PrivateListen)
 			cfg.TrustedProxies = fc.TrustedProxies

@@ -98,6 +98,8 @@ type Config struct {
 	// makes its vault premium. Empty: no HSM (cmd/keyward sets it when
 	// SoftHSM2 is installed).
 	DevHSMModule string
+	// Release configures secure key release (release.go).
+	Release ReleaseConfig
 
 	// TrustedProxies are addresses or CIDRs of reverse proxies whose
 	// X-Forwarded-For header names the client (network rules, audit).
