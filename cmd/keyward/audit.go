@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyward/keyward/internal/alerts"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/server"
 )
@@ -26,6 +27,79 @@ type auditFileConfig struct {
 	Fsync              string `toml:"fsync"`
 	CheckpointEvery    int64  `toml:"checkpoint_every"`
 	CheckpointInterval string `toml:"checkpoint_interval"`
+	// FileRequired: the file sink is required (default true).
+	FileRequired *bool `toml:"file_required"`
+	// Sink is [[audit.sink]]: further sinks.
+	Sink []struct {
+		Type        string            `toml:"type"`
+		Required    bool              `toml:"required"`
+		Address     string            `toml:"address"`
+		URL         string            `toml:"url"`
+		CAFile      string            `toml:"ca_file"`
+		Header      map[string]string `toml:"header"`
+		BufferBytes int64             `toml:"buffer_bytes"`
+	} `toml:"sink"`
+}
+
+// alertsFileConfig is the [alerts] section (docs/CONFIG.md).
+type alertsFileConfig struct {
+	DisableBuiltin []string `toml:"disable_builtin"`
+	Webhook        []struct {
+		Name   string `toml:"name"`
+		URL    string `toml:"url"`
+		Secret string `toml:"secret"`
+	} `toml:"webhook"`
+	EventGrid []struct {
+		Name  string `toml:"name"`
+		URL   string `toml:"url"`
+		Topic string `toml:"topic"`
+		Key   string `toml:"key"`
+	} `toml:"eventgrid"`
+	Email []struct {
+		Name string   `toml:"name"`
+		To   []string `toml:"to"`
+	} `toml:"email"`
+	Rule []struct {
+		alerts.Rule
+		Window   string `toml:"window"`
+		Cooldown string `toml:"cooldown"`
+	} `toml:"rule"`
+}
+
+// alertsConfig is the [alerts] section.
+func alertsConfig(fc *fileConfig) (server.AlertsConfig, error) {
+	a := &fc.Alerts
+	c := server.AlertsConfig{DisableBuiltin: a.DisableBuiltin}
+	for _, w := range a.Webhook {
+		c.Webhooks = append(c.Webhooks, server.AlertWebhook{Name: w.Name, URL: w.URL, Secret: w.Secret})
+	}
+	for _, g := range a.EventGrid {
+		c.EventGrid = append(c.EventGrid, server.AlertEventGrid{Name: g.Name, URL: g.URL, Topic: g.Topic, Key: g.Key})
+	}
+	for _, m := range a.Email {
+		c.Email = append(c.Email, server.AlertEmail{Name: m.Name, To: m.To})
+	}
+	for _, r := range a.Rule {
+		rule := r.Rule
+		if rule.Name == "" {
+			return c, fmt.Errorf("[[alerts.rule]] without a name")
+		}
+		for _, d := range []struct {
+			v   string
+			dst *time.Duration
+		}{{r.Window, &rule.Window}, {r.Cooldown, &rule.Cooldown}} {
+			if d.v == "" {
+				continue
+			}
+			v, err := time.ParseDuration(d.v)
+			if err != nil || v < 0 {
+				return c, fmt.Errorf("alert rule %s: %q is not a duration", rule.Name, d.v)
+			}
+			*d.dst = v
+		}
+		c.Rules = append(c.Rules, rule)
+	}
+	return c, nil
 }
 
 // auditConfig is the [audit] section, then KEYWARD_AUDIT_* variables.
@@ -33,6 +107,13 @@ func auditConfig(fc *fileConfig, getenv func(string) string) (server.AuditConfig
 	a := &fc.Audit
 	c := server.AuditConfig{Node: cmp.Or(getenv("KEYWARD_AUDIT_NODE"), a.Node), RotateBytes: a.RotateBytes,
 		Fsync: cmp.Or(getenv("KEYWARD_AUDIT_FSYNC"), a.Fsync), CheckpointEvery: a.CheckpointEvery}
+	if a.FileRequired != nil {
+		c.FileBestEffort = !*a.FileRequired
+	}
+	for _, sk := range a.Sink {
+		c.Sinks = append(c.Sinks, server.AuditSinkConfig{Type: sk.Type, Required: sk.Required, Address: sk.Address,
+			URL: sk.URL, CAFile: sk.CAFile, Header: sk.Header, BufferBytes: sk.BufferBytes})
+	}
 	switch c.Fsync {
 	case "", "none", "batch":
 	default:

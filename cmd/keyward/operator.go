@@ -66,13 +66,20 @@ func newOperatorCmd(getenv func(string) string, stdin io.Reader, stdout io.Write
 			if err := oc.call(cmd.Context(), http.MethodPost, "/sys/init", "", map[string]int{"secret_shares": shares, "secret_threshold": threshold}, &out); err != nil {
 				return err
 			}
+			var st sealStatus
+			_ = oc.call(cmd.Context(), http.MethodGet, "/sys/seal-status", "", nil, &st)
+			label, next := "Unseal Key", fmt.Sprintf("Keyward is sealed; unseal it with %d shares (keyward operator unseal).", out.Threshold)
+			if st.Type == "pkcs11" {
+				label = "Recovery Key"
+				next = fmt.Sprintf("Keyward is sealed by its HSM and unseals itself. The shares are RECOVERY\nshares: %d of them authorize keyward operator seal-migrate; they cannot\ndecrypt anything.", out.Threshold)
+			}
 			for i, k := range out.KeysBase64 {
-				fmt.Fprintf(stdout, "Unseal Key %d: %s\n", i+1, k)
+				fmt.Fprintf(stdout, "%s %d: %s\n", label, i+1, k)
 			}
 			fmt.Fprintf(stdout, `
 Keyward initialized with %d key shares and a key threshold of %d. These
 shares are shown once and stored nowhere: give each to a different person.
-Keyward is sealed; unseal it with %d shares (keyward operator unseal).
+%s
 
 A first tenant, subscription and administrator were created:
     Tenant ID:        %s
@@ -82,7 +89,7 @@ A first tenant, subscription and administrator were created:
     Admin client ID:  %s
     Admin secret:     %s
 Store the admin secret now: it is shown once and only its hash is kept.
-`, len(out.KeysBase64), out.Threshold, out.Threshold, out.TenantID, out.Subscription, out.ResourceGroup, out.Vault, out.ClientID, out.ClientSecret)
+`, len(out.KeysBase64), out.Threshold, next, out.TenantID, out.Subscription, out.ResourceGroup, out.Vault, out.ClientID, out.ClientSecret)
 			return nil
 		},
 	}
@@ -170,12 +177,47 @@ Store the admin secret now: it is shown once and only its hash is kept.
 			return nil
 		},
 	}
-	for _, c := range []*cobra.Command{sealCmd, rotateCmd} {
+	var migrateTo string
+	migrateSealCmd := &cobra.Command{
+		Use:   "seal-migrate --to pkcs11|shamir [SHARE...]",
+		Short: "Move the seal between Shamir shares and the HSM (pkcs11) while Keyward serves",
+		Long: `Move the seal between Shamir shares and the HSM (the pkcs11 seal, docs/HSM.md).
+The root key stays the same: nothing is re-encrypted and Keyward keeps serving.
+
+--to pkcs11: give a threshold of the current unseal shares; they become the
+recovery shares, and Keyward unseals itself with its HSM from then on.
+--to shamir: give a threshold of the recovery shares; they become the unseal
+shares again. Shares are arguments, or read from standard input one per line.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			keys := args
+			if len(keys) == 0 {
+				raw, err := io.ReadAll(stdin)
+				if err != nil {
+					return err
+				}
+				keys = strings.Fields(string(raw))
+			}
+			tok, err := oc.token(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var st sealStatus
+			if err := oc.call(cmd.Context(), http.MethodPost, "/sys/seal-migrate", tok, map[string]any{"to": migrateTo, "keys": keys}, &st); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "The seal is now %s.\n", migrateTo)
+			st.print(stdout)
+			return nil
+		},
+	}
+	migrateSealCmd.Flags().StringVar(&migrateTo, "to", "", "pkcs11 or shamir")
+	_ = migrateSealCmd.MarkFlagRequired("to")
+	for _, c := range []*cobra.Command{sealCmd, rotateCmd, migrateSealCmd} {
 		c.Flags().StringVar(&oc.tenant, "tenant", "", "tenant ID (env KEYWARD_TENANT_ID)")
 		c.Flags().StringVar(&oc.clientID, "client-id", "", "administrator client ID (env KEYWARD_CLIENT_ID)")
 		c.Flags().StringVar(&oc.secretFile, "client-secret-file", "", "file holding the client secret (or env KEYWARD_CLIENT_SECRET)")
 	}
-	cmd.AddCommand(initCmd, unsealCmd, statusCmd, sealCmd, rotateCmd, newMigrateCmd(getenv, stdout))
+	cmd.AddCommand(initCmd, unsealCmd, statusCmd, sealCmd, rotateCmd, migrateSealCmd, newMigrateCmd(getenv, stdout))
 	return cmd
 }
 

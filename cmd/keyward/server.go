@@ -60,11 +60,16 @@ type fileConfig struct {
 	} `toml:"tls"`
 	SMTP smtpFileConfig `toml:"smtp"` // certificates.go
 	ACME acmeFileConfig `toml:"acme"`
-	// Audit is the [audit] section (audit.go).
-	Audit auditFileConfig `toml:"audit"`
+	// Audit and Alerts are the [audit] and [alerts] sections (audit.go).
+	Audit  auditFileConfig  `toml:"audit"`
+	Alerts alertsFileConfig `toml:"alerts"`
 	// Identity and access (docs/ACCESS.md §5).
 	TrustedProxies []string `toml:"trusted_proxies"`
 	PrivateListen  string   `toml:"private_listen"`
+	// Seal: "shamir" (default) or "pkcs11" (docs/HSM.md).
+	Seal struct {
+		Type string `toml:"type"`
+	} `toml:"seal"`
 	// PKCS#11 token of HSM keys (docs/HSM.md).
 	HSM struct {
 		Module     string `toml:"module"`
@@ -276,6 +281,10 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 			for _, a := range fc.Release.Authorities {
 				cfg.Release.Authorities = append(cfg.Release.Authorities, server.ReleaseAuthority{Issuer: a.Issuer, JWKSFile: a.JWKSFile})
 			}
+			cfg.SealType = cmp.Or(getenv("KEYWARD_SEAL_TYPE"), fc.Seal.Type)
+			if cfg.SealType != "" && cfg.SealType != "shamir" && cfg.SealType != "pkcs11" {
+				return fmt.Errorf("seal.type must be shamir or pkcs11, not %q", cfg.SealType)
+			}
 			cfg.PrivateListen = cmp.Or(getenv("KEYWARD_PRIVATE_LISTEN"), fc.PrivateListen)
 			cfg.TrustedProxies = fc.TrustedProxies
 			if v := getenv("KEYWARD_TRUSTED_PROXIES"); v != "" {
@@ -285,6 +294,9 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 				return err
 			}
 			if cfg.Audit, err = auditConfig(&fc, getenv); err != nil {
+				return err
+			}
+			if cfg.Alerts, err = alertsConfig(&fc); err != nil {
 				return err
 			}
 			if s := cmp.Or(getenv("KEYWARD_SCHEDULER_INTERVAL"), fc.SchedulerInterval); s != "" {
@@ -360,6 +372,7 @@ func printDevBanner(w io.Writer, s *server.Server, tempData bool) {
 
     Listening on:   https://%s
     Vault:          %s
+    Managed HSM:    %s
     Authority:      %s
     Tenant ID:      %s
     Client ID:      %s
@@ -372,8 +385,11 @@ func printDevBanner(w io.Writer, s *server.Server, tempData bool) {
     the listener if your resolver does not (the Go example in README.md
     shows both). Point azidentity at the authority with
     DisableInstanceDiscovery: true.
-`, d.Listen, d.VaultURL, d.AuthorityHost, d.TenantID, d.ClientID, d.CAFile,
-		s.DataDir()+"/dev.json", d.CAFile)
+
+    The managed HSM pool "dev" is activated; its security domain and the
+    custodians' private keys are in %s (dev only).
+`, d.Listen, d.VaultURL, d.ManagedHSMURL, d.AuthorityHost, d.TenantID, d.ClientID, d.CAFile,
+		s.DataDir()+"/dev.json", d.CAFile, s.DataDir()+"/managedhsm-dev")
 	if d.HSM != nil {
 		fmt.Fprintf(w, "\n    HSM:            SoftHSM2 token %q (%s); vault dev is premium: RSA-HSM and EC-HSM keys live in the token\n", d.HSM.TokenLabel, d.HSM.SoftHSM2Conf)
 	} else if note := s.HSMNote(); note != "" {

@@ -17,6 +17,7 @@ import (
 	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/mhsm"
 	"github.com/keyward/keyward/internal/throttle"
 	"github.com/keyward/keyward/internal/vault"
 )
@@ -28,6 +29,7 @@ type request struct {
 	r          *http.Request
 	ev         *audit.Event
 	vault      *vault.Vault
+	pool       *mhsm.Pool // a managed HSM pool's request (pool.go); vault is its container
 	principal  authz.Principal
 	params     map[string]string
 	query      url.Values // r.URL.Query(), parsed once

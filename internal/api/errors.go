@@ -14,6 +14,7 @@ import (
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/certificates"
 	"github.com/keyward/keyward/internal/errs"
+	"github.com/keyward/keyward/internal/mhsm"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/vault"
 )
@@ -58,6 +59,11 @@ func toWire(err error) (int, wireError, bool) {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae.status, body(ae.code, ae.message, ae.inner), true
+	}
+	var me *mhsm.Error
+	if errors.As(err, &me) {
+		status, b := poolError(me)
+		return status, b, true
 	}
 	var ve *vault.Error
 	if errors.As(err, &ve) {
@@ -122,6 +128,16 @@ func vaultMessage(e *vault.Error) string {
 		return fmt.Sprintf("Deleted %s not found: %s", title, name)
 	case e.Inner == "ObjectIsDeletedButRecoverable":
 		return fmt.Sprintf("%s %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the %s can only be recovered or purged.", title, name, one)
+	case e.Inner == "KeyDisabled":
+		return fmt.Sprintf("Operation %s is not allowed on a disabled key.", e.Op)
+	case e.Inner == "KeyNotYetValid":
+		return fmt.Sprintf("Operation %s is not allowed on a key that is not yet valid (nbf).", e.Op)
+	case e.Inner == "KeyExpired":
+		return fmt.Sprintf("Operation %s is not allowed on an expired key.", e.Op)
+	case e.Inner == "KeyOperationNotAllowed":
+		return fmt.Sprintf("Operation %s is not permitted on this key (key_ops).", e.Op)
+	case e.Reason == vault.ReasonManagedRotate:
+		return "The " + one + " is managed by a certificate; renew the certificate instead."
 	case e.Inner == "SecretDisabled":
 		return "Operation get is not allowed on a disabled secret."
 	case e.Inner == "SecretNotYetValid":

@@ -98,7 +98,7 @@ func (c Config) ManagementResource() string {
 
 // Resources lists every audience the token service issues tokens for.
 func (c Config) Resources() []string {
-	return []string{c.VaultResource(), c.ManagementResource()}
+	return []string{c.VaultResource(), c.ManagementResource(), c.ManagedHSMResource()}
 }
 
 // Management is the ARM surface (*mgmt.Handler) as the pipeline drives
@@ -145,6 +145,19 @@ type Handler struct {
 	mgmt Management
 	// tokens is the token service's surface (identity/routes.go).
 	tokens *identity.Surface
+	// pools serves {pool}.managedhsm.{suffix} (pool.go); nil: 404.
+	pools      Pools
+	poolRoutes route.Table[handler, authz.Action]
+	groups     func(tenant, objectID string) []string
+	// console is the web console (internal/console); nil: none.
+	console Surface
+}
+
+// Surface is a surface served on the control host beside the token
+// service (the web console): Route names the operation and returns its
+// handler, or nil when the path is not the surface's.
+type Surface interface {
+	Route(r *http.Request) (op string, h http.Handler)
 }
 
 // Deps are the services a Handler calls.
@@ -159,9 +172,15 @@ type Deps struct {
 	Throttle Throttler
 	// Management serves management.{suffix} (internal/mgmt); nil: 404.
 	Management Management
-	Audit      *audit.Log
-	Clock      clock.Clock
-	Log        *slog.Logger
+	// Pools are the managed HSM pools (pool.go); nil: 404.
+	Pools Pools
+	// Groups lists a principal's groups, for pool RBAC; nil: none.
+	Groups func(tenant, objectID string) []string
+	// Console serves the web console under /ui/ on the control host; nil: none.
+	Console Surface
+	Audit   *audit.Log
+	Clock   clock.Clock
+	Log     *slog.Logger
 }
 
 // New returns a Handler.
@@ -175,7 +194,8 @@ func New(cfg Config, d Deps) *Handler {
 	aud := cfg.VaultResource()
 	return &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults, certs: d.Certificates,
 		authz: d.Authz, throttle: d.Throttle, audit: d.Audit, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes(),
-		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, tokens: d.Authority.Surface(cfg.Resources())}
+		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, tokens: d.Authority.Surface(cfg.Resources()), console: d.Console,
+		pools: d.Pools, poolRoutes: route.Compile(poolRoutes()), groups: d.Groups}
 }
 
 // ServeHTTP records one audit event for every request, whatever happens,
@@ -276,9 +296,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveVault(sw, r, name, ev)
 		return
 	}
-	if _, ok := strings.CutSuffix(host, ".managedhsm."+h.cfg.DNSSuffix); ok {
+	if name, ok := strings.CutSuffix(host, ".managedhsm."+h.cfg.DNSSuffix); ok && name != "" && !strings.Contains(name, ".") {
 		ev.Service = "managedhsm"
-		writeJSON(sw, http.StatusNotFound, body("NotFound", "Managed HSM pools are not available on this Keyward instance yet.", ""))
+		ev.Vault = name
+		h.servePool(sw, r, name, ev)
 		return
 	}
 	h.serveControl(sw, r, ev)
@@ -339,7 +360,7 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 		case err != nil:
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "storage unavailable"})
 		case !h.audit.Healthy():
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "audit sink unavailable", "audit_failures": h.audit.Failures()})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "audit sink unavailable", "audit_failures": h.audit.Failures(), "audit_sinks": h.audit.Sinks()})
 		default:
 			writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
 		}
@@ -363,6 +384,13 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 		ev.Service, ev.Operation = "identity", op
 		tokens.ServeHTTP(w, r)
 		return
+	}
+	if h.console != nil {
+		if op, c := h.console.Route(r); c != nil {
+			ev.Service, ev.Operation = "console", op
+			c.ServeHTTP(w, r)
+			return
+		}
 	}
 	ev.Service = "control"
 	writeJSON(w, http.StatusNotFound, body("NotFound", "The requested resource was not found.", ""))

@@ -265,6 +265,10 @@ type cryptoBody struct {
 type cryptoResult struct {
 	Kid   string `json:"kid,omitempty"`
 	Value b64url `json:"value"`
+	// AES (managed HSM pools)
+	IV  b64url `json:"iv,omitempty"`
+	Tag b64url `json:"tag,omitempty"`
+	AAD b64url `json:"aad,omitempty"`
 }
 
 type verifyResult struct {
@@ -291,7 +295,12 @@ func cryptoHandler(op vault.CryptoOp) func(*request) error {
 		if op == vault.OpVerify {
 			data, sig = b.Digest, b.Value
 		}
-		res, err := rq.h.vaults.Crypto(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"], op, b.Alg, data, sig)
+		var res *vault.CryptoResult
+		if rq.pool != nil && keys.IsAESAlgorithm(b.Alg) {
+			res, err = rq.h.vaults.CryptoAES(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"], op, b.Alg, data, b.IV, b.AAD, b.Tag)
+		} else {
+			res, err = rq.h.vaults.Crypto(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"], op, b.Alg, data, sig)
+		}
 		if err != nil {
 			return err
 		}
@@ -299,7 +308,7 @@ func cryptoHandler(op vault.CryptoOp) func(*request) error {
 		if op == vault.OpVerify {
 			return rq.reply(http.StatusOK, verifyResult{Value: res.Verified})
 		}
-		out := cryptoResult{Kid: rq.objectURL("keys", res.Name, res.Version), Value: res.Value}
+		out := cryptoResult{Kid: rq.objectURL("keys", res.Name, res.Version), Value: res.Value, IV: res.IV, Tag: res.Tag, AAD: res.AAD}
 		err = rq.reply(http.StatusOK, out)
 		if op == vault.OpDecrypt || op == vault.OpUnwrapKey {
 			clear(res.Value)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -21,6 +22,7 @@ import (
 //	POST /sys/unseal             {"key":"<share>"} or {"reset":true}
 //	POST /sys/seal               (bearer token for the management audience)
 //	POST /sys/rotate-signing-key (bearer token for the management audience)
+//	POST /sys/seal-migrate       {"to":"pkcs11"|"shamir","keys":["<share>",…]} (bearer token)
 
 type sealStatusWire struct {
 	// ManagementResource is the audience operator commands request tokens for.
@@ -72,7 +74,57 @@ var sysRoutes = route.Compile([]route.Route[sysHandler, authz.Action]{
 	{Method: http.MethodPost, Pattern: "/sys/unseal", Op: "Unseal", Handle: sysUnseal},
 	{Method: http.MethodPost, Pattern: "/sys/seal", Op: "Seal", Action: authz.SysSeal, Handle: sysSeal},
 	{Method: http.MethodPost, Pattern: "/sys/rotate-signing-key", Op: "RotateSigningKey", Action: authz.SysRotateSigning, Handle: sysRotateSigningKey},
+	{Method: http.MethodPost, Pattern: "/sys/seal-migrate", Op: "SealMigrate", Action: authz.SysSeal, Handle: sysSealMigrate},
 })
+
+// SealMigrator is implemented by an Operator that can move its barrier
+// between the shamir and pkcs11 seals.
+type SealMigrator interface {
+	MigrateSeal(ctx context.Context, to string, shares [][]byte) (barrier.Status, error)
+}
+
+type sealMigrateBody struct {
+	To   string   `json:"to"`
+	Keys []string `json:"keys"`
+}
+
+func sysSealMigrate(h *Handler, rq *request) error {
+	m, ok := h.operator.(SealMigrator)
+	if !ok {
+		return badParam("Seal migration is not available.")
+	}
+	var b sealMigrateBody
+	if err := rq.decode(&b); err != nil {
+		return err
+	}
+	if b.To != "pkcs11" && b.To != "shamir" {
+		return badParam("to must be pkcs11 or shamir.")
+	}
+	shares := make([][]byte, 0, len(b.Keys))
+	defer func() {
+		for _, s := range shares {
+			clear(s)
+		}
+	}()
+	for _, k := range b.Keys {
+		s, err := decodeShare(k)
+		if err != nil {
+			return badParam("A share is not valid base64 or hex.")
+		}
+		shares = append(shares, s)
+	}
+	st, err := m.MigrateSeal(rq.r.Context(), b.To, shares)
+	switch {
+	case err == nil:
+		writeJSON(rq.w, http.StatusOK, h.statusOut(st))
+		return nil
+	case errors.Is(err, barrier.ErrBadShares), errors.Is(err, barrier.ErrMalformedShare):
+		return badParam("Seal migration failed: the shares given are not a threshold of this Keyward's unseal or recovery shares.")
+	case errors.Is(err, barrier.ErrSealed):
+		return err
+	}
+	return badParam("Seal migration failed: %s", err.Error())
+}
 
 func (h *Handler) serveSys(w http.ResponseWriter, r *http.Request, ev *audit.Event) {
 	rq := &request{h: h, w: w, r: r, ev: ev}
@@ -167,6 +219,8 @@ func sysUnseal(h *Handler, rq *request) error {
 		return badParam("The unseal key has the wrong length.")
 	case errors.Is(uerr, barrier.ErrNotInitialized):
 		return badParam("Keyward is not initialized.")
+	case errors.Is(uerr, barrier.ErrRecoveryShares):
+		return badParam("This Keyward is sealed by its HSM and unseals itself; recovery shares cannot unseal it (they authorize seal migration).")
 	}
 	return uerr
 }

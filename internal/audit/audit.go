@@ -122,60 +122,143 @@ type Sink interface {
 // event cannot be recorded is refused (DESIGN.md invariant 3).
 var ErrUnavailable = errors.New("audit: sink unavailable")
 
-// Log fans events out to sinks. Every sink is required: an event counts as
-// recorded only when all of them accepted it.
+// Target is a sink as the Log uses it: named (for /readyz and metrics)
+// and either required or best-effort.
+type Target struct {
+	Name string
+	Sink Sink
+	// Required: an event this sink refuses is not recorded, and the
+	// request is refused. A best-effort sink's refusal is counted and
+	// reported, and the event counts as recorded if another sink took it.
+	Required bool
+}
+
+// SinkState is what /readyz and the metrics report of one sink.
+type SinkState struct {
+	Name     string `json:"name"`
+	Required bool   `json:"required"`
+	Healthy  bool   `json:"healthy"` // the last event it was given, it accepted
+	Accepted uint64 `json:"accepted"`
+	Failures uint64 `json:"failures"`
+}
+
+type target struct {
+	Target
+	accepted  atomic.Uint64
+	failures  atomic.Uint64
+	unhealthy atomic.Bool
+}
+
+// Log fans events out to sinks. An event is recorded when every required
+// sink and at least one sink accepted it (DESIGN.md invariant 3: if no sink
+// took it, the request is refused).
 type Log struct {
-	sinks []Sink
+	targets []*target
 	// OnError is called when a sink fails; nil ignores failures. It must not
 	// log the event's content beyond its request ID.
 	OnError func(err error)
+	// observers see every recorded event, after the sinks (Observe).
+	observers []func(*Event)
 
-	failures  atomic.Uint64 // writes that some sink refused
-	unhealthy atomic.Bool   // the last write failed
+	failures  atomic.Uint64 // writes that were not recorded
+	unhealthy atomic.Bool   // the last write was not recorded
 }
 
-// NewLog returns a Log writing to sinks.
+// NewLog returns a Log writing to sinks, every one of them required.
 func NewLog(onError func(error), sinks ...Sink) *Log {
-	return &Log{sinks: sinks, OnError: onError}
+	ts := make([]Target, len(sinks))
+	for i, s := range sinks {
+		ts[i] = Target{Name: fmt.Sprintf("sink%d", i), Sink: s, Required: true}
+	}
+	return NewLogTargets(onError, ts...)
 }
 
-// Record writes e to every sink and returns once each has accepted it (the
-// file sink: the line is in the file), or an error wrapping ErrUnavailable.
-// A nil Log records nothing and succeeds.
+// NewLogTargets returns a Log writing to the given targets in order.
+func NewLogTargets(onError func(error), ts ...Target) *Log {
+	l := &Log{OnError: onError}
+	for _, t := range ts {
+		l.targets = append(l.targets, &target{Target: t})
+	}
+	return l
+}
+
+// Observe registers fn to see every recorded event (alert rules, metrics).
+// fn runs on the request's goroutine after the sinks and must be quick and
+// must not keep e. Call before the first Record.
+func (l *Log) Observe(fn func(e *Event)) {
+	if l != nil {
+		l.observers = append(l.observers, fn)
+	}
+}
+
+// Record completes e's Azure fields, writes it to every sink and returns
+// once it is recorded (the file sink: the line is in the file), or an
+// error wrapping ErrUnavailable. A nil Log records nothing and succeeds.
 func (l *Log) Record(ctx context.Context, e *Event) error {
 	if l == nil {
 		return nil
 	}
 	e.Complete()
 	var errs []error
-	for _, s := range l.sinks {
-		if err := s.Write(ctx, e); err != nil {
-			errs = append(errs, err)
+	accepted, refused := 0, false
+	for _, t := range l.targets {
+		if err := t.Sink.Write(ctx, e); err != nil {
+			t.failures.Add(1)
+			t.unhealthy.Store(true)
 			if l.OnError != nil {
-				l.OnError(err)
+				l.OnError(fmt.Errorf("audit sink %s: %w", t.Name, err))
 			}
+			if t.Required {
+				refused = true
+				errs = append(errs, err)
+			}
+			continue
+		}
+		accepted++
+		t.accepted.Add(1)
+		if t.unhealthy.Load() {
+			t.unhealthy.Store(false)
 		}
 	}
-	if len(errs) > 0 {
+	if refused || accepted == 0 {
 		l.failures.Add(1)
 		l.unhealthy.Store(true)
+		if len(errs) == 0 {
+			errs = append(errs, errors.New("no sink accepted the event"))
+		}
 		return fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(errs...))
 	}
 	if l.unhealthy.Load() {
 		l.unhealthy.Store(false)
 	}
+	for _, fn := range l.observers {
+		fn(e)
+	}
 	return nil
 }
 
-// Healthy reports whether the last event was accepted by every sink.
+// Healthy reports whether the last event was recorded.
 func (l *Log) Healthy() bool { return l == nil || !l.unhealthy.Load() }
 
-// Failures is the number of events some sink refused since start.
+// Failures is the number of events not recorded since start.
 func (l *Log) Failures() uint64 {
 	if l == nil {
 		return 0
 	}
 	return l.failures.Load()
+}
+
+// Sinks reports the state of every sink.
+func (l *Log) Sinks() []SinkState {
+	if l == nil {
+		return nil
+	}
+	out := make([]SinkState, len(l.targets))
+	for i, t := range l.targets {
+		out[i] = SinkState{Name: t.Name, Required: t.Required, Healthy: !t.unhealthy.Load(),
+			Accepted: t.accepted.Load(), Failures: t.failures.Load()}
+	}
+	return out
 }
 
 // Close closes every sink.
@@ -184,8 +267,8 @@ func (l *Log) Close() error {
 		return nil
 	}
 	var errs []error
-	for _, s := range l.sinks {
-		errs = append(errs, s.Close())
+	for _, t := range l.targets {
+		errs = append(errs, t.Sink.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -55,7 +55,7 @@ const (
 
 // SealConfig is stored in plaintext: it says how to unseal, not what with.
 type SealConfig struct {
-	// Type is "shamir" or "dev". A dev barrier has one share, which the dev
+	// Type is "shamir", "pkcs11" (hsmseal.go) or "dev". A dev barrier has one share, which the dev
 	// server keeps in a file beside the database: it protects nothing
 	// against someone who can read the data directory.
 	Type      string    `json:"type"`
@@ -86,6 +86,8 @@ type Barrier struct {
 
 	aeads aeadCache
 	views viewCache
+
+	wrapper KeyWrapper // the pkcs11 seal's HSM key (hsmseal.go)
 }
 
 // New returns a sealed barrier over backend.
@@ -170,7 +172,7 @@ func (b *Barrier) Initialize(ctx context.Context, cfg SealConfig, now time.Time)
 	case cfg.Threshold < 2 || cfg.Threshold > cfg.Shares:
 		return nil, fmt.Errorf("barrier: threshold must be between 2 and the number of shares (or shares = threshold = 1)")
 	}
-	if cfg.Type != "shamir" && cfg.Type != "dev" {
+	if cfg.Type != "shamir" && cfg.Type != "dev" && cfg.Type != SealPKCS11 {
 		return nil, fmt.Errorf("barrier: unknown seal type %q", cfg.Type)
 	}
 	cfg.Created = now.UTC()
@@ -182,10 +184,6 @@ func (b *Barrier) Initialize(ctx context.Context, cfg SealConfig, now time.Time)
 	sysRing := &keyring{Terms: []term{{Term: 1, Key: randomKey(), Created: now.UTC()}}}
 	defer sysRing.wipe()
 
-	sealedRoot, err := sealWith(uk, []byte(keyRoot), rk)
-	if err != nil {
-		return nil, err
-	}
 	ringJSON, err := json.Marshal(sysRing)
 	if err != nil {
 		return nil, err
@@ -196,6 +194,23 @@ func (b *Barrier) Initialize(ctx context.Context, cfg SealConfig, now time.Time)
 		return nil, err
 	}
 	cfgJSON, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Type == SealPKCS11 {
+		return b.initializePKCS11(ctx, cfg, rk, func(tx storage.Tx) error {
+			if _, err := tx.Get(keySealConfig); err == nil {
+				return ErrAlreadyInitialized
+			} else if !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+			if err := tx.Put(keySealConfig, cfgJSON); err != nil {
+				return err
+			}
+			return tx.Put(keyringPrefix+SystemScope, sealedRing)
+		})
+	}
+	sealedRoot, err := sealWith(uk, []byte(keyRoot), rk)
 	if err != nil {
 		return nil, err
 	}
@@ -237,6 +252,13 @@ func (b *Barrier) Unseal(ctx context.Context, share []byte) (Status, error) {
 	}
 	if cfg == nil {
 		return Status{Sealed: true}, ErrNotInitialized
+	}
+	if cfg.Type == SealPKCS11 {
+		st, err := b.Status(ctx)
+		if err != nil || !st.Sealed {
+			return st, err
+		}
+		return st, ErrRecoveryShares // UnsealWithHSM opens it
 	}
 	var sealedRoot []byte
 	err = b.backend.View(ctx, func(tx storage.Tx) error {

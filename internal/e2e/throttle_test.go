@@ -166,25 +166,25 @@ func TestARMThrottledByThePipeline(t *testing.T) {
 	if resp, body := get(""); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "MissingApiVersionParameter") {
 		t.Fatalf("no api-version: %d %s", resp.StatusCode, body)
 	}
-	for i := range 12 {
-		resp, body := get("?api-version=2022-12-01")
-		if resp.StatusCode == http.StatusOK {
-			continue
+	var refused *http.Response
+	var body []byte
+	for range 12 {
+		if resp, b := get("?api-version=2022-12-01"); resp.StatusCode != http.StatusOK {
+			refused, body = resp, b
+			break
 		}
-		if resp.StatusCode != http.StatusTooManyRequests {
-			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
-		}
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || s < 1 {
-			t.Fatalf("Retry-After %q, want whole seconds ≥ 1", resp.Header.Get("Retry-After"))
-		}
-		var w struct {
-			Error struct{ Code, Message string }
-		}
-		if err := json.Unmarshal(body, &w); err != nil || w.Error.Code != "TooManyRequests" || w.Error.Message == "" ||
-			resp.Header.Get("x-ms-error-code") != "TooManyRequests" {
-			t.Fatalf("body %s (x-ms-error-code %q), want ARM's TooManyRequests", body, resp.Header.Get("x-ms-error-code"))
-		}
-		return
 	}
-	t.Fatal("12 ARM requests in a burst of 5 were never throttled")
+	if refused == nil {
+		t.Fatal("12 ARM requests in a burst of 5 were never throttled")
+	}
+	var w struct {
+		Error struct{ Code, Message string }
+	}
+	retry, rerr := strconv.Atoi(refused.Header.Get("Retry-After"))
+	if refused.StatusCode != http.StatusTooManyRequests || rerr != nil || retry < 1 ||
+		json.Unmarshal(body, &w) != nil || w.Error.Code != "TooManyRequests" || w.Error.Message == "" ||
+		refused.Header.Get("x-ms-error-code") != "TooManyRequests" {
+		t.Fatalf("%d, Retry-After %q, x-ms-error-code %q, body %s: want ARM's 429 TooManyRequests with whole seconds ≥ 1",
+			refused.StatusCode, refused.Header.Get("Retry-After"), refused.Header.Get("x-ms-error-code"), body)
+	}
 }

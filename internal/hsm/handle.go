@@ -44,3 +44,10 @@ func ParseHandle(handle []byte) (id, tokenSerial string, err error) {
 	}
 	return hv.ID, hv.Serial, nil
 }
+
+func parseHandleInto(handle []byte, hv *handleV1) error {
+	if err := json.Unmarshal(handle, hv); err != nil || hv.V != 1 || hv.ID == "" {
+		return errors.New("hsm: not an HSM key handle")
+	}
+	return nil
+}

@@ -62,3 +62,47 @@ func kwpUnwrap(kek, c []byte) ([]byte, error) {
 	}
 	return p[:mli], nil
 }
+
+// kwpWrap is RFC 5649 AES key wrap with padding (tests and tools that make
+// BYOK transfer blobs).
+func kwpWrap(kek, p []byte) ([]byte, error) {
+	b, err := aes.NewCipher(kek)
+	if err != nil {
+		return nil, err
+	}
+	if len(p) == 0 {
+		return nil, errors.New("hsm: nothing to wrap")
+	}
+	var a [8]byte
+	copy(a[:4], []byte{0xA6, 0x59, 0x59, 0xA6})
+	binary.BigEndian.PutUint32(a[4:], uint32(len(p)))
+	padded := make([]byte, (len(p)+7)/8*8)
+	copy(padded, p)
+	n := len(padded) / 8
+	if n == 1 {
+		out := make([]byte, 16)
+		copy(out, a[:])
+		copy(out[8:], padded)
+		b.Encrypt(out, out)
+		return out, nil
+	}
+	r := padded
+	var blk [16]byte
+	for j := 0; j <= 5; j++ {
+		for i := 1; i <= n; i++ {
+			copy(blk[:8], a[:])
+			copy(blk[8:], r[(i-1)*8:i*8])
+			b.Encrypt(blk[:], blk[:])
+			t := uint64(n*j + i)
+			binary.BigEndian.PutUint64(a[:], binary.BigEndian.Uint64(blk[:8])^t)
+			copy(r[(i-1)*8:i*8], blk[8:])
+		}
+	}
+	return append(a[:], r...), nil
+}
+
+// KWPWrap is RFC 5649 AES key wrap with padding, exported for BYOK tools.
+func KWPWrap(kek, p []byte) ([]byte, error) { return kwpWrap(kek, p) }
+
+// KWPUnwrap reverses [KWPWrap]; every failure is the same error.
+func KWPUnwrap(kek, c []byte) ([]byte, error) { return kwpUnwrap(kek, c) }

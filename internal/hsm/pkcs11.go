@@ -475,6 +475,11 @@ func (h *HSM) Generate(ctx context.Context, spec keys.Spec) ([]byte, keys.JWK, e
 		id = newID()
 	}
 	u := usageOf(spec.Kty, spec.Usage)
+	if spec.Usage.Has("import") && !h.oaep256 {
+		// A key exchange key on a token without RSA-OAEP-256/384 opens
+		// RSA_AES_KEY_WRAP_256/384 blobs by raw RSA (ImportTransfer).
+		u.decrypt = true
+	}
 	var pub keys.JWK
 	err := h.do(ctx, func(s pkcs11.SessionHandle) error {
 		if old, err := h.findAll(s, id, anyClass); err != nil || len(old) > 0 {

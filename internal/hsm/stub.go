@@ -27,3 +27,13 @@ func tokenExists(string, string) (bool, error)       { return false, errNoCgo }
 func initToken(string, string, string, string) error { return errNoCgo }
 
 func (*HSM) SupportsOAEP256() bool { return false }
+
+// SealKey is unavailable without cgo.
+type SealKey struct{}
+
+func (*HSM) SealKey(context.Context, string) (*SealKey, error)          { return nil, errNoCgo }
+func (*SealKey) Name() string                                           { return "" }
+func (*SealKey) Wrap(context.Context, []byte, []byte) ([]byte, error)   { return nil, errNoCgo }
+func (*SealKey) Unwrap(context.Context, []byte, []byte) ([]byte, error) { return nil, errNoCgo }
+
+const SealKeyID = "keyward-seal-1"

@@ -156,13 +156,33 @@ func (a *Authority) deviceSignIn(ctx context.Context, uc, username, password, to
 		return &signInError{errs.BadParameter, "unknown or expired user code", "That code is not valid or has expired. Start again from the CLI."}
 	}
 	ev.Caller.TenantID = d.tenant
-	who := strings.ToLower(d.tenant + "|" + username)
-	known, _ := a.dir.UserByName(ctx, d.tenant, username) // nil if no such user
+	u, err := a.signInUser(ctx, d.tenant, username, password, totp)
+	if err != nil {
+		return err
+	}
+	ev.Caller.ObjectID = u.ObjectID
+	a.ext.mu.Lock()
+	if d.userOID == "" {
+		d.userOID = u.ObjectID
+	}
+	a.ext.mu.Unlock()
+	return nil
+}
+
+// signInUser checks a user's password and, once enrolled, TOTP code for
+// an interactive sign-in (the device page, the authorize page): lockout
+// after repeated failures, each TOTP code accepted once, a success
+// clearing the count. It fills the request's audit event.
+func (a *Authority) signInUser(ctx context.Context, tenant, username, password, totp string) (*User, error) {
+	ev := audit.EventFrom(ctx)
+	now := a.clock.Now()
+	who := strings.ToLower(tenant + "|" + username)
+	known, _ := a.dir.UserByName(ctx, tenant, username) // nil if no such user
 	if a.lockedOut(who, now) || known != nil && known.signInLocked(now) {
-		return &signInError{errs.Throttled, "too many failed sign-ins", "Too many failed sign-ins for this user. Try again in a few minutes."}
+		return nil, &signInError{errs.Throttled, "too many failed sign-ins", "Too many failed sign-ins for this user. Try again in a few minutes."}
 	}
 	unauthorized := oauthStatus(errs.Unauthorized) // the request's outcome, recorded with the write
-	u, err := a.checkPassword(ctx, d.tenant, username, password)
+	u, err := a.checkPassword(ctx, tenant, username, password)
 	if err != nil {
 		a.signInFailed(who, now)
 		if known != nil {
@@ -171,7 +191,7 @@ func (a *Authority) deviceSignIn(ctx context.Context, uc, username, password, to
 			ev.Status, ev.Result, ev.Reason = unauthorized, audit.Unauthenticated, "invalid username or password"
 			a.userSignInFailed(ctx, known, now)
 		}
-		return &signInError{errs.Unauthorized, "invalid username or password", "The user name or password is incorrect."}
+		return nil, &signInError{errs.Unauthorized, "invalid username or password", "The user name or password is incorrect."}
 	}
 	if u.MFAEnrolled() {
 		step, ok := VerifyTOTP(u.TOTPSecret, totp, now, u.LastTOTPStep)
@@ -179,7 +199,7 @@ func (a *Authority) deviceSignIn(ctx context.Context, uc, username, password, to
 			a.signInFailed(who, now)
 			ev.Status, ev.Result, ev.Reason = unauthorized, audit.Unauthenticated, "invalid second factor"
 			a.userSignInFailed(ctx, u, now)
-			return &signInError{errs.Unauthorized, "invalid second factor", "The authenticator code is incorrect."}
+			return nil, &signInError{errs.Unauthorized, "invalid second factor", "The authenticator code is incorrect."}
 		}
 		// Record the step: each code is accepted once. A sign-in that
 		// succeeds clears the failures.
@@ -191,7 +211,7 @@ func (a *Authority) deviceSignIn(ctx context.Context, uc, username, password, to
 			x.FailedSignIns, x.FailedSince = 0, time.Time{}
 			return nil
 		}); err != nil {
-			return &signInError{errs.Unauthorized, "second factor replayed", "The authenticator code is incorrect."}
+			return nil, &signInError{errs.Unauthorized, "second factor replayed", "The authenticator code is incorrect."}
 		}
 	} else if u.FailedSignIns > 0 {
 		// Best effort: a count left behind only expires with its window.
@@ -201,12 +221,7 @@ func (a *Authority) deviceSignIn(ctx context.Context, uc, username, password, to
 		})
 	}
 	ev.Caller.ObjectID = u.ObjectID
-	a.ext.mu.Lock()
-	if d.userOID == "" {
-		d.userOID = u.ObjectID
-	}
-	a.ext.mu.Unlock()
-	return nil
+	return u, nil
 }
 
 var errTOTPReplay = &ErrInvalid{Msg: "the authenticator code was already used"}

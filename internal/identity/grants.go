@@ -23,6 +23,8 @@ import (
 //	client_credentials   client_secret (post or basic), certificate assertion, federated assertion
 //	jwt-bearer + on_behalf_of   a user's token exchanged by a middle-tier app
 //	device_code          users (password, and TOTP once enrolled), via the device page
+//	authorization_code   users, via the authorize page, with PKCE (authcode.go)
+//	refresh_token        a user grant's refresh token (authcode.go)
 //
 // The password grant (ROPC) is not offered: it cannot carry a second
 // factor, so every user sign-in goes through the device page.
@@ -49,6 +51,10 @@ type tokenClaims struct {
 	UPN               string `json:"upn,omitempty"`
 	PreferredUsername string `json:"preferred_username,omitempty"`
 	MIResourceID      string `json:"xms_mirid,omitempty"`
+
+	// refreshOf is the refresh grant a refresh_token request ends (its
+	// successor keeps its expiry): authcode.go.
+	refreshOf *refreshGrant
 }
 
 func (a *Authority) signClaims(c jwt.Claims) (string, error) {
@@ -149,6 +155,10 @@ func (a *Authority) grant(ctx context.Context, tenant string, v1 bool, r *tokenR
 		return a.grantOnBehalfOf(ctx, r, tenant, resource, resources)
 	case grant == grantDeviceCode || grant == "device_code": // MSAL sends the short form
 		return a.grantDeviceCode(ctx, r, tenant)
+	case grant == grantAuthorizationCode: // authcode.go
+		return a.grantAuthorizationCode(ctx, r, tenant, resource, resources)
+	case grant == grantRefreshToken:
+		return a.grantRefresh(ctx, r, tenant, resource, resources)
 	default:
 		return nil, terr(errs.BadParameter, "unsupported_grant_type", 70003, "The app requested an unsupported grant type '"+safe(grant)+"'.")
 	}
@@ -360,7 +370,7 @@ func (a *Authority) grantOnBehalfOf(ctx context.Context, r *tokenRequest, tenant
 
 // publicClient checks the client_id of a public-client sign-in.
 func (a *Authority) publicClient(ctx context.Context, tenant, clientID string) error {
-	if strings.EqualFold(clientID, AzureCLIClientID) || strings.EqualFold(clientID, KeywardCLIClientID) {
+	if strings.EqualFold(clientID, AzureCLIClientID) || strings.EqualFold(clientID, KeywardCLIClientID) || strings.EqualFold(clientID, KeywardConsoleClientID) {
 		return nil
 	}
 	if _, err := a.dir.ServicePrincipal(ctx, tenant, clientID); err == nil {

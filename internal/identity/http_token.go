@@ -80,7 +80,13 @@ func (a *Authority) serveToken(w http.ResponseWriter, r *http.Request, tenant st
 		resp["expires_on"] = strconv.FormatInt(exp.Unix(), 10)
 		resp["resource"] = c.Audience
 	}
-	if grant == grantDeviceCode || grant == "device_code" {
+	userGrant := grant == grantDeviceCode || grant == "device_code" || grant == grantAuthorizationCode || grant == grantRefreshToken
+	if userGrant && (c.refreshOf != nil || wantsOffline(form.Get("scope"))) {
+		if rt := a.issueRefresh(c, c.refreshOf); rt != "" {
+			resp["refresh_token"] = rt
+		}
+	}
+	if userGrant {
 		// Public clients (MSAL) build their account from these.
 		idt, cinfo, err := a.idToken(c)
 		if err != nil {

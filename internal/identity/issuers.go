@@ -199,6 +199,7 @@ type authorityExt struct {
 	userCode map[string]string          // user code -> device_code hash
 	fetch    fetcher                    // issuer discovery (http_issuers.go); nil: the default client
 	failures map[string]*signInFailures // tenant|username -> recent failed sign-ins
+	web      webState                   // authorization codes, refresh tokens: authcode.go
 }
 
 type cachedIssuer struct {

@@ -31,6 +31,13 @@ func tokenRoutes() route.Table[handler, string] {
 			a.serveToken(w, r, strings.ToLower(p["tenant"]), v1, resources)
 		}
 	}
+	authorize := func(a *Authority, w http.ResponseWriter, r *http.Request, p map[string]string, resources []string) {
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		a.serveAuthorize(w, r, strings.ToLower(p["tenant"]), resources)
+	}
 	msi := func(a *Authority, w http.ResponseWriter, r *http.Request, _ map[string]string, resources []string) {
 		a.serveMSI(w, r, resources)
 	}
@@ -57,6 +64,10 @@ func tokenRoutes() route.Table[handler, string] {
 		{Method: get, Pattern: "/{tenant}/.well-known/openid-configuration", Op: "OpenIDConfiguration", Handle: discovery(false)},
 		{Method: get, Pattern: "/{tenant}/discovery/v2.0/keys", Op: "JWKS", Handle: jwks},
 		{Method: get, Pattern: "/{tenant}/discovery/keys", Op: "JWKS", Handle: jwks},
+		{Method: get, Pattern: "/oauth2/v2.0/formpost.js", Op: "AuthorizeScript", Handle: func(a *Authority, w http.ResponseWriter, _ *http.Request, _ map[string]string, _ []string) {
+			a.serveFormPostScript(w)
+		}},
+		{Pattern: "/{tenant}/oauth2/v2.0/authorize", Op: "Authorize", Handle: authorize},
 		{Method: post, Pattern: "/{tenant}/oauth2/v2.0/token", Op: "TokenIssue", Handle: token(false)},
 		{Method: post, Pattern: "/{tenant}/oauth2/token", Op: "TokenIssue", Handle: token(true)},
 	})

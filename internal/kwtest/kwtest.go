@@ -53,6 +53,10 @@ type Options struct {
 	TokenLimits *identity.TokenLimits
 	// AuditPath is the audit log file; empty: DataDir/audit.log.
 	AuditPath string
+	// Audit configures the audit file's chain and further sinks.
+	Audit server.AuditConfig
+	// Alerts configures alert rules and destinations.
+	Alerts server.AlertsConfig
 	// HSM gives the dev server its own SoftHSM2 token (a real one, in the
 	// test binary's SoftHSM2 directory) and a premium vault; the test is
 	// skipped locally, and fails in CI, without SoftHSM2.
@@ -94,6 +98,8 @@ func Start(t testing.TB, opts Options) *Env {
 		TLS:               opts.TLS,
 		TokenLimits:       opts.TokenLimits,
 		AuditPath:         opts.AuditPath,
+		Audit:             opts.Audit,
+		Alerts:            opts.Alerts,
 		DevHSMModule:      devHSM(t, opts.HSM),
 		Log:               slog.New(slog.NewTextHandler(logOut, nil)),
 

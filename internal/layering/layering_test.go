@@ -18,7 +18,7 @@ const module = "github.com/keyward/keyward"
 // surfaces are the packages that speak a wire format (HTTP, Azure's and
 // ARM's JSON, OAuth). The domain below them never imports one: errors go up
 // as errs kinds and each surface words them (STYLE.md §3).
-var surfaces = []string{"internal/api", "internal/mgmt", "internal/identity", "internal/server"}
+var surfaces = []string{"internal/api", "internal/mgmt", "internal/identity", "internal/server", "internal/console"}
 
 // domain are the packages below the surfaces: no net/http, no surface, no
 // wire prose (TestNoWireProseInDomain). Packages marked later may not exist
@@ -28,6 +28,7 @@ var domain = map[string]bool{
 	"internal/authz": true, "internal/errs": true, "internal/audit": true, "internal/throttle": true,
 	"internal/shamir": true, "internal/clock": true,
 	"internal/certificates": true, "internal/jobs": true,
+	"internal/mhsm": true, "internal/securitydomain": true,
 }
 
 func init() {
@@ -104,6 +105,14 @@ var bans = map[string]map[string]string{
 	"internal/clock": {
 		"net/http":                "the clock is a leaf every layer may use",
 		module + "/internal/jobs": "the clock is a leaf every layer may use",
+	},
+	"internal/console": {
+		module + "/internal/api":     "the console is a client of the pipeline, which routes to it",
+		module + "/internal/authz":   "the console decides no access: the surfaces it calls as the user do (no console-only privilege path)",
+		module + "/internal/vault":   "the console reaches vault objects through the data plane, as the user",
+		module + "/internal/mgmt":    "the console reaches ARM through the pipeline, as the user",
+		module + "/internal/barrier": "the console never reads storage",
+		module + "/internal/storage": "the console never reads storage",
 	},
 	"internal/identity": {
 		module + "/internal/api":   "the token service is beside api, which routes to it",

@@ -33,7 +33,7 @@ func armRoutes() route.Table[handler, authz.Action] {
 		rg                               = "/subscriptions/{sub}/resourceGroups/{rg}"
 		vault                            = rgKV + "/vaults/{vault}"
 	)
-	return route.Compile([]route.Route[handler, authz.Action]{
+	return route.Compile(append(mhsmRoutes(), []route.Route[handler, authz.Action]{
 		{Pattern: "/providers/Keyward.Directory/{rest...}", Op: "Directory", Handle: func(c *call, _ map[string]string) error { return c.routeDirectory(c.segs[2:]) }},
 		{Method: get, Pattern: "/subscriptions", Op: "SubscriptionList", Handle: func(c *call, _ map[string]string) error { return c.listSubscriptions() }},
 		{Method: get, Pattern: "/subscriptions/{sub}", Op: "SubscriptionGet", Action: authz.SubscriptionsRead, Handle: func(c *call, _ map[string]string) error { return c.getSubscription() }},
@@ -58,7 +58,7 @@ func armRoutes() route.Table[handler, authz.Action] {
 		{Method: put, Pattern: vault + "/accessPolicies/{kind}", Op: "VaultAccessPolicy{kind}", Action: authz.VaultsAccessPolicies, Handle: func(c *call, p map[string]string) error {
 			return c.updateAccessPolicies(p["rg"], p["vault"], strings.ToLower(p["kind"]))
 		}},
-	})
+	}...))
 }
 
 // opName is a route's audit operation: Op with a {param} in it replaced

@@ -13,6 +13,7 @@ import (
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/mhsm"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/vault"
 )
@@ -96,6 +97,10 @@ type Service struct {
 	vaults *vault.Service
 	engine *authz.Engine
 	clock  clock.Clock
+
+	// pools serve Microsoft.KeyVault/managedHSMs (arm_mhsm.go); nil: none.
+	pools   *mhsm.Service
+	poolURL func(string) string
 
 	mu sync.Mutex // serializes read-modify-write of records and reloads
 }

@@ -5,12 +5,17 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/auditsink"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/storage"
 )
@@ -30,6 +35,78 @@ type AuditConfig struct {
 	// come (default a minute).
 	CheckpointEvery    int64
 	CheckpointInterval time.Duration
+	// FileBestEffort makes the file sink best-effort: a request whose event
+	// the file refuses is answered if another sink took the event. By
+	// default the file is required.
+	FileBestEffort bool
+	// Sinks are further sinks, written after the file in this order.
+	Sinks []AuditSinkConfig
+}
+
+// AuditSinkConfig is one further audit sink ([[audit.sink]]).
+type AuditSinkConfig struct {
+	// Type is "syslog" (RFC 5424 over TCP+TLS), "http" (batched JSON lines
+	// with a disk buffer) or "stdout".
+	Type string
+	// Required: a request whose event this sink refuses is refused (503).
+	Required bool
+	// Address is the syslog collector's host:port.
+	Address string
+	// URL is the HTTP collector's endpoint.
+	URL string
+	// CAFile is a PEM bundle trusted for the collector; empty: system roots.
+	CAFile string
+	// Header is sent with every HTTP batch (e.g. Authorization).
+	Header map[string]string
+	// BufferBytes bounds the HTTP sink's disk buffer (0: 64 MiB).
+	BufferBytes int64
+}
+
+// auditTargets are the file sink and the configured ones, as the Log
+// writes them.
+func (s *Server) auditTargets(file audit.Sink) ([]audit.Target, error) {
+	ts := []audit.Target{{Name: "file", Sink: file, Required: !s.cfg.Audit.FileBestEffort}}
+	for i, c := range s.cfg.Audit.Sinks {
+		name := fmt.Sprintf("%s-%d", c.Type, i+1)
+		var roots *x509.CertPool
+		if c.CAFile != "" {
+			pem, err := os.ReadFile(c.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("audit sink %s: %w", name, err)
+			}
+			roots = x509.NewCertPool()
+			if !roots.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("audit sink %s: no certificate in %s", name, c.CAFile)
+			}
+		}
+		var sink audit.Sink
+		switch c.Type {
+		case "stdout":
+			sink = auditsink.NewWriter(os.Stdout)
+		case "syslog":
+			if c.Address == "" {
+				return nil, fmt.Errorf("audit sink %s: no address", name)
+			}
+			sink = auditsink.NewSyslog(auditsink.SyslogOptions{Addr: c.Address, TLS: &tls.Config{RootCAs: roots}})
+		case "http":
+			h := http.Header{}
+			for k, v := range c.Header {
+				h.Set(k, v)
+			}
+			client := &http.Client{Timeout: 10 * time.Second,
+				Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+			hs, err := auditsink.NewHTTP(auditsink.HTTPOptions{URL: c.URL, Header: h, Client: client, BufferBytes: c.BufferBytes,
+				BufferPath: filepath.Join(s.cfg.DataDir, name+".buffer")})
+			if err != nil {
+				return nil, fmt.Errorf("audit sink %s: %w", name, err)
+			}
+			sink = hs
+		default:
+			return nil, fmt.Errorf("audit sink %d: unknown type %q (syslog, http or stdout)", i+1, c.Type)
+		}
+		ts = append(ts, audit.Target{Name: name, Sink: sink, Required: c.Required})
+	}
+	return ts, nil
 }
 
 // JobAuditCheckpoint signs a checkpoint of the audit chain when events were
@@ -105,3 +182,6 @@ func (s *Server) CheckpointPublicKey() ed25519.PublicKey {
 	}
 	return s.auditFile.SignerPublic()
 }
+
+// AuditSinks reports the state of every audit sink.
+func (s *Server) AuditSinks() []audit.SinkState { return s.audit.Sinks() }

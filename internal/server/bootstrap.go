@@ -145,6 +145,14 @@ type DevInfo struct {
 	UnprivilegedClientSecret string `json:"unprivileged_client_secret"`
 	UnprivilegedObjectID     string `json:"unprivileged_object_id"`
 
+	// Added by the managed HSM issue: the pool "dev" (its security domain
+	// and custodian keys are under DATA/managedhsm-dev, dev only).
+	ManagedHSMURL       string `json:"managed_hsm_url"`
+	ManagedHSMDNSSuffix string `json:"managed_hsm_dns_suffix"`
+
+	// The web console (docs/CONSOLE.md).
+	UIURL string `json:"ui_url"`
+
 	// The dev server's own SoftHSM2 token (DESIGN.md dev server
 	// contract), so tests can inspect the token; absent without SoftHSM2.
 	HSM *DevHSM `json:"hsm,omitempty"`
@@ -227,26 +235,32 @@ func (s *Server) devStart(ctx context.Context) error {
 	if err := getRecord(ctx, s.barrier.System(), devCredsKey, &creds); err != nil {
 		return fmt.Errorf("dev mode: reading dev credentials: %w", err)
 	}
+	if err := s.devPool(ctx, b); err != nil { // mhsm.go
+		return fmt.Errorf("dev mode: managed HSM pool: %w", err)
+	}
 	caFile, _ := filepath.Abs(s.caFile)
 	s.devInfo = &DevInfo{
-		TenantID:           b.TenantID,
-		AuthorityHost:      s.apiCfg.AuthorityURL,
-		ClientID:           b.AdminAppID,
-		ClientSecret:       creds.ClientSecret,
-		VaultURL:           s.VaultURL(b.Vault),
-		VaultDNSSuffix:     "vault." + s.cfg.DNSSuffix,
-		ManagementURL:      s.apiCfg.ManagementResource(),
-		ManagementResource: s.apiCfg.ManagementResource(),
-		SubscriptionID:     b.SubscriptionID,
-		ResourceGroup:      b.ResourceGroup,
-		Location:           b.Location,
-		CAFile:             caFile,
-		Listen:             s.listener.Addr().String(),
+		ManagedHSMURL:       s.PoolURL("dev"),
+		ManagedHSMDNSSuffix: "managedhsm." + s.cfg.DNSSuffix,
+		TenantID:            b.TenantID,
+		AuthorityHost:       s.apiCfg.AuthorityURL,
+		ClientID:            b.AdminAppID,
+		ClientSecret:        creds.ClientSecret,
+		VaultURL:            s.VaultURL(b.Vault),
+		VaultDNSSuffix:      "vault." + s.cfg.DNSSuffix,
+		ManagementURL:       s.apiCfg.ManagementResource(),
+		ManagementResource:  s.apiCfg.ManagementResource(),
+		SubscriptionID:      b.SubscriptionID,
+		ResourceGroup:       b.ResourceGroup,
+		Location:            b.Location,
+		CAFile:              caFile,
+		Listen:              s.listener.Addr().String(),
 
 		ObjectID:                 firstAdmin(b),
 		UnprivilegedClientID:     creds.UnprivilegedClientID,
 		UnprivilegedClientSecret: creds.UnprivilegedClientSecret,
 		UnprivilegedObjectID:     creds.UnprivilegedObjectID,
+		UIURL:                    s.UIURL(),
 	}
 	if t := s.devToken; t != nil && s.hsm != nil {
 		s.devInfo.HSM = &DevHSM{Module: t.Module, SoftHSM2Conf: t.Conf, TokenLabel: t.Label, UserPIN: t.UserPIN}

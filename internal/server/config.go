@@ -58,6 +58,8 @@ type Config struct {
 	AuditPath string
 	// Audit configures its rotation, fsync and chain (audit.go).
 	Audit AuditConfig
+	// Alerts configures alert rules and destinations (alerts.go).
+	Alerts AlertsConfig
 
 	// TestOnlyWrapAuditSink and TestOnlyWrapStorage, when set, wrap the
 	// audit sink and the storage backend: tests put a layer there that
@@ -100,6 +102,10 @@ type Config struct {
 	DevHSMModule string
 	// Release configures secure key release (release.go).
 	Release ReleaseConfig
+	// SealType is the seal `keyward operator init` creates: "shamir"
+	// (default) or "pkcs11" (the HSM wraps the root key; the shares are
+	// recovery shares). A pkcs11 barrier unseals itself at start.
+	SealType string
 
 	// TrustedProxies are addresses or CIDRs of reverse proxies whose
 	// X-Forwarded-For header names the client (network rules, audit).

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/keyward/keyward/internal/certificates"
+	"github.com/keyward/keyward/internal/console"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyward/keyward/internal/alerts"
 	"github.com/keyward/keyward/internal/api"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
@@ -24,6 +26,7 @@ import (
 	"github.com/keyward/keyward/internal/hsm"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/jobs"
+	"github.com/keyward/keyward/internal/mhsm"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/bolt"
 	"github.com/keyward/keyward/internal/storage/mem"
@@ -34,6 +37,7 @@ import (
 
 // Server is a running Keyward.
 type Server struct {
+	console      *console.Console
 	cfg          Config
 	log          *slog.Logger
 	clock        clock.Clock
@@ -42,6 +46,7 @@ type Server struct {
 	dir          *identity.Directory
 	auth         *identity.Authority
 	vaults       *vault.Service
+	pools        *mhsm.Service // mhsm.go
 	certificates *certificates.Service
 	access       accessState // authorizer, management plane, private listener (access.go)
 	certs        certState   // certificate mail, ACME, HTTP-01 responder (certificates.go)
@@ -51,6 +56,7 @@ type Server struct {
 	apiCfg       api.Config
 
 	auditFile *audit.FileSink // the chained audit log file (audit.go)
+	alerts    *alerts.Engine  // alert rules over the audit events (alerts.go)
 
 	leader *postgres.Leader // nil: this process is the only node
 	jobs   *jobs.Runner     // background jobs (jobs.go)
@@ -117,7 +123,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.TestOnlyWrapAuditSink != nil {
 		auditSink = cfg.TestOnlyWrapAuditSink(sink)
 	}
-	s.audit = audit.NewLog(func(err error) { s.log.Error("audit sink failed", "error", err) }, auditSink)
+	targets, err := s.auditTargets(auditSink)
+	if err != nil {
+		sink.Close()
+		return nil, err
+	}
+	s.audit = audit.NewLogTargets(func(err error) { s.log.Error("audit sink failed", "error", err) }, targets...)
+	if err := s.startAlerts(); err != nil {
+		return nil, err
+	}
 	if cfg.TestOnlyWrapStorage != nil {
 		s.backend = cfg.TestOnlyWrapStorage(s.backend)
 	}
@@ -193,16 +207,23 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.initAccess(cfg); err != nil {
 		return nil, err
 	}
+	s.initPools(nil) // mhsm.go
+	s.console = s.newConsole()
 	s.handler = api.New(s.apiCfg, api.Deps{
 		Operator: s, Authority: s.auth, Vaults: s.vaults, Certificates: s.certificates, Authz: s.access.engine, Management: s.access.handler,
+		Console:  s.console,
+		Pools:    s.pools,
 		Throttle: throttle.New(s.clock, cfg.Throttle),
 		Audit:    s.audit, Clock: s.clock, Log: s.log,
 	})
 
+	s.console.SetBackend(s.handler)
 	if cfg.Dev {
 		if err := s.devStart(ctx); err != nil {
 			return nil, err
 		}
+	} else if err := s.hsmAutoUnseal(ctx); err != nil {
+		return nil, err
 	}
 
 	s.http = &http.Server{
@@ -325,6 +346,9 @@ func (s *Server) ResetUnseal() { s.barrier.ResetUnseal() }
 func (s *Server) Init(ctx context.Context, shares, threshold int) (*api.InitResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cfg.SealType == barrier.SealPKCS11 {
+		return s.initPKCS11(ctx, shares, threshold)
+	}
 	keys, err := s.barrier.Initialize(ctx, barrier.SealConfig{Type: "shamir", Shares: shares, Threshold: threshold}, s.clock.Now())
 	if err != nil {
 		return nil, err
@@ -386,6 +410,9 @@ func (s *Server) afterUnseal(ctx context.Context) error {
 		return err
 	}
 	if err := s.vaults.Load(ctx); err != nil {
+		return err
+	}
+	if err := s.pools.Load(ctx); err != nil {
 		return err
 	}
 	b, err := s.loadBootstrap(ctx)

@@ -30,6 +30,7 @@ const (
 	ReasonManagedUpdate   = "ManagedByCertificate/update" // a certificate's secret or key, changed directly
 	ReasonManagedDelete   = "ManagedByCertificate/delete"
 	ReasonManagedBackup   = "ManagedByCertificate/backup"
+	ReasonManagedRotate   = "ManagedByCertificate/rotate"
 	ReasonInvalidBackup   = "InvalidBackup" // a backup blob that does not open or does not parse
 	ReasonPurgeProtection = "PurgeProtection"
 	ReasonVaultExists     = "VaultExists"              // Conflict: a vault of that name exists
@@ -51,6 +52,7 @@ type Error struct {
 	Version string
 	Inner   string
 	Reason  string
+	Op      string // the key operation refused (sign, decrypt, ...), where one was
 	Msg     string
 }
 

@@ -1,9 +1,9 @@
 package vault
 
 import (
+	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -98,6 +98,9 @@ type ImportKeyParams struct {
 // protector picks the key protector for a key type on vault v and returns
 // the base type the keys package understands.
 func (s *Service) protector(v *Vault, kty string) (keys.Protector, string, error) {
+	if v.IsPool() {
+		return s.poolProtector(kty) // pools.go
+	}
 	switch kty {
 	case "RSA", "EC":
 		return s.software, kty, nil
@@ -120,6 +123,9 @@ func (s *Service) protector(v *Vault, kty string) (keys.Protector, string, error
 func defaultKeyOps(base string) []string {
 	if base == "EC" {
 		return []string{"sign", "verify"}
+	}
+	if base == keys.KtyOct {
+		return []string{"encrypt", "decrypt", "wrapKey", "unwrapKey"}
 	}
 	return []string{"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"}
 }
@@ -184,6 +190,11 @@ func (s *Service) CreateKey(ctx context.Context, v *Vault, p CreateKeyParams) (*
 		case keys.CurveP256, keys.CurveP256K, keys.CurveP384, keys.CurveP521:
 		default:
 			return nil, badParameter("Curve %s is not supported; use P-256, P-256K, P-384 or P-521.", clip(p.Curve))
+		}
+	case keys.KtyOct:
+		spec.Size = cmp.Or(p.Size, 256)
+		if spec.Size != 128 && spec.Size != 192 && spec.Size != 256 || p.Curve != "" || p.PublicExponent != 0 {
+			return nil, badParameter("An oct-HSM key is AES-128, -192 or -256: key_size 128, 192 or 256, no crv or public_exponent.")
 		}
 	}
 	ops, err := checkKeyOps(base, p.KeyOps)
@@ -375,7 +386,7 @@ func (s *Service) UpdateKey(ctx context.Context, v *Vault, p UpdateKeyParams) (*
 			return err
 		}
 		if rec.Managed {
-			return &Error{Kind: Forbidden, Type: Keys, Name: p.Name, Msg: "The key is managed by a certificate; update the certificate instead."}
+			return &Error{Kind: Forbidden, Type: Keys, Name: p.Name, Reason: ReasonManagedUpdate}
 		}
 		if p.KeyOps != nil {
 			ops, err := checkKeyOps(strings.TrimSuffix(ver.Payload.Kty, "-HSM"), p.KeyOps)
@@ -611,7 +622,7 @@ func (s *Service) rotateKey(ctx context.Context, v *Vault, name string, cas bool
 		return nil, err
 	}
 	if cur.Managed {
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Msg: "The key is managed by a certificate; renew the certificate instead."}
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Reason: ReasonManagedRotate}
 	}
 	p := CreateKeyParams{Name: cur.Name, Kty: cur.Kty, KeyOps: cur.KeyOps, Tags: cur.Tags, ReleasePolicy: cur.ReleasePolicy}
 	switch strings.TrimSuffix(cur.Kty, "-HSM") {
@@ -672,44 +683,14 @@ type CryptoResult struct {
 	Version  string
 	Value    []byte
 	Verified bool
+	// IV, Tag and AAD are AES encryption's (CryptoAES, pools.go).
+	IV, Tag, AAD []byte
 }
 
 // Crypto performs op with a key version ("" is the latest): enabled,
 // key_ops and the nbf/exp window are checked as Azure does.
 func (s *Service) Crypto(ctx context.Context, v *Vault, name, version string, op CryptoOp, alg string, data, sig []byte) (*CryptoResult, error) {
-	if err := checkName(Keys, name); err != nil {
-		return nil, err
-	}
-	o := s.objs(v, Keys)
-	var (
-		rec *nameRecord
-		ver *Version[keyPayload]
-	)
-	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
-		var err error
-		rec, ver, err = getVersionShared[keyPayload](tx, o, name, version, true)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	a := ver.Attributes
-	now := s.clock.Now()
-	switch {
-	case !a.Enabled:
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyDisabled",
-			Msg: fmt.Sprintf("Operation %s is not allowed on a disabled key.", op)}
-	case op.producing() && a.NotYetValid(now):
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyNotYetValid",
-			Msg: fmt.Sprintf("Operation %s is not allowed on a key that is not yet valid (nbf).", op)}
-	case op.producing() && a.Expired(now):
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyExpired",
-			Msg: fmt.Sprintf("Operation %s is not allowed on an expired key.", op)}
-	case !slices.Contains(ver.Payload.KeyOps, string(op)):
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyOperationNotAllowed",
-			Msg: fmt.Sprintf("Operation %s is not permitted on this key (key_ops).", op)}
-	}
-	opr, err := s.operator(ctx, v, o, rec.Name, ver)
+	rec, ver, opr, err := s.cryptoOperator(ctx, v, name, version, op)
 	if err != nil {
 		return nil, err
 	}
@@ -734,6 +715,44 @@ func (s *Service) Crypto(ctx context.Context, v *Vault, name, version string, op
 		return nil, keyError(err)
 	}
 	return res, nil
+}
+
+// cryptoOperator loads the key version for op after Azure's checks:
+// enabled, the nbf/exp window for producing operations, key_ops.
+func (s *Service) cryptoOperator(ctx context.Context, v *Vault, name, version string, op CryptoOp) (*nameRecord, *Version[keyPayload], keys.Operator, error) {
+	if err := checkName(Keys, name); err != nil {
+		return nil, nil, nil, err
+	}
+	o := s.objs(v, Keys)
+	var (
+		rec *nameRecord
+		ver *Version[keyPayload]
+	)
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
+		var err error
+		rec, ver, err = getVersionShared[keyPayload](tx, o, name, version, true)
+		return err
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	a := ver.Attributes
+	now := s.clock.Now()
+	switch {
+	case !a.Enabled:
+		return nil, nil, nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyDisabled", Op: string(op)}
+	case op.producing() && a.NotYetValid(now):
+		return nil, nil, nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyNotYetValid", Op: string(op)}
+	case op.producing() && a.Expired(now):
+		return nil, nil, nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyExpired", Op: string(op)}
+	case !slices.Contains(ver.Payload.KeyOps, string(op)):
+		return nil, nil, nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyOperationNotAllowed", Op: string(op)}
+	}
+	opr, err := s.operator(ctx, v, o, rec.Name, ver)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return rec, ver, opr, nil
 }
 
 // operator returns the loaded key of a version, from the cache or storage.

@@ -42,6 +42,9 @@ type Vault struct {
 	RetentionDays  int       `json:"softDeleteRetentionInDays"`
 	PurgeProtected bool      `json:"enablePurgeProtection"`
 	Created        time.Time `json:"created"`
+	// Kind is "" for a vault, KindManagedHSM for a pool's key container
+	// (pools.go), which is not in the vault registry.
+	Kind string `json:"kind,omitempty"`
 }
 
 // RecoveryLevel is Azure's deletion recovery level for objects in v.
@@ -73,6 +76,7 @@ type Service struct {
 
 	software keys.Protector
 	hsm      keys.Protector // nil: no HSM configured (-HSM keys refused)
+	pool     keys.Protector // pools.go
 	ops      *opCache
 	decoded  *decodeCache // read-only records of the key-operation path
 	vaultURL func(name string) string
