@@ -79,7 +79,7 @@ func (s *Service) importTransfer(ctx context.Context, v *Vault, p ImportKeyParam
 		Kty: base, Curve: p.JWK.Crv, ID: version, Usage: keys.UsageOf(ops), Exportable: exportableIn(p.Attributes)})
 	if err != nil {
 		if isTransferError(err) {
-			return nil, badParameter("The key in the BYOK transfer blob (key_hsm) cannot be unwrapped with key exchange key %s, or is not a %s key.", kekName, kty)
+			return nil, badParameter("The key in the BYOK transfer blob (key_hsm) cannot be unwrapped with key exchange key %s, or is not of key type %s.", kekName, kty)
 		}
 		return nil, keyError(err)
 	}
