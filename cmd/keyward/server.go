@@ -193,6 +193,7 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	root.AddCommand(newAzCloudCmd(getenv, stdout))
 	root.AddCommand(newAuditCmd(stdout))
 	root.AddCommand(newBYOKCmd(stdout), newAttestationTokenCmd(stdout))
+	root.AddCommand(newKeyMgmtCmd(getenv, stdout))
 	return root
 }
 

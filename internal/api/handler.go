@@ -25,6 +25,7 @@ import (
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/keymgmtapi"
 	"github.com/keyward/keyward/internal/route"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/throttle"
@@ -145,6 +146,8 @@ type Handler struct {
 	mgmt Management
 	// tokens is the token service's surface (identity/routes.go).
 	tokens *identity.Surface
+	// keymgmt serves Vault's keymgmt API under /v1/keymgmt (keymgmt.go).
+	keymgmt *keymgmtapi.Surface
 	// pools serves {pool}.managedhsm.{suffix} (pool.go); nil: 404.
 	pools      Pools
 	poolRoutes route.Table[handler, authz.Action]
@@ -172,6 +175,8 @@ type Deps struct {
 	Throttle Throttler
 	// Management serves management.{suffix} (internal/mgmt); nil: 404.
 	Management Management
+	// KeyMgmt serves /v1/keymgmt/ (internal/keymgmtapi); nil: 404.
+	KeyMgmt *keymgmtapi.Surface
 	// Pools are the managed HSM pools (pool.go); nil: 404.
 	Pools Pools
 	// Groups lists a principal's groups, for pool RBAC; nil: none.
@@ -194,7 +199,7 @@ func New(cfg Config, d Deps) *Handler {
 	aud := cfg.VaultResource()
 	return &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults, certs: d.Certificates,
 		authz: d.Authz, throttle: d.Throttle, audit: d.Audit, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes(),
-		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, tokens: d.Authority.Surface(cfg.Resources()), console: d.Console,
+		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, keymgmt: d.KeyMgmt, tokens: d.Authority.Surface(cfg.Resources()), console: d.Console,
 		pools: d.Pools, poolRoutes: route.Compile(poolRoutes()), groups: d.Groups}
 }
 
@@ -373,6 +378,11 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 	if h.seal.Sealed() {
 		ev.Service = "identity"
 		h.writeErr(w, r, barrier.ErrSealed)
+		return
+	}
+	if h.keymgmt != nil && keymgmtapi.Handles(p) {
+		ev.Service = "keymgmt"
+		h.serveKeyMgmt(w, r)
 		return
 	}
 	if h.mgmt != nil && h.isManagementHost(r.Host) {

@@ -32,6 +32,18 @@ const (
 	DirectoryRead          Action = "Keyward/directory/read"
 	DirectoryWrite         Action = "Keyward/directory/write"
 	DirectoryTrustServices Action = "Keyward/directory/trustedServices/write"
+
+	// Key Management engine (internal/keymgmt), at the tenant scope.
+	KeyMgmtKeysRead          Action = "Keyward/keymgmt/keys/read"
+	KeyMgmtKeysWrite         Action = "Keyward/keymgmt/keys/write"
+	KeyMgmtKeysRotate        Action = "Keyward/keymgmt/keys/rotate/action"
+	KeyMgmtKeysDelete        Action = "Keyward/keymgmt/keys/delete"
+	KeyMgmtKMSRead           Action = "Keyward/keymgmt/kms/read"
+	KeyMgmtKMSWrite          Action = "Keyward/keymgmt/kms/write"
+	KeyMgmtKMSDelete         Action = "Keyward/keymgmt/kms/delete"
+	KeyMgmtDistributionRead  Action = "Keyward/keymgmt/distributions/read"
+	KeyMgmtDistributionWrite Action = "Keyward/keymgmt/distributions/write"
+	KeyMgmtDistributionDel   Action = "Keyward/keymgmt/distributions/delete"
 )
 
 // Key Vault data actions not used by the secrets and keys routes but part

@@ -107,6 +107,8 @@ func TestBuiltinRoleDataActionMatrix(t *testing.T) {
 		RoleUserAccessAdministrator:         set(),
 		RoleKeywardOperator:                 set(),
 		RoleKeywardDirectoryAdmin:           set(),
+		RoleKeyManagementOfficer:            set(),
+		RoleKeyManagementReader:             set(),
 	}
 	if len(want) != len(BuiltinRoles) {
 		t.Fatalf("matrix covers %d roles, there are %d built-in roles", len(want), len(BuiltinRoles))

@@ -54,6 +54,8 @@ const (
 	// Keyward's own built-in roles, assignable at the tenant root scope "/".
 	RoleKeywardOperator       = "6b0f1a3e-5c55-4b8e-9a53-6b6579776172" // seal, signing keys: the whole instance
 	RoleKeywardDirectoryAdmin = "6b0f1a3e-5c55-4b8e-9a53-6469726563a0" // principals, groups, credentials of a tenant
+	RoleKeyManagementOfficer  = "6b0f1a3e-5c55-4b8e-9a53-6b6d676d7401" // keymgmt: central keys, KMS providers, distributions of a tenant
+	RoleKeyManagementReader   = "6b0f1a3e-5c55-4b8e-9a53-6b6d676d7402" // keymgmt: read them
 )
 
 // kvReadActions are the control actions every Key Vault data role carries
@@ -155,6 +157,12 @@ var BuiltinRoles = []RoleDefinition{
 	builtin(RoleKeywardDirectoryAdmin, "Keyward Directory Administrator",
 		"Manage the tenant's directory: users, groups, applications, managed identities, credentials, workload bindings and trusted services.",
 		Perm{Actions: []string{"Keyward/directory/*"}}),
+	builtin(RoleKeyManagementOfficer, "Key Management Officer",
+		"Manage the tenant's centrally held keys (Vault's Key Management engine API): create, rotate and delete keys, configure KMS providers, distribute keys to them and remove them.",
+		Perm{Actions: []string{"Keyward/keymgmt/*"}}),
+	builtin(RoleKeyManagementReader, "Key Management Reader",
+		"Read the tenant's centrally held keys (public parts and versions), KMS providers (without credentials) and distributions.",
+		Perm{Actions: []string{"Keyward/keymgmt/*/read"}}),
 }
 
 // BuiltinRole returns the built-in role with id (a GUID or a full

@@ -18,7 +18,7 @@ const module = "github.com/keyward/keyward"
 // surfaces are the packages that speak a wire format (HTTP, Azure's and
 // ARM's JSON, OAuth). The domain below them never imports one: errors go up
 // as errs kinds and each surface words them (STYLE.md §3).
-var surfaces = []string{"internal/api", "internal/mgmt", "internal/identity", "internal/server", "internal/console"}
+var surfaces = []string{"internal/api", "internal/mgmt", "internal/identity", "internal/server", "internal/console", "internal/keymgmtapi"}
 
 // domain are the packages below the surfaces: no net/http, no surface, no
 // wire prose (TestNoWireProseInDomain). Packages marked later may not exist
@@ -27,7 +27,7 @@ var domain = map[string]bool{
 	"internal/vault": true, "internal/keys": true, "internal/barrier": true, "internal/storage": true,
 	"internal/authz": true, "internal/errs": true, "internal/audit": true, "internal/throttle": true,
 	"internal/shamir": true, "internal/clock": true,
-	"internal/certificates": true, "internal/jobs": true,
+	"internal/certificates": true, "internal/jobs": true, "internal/keymgmt": true,
 	"internal/mhsm": true, "internal/securitydomain": true,
 }
 

@@ -188,6 +188,7 @@ func (s *Server) grantAdmin(ctx context.Context, tenant, sub, oid string, operat
 		{Scope: subScope, RoleDefinitionID: authz.RoleKeyVaultAdministrator},
 		{Scope: subScope, RoleDefinitionID: authz.RoleOwner},
 		{Scope: "/", RoleDefinitionID: authz.RoleKeywardDirectoryAdmin},
+		{Scope: "/", RoleDefinitionID: authz.RoleKeyManagementOfficer},
 	}
 	if operator {
 		grants = append(grants, authz.Assignment{Scope: "/", RoleDefinitionID: authz.RoleKeywardOperator})

@@ -145,6 +145,9 @@ type DevInfo struct {
 	UnprivilegedClientSecret string `json:"unprivileged_client_secret"`
 	UnprivilegedObjectID     string `json:"unprivileged_object_id"`
 
+	// KeymgmtAddress is the base URL of the Key Management engine (Vault's
+	// keymgmt API): what Vault's clients take as VAULT_ADDR.
+	KeymgmtAddress string `json:"keymgmt_address"`
 	// Added by the managed HSM issue: the pool "dev" (its security domain
 	// and custodian keys are under DATA/managedhsm-dev, dev only).
 	ManagedHSMURL       string `json:"managed_hsm_url"`
@@ -260,6 +263,7 @@ func (s *Server) devStart(ctx context.Context) error {
 		UnprivilegedClientID:     creds.UnprivilegedClientID,
 		UnprivilegedClientSecret: creds.UnprivilegedClientSecret,
 		UnprivilegedObjectID:     creds.UnprivilegedObjectID,
+		KeymgmtAddress:           s.KeymgmtAddress(),
 		UIURL:                    s.UIURL(),
 	}
 	if t := s.devToken; t != nil && s.hsm != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/keyward/keyward/internal/hsm"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/jobs"
+	"github.com/keyward/keyward/internal/keymgmt"
 	"github.com/keyward/keyward/internal/mhsm"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/bolt"
@@ -60,6 +61,8 @@ type Server struct {
 
 	leader *postgres.Leader // nil: this process is the only node
 	jobs   *jobs.Runner     // background jobs (jobs.go)
+
+	keymgmt *keymgmt.Service // the Key Management engine (keymgmt.go)
 
 	listener net.Listener
 	http     *http.Server
@@ -207,9 +210,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.initAccess(cfg); err != nil {
 		return nil, err
 	}
+	keymgmtSurface := s.initKeyMgmt()
 	s.initPools(nil) // mhsm.go
 	s.console = s.newConsole()
 	s.handler = api.New(s.apiCfg, api.Deps{
+		KeyMgmt:  keymgmtSurface,
 		Operator: s, Authority: s.auth, Vaults: s.vaults, Certificates: s.certificates, Authz: s.access.engine, Management: s.access.handler,
 		Console:  s.console,
 		Pools:    s.pools,
