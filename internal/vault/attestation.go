@@ -63,9 +63,12 @@ type AttestationStatement struct {
 	} `json:"token"`
 	ObjectID   string          `json:"object_id"` // CKA_ID (ASCII)
 	Attributes map[string]bool `json:"attributes"`
-	// GeneratedInHSM: CKA_LOCAL and CKA_NEVER_EXTRACTABLE and
-	// CKA_ALWAYS_SENSITIVE (the key was made in the token and its private
-	// part never left it). Extractable: CKA_EXTRACTABLE.
+	// GeneratedInHSM: CKA_LOCAL and CKA_ALWAYS_SENSITIVE (the key was made
+	// in the token and its private value was never readable in clear).
+	// Extractable: CKA_EXTRACTABLE (whether the token would still wrap it
+	// out). CKA_NEVER_EXTRACTABLE is in Attributes: it is false for keys
+	// Keyward wrapped once under the token's own backup key at creation
+	// (internal/hsm backup), which never leaves the token.
 	GeneratedInHSM bool  `json:"generated_in_hsm"`
 	Extractable    bool  `json:"extractable"`
 	IssuedAt       int64 `json:"iat"`
@@ -116,7 +119,7 @@ func (s *Service) GetKeyAttestation(ctx context.Context, v *Vault, name, version
 	}
 	st := AttestationStatement{Format: AttestationFormat, Kid: k.Name + "/" + k.Version, Kty: k.Kty, ObjectID: k.Version,
 		Attributes: attrs, IssuedAt: s.clock.Now().Unix(),
-		GeneratedInHSM: attrs["CKA_LOCAL"] && attrs["CKA_NEVER_EXTRACTABLE"] && attrs["CKA_ALWAYS_SENSITIVE"],
+		GeneratedInHSM: attrs["CKA_LOCAL"] && attrs["CKA_ALWAYS_SENSITIVE"],
 		Extractable:    attrs["CKA_EXTRACTABLE"]}
 	st.Token.Platform = s.hsm.Platform()
 	if l, ok := s.hsm.(interface{ TokenLabel() string }); ok {
