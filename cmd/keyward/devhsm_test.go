@@ -15,7 +15,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
-	"github.com/keyward/keyward/internal/hsm"
 	"github.com/keyward/keyward/internal/hsm/hsmtest"
 	"github.com/keyward/keyward/internal/kwtest"
 	"github.com/keyward/keyward/internal/server"
@@ -103,6 +102,15 @@ func startDevProcess(t *testing.T, dir string, extra ...string) (string, *server
 	}
 }
 
+func hexID(s string) string {
+	const hx = "0123456789abcdef"
+	out := make([]byte, 0, 2*len(s))
+	for i := 0; i < len(s); i++ {
+		out = append(out, hx[s[i]>>4], hx[s[i]&15])
+	}
+	return string(out)
+}
+
 func slicesDeleteEnv(env []string, name string) []string {
 	out := env[:0]
 	for _, e := range env {
@@ -142,21 +150,21 @@ func TestDevServerHSM(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RSA-HSM in the dev vault: %v", err)
 	}
-	// The object is in the dev server's token (opened here through this
-	// process's library, which reads the dev server's softhsm2.conf when
-	// this is the first token of the process; else the check is the
-	// token file count above).
-	if os.Getenv("SOFTHSM2_CONF") == "" {
-		os.Setenv("SOFTHSM2_CONF", h.SoftHSM2Conf)
-		defer os.Unsetenv("SOFTHSM2_CONF")
-		tok, err := hsm.Open(hsm.Config{Module: h.Module, TokenLabel: h.TokenLabel, PIN: h.UserPIN})
-		if err == nil {
-			defer tok.Close()
-			attrs, err := tok.ObjectAttributes(context.Background(), r.Key.KID.Version())
-			if err != nil || !attrs["CKA_SENSITIVE"] || attrs["CKA_EXTRACTABLE"] {
-				t.Fatalf("dev token object: %v %v", attrs, err)
-			}
+	// The private object is in the dev server's token, sensitive and not
+	// extractable: read by pkcs11-tool (OpenSC) with the dev server's
+	// softhsm2.conf, in its own process.
+	if tool, err := exec.LookPath("pkcs11-tool"); err == nil {
+		cmd := exec.Command(tool, "--module", h.Module, "--token-label", h.TokenLabel, "--login", "--pin", h.UserPIN,
+			"--list-objects", "--type", "privkey", "--id", hexID(r.Key.KID.Version()))
+		cmd.Env = append(slicesDeleteEnv(os.Environ(), "SOFTHSM2_CONF"), "SOFTHSM2_CONF="+h.SoftHSM2Conf)
+		out, err := cmd.CombinedOutput()
+		t.Logf("pkcs11-tool:\n%s", out)
+		if err != nil || !strings.Contains(string(out), "Private Key Object") || !strings.Contains(string(out), "sensitive") ||
+			strings.Contains(strings.ReplaceAll(string(out), "never extractable", ""), "extractable") {
+			t.Fatalf("pkcs11-tool on the dev token: %v\n%s", err, out)
 		}
+	} else if os.Getenv("CI") == "true" {
+		t.Fatal("pkcs11-tool (opensc) is missing")
 	}
 
 	// Without SoftHSM2.
