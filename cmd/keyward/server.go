@@ -184,6 +184,7 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	root.AddCommand(newBenchCmd(stdout, stderr))
 	root.AddCommand(newAccessCmd(getenv, stdin, stdout, stderr))
 	root.AddCommand(newAzCloudCmd(getenv, stdout))
+	root.AddCommand(clientCommands(getenv, stdin, stdout, stderr)...)
 	root.AddCommand(newAuditCmd(stdout))
 	root.AddCommand(newKeyMgmtCmd(getenv, stdout))
 	return root
