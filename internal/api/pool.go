@@ -13,7 +13,6 @@ import (
 	"github.com/keyward/keyward/internal/errs"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/mhsm"
-	"github.com/keyward/keyward/internal/vault"
 )
 
 // The managed HSM pool surface (AZURE-API.md §5): {pool}.managedhsm.{suffix}.
@@ -279,5 +278,3 @@ func poolError(e *mhsm.Error) (int, wireError) {
 	}
 	return http.StatusInternalServerError, body("InternalServerError", "The server encountered an internal error.", "")
 }
-
-var _ = vault.KindManagedHSM

@@ -97,6 +97,9 @@ type Service struct {
 
 	mu    sync.RWMutex
 	pools map[string]*Pool // by lower-case name, deleted ones too
+	// lastReload limits registry re-reads for unknown names to one a
+	// second, so requests for names that do not exist cannot each scan.
+	lastReload time.Time
 
 	// backup.go
 	opener  Opener
@@ -149,12 +152,23 @@ func clip(s string) string {
 	return s
 }
 
+func (s *Service) reloadDue() bool {
+	now := s.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Sub(s.lastReload) < time.Second && !now.Before(s.lastReload) {
+		return false
+	}
+	s.lastReload = now
+	return true
+}
+
 // Get returns the live pool named name.
 func (s *Service) Get(name string) (*Pool, error) {
 	s.mu.RLock()
 	p := s.pools[strings.ToLower(name)]
 	s.mu.RUnlock()
-	if p == nil && ValidName(name) {
+	if p == nil && ValidName(name) && s.reloadDue() {
 		_ = s.Load(context.Background()) // another node may have created it
 		s.mu.RLock()
 		p = s.pools[strings.ToLower(name)]
