@@ -344,6 +344,15 @@ func TestBYOKAndRelease(t *testing.T) {
 			t.Fatalf("%s: statement %v", name, st)
 		}
 	}
+	opts := e.ClientOptions()
+	opts.APIVersion = "7.5"
+	old, err := azkeys.NewClient(e.Info.VaultURL, e.Credential(), &azkeys.ClientOptions{ClientOptions: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.GetKeyAttestation(ctx, "attested", hsmKey.Key.KID.Version(), nil); !errors.As(err, &re) || re.StatusCode != http.StatusBadRequest {
+		t.Fatalf("attestation with api-version 7.5: %v", err)
+	}
 	if _, err := c.GetKeyAttestation(ctx, "exportable-soft", "", nil); err == nil {
 		t.Fatal("a software key has an attestation")
 	}
