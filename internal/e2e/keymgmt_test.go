@@ -331,6 +331,14 @@ func TestKeyMgmtTutorialAzure(t *testing.T) {
 		t.Fatalf("distribution after out-of-band delete: %v", dist)
 	}
 	checkKey("rsa-2", []string{"sign"}, publicKey(t, vc, "rsa-2", "1"))
+	// The job emitted an audit event for the repair.
+	auditLog, err := os.ReadFile(filepath.Join(central.DataDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`"operation":"KeyMgmtReconcile","object_id":"kms/keyvault/key/rsa-2"`).Match(auditLog) {
+		t.Fatal("no KeyMgmtReconcile audit event for the repaired distribution")
+	}
 
 	// Remove rsa-1 from the target: deleted there (soft delete).
 	if _, err := vc.Logical().Delete("keymgmt/kms/keyvault/key/rsa-1"); err != nil {
