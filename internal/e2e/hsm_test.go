@@ -192,6 +192,53 @@ func TestHSMKeysPremiumDevVault(t *testing.T) {
 	}
 }
 
+// TestHSMKeyBackupRestore: an HSM key's backup blob holds it wrapped by
+// the HSM's backup key; after a purge (token objects destroyed) the
+// restore puts it back into the token, non-extractable, same key.
+func TestHSMKeyBackupRestore(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{HSM: true})
+	c := keysClient(t, e)
+	ctx := context.Background()
+	tok, err := hsm.Open(hsm.Config{Module: e.Info.HSM.Module, TokenLabel: e.Info.HSM.TokenLabel, PIN: e.Info.HSM.UserPIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tok.Close()
+	r, err := c.CreateKey(ctx, "bk", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeECHSM), Curve: to.Ptr(azkeys.CurveNameP384)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.BackupKey(ctx, "bk", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteKey(ctx, "bk", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PurgeDeletedKey(ctx, "bk", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tok.ObjectAttributes(ctx, r.Key.KID.Version()); err == nil {
+		t.Fatal("purged key still in the token")
+	}
+	rr, err := c.RestoreKey(ctx, azkeys.RestoreKeyParameters{KeyBackup: b.Value}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *rr.Key.Kty != azkeys.KeyTypeECHSM || rr.Key.KID.Version() != r.Key.KID.Version() {
+		t.Fatalf("restored %v %v", *rr.Key.Kty, rr.Key.KID)
+	}
+	attrs, err := tok.ObjectAttributes(ctx, r.Key.KID.Version())
+	if err != nil || !attrs["CKA_SENSITIVE"] || attrs["CKA_EXTRACTABLE"] {
+		t.Fatalf("restored object %v %v", attrs, err)
+	}
+	_, digest := digestOf("ES384", []byte("after restore"))
+	s, err := c.Sign(ctx, "bk", "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmES384), Value: digest}, nil)
+	if err != nil || !verifyLocally(t, r.Key, "ES384", digest, s.Result) {
+		t.Fatalf("restored key's signature does not verify under the original public key: %v", err)
+	}
+}
+
 // TestHSMKeysRefused: a standard vault refuses -HSM key types, and so does
 // a premium vault of a Keyward without an HSM; nothing is created.
 func TestHSMKeysRefused(t *testing.T) {

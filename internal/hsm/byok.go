@@ -72,15 +72,16 @@ func (h *HSM) ImportTransfer(ctx context.Context, kekHandle, ciphertext []byte, 
 	var tmpl []*pkcs11.Attribute
 	switch target.Kty {
 	case keys.KtyRSA:
-		tmpl = privTemplate(pkcs11.CKO_PRIVATE_KEY, pkcs11.CKK_RSA, id, u, target.Exportable)
+		tmpl = privTemplate(pkcs11.CKO_PRIVATE_KEY, pkcs11.CKK_RSA, id, u, true)
 	case keys.KtyEC:
-		tmpl = privTemplate(pkcs11.CKO_PRIVATE_KEY, pkcs11.CKK_EC, id, usage{sign: u.sign}, target.Exportable)
+		tmpl = privTemplate(pkcs11.CKO_PRIVATE_KEY, pkcs11.CKK_EC, id, usage{sign: u.sign}, true)
 	case KtyOct:
-		tmpl = privTemplate(pkcs11.CKO_SECRET_KEY, pkcs11.CKK_AES, id, u, target.Exportable)
+		tmpl = privTemplate(pkcs11.CKO_SECRET_KEY, pkcs11.CKK_AES, id, u, true)
 	default:
 		return nil, keys.JWK{}, fmt.Errorf("%w: unsupported key type %.20q", keys.ErrBadParameter, target.Kty)
 	}
 	var pub keys.JWK
+	var backup []byte
 	err := h.do(ctx, func(s pkcs11.SessionHandle) error {
 		if old, err := h.findAll(s, id, anyClass); err != nil || len(old) > 0 {
 			return cmpErr(err, fmt.Errorf("%w: the token already holds a key with this ID", keys.ErrBadParameter))
@@ -107,12 +108,13 @@ func (h *HSM) ImportTransfer(ctx context.Context, kekHandle, ciphertext []byte, 
 			return err
 		}
 		h.cache(id, map[bool]uint{true: pkcs11.CKO_SECRET_KEY, false: pkcs11.CKO_PRIVATE_KEY}[target.Kty == KtyOct], obj)
-		return nil
+		backup, err = h.backupCopy(s, id, target.Exportable)
+		return err
 	})
 	if err != nil {
 		return nil, keys.JWK{}, err
 	}
-	hd, err := makeHandle(h.serial, h.label, id, pub)
+	hd, err := makeHandle(h.serial, h.label, id, pub, target, backup)
 	return hd, pub, err
 }
 

@@ -15,6 +15,13 @@ type handleV1 struct {
 	Label  string  `json:"tokenLabel"`
 	ID     string  `json:"id"`
 	Public pubWire `json:"public"`
+	// Backup is the private key wrapped by the token's backup key
+	// (C_WrapKey, CKM_AES_KEY_WRAP_PAD; backup.go): usable only inside
+	// this HSM, so a key backup can be restored after a purge.
+	Backup []byte `json:"backup,omitempty"`
+	// Usage and Exportable recreate the object's flags on restore.
+	Usage      uint16 `json:"usage,omitempty"`
+	Exportable bool   `json:"exportable,omitempty"`
 }
 
 // pubWire is the public JWK as a handle stores it.
@@ -31,9 +38,10 @@ func (p pubWire) jwk() keys.JWK {
 	return keys.JWK{Kty: p.Kty, Crv: p.Crv, N: p.N, E: p.E, X: p.X, Y: p.Y}
 }
 
-func makeHandle(serial, label, id string, pub keys.JWK) ([]byte, error) {
+func makeHandle(serial, label, id string, pub keys.JWK, spec keys.Spec, backup []byte) ([]byte, error) {
 	return json.Marshal(handleV1{V: 1, Serial: serial, Label: label, ID: id,
-		Public: pubWire{Kty: pub.Kty, Crv: pub.Crv, N: pub.N, E: pub.E, X: pub.X, Y: pub.Y}})
+		Public: pubWire{Kty: pub.Kty, Crv: pub.Crv, N: pub.N, E: pub.E, X: pub.X, Y: pub.Y},
+		Backup: backup, Usage: uint16(spec.Usage), Exportable: spec.Exportable})
 }
 
 // ParseHandle returns the CKA_ID and token serial a handle names.

@@ -481,6 +481,7 @@ func (h *HSM) Generate(ctx context.Context, spec keys.Spec) ([]byte, keys.JWK, e
 		u.decrypt = true
 	}
 	var pub keys.JWK
+	var backup []byte
 	err := h.do(ctx, func(s pkcs11.SessionHandle) error {
 		if old, err := h.findAll(s, id, anyClass); err != nil || len(old) > 0 {
 			return cmpErr(err, fmt.Errorf("%w: the token already holds a key with this ID", keys.ErrBadParameter))
@@ -496,12 +497,15 @@ func (h *HSM) Generate(ctx context.Context, spec keys.Spec) ([]byte, keys.JWK, e
 		default:
 			err = fmt.Errorf("%w: unsupported key type %.20q", keys.ErrBadParameter, spec.Kty)
 		}
+		if err == nil {
+			backup, err = h.backupCopy(s, id, spec.Exportable)
+		}
 		return err
 	})
 	if err != nil {
 		return nil, keys.JWK{}, err
 	}
-	hd, err := makeHandle(h.serial, h.label, id, pub)
+	hd, err := makeHandle(h.serial, h.label, id, pub, spec, backup)
 	return hd, pub, err
 }
 
@@ -526,7 +530,7 @@ func (h *HSM) genRSA(s pkcs11.SessionHandle, id string, spec keys.Spec, u usage)
 	pt := append(pubTemplate(pkcs11.CKK_RSA, id, u), pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, size),
 		pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}))
 	pubH, privH, err := h.p.GenerateKeyPair(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)},
-		pt, privTemplate(pkcs11.CKO_PRIVATE_KEY, pkcs11.CKK_RSA, id, u, spec.Exportable))
+		pt, privTemplate(pkcs11.CKO_PRIVATE_KEY, pkcs11.CKK_RSA, id, u, true))
 	if err != nil {
 		return keys.JWK{}, fmt.Errorf("hsm: generating an RSA-%d key: %w", size, err)
 	}
@@ -571,7 +575,7 @@ func (h *HSM) genEC(s pkcs11.SessionHandle, id string, spec keys.Spec, u usage) 
 	}
 	pt := append(pubTemplate(pkcs11.CKK_EC, id, usage{sign: u.sign}), pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, oid))
 	pubH, privH, err := h.p.GenerateKeyPair(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)},
-		pt, privTemplate(pkcs11.CKO_PRIVATE_KEY, pkcs11.CKK_EC, id, usage{sign: u.sign}, spec.Exportable))
+		pt, privTemplate(pkcs11.CKO_PRIVATE_KEY, pkcs11.CKK_EC, id, usage{sign: u.sign}, true))
 	if err != nil {
 		if isCKR(err, pkcs11.CKR_CURVE_NOT_SUPPORTED, pkcs11.CKR_DOMAIN_PARAMS_INVALID, pkcs11.CKR_ATTRIBUTE_VALUE_INVALID,
 			pkcs11.CKR_TEMPLATE_INCONSISTENT) {
@@ -624,7 +628,7 @@ func (h *HSM) genAES(s pkcs11.SessionHandle, id string, spec keys.Spec, u usage)
 	if size != 128 && size != 192 && size != 256 || spec.Curve != "" {
 		return keys.JWK{}, fmt.Errorf("%w: AES key size %d, want 128, 192 or 256", keys.ErrBadParameter, spec.Size)
 	}
-	t := append(privTemplate(pkcs11.CKO_SECRET_KEY, pkcs11.CKK_AES, id, u, spec.Exportable), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, size/8))
+	t := append(privTemplate(pkcs11.CKO_SECRET_KEY, pkcs11.CKK_AES, id, u, true), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, size/8))
 	o, err := h.p.GenerateKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, t)
 	if err != nil {
 		return keys.JWK{}, fmt.Errorf("hsm: generating an AES-%d key: %w", size, err)
@@ -670,7 +674,7 @@ func (h *HSM) ImportSpec(ctx context.Context, j keys.JWK, spec keys.Spec) ([]byt
 		if err != nil {
 			return nil, keys.JWK{}, err
 		}
-		privT = append(privTemplate(pkcs11.CKO_PRIVATE_KEY, pkcs11.CKK_RSA, id, u, spec.Exportable),
+		privT = append(privTemplate(pkcs11.CKO_PRIVATE_KEY, pkcs11.CKK_RSA, id, u, true),
 			pkcs11.NewAttribute(pkcs11.CKA_MODULUS, pub.N), pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, pub.E),
 			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE_EXPONENT, d), pkcs11.NewAttribute(pkcs11.CKA_PRIME_1, p),
 			pkcs11.NewAttribute(pkcs11.CKA_PRIME_2, q), pkcs11.NewAttribute(pkcs11.CKA_EXPONENT_1, dp),
@@ -680,13 +684,14 @@ func (h *HSM) ImportSpec(ctx context.Context, j keys.JWK, spec keys.Spec) ([]byt
 	case keys.KtyEC:
 		oid := curveOIDs[pub.Crv]
 		point, _ := asn1.Marshal(slices.Concat([]byte{4}, pub.X, pub.Y))
-		privT = append(privTemplate(pkcs11.CKO_PRIVATE_KEY, pkcs11.CKK_EC, id, usage{sign: u.sign}, spec.Exportable),
+		privT = append(privTemplate(pkcs11.CKO_PRIVATE_KEY, pkcs11.CKK_EC, id, usage{sign: u.sign}, true),
 			pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, oid), pkcs11.NewAttribute(pkcs11.CKA_VALUE, j.D))
 		pubT = append(pubTemplate(pkcs11.CKK_EC, id, usage{sign: u.sign}), pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, oid),
 			pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, point))
 	default:
 		return nil, keys.JWK{}, fmt.Errorf("%w: unsupported key type %.20q", keys.ErrBadParameter, j.Kty)
 	}
+	var backup []byte
 	err = h.do(ctx, func(s pkcs11.SessionHandle) error {
 		if old, err := h.findAll(s, id, anyClass); err != nil || len(old) > 0 {
 			return cmpErr(err, fmt.Errorf("%w: the token already holds a key with this ID", keys.ErrBadParameter))
@@ -700,12 +705,13 @@ func (h *HSM) ImportSpec(ctx context.Context, j keys.JWK, spec keys.Spec) ([]byt
 			return fmt.Errorf("hsm: creating the public key object: %w", err)
 		}
 		h.cache(id, pkcs11.CKO_PRIVATE_KEY, privH)
-		return nil
+		backup, err = h.backupCopy(s, id, spec.Exportable)
+		return err
 	})
 	if err != nil {
 		return nil, keys.JWK{}, err
 	}
-	hd, err := makeHandle(h.serial, h.label, id, pub)
+	hd, err := makeHandle(h.serial, h.label, id, pub, spec, backup)
 	return hd, pub, err
 }
 

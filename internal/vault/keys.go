@@ -465,20 +465,28 @@ func keyItem(rec *nameRecord, ver *Version[keyPayload], del *DeletedInfo) *Key {
 	return k
 }
 
+// hsmHandles returns the handles of a key's versions the HSM holds.
+func (s *Service) hsmHandles(ctx context.Context, v *Vault, name string) [][]byte {
+	d, ok := s.hsm.(destroyer)
+	if !ok || checkName(Keys, name) != nil {
+		return nil
+	}
+	var held [][]byte
+	o := s.objs(v, Keys)
+	_ = s.in(v).View(ctx, func(tx barrier.Tx) error {
+		return tx.Scan(o.base()+"/m/"+strings.ToLower(name)+"/", "", func(_ string, val []byte) bool {
+			if d.Holds(val) {
+				held = append(held, slices.Clone(val))
+			}
+			return true
+		})
+	})
+	return held
+}
+
 // PurgeKey removes a soft-deleted key for good.
 func (s *Service) PurgeKey(ctx context.Context, v *Vault, name string) error {
-	var held [][]byte // handles of HSM-held versions, destroyed after the purge
-	if d, ok := s.hsm.(destroyer); ok && checkName(Keys, name) == nil {
-		o := s.objs(v, Keys)
-		_ = s.in(v).View(ctx, func(tx barrier.Tx) error {
-			return tx.Scan(o.base()+"/m/"+strings.ToLower(name)+"/", "", func(_ string, val []byte) bool {
-				if d.Holds(val) {
-					held = append(held, slices.Clone(val))
-				}
-				return true
-			})
-		})
-	}
+	held := s.hsmHandles(ctx, v, name) // destroyed in the token after the purge
 	if err := purgeObject(ctx, s, v, Keys, name, nil); err != nil {
 		return err
 	}
@@ -504,17 +512,52 @@ func (s *Service) keyBackupOf(tx barrier.Tx, k objects, name string, managed boo
 	}
 	kb := &backup[keyBackupVersion]{Type: Keys, Tenant: b.Tenant, Record: b.Record}
 	for _, ver := range b.Versions {
-		if ver.Payload.Protector != s.software.Name() {
-			return nil, badParameter("%s", hsm)
-		}
 		m, err := tx.Get(k.materialKey(name, ver.Version))
 		if err != nil {
 			return nil, err
+		}
+		if ver.Payload.Protector != s.software.Name() {
+			// An HSM key travels as its handle, which holds the key
+			// wrapped by the HSM's own backup key (hsm.Restore).
+			hb, ok := s.hsm.(hsmBackup)
+			if !ok || ver.Payload.Protector != s.hsm.Name() || !hb.CanBackup(m) {
+				clear(m)
+				return nil, badParameter("%s", hsm)
+			}
 		}
 		kb.Versions = append(kb.Versions, &Version[keyBackupVersion]{Version: ver.Version,
 			Payload: keyBackupVersion{Version: *ver, Material: m}})
 	}
 	return kb, nil
+}
+
+// hsmBackup is what key backup needs of an HSM protector.
+type hsmBackup interface {
+	CanBackup(handle []byte) bool
+	Restore(ctx context.Context, handle []byte) error
+}
+
+// restoreHSMObjects puts the HSM keys of a backup back into the token
+// (unwrapped with the HSM's backup key) before the key is stored. A backup
+// of HSM keys restores only into a Keyward using the same HSM token.
+func (s *Service) restoreHSMObjects(ctx context.Context, v *Vault, b *backup[keyBackupVersion]) error {
+	for _, bv := range b.Versions {
+		p := bv.Payload.Version.Payload.Protector
+		if p == s.software.Name() {
+			continue
+		}
+		hb, ok := s.hsm.(hsmBackup)
+		if !ok || p != s.hsm.Name() {
+			return badParameter("The backup holds HSM-protected keys, and this Keyward has no HSM configured.")
+		}
+		if v.SKU != "premium" && strings.HasSuffix(bv.Payload.Version.Payload.Kty, "-HSM") {
+			return badParameter("The backup holds HSM-protected keys, which need a premium vault; vault %s is standard.", v.Name)
+		}
+		if err := hb.Restore(ctx, bv.Payload.Material); err != nil {
+			return badParameter("The backup's HSM-protected key cannot be restored here: it restores only on the HSM token that made it (%s).", clip(err.Error()))
+		}
+	}
+	return nil
 }
 
 // wipeMaterial clears the key material a key backup holds.
@@ -568,7 +611,8 @@ func (s *Service) BackupKey(ctx context.Context, v *Vault, name string) ([]byte,
 	var b *backup[keyBackupVersion]
 	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		var err error
-		b, err = s.keyBackupOf(tx, s.objs(v, Keys), name, false, "Backup of HSM-protected keys is not supported yet.")
+		b, err = s.keyBackupOf(tx, s.objs(v, Keys), name, false,
+			"This HSM-protected key cannot be backed up: it was made without a backup copy, or by an HSM this Keyward does not use.")
 		return err
 	})
 	defer wipeMaterial(b)
@@ -588,6 +632,9 @@ func (s *Service) RestoreKey(ctx context.Context, v *Vault, blob []byte) (*Key, 
 	vers, latest := keyVersionsIn(&b)
 	if b.Type != Keys || latest == nil {
 		return nil, invalidBackup(Keys)
+	}
+	if err := s.restoreHSMObjects(ctx, v, &b); err != nil {
+		return nil, err
 	}
 	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		return restoreKeyObject(tx, s.objs(v, Keys), &b, vers)

@@ -47,6 +47,10 @@ func (s *Service) purgeVault(ctx context.Context, v *Vault, now int64) (int, err
 			return n, err
 		}
 		for _, d := range due {
+			var held [][]byte
+			if d.t == Keys {
+				held = s.hsmHandles(ctx, v, d.name)
+			}
 			err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
 				if d.t == "" || d.name == "" {
 					return tx.Delete(d.key) // names nothing: stale
@@ -60,6 +64,9 @@ func (s *Service) purgeVault(ctx context.Context, v *Vault, now int64) (int, err
 			})
 			if err != nil {
 				return n, err
+			}
+			for _, h := range held {
+				s.destroyMaterial(s.hsm, h)
 			}
 			n++
 		}

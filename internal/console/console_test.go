@@ -1,0 +1,118 @@
+package console_test
+
+import (
+	"crypto/x509"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/kwtest"
+)
+
+// TestConsoleDeviceSignInCSRFAndExpiry drives the console over HTTP (no
+// browser): sign-in with the device flow, a self-signed certificate made
+// and downloaded through the certificates page, forms refused without the
+// session's CSRF token or from another origin, and the session ending
+// after 30 idle minutes (injected clock).
+func TestConsoleDeviceSignInCSRFAndExpiry(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	e := kwtest.Start(t, kwtest.Options{Clock: clk})
+	ui := e.Info.UIURL
+	origin := strings.TrimSuffix(strings.TrimSuffix(ui, "ui/"), "/")
+	carol := newUser(t, e, "carol")
+	vaultScope := "/subscriptions/" + e.Info.SubscriptionID + "/resourceGroups/" + e.Info.ResourceGroup + "/providers/Microsoft.KeyVault/vaults/dev"
+	assign(t, e, vaultScope, "00482a5a-887f-4fb3-b363-3b7fe8e74483", carol.oid) // Key Vault Administrator
+
+	jar, _ := cookiejar.New(nil)
+	c := *e.HTTP
+	c.Jar = jar
+	post := func(u string, form url.Values, hdr map[string]string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	get := func(u string) (*http.Response, string) {
+		t.Helper()
+		resp, err := c.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+
+	// Device flow: the console shows a code, the user signs in on the
+	// token service's device page, the console's poll makes the session.
+	_, page := post(ui+"auth/device", nil, nil)
+	m := regexp.MustCompile(`id="usercode">([A-Z]{4}-[A-Z]{4})<`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no user code on the device page:\n%s", page)
+	}
+	resp, page := post(ui+"auth/device/poll", nil, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Waiting for you") {
+		t.Fatalf("poll before sign-in: %d\n%s", resp.StatusCode, page)
+	}
+	resp, page = post(strings.TrimSuffix(e.Info.AuthorityHost, "/")+"/device", url.Values{"user_code": {m[1]}, "username": {carol.name},
+		"password": {carol.password}, "totp": {identity.TOTPCode(carol.totp, identity.TOTPStep(clk.Now()))}}, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("device page sign-in: %d\n%s", resp.StatusCode, page)
+	}
+	resp, page = post(ui+"auth/device/poll", nil, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `id="who">`+carol.name+`<`) {
+		t.Fatalf("after the device sign-in: %d %s\n%s", resp.StatusCode, resp.Request.URL, page)
+	}
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)[1]
+
+	// A self-signed certificate through the certificates page.
+	form := url.Values{"csrf": {csrf}, "name": {"web-cert"}, "subject": {"CN=web.example.test"}, "validity": {"6"}}
+	resp, page = post(ui+"vaults/dev/certificates", form, map[string]string{"Origin": origin})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "CN=web.example.test") || !strings.Contains(resp.Request.URL.Path, "/certificates/web-cert") {
+		t.Fatalf("create certificate: %d %s\n%s", resp.StatusCode, resp.Request.URL, page)
+	}
+	resp, der := get(ui + "vaults/dev/certificates/web-cert/download")
+	cert, err := x509.ParseCertificate([]byte(der))
+	if resp.StatusCode != http.StatusOK || err != nil || cert.Subject.CommonName != "web.example.test" {
+		t.Fatalf("download: %d %v", resp.StatusCode, err)
+	}
+
+	// Forms without the session's token, or from another site, change nothing.
+	form = url.Values{"name": {"forged"}, "value": {"x"}}
+	if resp, page = post(ui+"vaults/dev/secrets", form, nil); resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "CSRFTokenInvalid") {
+		t.Fatalf("no CSRF token: %d\n%s", resp.StatusCode, page)
+	}
+	form.Set("csrf", csrf)
+	if resp, page = post(ui+"vaults/dev/secrets", form, map[string]string{"Origin": "https://evil.example"}); resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "CrossSiteRequest") {
+		t.Fatalf("cross-site form: %d\n%s", resp.StatusCode, page)
+	}
+	if resp, page = post(ui+"vaults/dev/secrets", form, map[string]string{"Sec-Fetch-Site": "cross-site"}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site (Sec-Fetch-Site) form: %d\n%s", resp.StatusCode, page)
+	}
+	if _, page = get(ui + "vaults/dev/secrets"); strings.Contains(page, "forged") {
+		t.Fatal("a refused form created a secret")
+	}
+
+	// 30 idle minutes end the session.
+	clk.Advance(31 * time.Minute)
+	resp, page = get(ui + "vaults/dev/secrets")
+	if resp.Request.URL.Path != "/ui/signin" || strings.Contains(page, `id="who"`) {
+		t.Fatalf("an idle session still works: %s", resp.Request.URL)
+	}
+}

@@ -1,0 +1,98 @@
+//go:build cgo
+
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/keyward/keyward/internal/kwtest"
+	"github.com/miekg/pkcs11"
+)
+
+// HSM benchmarks (docs/PERFORMANCE.md, "HSM keys"): the same token key
+// signed through raw PKCS#11 calls ("pkcs11": C_SignInit + C_Sign on one
+// session per goroutine, the object handle found once) and through
+// Keyward's full stack ("keyward"), in the same run, on every core.
+
+var digestInfoSHA256 = []byte{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20}
+
+func benchHSMSign(b *testing.B, kty azkeys.KeyType, alg string, mech uint, input func([]byte) []byte) {
+	digest := sha256.Sum256([]byte("benchmark"))
+	e := kwtest.Start(b, kwtest.Options{HSM: true})
+	be := &benchEnv{e: e}
+	tok, err := e.Credential().GetToken(b.Context(), tokenOpts(e))
+	if err != nil {
+		b.Fatal(err)
+	}
+	be.token = tok.Token
+	p := azkeys.CreateKeyParameters{Kty: to.Ptr(kty)}
+	if kty == azkeys.KeyTypeRSAHSM {
+		p.KeySize = to.Ptr[int32](2048)
+	} else {
+		p.Curve = to.Ptr(azkeys.CurveNameP256)
+	}
+	v := be.createKey(b, "hsm", p)
+	b.Run("pkcs11", func(b *testing.B) {
+		ctx := pkcs11.New(e.Info.HSM.Module)
+		if err := ctx.Initialize(); err != nil && !strings.Contains(err.Error(), "CKR_CRYPTOKI_ALREADY_INITIALIZED") {
+			b.Fatal(err)
+		}
+		slots, _ := ctx.GetSlotList(true)
+		var slot uint
+		found := false
+		for _, s := range slots {
+			if ti, err := ctx.GetTokenInfo(s); err == nil && strings.TrimRight(ti.Label, " ") == e.Info.HSM.TokenLabel {
+				slot, found = s, true
+			}
+		}
+		if !found {
+			b.Fatal("token not found")
+		}
+		in := input(digest[:])
+		b.RunParallel(func(pb *testing.PB) {
+			s, err := ctx.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer ctx.CloseSession(s)
+			_ = ctx.Login(s, pkcs11.CKU_USER, e.Info.HSM.UserPIN) // already logged in by Keyward: same process
+			ctx.FindObjectsInit(s, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, []byte(v)),
+				pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY)})
+			objs, _, err := ctx.FindObjects(s, 1)
+			ctx.FindObjectsFinal(s)
+			if err != nil || len(objs) != 1 {
+				b.Errorf("key object: %v", err)
+				return
+			}
+			for pb.Next() {
+				if err := ctx.SignInit(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, objs[0]); err != nil {
+					b.Error(err)
+					return
+				}
+				if _, err := ctx.Sign(s, in); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("keyward", func(b *testing.B) {
+		body, _ := json.Marshal(map[string]string{"alg": alg, "value": b64(digest[:])})
+		be.parallel(b, http.MethodPost, "keys/hsm/"+v+"/sign?api-version=7.6", body)
+	})
+}
+
+func BenchmarkHSMRS256Sign(b *testing.B) {
+	benchHSMSign(b, azkeys.KeyTypeRSAHSM, "RS256", pkcs11.CKM_RSA_PKCS, func(d []byte) []byte { return append(append([]byte(nil), digestInfoSHA256...), d...) })
+}
+
+func BenchmarkHSMES256Sign(b *testing.B) {
+	benchHSMSign(b, azkeys.KeyTypeECHSM, "ES256", pkcs11.CKM_ECDSA, func(d []byte) []byte { return d })
+}
