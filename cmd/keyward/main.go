@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	kwcli "github.com/keyward/keyward/internal/cli"
 )
 
 func main() {
@@ -28,7 +30,7 @@ func main() {
 // run parses args and runs the command they name.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	root := newRootCmd(getenv, stdin, stdout, stderr)
-	root.SetArgs(args)
+	root.SetArgs(kwcli.NormalizeArgs(args)) // az's `--ops a b` (internal/cli)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

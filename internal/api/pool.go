@@ -51,6 +51,7 @@ func poolRoutes() []kwroute {
 		{Method: http.MethodPatch, Pattern: "/settings/{setting}", Op: "HSMSettingUpdate", Object: "settings", Action: authz.HSMSettingsWrite, Handle: poolSetSetting},
 	}
 	out = append(out, poolSecurityDomainRoutes()...)
+	out = append(out, poolBackupRoutes()...)
 	for _, scope := range []string{"", "/keys", "/keys/{key}"} {
 		out = append(out, poolRBACRoutes(scope)...)
 	}

@@ -98,7 +98,10 @@ type Service struct {
 	mu    sync.RWMutex
 	pools map[string]*Pool // by lower-case name, deleted ones too
 
-	jobs sync.Map // pool name → *jobState (backup.go)
+	// backup.go
+	opener  Opener
+	jobOnce sync.Once
+	jobSt   *jobState
 }
 
 // New returns a Service.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/keyward/keyward/internal/authz"
+	"github.com/keyward/keyward/internal/backupstore"
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/mhsm"
 	"github.com/keyward/keyward/internal/securitydomain"
@@ -30,6 +31,7 @@ func (s *Server) initPools(poolProtector keys.Protector) {
 		s.vaults.SetPoolProtector(poolProtector)
 	}
 	s.pools = mhsm.New(s.barrier, s.vaults, s.clock)
+	s.pools.SetBackupOpener(backupstore.Opener(backupstore.Options{LocalRoot: filepath.Join(s.cfg.DataDir, "backups")}))
 	s.access.mgmt.SetPools(s.pools, s.PoolURL)
 }
 

@@ -2,8 +2,10 @@ package vault
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 
+	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/keys"
 )
 
@@ -113,4 +115,107 @@ func (c *opCache) evictVault(v *Vault) {
 			delete(c.m, k)
 		}
 	}
+}
+
+// PoolKeyRecord is one key of a pool's full backup: every version with its
+// material as stored (a software key's sealed-at-rest private key, or an
+// HSM key's token reference), as JSON the caller encrypts.
+type PoolKeyRecord = []byte
+
+// ExportPoolKeys returns every live key of container v, in one read
+// transaction (a consistent snapshot), optionally only the key named only.
+func (s *Service) ExportPoolKeys(ctx context.Context, v *Vault, only string) ([]PoolKeyRecord, error) {
+	var out []PoolKeyRecord
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
+		o := s.objs(v, Keys)
+		var names []string
+		if err := tx.Scan(o.base()+"/n/", "", func(key string, _ []byte) bool {
+			names = append(names, strings.TrimPrefix(key, o.base()+"/n/"))
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, n := range names {
+			if only != "" && !strings.EqualFold(n, only) {
+				continue
+			}
+			b, err := backupOf[keyPayload](tx, o, n, false)
+			if err != nil {
+				return err
+			}
+			kb := &backup[keyBackupVersion]{Type: Keys, Tenant: b.Tenant, Record: b.Record}
+			for _, ver := range b.Versions {
+				m, err := tx.Get(o.materialKey(n, ver.Version))
+				if err != nil {
+					return err
+				}
+				kb.Versions = append(kb.Versions, &Version[keyBackupVersion]{Version: ver.Version,
+					Payload: keyBackupVersion{Version: *ver, Material: m}})
+			}
+			raw, err := json.Marshal(kb)
+			wipeMaterial(kb)
+			if err != nil {
+				return err
+			}
+			out = append(out, raw)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ImportPoolKeys writes keys exported by ExportPoolKeys into container v in
+// one transaction: all or nothing. A full restore (only "") writes the keys
+// the pool does not have and leaves the others (live or deleted) as they
+// are; a selective restore (only: that key) fails, changing nothing, when
+// the name is taken. It returns the number of keys written.
+func (s *Service) ImportPoolKeys(ctx context.Context, v *Vault, recs []PoolKeyRecord, only string) (int, error) {
+	var bs []*backup[keyBackupVersion]
+	defer func() {
+		for _, b := range bs {
+			wipeMaterial(b)
+		}
+	}()
+	for _, raw := range recs {
+		b := new(backup[keyBackupVersion])
+		if err := json.Unmarshal(raw, b); err != nil {
+			return 0, invalidBackup(Keys)
+		}
+		bs = append(bs, b)
+	}
+	n := 0
+	err := s.in(v).Update(ctx, func(tx barrier.Tx) error {
+		for _, b := range bs {
+			if only != "" && !strings.EqualFold(b.Record.Name, only) {
+				continue
+			}
+			vers, latest := keyVersionsIn(b)
+			if b.Type != Keys || latest == nil {
+				return invalidBackup(Keys)
+			}
+			if only == "" { // a full restore leaves keys the pool has (live or deleted) as they are
+				o := s.objs(v, Keys)
+				if _, err := tx.Get(o.nameKey(b.Record.Name)); err == nil {
+					continue
+				}
+				if _, err := tx.Get(o.deletedKey(b.Record.Name)); err == nil {
+					continue
+				}
+			}
+			for _, ver := range vers {
+				if _, err := s.protectorByName(ver.Payload.Protector, b.Record.Name); err != nil {
+					return err
+				}
+			}
+			if err := restoreKeyObject(tx, s.objs(v, Keys), b, vers); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err == nil && only != "" && n == 0 {
+		return 0, &Error{Kind: NotFound, Type: Keys, Name: only}
+	}
+	return n, err
 }
