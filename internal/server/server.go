@@ -83,6 +83,8 @@ type Server struct {
 	hsm      *hsm.HSM       // nil: no HSM configured (hsm.go)
 	devToken *hsm.SoftToken // the dev server's own SoftHSM2 token
 	hsmNote  string         // why a dev server has no HSM, for its banner
+
+	devAttestation *DevAttestation // the dev server's attestation authority (release.go)
 }
 
 // Start opens storage, listens, unseals (dev mode) and serves until Close.
@@ -204,6 +206,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if s.hsm != nil {
 		deps.HSM = s.hsm
+	}
+	if deps.Release, err = s.releaseDeps(); err != nil {
+		return nil, err
 	}
 	s.vaults = vault.New(s.barrier, s.clock, deps)
 	s.certificates = certificates.New(s.vaults, certificates.Deps{ExternalCA: external, Mailer: mailer})
