@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -64,5 +65,56 @@ func TestAuditVerifyCommand(t *testing.T) {
 	os.WriteFile(path, bytes.Replace(raw, []byte(`"request_id":"4"`), []byte(`"request_id":"X"`), 1), 0o600)
 	if out, code := verify(); code != verifyTampered || !strings.Contains(out, "audit.log:5: modified") {
 		t.Fatalf("tampered: %d %s", code, out)
+	}
+}
+
+// TestAuditReportCommand: the key-usage report as CSV and JSON, filtered
+// by vault and time.
+func TestAuditReportCommand(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	s, err := audit.OpenFileWith(path, audit.FileOptions{Node: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := audit.NewLog(nil, s)
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for i, ev := range []audit.Event{
+		{Operation: "SecretGet", Vault: "v1", ObjectID: "https://v1.vault.localhost/secrets/db/abc", Caller: audit.Caller{ObjectID: "alice"}, Status: 200, Result: audit.Allowed},
+		{Operation: "SecretGet", Vault: "v1", ObjectID: "https://v1.vault.localhost/secrets/db/def", Caller: audit.Caller{ObjectID: "alice"}, Status: 200, Result: audit.Allowed},
+		{Operation: "SecretGet", Vault: "v1", ObjectID: "https://v1.vault.localhost/secrets/db", Caller: audit.Caller{ObjectID: "mallory"}, Status: 403, Result: audit.Denied},
+		{Operation: "KeySign", Vault: "v2", ObjectID: "https://v2.vault.localhost/keys/k/1", Caller: audit.Caller{ObjectID: "bob"}, Status: 200, Result: audit.Allowed},
+		{Operation: "SecretGet", Vault: "v1", ObjectID: "https://v1.vault.localhost/secrets/old", Caller: audit.Caller{ObjectID: "alice"}, Status: 200, Result: audit.Allowed},
+	} {
+		ev.Service, ev.Time = "vault", t0.Add(time.Duration(i)*time.Hour)
+		if i == 4 {
+			ev.Time = t0.Add(-48 * time.Hour) // before --since
+		}
+		if err := l.Record(context.Background(), &ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	report := func(args ...string) string {
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), append([]string{"audit", "report"}, args...), func(string) string { return "" },
+			strings.NewReader(""), &out, &errOut); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	csvOut := report("--since", "2026-12-01", "--vault", "v1", path)
+	want := "vault,object,caller_object_id,caller_app_id,operations,count,denied,first_use,last_use\n" +
+		"v1,https://v1.vault.localhost/secrets/db,alice,,SecretGet=2,2,0,2026-12-01T10:00:00Z,2026-12-01T11:00:00Z\n" +
+		"v1,https://v1.vault.localhost/secrets/db,mallory,,SecretGet=1,1,1,2026-12-01T12:00:00Z,2026-12-01T12:00:00Z\n"
+	if csvOut != want {
+		t.Fatalf("csv:\n%s\nwant:\n%s", csvOut, want)
+	}
+	var rep []audit.ObjectUsage
+	if err := json.Unmarshal([]byte(report("--format", "json", path)), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep) != 3 || rep[2].Vault != "v2" || rep[2].Callers[0].Operations["KeySign"] != 1 {
+		t.Fatalf("json: %+v", rep)
 	}
 }

@@ -77,6 +77,13 @@ type fileConfig struct {
 		PinFile    string `toml:"pin_file"`
 		Sessions   int    `toml:"sessions"`
 	} `toml:"hsm"`
+	// Secure key release: trusted attestation authorities (docs/HSM.md).
+	Release struct {
+		Authorities []struct {
+			Issuer   string `toml:"issuer"`
+			JWKSFile string `toml:"jwks_file"`
+		} `toml:"authorities"`
+	} `toml:"release"`
 }
 
 // Default request rate limits (docs/CONFIG.md, [throttle]): 100 times
@@ -186,7 +193,9 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	root.AddCommand(newAzCloudCmd(getenv, stdout))
 	root.AddCommand(clientCommands(getenv, stdin, stdout, stderr)...)
 	root.AddCommand(newAuditCmd(stdout))
+	root.AddCommand(newBYOKCmd(stdout), newAttestationTokenCmd(stdout))
 	root.AddCommand(newKeyMgmtCmd(getenv, stdout))
+	root.AddCommand(newHSMCmd(getenv, stdout))
 	return root
 }
 
@@ -271,6 +280,9 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 				cfg.DevHSMModule = cmp.Or(module, hsm.DefaultSoftHSMModule)
 			default:
 				cfg.HSM.Module = module
+			}
+			for _, a := range fc.Release.Authorities {
+				cfg.Release.Authorities = append(cfg.Release.Authorities, server.ReleaseAuthority{Issuer: a.Issuer, JWKSFile: a.JWKSFile})
 			}
 			cfg.SealType = cmp.Or(getenv("KEYWARD_SEAL_TYPE"), fc.Seal.Type)
 			if cfg.SealType != "" && cfg.SealType != "shamir" && cfg.SealType != "pkcs11" {

@@ -136,6 +136,7 @@ type Handler struct {
 	authz     authz.Authorizer
 	throttle  Throttler
 	audit     *audit.Log
+	metrics   http.Handler
 	clock     clock.Clock
 	log       *slog.Logger
 	routes    route.Table[handler, authz.Action]
@@ -184,6 +185,8 @@ type Deps struct {
 	// Console serves the web console under /ui/ on the control host; nil: none.
 	Console Surface
 	Audit   *audit.Log
+	// Metrics serves /metrics (Prometheus) on the control host; nil: 404.
+	Metrics http.Handler
 	Clock   clock.Clock
 	Log     *slog.Logger
 }
@@ -198,7 +201,7 @@ func New(cfg Config, d Deps) *Handler {
 	}
 	aud := cfg.VaultResource()
 	return &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults, certs: d.Certificates,
-		authz: d.Authz, throttle: d.Throttle, audit: d.Audit, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes(),
+		authz: d.Authz, throttle: d.Throttle, audit: d.Audit, metrics: d.Metrics, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes(),
 		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, keymgmt: d.KeyMgmt, tokens: d.Authority.Surface(cfg.Resources()), console: d.Console,
 		pools: d.Pools, poolRoutes: route.Compile(poolRoutes()), groups: d.Groups}
 }
@@ -370,19 +373,23 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 			writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
 		}
 		return
+	case p == "/metrics" && h.metrics != nil:
+		ev.Service, ev.Operation = "sys", "Metrics"
+		h.metrics.ServeHTTP(w, r)
+		return
 	case strings.HasPrefix(p, "/sys/"):
 		ev.Service = "sys"
 		h.serveSys(w, r, ev)
 		return
 	}
-	if h.seal.Sealed() {
-		ev.Service = "identity"
-		h.writeErr(w, r, barrier.ErrSealed)
-		return
-	}
 	if h.keymgmt != nil && keymgmtapi.Handles(p) {
 		ev.Service = "keymgmt"
 		h.serveKeyMgmt(w, r)
+		return
+	}
+	if h.seal.Sealed() {
+		ev.Service = "identity"
+		h.writeErr(w, r, barrier.ErrSealed)
 		return
 	}
 	if h.mgmt != nil && h.isManagementHost(r.Host) {

@@ -2,6 +2,8 @@ package api
 
 import (
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -161,18 +163,30 @@ func importKey(rq *request) error {
 	if b.Key == nil {
 		return badParam("The request body must contain the key to import ('key').")
 	}
-	if len(b.Key.T) > 0 {
-		return badParam("BYOK import (key_hsm) is not supported yet.")
-	}
 	k, err := rq.h.vaults.ImportKey(rq.r.Context(), rq.vault, vault.ImportKeyParams{
 		Name: rq.params["name"], JWK: b.Key.toDomain(), HSM: b.HSM != nil && *b.HSM,
 		Attributes: b.Attributes.patch(), Tags: b.Tags, ReleasePolicy: b.ReleasePolicy.toDomain(),
+		TransferBlob: b.Key.T, KEKResolver: rq.keyOfThisVault,
 	})
 	if err != nil {
 		return err
 	}
 	rq.ev.ObjectID = rq.objectURL("keys", k.Name, k.Version)
 	return rq.reply(http.StatusOK, rq.keyOut(k, false))
+}
+
+// keyOfThisVault resolves a key identifier of this vault
+// (https://{vault}/keys/{name}/{version}) to its name and version.
+func (rq *request) keyOfThisVault(kid string) (string, string, bool) {
+	prefix := rq.base + "/keys/"
+	if len(kid) <= len(prefix) || !strings.EqualFold(kid[:len(prefix)], prefix) {
+		return "", "", false
+	}
+	name, version, ok := strings.Cut(kid[len(prefix):], "/")
+	if !ok || name == "" || version == "" || strings.Contains(version, "/") {
+		return "", "", false
+	}
+	return name, version, true
 }
 
 func getKey(rq *request) error {
@@ -370,4 +384,104 @@ func setRotationPolicy(rq *request) error {
 		return err
 	}
 	return rq.reply(http.StatusOK, rq.policyOut(rq.params["name"], p))
+}
+
+// --- secure key release (CRYPTO.md §4.5) ---
+
+type releaseBody struct {
+	Target string `json:"target"`
+	Nonce  string `json:"nonce"`
+	Enc    string `json:"enc"`
+}
+
+type releaseResult struct {
+	Value string `json:"value"`
+}
+
+// releasedKeyHSM is the key_hsm of a released key: the key wrapped to the
+// attested runtime key, in the .byok layout (schema_version "1.0").
+type releasedKeyHSM struct {
+	SchemaVersion string `json:"schema_version"`
+	Header        struct {
+		Kid string `json:"kid"`
+		Alg string `json:"alg"`
+		Enc string `json:"enc"`
+	} `json:"header"`
+	Ciphertext b64url `json:"ciphertext"`
+}
+
+func releaseKey(rq *request) error {
+	var b releaseBody
+	if err := rq.decode(&b); err != nil {
+		return err
+	}
+	res, err := rq.h.vaults.ReleaseKey(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"], b.Target, b.Enc)
+	if err != nil {
+		var denied *vault.ReleaseDenied
+		if errors.As(err, &denied) {
+			rq.ev.Reason = "ReleasePolicyNotSatisfied: " + clipReason(denied.Reason)
+			return &apiError{status: http.StatusForbidden, code: "Forbidden", inner: "ReleasePolicyNotSatisfied", message: err.Error()}
+		}
+		return err
+	}
+	rq.ev.ObjectID = rq.objectURL("keys", res.Key.Name, res.Key.Version)
+	kh := releasedKeyHSM{SchemaVersion: "1.0", Ciphertext: res.Ciphertext}
+	kh.Header.Kid, kh.Header.Alg, kh.Header.Enc = res.RuntimeKid, "dir", res.Enc
+	khJSON, err := json.Marshal(kh)
+	if err != nil {
+		return err
+	}
+	bundle := rq.keyOut(res.Key, false)
+	bundle.Key.T = khJSON
+	payload := map[string]any{
+		"request":  map[string]any{"api-version": rq.apiVersion, "enc": res.Enc, "kid": rq.objectURL("keys", res.Key.Name, res.Key.Version)},
+		"response": map[string]any{"key": bundle},
+	}
+	if b.Nonce != "" {
+		payload["request"].(map[string]any)["nonce"] = b.Nonce
+	}
+	pj, err := json.Marshal(payload)
+	if err != nil {
+		return err
+	}
+	jws, err := rq.h.vaults.SignRelease(pj)
+	if err != nil {
+		return err
+	}
+	return rq.reply(http.StatusOK, releaseResult{Value: jws})
+}
+
+func clipReason(s string) string {
+	if len(s) > 300 {
+		return s[:300]
+	}
+	return s
+}
+
+// --- key attestation (api-version 7.6) ---
+
+type keyAttestationWire struct {
+	CertificatePEMFile    b64url `json:"certificatePemFile,omitempty"`
+	PrivateKeyAttestation b64url `json:"privateKeyAttestation,omitempty"`
+	PublicKeyAttestation  b64url `json:"publicKeyAttestation,omitempty"`
+	Version               string `json:"version,omitempty"`
+}
+
+// keyAttestation is GET /keys/{name}/{version}/attestation: the key bundle
+// with attributes.attestation. privateKeyAttestation is the ASCII of the
+// statement's compact JWS (docs/HSM.md, "Key attestation"); Keyward has no
+// separate public-key statement (the statement names the public key).
+func keyAttestation(rq *request) error {
+	if versionBefore(rq.apiVersion, "7.6-preview.1") {
+		return badParam("Key attestation needs api-version 7.6 or later; this request has %s.", clipString(rq.apiVersion, 32))
+	}
+	a, err := rq.h.vaults.GetKeyAttestation(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"])
+	if err != nil {
+		return err
+	}
+	rq.ev.ObjectID = rq.objectURL("keys", a.Key.Name, a.Key.Version)
+	b := rq.keyOut(a.Key, false)
+	b.Attributes.Attestation = &keyAttestationWire{CertificatePEMFile: a.CertificatePEM,
+		PrivateKeyAttestation: []byte(a.Statement), Version: a.Version}
+	return rq.reply(http.StatusOK, b)
 }

@@ -16,6 +16,8 @@ type attributesWire struct {
 	RecoverableDays *int   `json:"recoverableDays,omitempty"`
 	Exportable      *bool  `json:"exportable,omitempty"`
 	HSMPlatform     string `json:"hsmPlatform,omitempty"`
+	// Attestation is set only by GET /keys/{n}/{v}/attestation (keys.go).
+	Attestation *keyAttestationWire `json:"attestation,omitempty"`
 }
 
 // patch turns request attributes into a domain patch; read-only fields

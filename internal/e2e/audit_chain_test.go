@@ -66,6 +66,12 @@ func TestAuditChainAndAzureSchema(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	ownerOID := devObjectID(t, e)
+	// A principal without access is denied: the report counts it.
+	outsider := newSP(t, e, "outsider")
+	if _, err := clientFor(t, e, e.Info.VaultURL, outsider.Cred).GetSecret(ctx, "chained", "", nil); err == nil {
+		t.Fatal("an outsider read the secret")
+	}
 	if _, err := sc.DeleteSecret(ctx, "chained", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +208,33 @@ func TestAuditChainAndAzureSchema(t *testing.T) {
 	if rep := verify(logBytes); !rep.OK() || rep.Unverifiable() != 0 || rep.Nodes[0].Events != len(lines) {
 		t.Fatalf("the run's log does not verify: %+v, %v", rep, rep.Finding)
 	}
+	// The key-usage report: per object, who did what, how often, denied.
+	usage, err := audit.UsageReport([]audit.Input{{Name: "audit.log", R: bytes.NewReader(logBytes)}}, audit.ReportFilter{Vault: devVaultName(e)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secretUse *audit.ObjectUsage
+	for i := range usage {
+		if strings.HasSuffix(usage[i].Object, "/secrets/chained") {
+			secretUse = &usage[i]
+		}
+	}
+	if secretUse == nil {
+		t.Fatalf("no usage of secrets/chained in %+v", usage)
+	}
+	byCaller := map[string]audit.CallerUsage{}
+	for _, c := range secretUse.Callers {
+		byCaller[c.ObjectID] = c
+	}
+	owner, out := byCaller[ownerOID], byCaller[outsider.ObjectID]
+	if owner.Operations["SecretSet"] != 1 || owner.Operations["SecretGet"] != 1 || owner.Operations["SecretDelete"] != 1 ||
+		owner.Denied != 0 || owner.First.IsZero() || owner.Last.Before(owner.First) {
+		t.Fatalf("owner's use: %+v", owner)
+	}
+	if out.Denied != 1 || out.Operations["SecretGet"] != 1 {
+		t.Fatalf("outsider's use: %+v", out)
+	}
+
 	// Each tampering is named.
 	mid := len(lines) / 2
 	join := func(ls [][]byte) []byte { return append(bytes.Join(ls, []byte("\n")), '\n') }

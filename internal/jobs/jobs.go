@@ -194,6 +194,18 @@ func (r *Runner) Runs(name string) uint64 {
 	return j.finished
 }
 
+// LastStarts returns, per job, the clock time its last finished run
+// started (zero: never ran), for the job-lag metric.
+func (r *Runner) LastStarts() map[string]time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]time.Time, len(r.jobs))
+	for name, j := range r.jobs {
+		out[name] = j.lastStart
+	}
+	return out
+}
+
 // WaitRunSince waits until a run of job name that started at clock time t
 // or later has finished. After a fake clock is advanced to t, it returns
 // once the run that the advance triggered is done (the advance must pass

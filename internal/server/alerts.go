@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyward/keyward/internal/alerts"
 	"github.com/keyward/keyward/internal/mail"
+	"github.com/keyward/keyward/internal/metrics"
 )
 
 // AlertsConfig configures alert rules and where alerts go (docs/CONFIG.md,
@@ -94,3 +95,20 @@ func (s *Server) auditAlerts(context.Context) error {
 
 // Alerts is the alert engine (recent alerts, for tests and the console).
 func (s *Server) Alerts() *alerts.Engine { return s.alerts }
+
+// startMetrics makes the Prometheus metrics (/metrics), fed by the
+// recorded audit events and read from the server's state at scrape time.
+func (s *Server) startMetrics() {
+	s.metrics = metrics.New(metrics.Sources{
+		Sealed:     func() bool { return s.barrier == nil || s.barrier.Sealed() },
+		AuditSinks: s.audit.Sinks,
+		JobLastRun: func() (map[string]time.Time, time.Time) {
+			j := s.jobsRef.Load()
+			if j == nil {
+				return nil, s.clock.Now()
+			}
+			return j.LastStarts(), s.clock.Now()
+		},
+	})
+	s.audit.Observe(s.metrics.Observe)
+}

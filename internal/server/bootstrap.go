@@ -159,6 +159,9 @@ type DevInfo struct {
 	// The dev server's own SoftHSM2 token (DESIGN.md dev server
 	// contract), so tests can inspect the token; absent without SoftHSM2.
 	HSM *DevHSM `json:"hsm,omitempty"`
+	// The dev server's attestation authority, for secure key release
+	// (release.go; `keyward attestation-token` mints tokens with it).
+	Attestation *DevAttestation `json:"attestation,omitempty"`
 }
 
 // DevHSM locates the dev server's SoftHSM2 token.
@@ -266,6 +269,7 @@ func (s *Server) devStart(ctx context.Context) error {
 	if t := s.devToken; t != nil && s.hsm != nil {
 		s.devInfo.HSM = &DevHSM{Module: t.Module, SoftHSM2Conf: t.Conf, TokenLabel: t.Label, UserPIN: t.UserPIN}
 	}
+	s.devInfo.Attestation = s.devAttestation
 	raw, err := json.MarshalIndent(s.devInfo, "", "  ")
 	if err != nil {
 		return err

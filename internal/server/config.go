@@ -100,6 +100,8 @@ type Config struct {
 	// makes its vault premium. Empty: no HSM (cmd/keyward sets it when
 	// SoftHSM2 is installed).
 	DevHSMModule string
+	// Release configures secure key release (release.go).
+	Release ReleaseConfig
 	// SealType is the seal `keyward operator init` creates: "shamir"
 	// (default) or "pkcs11" (the HSM wraps the root key; the shares are
 	// recovery shares). A pkcs11 barrier unseals itself at start.

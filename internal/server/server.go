@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyward/keyward/internal/alerts"
@@ -27,6 +28,7 @@ import (
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/jobs"
 	"github.com/keyward/keyward/internal/keymgmt"
+	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/mhsm"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/bolt"
@@ -58,6 +60,8 @@ type Server struct {
 
 	auditFile *audit.FileSink // the chained audit log file (audit.go)
 	alerts    *alerts.Engine  // alert rules over the audit events (alerts.go)
+	metrics   *metrics.Metrics
+	jobsRef   atomic.Pointer[jobs.Runner] // s.jobs, for the metrics scrape
 
 	leader *postgres.Leader // nil: this process is the only node
 	jobs   *jobs.Runner     // background jobs (jobs.go)
@@ -79,6 +83,8 @@ type Server struct {
 	hsm      *hsm.HSM       // nil: no HSM configured (hsm.go)
 	devToken *hsm.SoftToken // the dev server's own SoftHSM2 token
 	hsmNote  string         // why a dev server has no HSM, for its banner
+
+	devAttestation *DevAttestation // the dev server's attestation authority (release.go)
 }
 
 // Start opens storage, listens, unseals (dev mode) and serves until Close.
@@ -133,9 +139,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.startAlerts(); err != nil {
 		return nil, err
 	}
+	s.startMetrics()
 	if cfg.TestOnlyWrapStorage != nil {
 		s.backend = cfg.TestOnlyWrapStorage(s.backend)
 	}
+	s.backend = s.metrics.WrapStorage(s.backend)
 	// Writes commit only after the request's audit event is recorded
 	// (api's audit gate; DESIGN.md invariant 3).
 	s.backend = storage.WithPreCommitHooks(s.backend)
@@ -199,6 +207,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.hsm != nil {
 		deps.HSM = s.hsm
 	}
+	if deps.Release, err = s.releaseDeps(); err != nil {
+		return nil, err
+	}
 	s.vaults = vault.New(s.barrier, s.clock, deps)
 	s.certificates = certificates.New(s.vaults, certificates.Deps{ExternalCA: external, Mailer: mailer})
 	s.webhook = events.NewWebhook(s.clock, cfg.EventRoots)
@@ -214,7 +225,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Console:  s.console,
 		Pools:    s.pools,
 		Throttle: throttle.New(s.clock, cfg.Throttle),
-		Audit:    s.audit, Clock: s.clock, Log: s.log,
+		Audit:    s.audit, Metrics: s.metrics.Handler(), Clock: s.clock, Log: s.log,
 	})
 
 	s.console.SetBackend(s.handler)
@@ -249,6 +260,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 	s.jobs = s.newJobs()
+	s.jobsRef.Store(s.jobs)
 	s.jobs.Start()
 	return s, nil
 }

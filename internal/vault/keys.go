@@ -3,7 +3,6 @@ package vault
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -88,6 +87,12 @@ type ImportKeyParams struct {
 	Attributes    *AttributesPatch
 	Tags          map[string]string
 	ReleasePolicy *ReleasePolicy
+
+	// TransferBlob is key.key_hsm: a BYOK .byok file (byok.go). KEKResolver
+	// maps its header.kid to a key name and version of this vault (nil:
+	// the path of any URL).
+	TransferBlob []byte
+	KEKResolver  func(kid string) (name, version string, ok bool)
 }
 
 // protector picks the key protector for a key type on vault v and returns
@@ -148,10 +153,7 @@ func checkRelease(attrs *AttributesPatch, rp *ReleasePolicy) error {
 	if attrs != nil && attrs.Exportable != nil && *attrs.Exportable && rp == nil {
 		return badParameter("An exportable key must have a release policy.")
 	}
-	if rp != nil && len(rp.Data) > 0 && !json.Valid(rp.Data) {
-		return badParameter("The release policy data is not valid JSON.")
-	}
-	return nil
+	return checkReleasePolicy(rp) // release.go
 }
 
 // CreateKey generates a new key version.
@@ -220,6 +222,9 @@ func (s *Service) CreateKey(ctx context.Context, v *Vault, p CreateKeyParams) (*
 func (s *Service) ImportKey(ctx context.Context, v *Vault, p ImportKeyParams) (*Key, error) {
 	if err := checkName(Keys, p.Name); err != nil {
 		return nil, err
+	}
+	if len(p.TransferBlob) > 0 {
+		return s.importTransfer(ctx, v, p)
 	}
 	kty := p.JWK.Kty
 	if p.HSM && !strings.HasSuffix(kty, "-HSM") {

@@ -80,6 +80,8 @@ type Service struct {
 	ops      *opCache
 	decoded  *decodeCache // read-only records of the key-operation path
 	vaultURL func(name string) string
+	release  *Release  // secure key release (release.go); nil: none configured
+	attest   attestKey // the HSM instance attestation key (attestation.go)
 
 	mu         sync.RWMutex
 	vaults     map[string]*Vault // by lower-case name
@@ -96,13 +98,15 @@ type Deps struct {
 	// VaultURL is how clients address a vault, for event subjects and
 	// mail (nil: https://{name}.vault.localhost/).
 	VaultURL func(name string) string
+	// Release configures secure key release (nil: releases are refused).
+	Release *Release
 }
 
 // New returns a Service over store.
 func New(store Store, clk clock.Clock, deps Deps) *Service {
 	return &Service{store: store, sys: store.System(), clock: clk, vaults: map[string]*Vault{},
 		software: keys.Software{}, hsm: deps.HSM, ops: newOpCache(10_000), decoded: newDecodeCache(4096),
-		vaultURL: deps.VaultURL}
+		vaultURL: deps.VaultURL, release: deps.Release}
 }
 
 // in is the storage view of vault v: every key of the vault is relative

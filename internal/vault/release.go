@@ -1,0 +1,184 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/byok"
+	"github.com/keyward/keyward/internal/keys"
+	"github.com/keyward/keyward/internal/skr"
+)
+
+// Release is secure key release's configuration (Deps.Release): the
+// attestation authorities whose tokens are trusted, and the signer of
+// release responses.
+type Release struct {
+	Verifier *skr.Verifier
+	Signer   *skr.Signer
+}
+
+// exporter is implemented by protectors that hold keys outside the
+// process (internal/hsm): ExportKey returns an exportable key's material
+// (PKCS #8 or raw AES bytes), which the token hands out wrapped
+// (C_WrapKey) and only for keys created extractable.
+type exporter interface {
+	ExportKey(ctx context.Context, handle []byte) ([]byte, error)
+}
+
+// ReleaseResult is a released key: the version (public parts) and its
+// private material wrapped to the attested runtime key (byok format
+// ek ‖ wk with the request's enc).
+type ReleaseResult struct {
+	Key        *Key
+	Enc        string
+	RuntimeKid string
+	Ciphertext []byte
+}
+
+// ReleaseDenied is the error of a release the policy refuses; Reason says
+// which condition failed (claim names and policy values only).
+type ReleaseDenied struct{ Reason string }
+
+func (e *ReleaseDenied) Error() string {
+	return "The attestation token does not satisfy the key's release policy: " + e.Reason
+}
+
+// ReleaseKey releases an exportable key version to the runtime attested by
+// target (CRYPTO.md §4.5): the token must come from a configured authority,
+// the key's release policy must accept its claims, and the key material is
+// wrapped to the token's runtime key with enc (default
+// CKM_RSA_AES_KEY_WRAP).
+func (s *Service) ReleaseKey(ctx context.Context, v *Vault, name, version, target, enc string) (*ReleaseResult, error) {
+	if err := checkName(Keys, name); err != nil {
+		return nil, err
+	}
+	if enc == "" {
+		enc = byok.EncRSAAESKeyWrap
+	}
+	oaep, ok := byok.OAEPHash(enc)
+	if !ok {
+		return nil, badParameter("enc %s is not supported; use CKM_RSA_AES_KEY_WRAP, RSA_AES_KEY_WRAP_256 or RSA_AES_KEY_WRAP_384.", clip(enc))
+	}
+	if target == "" {
+		return nil, badParameter("The attestation token ('target') is required.")
+	}
+	o := s.objs(v, Keys)
+	var (
+		rec    *nameRecord
+		ver    *Version[keyPayload]
+		handle []byte
+	)
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
+		var err error
+		if rec, ver, err = getVersion[keyPayload](tx, o, name, version); err != nil {
+			return err
+		}
+		handle, err = tx.Get(o.materialKey(rec.Name, ver.Version))
+		return err
+	})
+	defer clear(handle)
+	if err != nil {
+		return nil, err
+	}
+	a := ver.Attributes
+	now := s.clock.Now()
+	switch {
+	case a.Exportable == nil || !*a.Exportable:
+		return nil, badParameter("Key %s is not exportable: only keys created with attributes.exportable and a release policy can be released.", rec.Name)
+	case ver.Payload.ReleasePolicy == nil || len(ver.Payload.ReleasePolicy.Data) == 0:
+		return nil, badParameter("Key %s has no release policy.", rec.Name)
+	case !a.Enabled:
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyDisabled", Msg: "Operation release is not allowed on a disabled key."}
+	case a.NotYetValid(now):
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyNotYetValid", Msg: "Operation release is not allowed on a key that is not yet valid (nbf)."}
+	case a.Expired(now):
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyExpired", Msg: "Operation release is not allowed on an expired key."}
+	}
+	if s.release == nil || s.release.Verifier == nil {
+		return nil, badParameter("Secure key release needs an attestation authority, and this Keyward has none configured (release.authorities; docs/RELEASE.md).")
+	}
+	tok, err := s.release.Verifier.Verify(target, now)
+	if err != nil {
+		return nil, badParameter("The attestation token is not valid: %s.", strings.TrimPrefix(strings.TrimPrefix(err.Error(), skr.ErrToken.Error()), ": "))
+	}
+	pol, err := skr.ParsePolicy(ver.Payload.ReleasePolicy.Data)
+	if err != nil {
+		return nil, badParameter("The key's release policy is not valid: %s.", policyMsg(err))
+	}
+	if d := pol.Evaluate(tok.Issuer, tok.Claims); !d.Allowed {
+		return nil, &ReleaseDenied{Reason: d.Reason}
+	}
+	material, err := s.exportMaterial(ctx, ver.Payload.Protector, handle)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(material)
+	ct, err := byok.Wrap(tok.RuntimeKey, oaep, material)
+	if err != nil {
+		return nil, err
+	}
+	return &ReleaseResult{Key: keyFrom(rec, ver), Enc: enc, RuntimeKid: tok.RuntimeKid, Ciphertext: ct}, nil
+}
+
+// exportMaterial returns the private material of a key version: the
+// sealed PKCS #8 (or AES handle) of a software key; for an HSM key what
+// the token exports.
+func (s *Service) exportMaterial(ctx context.Context, protector string, handle []byte) ([]byte, error) {
+	if protector == s.software.Name() {
+		if k, err := keys.ParseAES(handle); err == nil {
+			b := k.MarshalPrivate()
+			defer clear(b)
+			_, raw, _ := bytes.Cut(b, []byte(":"))
+			return bytes.Clone(raw), nil
+		}
+		return bytes.Clone(handle), nil
+	}
+	if s.hsm == nil || s.hsm.Name() != protector {
+		return nil, &Error{Kind: Forbidden, Type: Keys, Reason: ReasonNoProtector}
+	}
+	ex, ok := s.hsm.(exporter)
+	if !ok {
+		return nil, badParameter("This Keyward's HSM cannot export keys.")
+	}
+	m, err := ex.ExportKey(ctx, handle)
+	if err != nil {
+		if strings.Contains(err.Error(), "not exportable") {
+			return nil, badParameter("The key is not extractable from the HSM.")
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+// SignRelease signs a release response payload (JWS compact form).
+func (s *Service) SignRelease(payload []byte) (string, error) {
+	if s.release == nil || s.release.Signer == nil {
+		return "", errors.New("vault: no release signer configured")
+	}
+	return s.release.Signer.Sign(payload)
+}
+
+func policyMsg(err error) string {
+	return strings.TrimPrefix(strings.TrimPrefix(err.Error(), skr.ErrPolicy.Error()), ": ")
+}
+
+// checkReleasePolicy parses a release policy as given on create, import
+// or update: JSON of the release policy grammar (skr).
+func checkReleasePolicy(rp *ReleasePolicy) error {
+	if rp == nil {
+		return nil
+	}
+	if len(rp.Data) == 0 {
+		return badParameter("The release policy has no data.")
+	}
+	if rp.ContentType != "" && !strings.HasPrefix(strings.ToLower(rp.ContentType), "application/json") {
+		return badParameter("The release policy content type must be application/json; charset=utf-8.")
+	}
+	if _, err := skr.ParsePolicy(rp.Data); err != nil {
+		return badParameter("The release policy is not valid: %s.", policyMsg(err))
+	}
+	return nil
+}
