@@ -117,6 +117,11 @@ func TestConsoleDeviceSignInCSRFAndExpiry(t *testing.T) {
 		t.Fatal("a refused form created a secret")
 	}
 
+	// A vault name that is not one never becomes a host the console calls.
+	if resp, page = get(ui + "vaults/evil.example%2F/secrets"); resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "VaultNotFound") {
+		t.Fatalf("odd vault name: %d\n%s", resp.StatusCode, page)
+	}
+
 	// 30 idle minutes end the session.
 	clk.Advance(31 * time.Minute)
 	resp, page = get(ui + "vaults/dev/secrets")
