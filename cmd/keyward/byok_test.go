@@ -276,6 +276,27 @@ func TestBYOKAndRelease(t *testing.T) {
 			t.Fatalf("%s: release not denied: %v", name, err)
 		}
 	}
+	// Denied releases are audited with the reason; no token in the log.
+	auditLog, err := os.ReadFile(filepath.Join(e.DataDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	denials := 0
+	for _, line := range strings.Split(string(auditLog), "\n") {
+		var ev struct {
+			Operation, Reason string
+			Status            int
+		}
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.Operation == "KeyRelease" && ev.Status == http.StatusForbidden {
+			if !strings.HasPrefix(ev.Reason, "ReleasePolicyNotSatisfied: ") || !strings.Contains(ev.Reason, "claim") {
+				t.Fatalf("denied release audited with reason %q", ev.Reason)
+			}
+			denials++
+		}
+	}
+	if denials != 2 || strings.Contains(string(auditLog), good[len(good)-40:]) {
+		t.Fatalf("%d denied releases in the audit log (want 2), or a token in it", denials)
+	}
 	forged := good[:len(good)-4] + "AAAA"
 	if _, err := c.Release(ctx, "exportable", "", azkeys.ReleaseParameters{TargetAttestationToken: &forged}, nil); err == nil {
 		t.Fatal("a token with a bad signature released the key")
@@ -322,6 +343,15 @@ func TestBYOKAndRelease(t *testing.T) {
 		if st["generated_in_hsm"] != want || st["extractable"] != false || st["object_id"] != version {
 			t.Fatalf("%s: statement %v", name, st)
 		}
+	}
+	opts := e.ClientOptions()
+	opts.APIVersion = "7.5"
+	old, err := azkeys.NewClient(e.Info.VaultURL, e.Credential(), &azkeys.ClientOptions{ClientOptions: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.GetKeyAttestation(ctx, "attested", hsmKey.Key.KID.Version(), nil); !errors.As(err, &re) || re.StatusCode != http.StatusBadRequest {
+		t.Fatalf("attestation with api-version 7.5: %v", err)
 	}
 	if _, err := c.GetKeyAttestation(ctx, "exportable-soft", "", nil); err == nil {
 		t.Fatal("a software key has an attestation")

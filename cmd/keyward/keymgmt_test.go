@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -74,5 +75,12 @@ func TestKeyMgmtCommands(t *testing.T) {
 	}
 	if out := run("kms", "keys", "aws"); strings.TrimSpace(out) != "[]" {
 		t.Errorf("a failed distribution is listed: %s", out)
+	}
+	// Sealed: Vault's words, 503.
+	if err := e.Server.Seal(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.run("keymgmt", "--address", e.Info.KeymgmtAddress, "--ca-file", e.Info.CAFile, "--token", "t", "key", "list"); err == nil || !strings.Contains(err.Error(), "Vault is sealed") {
+		t.Errorf("sealed: %v", err)
 	}
 }

@@ -382,14 +382,14 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 		h.serveSys(w, r, ev)
 		return
 	}
-	if h.seal.Sealed() {
-		ev.Service = "identity"
-		h.writeErr(w, r, barrier.ErrSealed)
-		return
-	}
 	if h.keymgmt != nil && keymgmtapi.Handles(p) {
 		ev.Service = "keymgmt"
 		h.serveKeyMgmt(w, r)
+		return
+	}
+	if h.seal.Sealed() {
+		ev.Service = "identity"
+		h.writeErr(w, r, barrier.ErrSealed)
 		return
 	}
 	if h.mgmt != nil && h.isManagementHost(r.Host) {

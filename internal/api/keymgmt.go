@@ -14,6 +14,10 @@ import (
 // or as X-Vault-Token (how Vault's CLI and Go client send it). The surface
 // words a failure, routes, authorizes at the caller's tenant and handles.
 func (h *Handler) serveKeyMgmt(w http.ResponseWriter, r *http.Request) {
+	if h.seal.Sealed() { // the seal gate, worded as Vault words it
+		h.keymgmt.Sealed(w, r)
+		return
+	}
 	mr := h.cfg.ManagementResource()
 	tok, ok := keymgmtapi.Token(r)
 	if !ok {

@@ -434,7 +434,7 @@ func releaseKey(rq *request) error {
 	bundle := rq.keyOut(res.Key, false)
 	bundle.Key.T = khJSON
 	payload := map[string]any{
-		"request":  map[string]any{"api-version": rq.r.URL.Query().Get("api-version"), "enc": res.Enc, "kid": rq.objectURL("keys", res.Key.Name, res.Key.Version)},
+		"request":  map[string]any{"api-version": rq.apiVersion, "enc": res.Enc, "kid": rq.objectURL("keys", res.Key.Name, res.Key.Version)},
 		"response": map[string]any{"key": bundle},
 	}
 	if b.Nonce != "" {
@@ -472,6 +472,9 @@ type keyAttestationWire struct {
 // statement's compact JWS (docs/HSM.md, "Key attestation"); Keyward has no
 // separate public-key statement (the statement names the public key).
 func keyAttestation(rq *request) error {
+	if versionBefore(rq.apiVersion, "7.6-preview.1") {
+		return badParam("Key attestation needs api-version 7.6 or later; this request has %s.", clipString(rq.apiVersion, 32))
+	}
 	a, err := rq.h.vaults.GetKeyAttestation(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"])
 	if err != nil {
 		return err

@@ -589,7 +589,7 @@ func TestCLI(t *testing.T) {
 		golden(t, "secret-show.tsv", h.kvText("secret", "show", "--vault-name", "dev", "--name", "out-a", "--query", "[name, value, attributes.enabled, tags]", "-o", "tsv"))
 		golden(t, "default-policy.yaml", h.kvText("certificate", "get-default-policy", "-o", "yaml"))
 		golden(t, "default-policy.tsv", h.kvText("certificate", "get-default-policy", "-o", "tsv"))
-		golden(t, "vault-list.table", h.kvText("list", "-o", "table"))
+		golden(t, "vault-list.table", h.kvText("list", "--resource-type", "vault", "-o", "table"))
 		golden(t, "vault-show.tsv", h.kvText("show", "--name", "dev", "--query", "[name, resourceGroup, properties.sku.name, properties.enableRbacAuthorization]", "-o", "tsv"))
 		// The automatic table of a whole object: scalar top-level fields
 		// only, id left out (knack), column order sorted.

@@ -329,7 +329,7 @@ func table(v any, columns [][2]string, order []string) string {
 			default:
 				add("Result", scalar(x))
 			}
-			entries = append(entries, e)
+			entries = append(entries, e) // a row with no cells prints as an empty line
 		}
 		for _, e := range entries {
 			row := make([]string, len(headers))
@@ -351,15 +351,15 @@ func table(v any, columns [][2]string, order []string) string {
 	}
 	var b strings.Builder
 	line := func(cells []string) {
+		var l strings.Builder
 		for i, c := range cells {
 			if i > 0 {
-				b.WriteString("  ")
+				l.WriteString("  ")
 			}
-			b.WriteString(c)
-			if i < len(cells)-1 {
-				b.WriteString(strings.Repeat(" ", width[i]-len([]rune(c))))
-			}
+			l.WriteString(c)
+			l.WriteString(strings.Repeat(" ", width[i]-len([]rune(c))))
 		}
+		b.WriteString(strings.TrimRight(l.String(), " ")) // az prints no trailing blanks
 		b.WriteByte('\n')
 	}
 	line(headers)
@@ -411,11 +411,17 @@ func yamlValue(b *strings.Builder, v any, indent int, inList bool) {
 		}
 	case []any:
 		if len(x) == 0 {
-			b.WriteString(pad + "[]\n")
+			if !inList {
+				b.WriteString(pad)
+			}
+			b.WriteString("[]\n")
 			return
 		}
-		for _, e := range x {
-			b.WriteString(pad + "- ")
+		for i, e := range x {
+			if i > 0 || !inList {
+				b.WriteString(pad)
+			}
+			b.WriteString("- ")
 			switch e.(type) {
 			case map[string]any, []any:
 				yamlValue(b, e, indent+2, true)

@@ -41,6 +41,37 @@ func pyTime(s string) string {
 	return t.Format("2006-01-02T15:04:05+00:00")
 }
 
+var hsmProps = []string{"createMode", "enablePurgeProtection", "enableSoftDelete", "hsmUri", "initialAdminObjectIds", "networkAcls",
+	"privateEndpointConnections", "provisioningState", "publicNetworkAccess", "scheduledPurgeDate", "securityDomainProperties",
+	"softDeleteRetentionInDays", "statusMessage", "tenantId"}
+
+// azManagedHSM: a managed HSM as az keyvault list prints it (the fields
+// of az's ManagedHsmProperties model, no others).
+func azManagedHSM(v any) map[string]any {
+	m := wire(v)
+	if p, ok := m["properties"].(map[string]any); ok {
+		keep := map[string]any{}
+		for _, k := range hsmProps {
+			keep[k] = p[k]
+		}
+		if t, ok := keep["scheduledPurgeDate"].(string); ok {
+			keep["scheduledPurgeDate"] = pyTime(t)
+		}
+		m["properties"] = keep
+	}
+	if sd, ok := m["systemData"].(map[string]any); ok {
+		for _, k := range []string{"createdAt", "lastModifiedAt"} {
+			if t, ok := sd[k].(string); ok {
+				sd[k] = pyTime(t)
+			}
+		}
+		ensure(sd, "createdAt", "createdBy", "createdByType", "lastModifiedAt", "lastModifiedBy", "lastModifiedByType")
+	}
+	ensure(m, "id", "location", "name", "properties", "sku", "systemData", "tags", "type")
+	m["resourceGroup"] = resourceGroupOf(m["id"])
+	return m
+}
+
 // azVault: az keyvault show|create|update.
 func azVault(v any) map[string]any {
 	m := wire(v)
@@ -90,7 +121,7 @@ func (s *session) findGroup(ctx context.Context, c *armkeyvault.VaultsClient, na
 }
 
 func (k *kv) vaultCommands() []*cobra.Command {
-	var name, group, location, sku, subscription, defaultAction, publicAccess string
+	var name, group, location, sku, subscription, defaultAction, publicAccess, resourceType string
 	var retention int
 	var purgeProtection, rbac, noRBAC bool
 	pre := func(ctx context.Context, s *session, needName bool) (*armkeyvault.VaultsClient, string, error) {
@@ -182,22 +213,67 @@ func (k *kv) vaultCommands() []*cobra.Command {
 					out = append(out, item)
 				}
 			}
-			if group != "" {
-				for pg := c.NewListByResourceGroupPager(group, nil); pg.More(); {
-					page, err := pg.NextPage(ctx)
-					if err != nil {
-						return nil, err
+			switch resourceType {
+			case "", "vault", "hsm":
+			default:
+				return nil, fmt.Errorf("--resource-type %q is not vault or hsm", resourceType)
+			}
+			if resourceType != "hsm" {
+				if group != "" {
+					for pg := c.NewListByResourceGroupPager(group, nil); pg.More(); {
+						page, err := pg.NextPage(ctx)
+						if err != nil {
+							return nil, err
+						}
+						add(page.Value)
 					}
-					add(page.Value)
+				} else {
+					for pg := c.NewListBySubscriptionPager(nil); pg.More(); {
+						page, err := pg.NextPage(ctx)
+						if err != nil {
+							return nil, err
+						}
+						add(page.Value)
+					}
 				}
+			}
+			if resourceType == "vault" {
 				return out, nil
 			}
-			for pg := c.NewListBySubscriptionPager(nil); pg.More(); {
-				page, err := pg.NextPage(ctx)
-				if err != nil {
-					return nil, err
+			// az lists managed HSMs after the vaults (list_vault_or_hsm);
+			// a server without them leaves them out.
+			opts, _ := s.armOptions()
+			hc, err := armkeyvault.NewManagedHsmsClient(s.p.SubscriptionID, s.cred, opts)
+			if err != nil {
+				return nil, err
+			}
+			addHSM := func(hs []*armkeyvault.ManagedHsm) {
+				for _, h := range hs {
+					out = append(out, azManagedHSM(h))
 				}
-				add(page.Value)
+			}
+			if group != "" {
+				for pg := hc.NewListByResourceGroupPager(group, nil); pg.More(); {
+					page, err := pg.NextPage(ctx)
+					if err != nil {
+						if resourceType == "hsm" {
+							return nil, err
+						}
+						break
+					}
+					addHSM(page.Value)
+				}
+			} else {
+				for pg := hc.NewListBySubscriptionPager(nil); pg.More(); {
+					page, err := pg.NextPage(ctx)
+					if err != nil {
+						if resourceType == "hsm" {
+							return nil, err
+						}
+						break
+					}
+					addHSM(page.Value)
+				}
 			}
 			return out, nil
 		})}
@@ -249,6 +325,7 @@ func (k *kv) vaultCommands() []*cobra.Command {
 		f.StringVarP(&group, "resource-group", "g", "", "resource group (default: found by name; create: the dev resource group)")
 		f.StringVar(&subscription, "subscription", "", "subscription ID (default: the profile's)")
 	}
+	list.Flags().StringVar(&resourceType, "resource-type", "", "vault or hsm (default: both, vaults first)")
 	create.Flags().StringVarP(&location, "location", "l", "", "location (default: the profile's)")
 	create.Flags().StringVar(&sku, "sku", "standard", "standard or premium")
 	create.Flags().BoolVar(&noRBAC, "enable-rbac-authorization-false", false, "use access policies instead of RBAC")

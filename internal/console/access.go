@@ -20,6 +20,7 @@ func init() {
 		{Method: get, Pattern: "/ui/vaults/{vault}/access", Op: "ConsoleAccess", Handle: accessPage},
 		{Method: post, Pattern: "/ui/vaults/{vault}/access", Op: "ConsoleRoleAssign", Handle: accessAssign},
 		{Method: post, Pattern: "/ui/vaults/{vault}/access/{id}/delete", Op: "ConsoleRoleUnassign", Handle: accessDelete},
+		{Method: post, Pattern: "/ui/vaults/{vault}/accesspolicies/{kind}", Op: "ConsoleAccessPolicy", Handle: accessPolicy},
 	}})
 	Register(&Page{Key: "deleted", Title: "Deleted objects", Scope: Vault, Order: 60, Routes: []route.Route[handler, string]{
 		{Method: get, Pattern: "/ui/vaults/{vault}/deleted", Op: "ConsoleDeletedList", Handle: deletedList},
@@ -199,4 +200,37 @@ func deletedAction(recover bool) handler {
 		}
 		return q.redirect("/ui/vaults/"+q.p["vault"]+"/deleted", msg)
 	}
+}
+
+// accessPolicy adds (merging permissions) or removes a vault access
+// policy entry through ARM's accessPolicies/{add|remove}.
+func accessPolicy(q *req) error {
+	v, err := q.findVault(q.p["vault"])
+	if err != nil {
+		return err
+	}
+	kind := q.p["kind"]
+	if kind != "add" && kind != "remove" {
+		return &apiError{Status: http.StatusNotFound, Code: "NotFound", Message: "No such operation."}
+	}
+	f := q.r.PostForm
+	oid := strings.TrimSpace(f.Get("object_id"))
+	if !guidRE.MatchString(oid) {
+		return &apiError{Status: http.StatusBadRequest, Code: "InvalidPrincipalId", Message: "Give the principal's object ID (a GUID)."}
+	}
+	perms := map[string][]string{}
+	for _, k := range []string{"keys", "secrets", "certificates"} {
+		perms[k] = splitList(f.Get(k))
+		if perms[k] == nil {
+			perms[k] = []string{}
+		}
+	}
+	entry := map[string]any{"tenantId": q.s.tenant, "objectId": oid, "permissions": perms}
+	if app := strings.TrimSpace(f.Get("application_id")); app != "" {
+		entry["applicationId"] = app
+	}
+	if err := q.arm(http.MethodPut, v.ID+"/accessPolicies/"+kind, armAPIVersion, map[string]any{"properties": map[string]any{"accessPolicies": []any{entry}}}, nil); err != nil {
+		return err
+	}
+	return q.redirect("/ui/vaults/"+q.p["vault"]+"/access", "Access policies saved.")
 }

@@ -249,6 +249,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		return v
 	}
+	// clearFlash removes the page's message, so that waiting for .flash
+	// waits for the next page's.
+	clearFlash := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[any](`document.querySelectorAll(".flash").forEach(function(e){e.remove()}); true`)(ctx, tg)
+		return err
+	})
 	signIn := func(u *user) {
 		t.Helper()
 		run("sign in as "+u.name,
@@ -297,13 +303,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SetValue(css("#rotate-after"), "P90D"),
 		chromedp.SetValue(css("#notify-before"), "P30D"),
 		chromedp.SetValue(css("#expiry"), "P1Y"),
+		clearFlash,
 		chromedp.Click(css("#policy-save")),
 		chromedp.WaitVisible(css(".flash")),
 	)
 	if after, exp := value("#rotate-after"), value("#expiry"); after != "P90D" || exp != "P1Y" {
 		t.Fatalf("rotation policy read back as rotate after %q, expiry %q", after, exp)
 	}
-	run("rotate now", chromedp.Click(css("#rotate")), chromedp.WaitVisible(css(".flash")))
+	run("rotate now", clearFlash, chromedp.Click(css("#rotate")), chromedp.WaitVisible(css(".flash")))
 	if n := eval(`document.querySelectorAll("#key-versions tbody tr").length`); n != float64(2) {
 		t.Fatalf("after rotate now: %v versions", n)
 	}
@@ -314,6 +321,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(css("#assign-form")),
 		chromedp.SendKeys(css("#principal"), bob.oid),
 		chromedp.SetValue(css("#role"), "4633458b-17de-408a-b874-0445c86b69e6"), // Key Vault Secrets User
+		clearFlash,
 		chromedp.Click(css("#assign")),
 		chromedp.WaitVisible(css(".flash")),
 	)

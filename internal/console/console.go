@@ -525,6 +525,9 @@ func (q *req) arm(method, path, apiVersion string, in, out any) error {
 
 // data calls vault's data plane; path starts with a collection ("secrets/…").
 func (q *req) data(vault, method, path string, in, out any) error {
+	if !vaultNameRE.MatchString(vault) {
+		return &apiError{Status: http.StatusNotFound, Code: "VaultNotFound", Message: "There is no vault by that name."}
+	}
 	sep := "?"
 	if strings.Contains(path, "?") {
 		sep = "&"

@@ -28,7 +28,8 @@ func TestConsoleDeviceSignInCSRFAndExpiry(t *testing.T) {
 	origin := strings.TrimSuffix(strings.TrimSuffix(ui, "ui/"), "/")
 	carol := newUser(t, e, "carol")
 	vaultScope := "/subscriptions/" + e.Info.SubscriptionID + "/resourceGroups/" + e.Info.ResourceGroup + "/providers/Microsoft.KeyVault/vaults/dev"
-	assign(t, e, vaultScope, "00482a5a-887f-4fb3-b363-3b7fe8e74483", carol.oid) // Key Vault Administrator
+	assign(t, e, vaultScope, "00482a5a-887f-4fb3-b363-3b7fe8e74483", carol.oid)                              // Key Vault Administrator
+	assign(t, e, "/subscriptions/"+e.Info.SubscriptionID, "8e3af657-a8ff-443c-a75c-2fe8c4bcb635", carol.oid) // Owner
 
 	jar, _ := cookiejar.New(nil)
 	c := *e.HTTP
@@ -93,6 +94,13 @@ func TestConsoleDeviceSignInCSRFAndExpiry(t *testing.T) {
 		t.Fatalf("download: %d %v", resp.StatusCode, err)
 	}
 
+	// An access policy for the unprivileged principal, through ARM.
+	form = url.Values{"csrf": {csrf}, "object_id": {e.Info.UnprivilegedObjectID}, "secrets": {"get, list"}}
+	resp, page = post(ui+"vaults/dev/accesspolicies/add", form, map[string]string{"Origin": origin})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Access policies saved.") || !strings.Contains(page, e.Info.UnprivilegedObjectID) {
+		t.Fatalf("add access policy: %d %s\n%s", resp.StatusCode, resp.Request.URL, page)
+	}
+
 	// Forms without the session's token, or from another site, change nothing.
 	form = url.Values{"name": {"forged"}, "value": {"x"}}
 	if resp, page = post(ui+"vaults/dev/secrets", form, nil); resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "CSRFTokenInvalid") {
@@ -107,6 +115,11 @@ func TestConsoleDeviceSignInCSRFAndExpiry(t *testing.T) {
 	}
 	if _, page = get(ui + "vaults/dev/secrets"); strings.Contains(page, "forged") {
 		t.Fatal("a refused form created a secret")
+	}
+
+	// A vault name that is not one never becomes a host the console calls.
+	if resp, page = get(ui + "vaults/evil.example%2F/secrets"); resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "VaultNotFound") {
+		t.Fatalf("odd vault name: %d\n%s", resp.StatusCode, page)
 	}
 
 	// 30 idle minutes end the session.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -224,6 +225,25 @@ func TestKeyMgmtTutorialAzure(t *testing.T) {
 		t.Fatalf("signature made in the target does not verify with keymgmt's public key: %v", err)
 	}
 
+	// An ECDSA key for signing: same public key there, a signature made
+	// there verifies with keymgmt's public key.
+	mustWrite(t, vc, "keymgmt/key/ec-1", map[string]any{"type": "ecdsa-p256"})
+	mustWrite(t, vc, "keymgmt/kms/keyvault/key/ec-1", map[string]any{"purpose": "sign,verify", "protection": "software"})
+	ecd := mustRead(t, vc, "keymgmt/key/ec-1")
+	blk, _ := pem.Decode([]byte(ecd["versions"].(map[string]any)["1"].(map[string]any)["public_key"].(string)))
+	ecAny, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecPub := ecAny.(*ecdsa.PublicKey)
+	ecSig, err := kv.Sign(ctx, "ec-1", "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmES256), Value: digest[:]}, nil)
+	if err != nil || len(ecSig.Result) != 64 {
+		t.Fatalf("ES256 in the target: %v", err)
+	}
+	if !ecdsa.Verify(ecPub, digest[:], new(big.Int).SetBytes(ecSig.Result[:32]), new(big.Int).SetBytes(ecSig.Result[32:])) {
+		t.Fatal("ES256 signature made in the target does not verify with keymgmt's public key")
+	}
+
 	// Rotate rsa-1: a second version appears in the target with the new public key.
 	mustWrite(t, vc, "keymgmt/key/rsa-1/rotate", nil)
 	if d := mustRead(t, vc, "keymgmt/key/rsa-1"); jsonInt(t, d["latest_version"]) != 2 {
@@ -311,6 +331,14 @@ func TestKeyMgmtTutorialAzure(t *testing.T) {
 		t.Fatalf("distribution after out-of-band delete: %v", dist)
 	}
 	checkKey("rsa-2", []string{"sign"}, publicKey(t, vc, "rsa-2", "1"))
+	// The job emitted an audit event for the repair.
+	auditLog, err := os.ReadFile(filepath.Join(central.DataDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`"operation":"KeyMgmtReconcile","object_id":"kms/keyvault/key/rsa-2"`).Match(auditLog) {
+		t.Fatal("no KeyMgmtReconcile audit event for the repaired distribution")
+	}
 
 	// Remove rsa-1 from the target: deleted there (soft delete).
 	if _, err := vc.Logical().Delete("keymgmt/kms/keyvault/key/rsa-1"); err != nil {

@@ -100,7 +100,7 @@ func waitJob(t *testing.T, e *kwtest.Env, pool, kind string, raw []byte) map[str
 
 func TestManagedHSMBackupRestore(t *testing.T) {
 	curl, token := azurite(t)
-	e := kwtest.Start(t, kwtest.Options{})
+	e := kwtest.Start(t, kwtest.Options{HSM: true}) // pool RSA-HSM/EC-HSM keys in SoftHSM2
 	ctx := context.Background()
 	kc := keysFor(t, e, e.Info.ManagedHSMURL, e.Credential())
 	if _, err := kc.CreateKey(ctx, "data", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeOctHSM), KeySize: to.Ptr(int32(256))}, nil); err != nil {

@@ -77,7 +77,7 @@ func poolURL(e *kwtest.Env, name string) string {
 }
 
 func TestManagedHSM(t *testing.T) {
-	e := kwtest.Start(t, kwtest.Options{})
+	e := kwtest.Start(t, kwtest.Options{HSM: true}) // pool RSA-HSM/EC-HSM keys in SoftHSM2
 	ctx := context.Background()
 	if e.Info.ManagedHSMURL == "" || !strings.Contains(e.Info.ManagedHSMURL, "://dev.managedhsm.localhost:") || e.Info.ManagedHSMDNSSuffix != "managedhsm.localhost" {
 		t.Fatalf("dev.json managed HSM fields: %q %q", e.Info.ManagedHSMURL, e.Info.ManagedHSMDNSSuffix)
@@ -173,7 +173,7 @@ func TestManagedHSM(t *testing.T) {
 		if err := rsa.VerifyPSS(pub, crypto.SHA256, d[:], s.Result, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}); err != nil {
 			t.Errorf("signature does not verify: %v", err)
 		}
-		if e.Info.HSM != nil && (k.Attributes.HSMPlatform == nil || !strings.HasPrefix(*k.Attributes.HSMPlatform, "pkcs11: ")) {
+		if e.Info.HSM == nil || (k.Attributes.HSMPlatform == nil || !strings.HasPrefix(*k.Attributes.HSMPlatform, "pkcs11: ")) {
 			t.Errorf("pool RSA-HSM key is not in the dev SoftHSM2 token: hsmPlatform %v", k.Attributes.HSMPlatform)
 		}
 		if !strings.HasPrefix(string(*k.Key.KID), e.Info.ManagedHSMURL+"keys/signer/") {

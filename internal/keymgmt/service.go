@@ -587,9 +587,10 @@ func (s *Service) RemoveDistribution(ctx context.Context, tenant, kms, key strin
 	return s.view.Update(ctx, func(tx barrier.Tx) error { return tx.Delete(distPath(tenant, kms, key)) })
 }
 
-// syncKey carries key's state into every provider it is distributed to.
-// Failures are recorded on the distribution (Reconcile retries them); they
-// never fail the caller's change to the key.
+// syncKey carries key's state into every provider it is distributed to,
+// within the caller's time. Failures are recorded on the distribution
+// (Reconcile retries them, and checks every distribution on each run);
+// they never fail the caller's change to the key.
 func (s *Service) syncKey(ctx context.Context, tenant, key string) {
 	kmss, err := s.KeyKMS(ctx, tenant, key)
 	if err != nil {
@@ -597,7 +598,12 @@ func (s *Service) syncKey(ctx context.Context, tenant, key string) {
 		return
 	}
 	for _, kms := range kmss {
-		if err := s.syncOne(context.WithoutCancel(ctx), tenant, kms, key); err != nil {
+		if ctx.Err() != nil {
+			// The caller's time is up: the change stands centrally and
+			// the reconciliation job delivers the rest.
+			return
+		}
+		if err := s.syncOne(ctx, tenant, kms, key); err != nil {
 			s.log.Warn("keymgmt: sync failed", "kms", kms, "key", key, "error", err)
 		}
 	}
@@ -638,10 +644,18 @@ func (s *Service) syncOne(ctx context.Context, tenant, kms, key string) error {
 // Report is what one Reconcile run found.
 type Report struct {
 	Checked  int
-	Repaired []string // "tenant/kms/key: finding"
-	Failed   []string // "tenant/kms/key: error"
-	Skipped  int      // backing off after failures
+	Repaired []Item // one per finding
+	Failed   []Item
+	Skipped  int // backing off after failures
 }
+
+// Item is one distribution's finding or failure.
+type Item struct {
+	Tenant, KMS, Key string
+	Detail           string // the finding, or the target's error
+}
+
+func (i Item) String() string { return i.Tenant + "/" + i.KMS + "/" + i.Key + ": " + i.Detail }
 
 // Reconcile checks every distribution of every tenant whose retry time has
 // come, repairs what drifted and records the outcome on the distribution.
@@ -679,16 +693,15 @@ func (s *Service) Reconcile(ctx context.Context) (Report, error) {
 			continue
 		}
 		rep.Checked++
-		name := r.tenant + "/" + r.kms + "/" + r.key
 		if err := s.syncOne(ctx, r.tenant, r.kms, r.key); err != nil {
-			rep.Failed = append(rep.Failed, name+": "+clip(err.Error(), 300))
+			rep.Failed = append(rep.Failed, Item{r.tenant, r.kms, r.key, clip(err.Error(), 300)})
 			s.log.Warn("keymgmt: reconciliation failed", "kms", r.kms, "key", r.key, "error", err)
 			continue
 		}
 		d, err := s.GetDistribution(ctx, r.tenant, r.kms, r.key)
 		if err == nil && len(d.Findings) > 0 {
 			for _, f := range d.Findings {
-				rep.Repaired = append(rep.Repaired, name+": "+f)
+				rep.Repaired = append(rep.Repaired, Item{r.tenant, r.kms, r.key, f})
 			}
 			s.log.Info("keymgmt: distribution repaired", "kms", r.kms, "key", r.key, "findings", strings.Join(d.Findings, "; "))
 		}

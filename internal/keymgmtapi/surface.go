@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/authz"
+	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/errs"
 	"github.com/keyward/keyward/internal/keymgmt"
 	"github.com/keyward/keyward/internal/route"
@@ -75,6 +76,12 @@ func (s *Surface) Unauthenticated(w http.ResponseWriter, r *http.Request, author
 	ev.Operation, ev.Reason, ev.ErrorCode = "KeyMgmt", reason, "Unauthorized"
 	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer authorization=%q, resource=%q`, authority, resource))
 	writeJSON(w, http.StatusUnauthorized, wireErrors{Errors: []string{"permission denied: a Keyward access token for " + resource + " is required (Authorization: Bearer or X-Vault-Token)"}})
+}
+
+// Sealed answers while Keyward is sealed: Vault's 503 "Vault is sealed".
+func (s *Surface) Sealed(w http.ResponseWriter, r *http.Request) {
+	audit.EventFrom(r.Context()).Operation = "KeyMgmt"
+	s.writeErr(w, r, barrier.ErrSealed)
 }
 
 // Serve routes, authorizes and handles a request of an authenticated

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/google/uuid"
+	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/keymgmt"
 	"github.com/keyward/keyward/internal/keymgmtapi"
@@ -47,9 +49,38 @@ func (s *Server) reconcileKeyMgmt(ctx context.Context) error {
 		s.log.Error("keymgmt reconciliation failed", "error", err)
 		return nil
 	}
-	if len(rep.Repaired) > 0 || len(rep.Failed) > 0 {
-		s.log.Warn("keymgmt reconciliation", "report", rep.String(), "repaired", strings.Join(rep.Repaired, "; "),
-			"failed", strings.Join(rep.Failed, "; "))
+	if len(rep.Repaired) == 0 && len(rep.Failed) == 0 {
+		return nil
 	}
+	var lines []string
+	// One audit event per repaired or failing distribution (the alert
+	// rules see them): operation KeyMgmtReconcile, the distribution as
+	// object, a fixed reason; the detail goes to the log only.
+	seen := map[string]bool{}
+	for _, set := range []struct {
+		items  []keymgmt.Item
+		result audit.Result
+		reason string
+	}{{rep.Repaired, audit.Allowed, "repaired"}, {rep.Failed, audit.Failed, "target failed"}} {
+		for _, it := range set.items {
+			lines = append(lines, it.String())
+			id := "kms/" + it.KMS + "/key/" + it.Key
+			if seen[id+set.reason] {
+				continue
+			}
+			seen[id+set.reason] = true
+			ev := &audit.Event{Time: s.clock.Now().UTC(), RequestID: uuid.NewString(), Service: "keymgmt",
+				Operation: "KeyMgmtReconcile", ObjectID: id, Method: "JOB", Path: "/v1/keymgmt/" + id,
+				Status: 200, Result: set.result, Reason: set.reason}
+			ev.Caller.TenantID = it.Tenant
+			if set.result == audit.Failed {
+				ev.Status, ev.ErrorCode = 502, "502"
+			}
+			if err := s.audit.Record(ctx, ev); err != nil {
+				s.log.Error("keymgmt reconciliation: audit event refused", "error", err)
+			}
+		}
+	}
+	s.log.Warn("keymgmt reconciliation", "report", rep.String(), "items", strings.Join(lines, "; "))
 	return nil
 }

@@ -3,7 +3,11 @@ package vault
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
 	"errors"
+	"math/big"
 	"slices"
 	"strings"
 
@@ -41,10 +45,6 @@ func (s *Service) importTransfer(ctx context.Context, v *Vault, p ImportKeyParam
 	if err != nil {
 		return nil, err
 	}
-	ti, ok := prot.(transferImporter)
-	if !ok {
-		return nil, badParameter("This Keyward's HSM cannot import BYOK transfer blobs.")
-	}
 	if base == keys.KtyEC {
 		switch p.JWK.Crv {
 		case "", keys.CurveP256, keys.CurveP256K, keys.CurveP384, keys.CurveP521:
@@ -69,14 +69,28 @@ func (s *Service) importTransfer(ctx context.Context, v *Vault, p ImportKeyParam
 	if !ok {
 		return nil, badParameter("The key exchange key %s named by the transfer blob is not a key of this vault.", clip(blob.Header.Kid))
 	}
-	kekHandle, err := s.kekHandle(ctx, v, kekName, kekVersion)
+	kekHandle, kekProtector, err := s.kekHandle(ctx, v, kekName, kekVersion)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(kekHandle)
 	version := NewVersion()
-	handle, pub, err := ti.ImportTransfer(ctx, kekHandle, blob.Ciphertext, blob.Hash, keys.Spec{
-		Kty: base, Curve: p.JWK.Crv, ID: version, Usage: keys.UsageOf(ops), Exportable: exportableIn(p.Attributes)})
+	spec := keys.Spec{Kty: base, Curve: p.JWK.Crv, ID: version, Usage: keys.UsageOf(ops), Exportable: exportableIn(p.Attributes)}
+	var (
+		handle []byte
+		pub    keys.JWK
+	)
+	ti, inToken := prot.(transferImporter)
+	switch {
+	case kekProtector == s.software.Name() && prot.Name() == s.software.Name():
+		// A container whose "HSM" keys are software keys (a managed HSM
+		// pool without a configured HSM): unwrap in process memory.
+		handle, pub, err = s.importTransferSoftware(ctx, prot, kekHandle, blob, spec)
+	case inToken && kekProtector == prot.Name():
+		handle, pub, err = ti.ImportTransfer(ctx, kekHandle, blob.Ciphertext, blob.Hash, spec)
+	default:
+		return nil, badParameter("A BYOK import of a %s key needs the key exchange key and the new key in the same HSM; this container keeps %s keys elsewhere.", kty, kty)
+	}
 	if err != nil {
 		if isTransferError(err) {
 			return nil, badParameter("The key in the BYOK transfer blob (key_hsm) cannot be unwrapped with key exchange key %s, or is not of key type %s.", kekName, kty)
@@ -121,12 +135,15 @@ func kekOf(kid string, resolve func(string) (string, string, bool)) (string, str
 
 // kekHandle returns the token handle of a usable key exchange key: an
 // enabled, unexpired RSA-HSM key version whose key_ops are ["import"].
-func (s *Service) kekHandle(ctx context.Context, v *Vault, name, version string) ([]byte, error) {
+func (s *Service) kekHandle(ctx context.Context, v *Vault, name, version string) ([]byte, string, error) {
 	if checkName(Keys, name) != nil {
-		return nil, badParameter("The key exchange key named by the transfer blob is not a key of this vault.")
+		return nil, "", badParameter("The key exchange key named by the transfer blob is not a key of this vault.")
 	}
 	o := s.objs(v, Keys)
-	var handle []byte
+	var (
+		handle    []byte
+		protector string
+	)
 	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		_, ver, err := getVersion[keyPayload](tx, o, name, version)
 		if err != nil {
@@ -147,8 +164,73 @@ func (s *Service) kekHandle(ctx context.Context, v *Vault, name, version string)
 		case ver.Attributes.Expired(now) || ver.Attributes.NotYetValid(now):
 			return &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyExpired", Msg: "The key exchange key is expired or not yet valid."}
 		}
+		protector = ver.Payload.Protector
 		handle, err = tx.Get(o.materialKey(name, ver.Version))
 		return err
 	})
-	return handle, err
+	return handle, protector, err
+}
+
+// importTransferSoftware unwraps a transfer blob with a software key
+// exchange key (its handle is PKCS #8) and imports the target as a
+// software key: oct from the raw bytes, RSA and EC from PKCS #8.
+func (s *Service) importTransferSoftware(ctx context.Context, prot keys.Protector, kekHandle []byte, blob *byok.Blob, spec keys.Spec) ([]byte, keys.JWK, error) {
+	kk, err := x509.ParsePKCS8PrivateKey(kekHandle)
+	kek, ok := kk.(*rsa.PrivateKey)
+	if err != nil || !ok {
+		return nil, keys.JWK{}, badParameter("The key exchange key is not an RSA key.")
+	}
+	material, err := byok.Unwrap(kek, blob.Hash, blob.Ciphertext)
+	if err != nil {
+		return nil, keys.JWK{}, err
+	}
+	defer clear(material)
+	j, err := privateJWK(spec.Kty, material)
+	if err != nil {
+		return nil, keys.JWK{}, byok.ErrUnwrap
+	}
+	if spec.Kty == keys.KtyEC && spec.Curve != "" && j.Crv != spec.Curve {
+		return nil, keys.JWK{}, byok.ErrUnwrap
+	}
+	if si, ok := prot.(keys.SpecImporter); ok {
+		return si.ImportSpec(ctx, j, spec)
+	}
+	return prot.Import(ctx, j)
+}
+
+// privateJWK turns unwrapped BYOK material into a private JWK of type kty.
+func privateJWK(kty string, material []byte) (keys.JWK, error) {
+	if kty == keys.KtyOct {
+		return keys.JWK{Kty: keys.KtyOct, K: material}, nil
+	}
+	k, err := x509.ParsePKCS8PrivateKey(material)
+	if err != nil {
+		return keys.JWK{}, err
+	}
+	switch k := k.(type) {
+	case *rsa.PrivateKey:
+		if kty != keys.KtyRSA || len(k.Primes) != 2 {
+			return keys.JWK{}, errors.New("not an RSA key")
+		}
+		k.Precompute()
+		return keys.JWK{Kty: keys.KtyRSA, N: k.N.Bytes(), E: big.NewInt(int64(k.E)).Bytes(), D: k.D.Bytes(),
+			P: k.Primes[0].Bytes(), Q: k.Primes[1].Bytes(), DP: k.Precomputed.Dp.Bytes(), DQ: k.Precomputed.Dq.Bytes(),
+			QI: k.Precomputed.Qinv.Bytes()}, nil
+	case *ecdsa.PrivateKey:
+		if kty != keys.KtyEC {
+			return keys.JWK{}, errors.New("not an EC key")
+		}
+		crv := map[string]string{"P-256": keys.CurveP256, "P-384": keys.CurveP384, "P-521": keys.CurveP521}[k.Curve.Params().Name]
+		pt, err := k.PublicKey.Bytes()
+		if err != nil || crv == "" {
+			return keys.JWK{}, errors.New("unsupported curve")
+		}
+		n := (len(pt) - 1) / 2
+		d, err := k.Bytes()
+		if err != nil {
+			return keys.JWK{}, err
+		}
+		return keys.JWK{Kty: keys.KtyEC, Crv: crv, X: pt[1 : 1+n], Y: pt[1+n:], D: d}, nil
+	}
+	return keys.JWK{}, errors.New("unsupported key")
 }
