@@ -136,7 +136,8 @@ func publicKey(t *testing.T, c *vaultapi.Client, name string, v string) *rsa.Pub
 func TestKeyMgmtTutorialAzure(t *testing.T) {
 	clk := clock.NewFake(time.Now().UTC().Truncate(time.Second))
 	central := kwtest.Start(t, kwtest.Options{Clock: clk, SchedulerInterval: time.Minute})
-	target := kwtest.Start(t, kwtest.Options{})
+	target := kwtest.Start(t, kwtest.Options{HSM: true}) // a premium vault: protection=hsm
+
 	ctx := context.Background()
 	vc := vaultClient(t, central)
 	kv, err := azkeys.NewClient(target.Info.VaultURL, target.Credential(), &azkeys.ClientOptions{ClientOptions: target.ClientOptions()})
@@ -177,8 +178,8 @@ func TestKeyMgmtTutorialAzure(t *testing.T) {
 	}
 
 	// Distribute: rsa-1 for encrypt,decrypt, rsa-2 for sign.
-	mustWrite(t, vc, "keymgmt/kms/keyvault/key/rsa-1", map[string]any{"purpose": "encrypt,decrypt", "protection": "software"})
-	mustWrite(t, vc, "keymgmt/kms/keyvault/key/rsa-2", map[string]any{"purpose": []string{"sign"}, "protection": "software"})
+	mustWrite(t, vc, "keymgmt/kms/keyvault/key/rsa-1", map[string]any{"purpose": "encrypt,decrypt", "protection": "hsm"})
+	mustWrite(t, vc, "keymgmt/kms/keyvault/key/rsa-2", map[string]any{"purpose": []string{"sign"}}) // protection: Vault's default, hsm
 	if got := mustList(t, vc, "keymgmt/kms/keyvault/key"); !slices.Equal(got, []string{"rsa-1", "rsa-2"}) {
 		t.Fatalf("LIST keymgmt/kms/keyvault/key = %v", got)
 	}
@@ -186,7 +187,7 @@ func TestKeyMgmtTutorialAzure(t *testing.T) {
 		t.Fatalf("LIST keymgmt/key/rsa-1/kms = %v", got)
 	}
 	dist := mustRead(t, vc, "keymgmt/kms/keyvault/key/rsa-1")
-	if dist["protection"] != "software" || dist["state"] != "distributed" || len(dist["versions"].(map[string]any)) != 1 {
+	if dist["protection"] != "hsm" || dist["state"] != "distributed" || len(dist["versions"].(map[string]any)) != 1 {
 		t.Fatalf("distribution rsa-1: %v", dist)
 	}
 
@@ -203,6 +204,9 @@ func TestKeyMgmtTutorialAzure(t *testing.T) {
 		}
 		if !slices.Equal(gotOps, ops) {
 			t.Fatalf("target %s key_ops = %v, want %v", name, gotOps, ops)
+		}
+		if *got.Key.Kty != azkeys.KeyTypeRSAHSM {
+			t.Fatalf("target %s kty = %s, want RSA-HSM (protection=hsm)", name, *got.Key.Kty)
 		}
 		if new(big.Int).SetBytes(got.Key.N).Cmp(pub.N) != 0 {
 			t.Fatalf("target %s: public key differs from keymgmt's", name)
@@ -242,6 +246,24 @@ func TestKeyMgmtTutorialAzure(t *testing.T) {
 	}
 	if !ecdsa.Verify(ecPub, digest[:], new(big.Int).SetBytes(ecSig.Result[:32]), new(big.Int).SetBytes(ecSig.Result[32:])) {
 		t.Fatal("ES256 signature made in the target does not verify with keymgmt's public key")
+	}
+
+	// protection=hsm: the BYOK transfer blob into the target's HSM (a
+	// premium vault: the dev server's when SoftHSM2 is installed).
+	if target.Info.HSM != nil {
+		mustWrite(t, vc, "keymgmt/key/rsa-h", map[string]any{"type": "rsa-3072"})
+		mustWrite(t, vc, "keymgmt/kms/keyvault/key/rsa-h", map[string]any{"purpose": "sign", "protection": "hsm"})
+		got, err := kv.GetKey(ctx, "rsa-h", "", nil)
+		if err != nil || *got.Key.Kty != azkeys.KeyTypeRSAHSM || new(big.Int).SetBytes(got.Key.N).Cmp(publicKey(t, vc, "rsa-h", "1").N) != 0 {
+			t.Fatalf("hsm distribution in the target: %v %+v", err, got.Key)
+		}
+		hsig, err := kv.Sign(ctx, "rsa-h", "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmRS256), Value: digest[:]}, nil)
+		if err != nil || rsa.VerifyPKCS1v15(publicKey(t, vc, "rsa-h", "1"), crypto.SHA256, digest[:], hsig.Result) != nil {
+			t.Fatalf("signature by the HSM copy: %v", err)
+		}
+		t.Log("protection=hsm: rsa-h imported into the target's HSM through a .byok transfer blob")
+	} else {
+		t.Fatal("the target's dev vault has no HSM: protection=hsm untested")
 	}
 
 	// Rotate rsa-1: a second version appears in the target with the new public key.

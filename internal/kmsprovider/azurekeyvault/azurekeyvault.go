@@ -30,6 +30,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/keyward/keyward/internal/byok"
 	"github.com/keyward/keyward/internal/errs"
 	"github.com/keyward/keyward/internal/keymgmt"
 	"github.com/keyward/keyward/internal/kmsprovider"
@@ -124,13 +125,11 @@ func unsupported(name string) error {
 }
 
 // Supports: RSA and EC keys (Azure Key Vault holds no AES keys), with
-// software protection; hsm needs the BYOK transfer blob (not yet wired).
+// software protection (a plain JWK import) or hsm (a BYOK transfer blob
+// into a premium vault's HSM).
 func (p *provider) Supports(typ string, purpose []string, protection string) error {
 	if typ == keymgmt.TypeAES256 {
 		return unsupported(typ)
-	}
-	if protection != keymgmt.ProtectionSoftware {
-		return unsupported(protection)
 	}
 	ec := strings.HasPrefix(typ, "ecdsa-")
 	for _, pu := range purpose {
@@ -339,13 +338,20 @@ func (p *provider) recoverDeleted(ctx context.Context, name string) (bool, error
 
 // importVersion imports central version v as a new version of the key.
 func (p *provider) importVersion(ctx context.Context, k *keymgmt.Key, v int, d *keymgmt.Distribution) (string, error) {
-	jwk, err := softwareJWK(k, v)
+	var jwk *azkeys.JSONWebKey
+	var err error
+	hsm := d.Protection == keymgmt.ProtectionHSM
+	if hsm {
+		jwk, err = p.transferJWK(ctx, k, v)
+	} else {
+		jwk, err = softwareJWK(k, v)
+	}
 	if err != nil {
 		return "", err
 	}
 	jwk.KeyOps = keyOps(d.Purpose)
 	resp, err := p.client.ImportKey(ctx, k.Name, azkeys.ImportKeyParameters{
-		Key: jwk, HSM: to.Ptr(false),
+		Key: jwk, HSM: to.Ptr(hsm),
 		KeyAttributes: &azkeys.KeyAttributes{Enabled: to.Ptr(true)},
 		Tags:          map[string]*string{TagKey: to.Ptr(k.Name), TagVersion: to.Ptr(strconv.Itoa(v))},
 	}, nil)
@@ -357,6 +363,36 @@ func (p *provider) importVersion(ctx context.Context, k *keymgmt.Key, v int, d *
 		return "", errors.New("the target's import answer has no key ID")
 	}
 	return resp.Key.KID.Version(), nil
+}
+
+// transferJWK is version v's key as Azure's BYOK specification delivers
+// it (CRYPTO.md §4): a key exchange key (RSA-HSM, key_ops import) made in
+// the target, the .byok transfer blob sealed for it, kty RSA-HSM or EC-HSM.
+func (p *provider) transferJWK(ctx context.Context, k *keymgmt.Key, v int) (*azkeys.JSONWebKey, error) {
+	kek, err := p.client.CreateKey(ctx, k.Name+"-kek", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSAHSM),
+		KeySize: to.Ptr(int32(3072)), KeyOps: []*azkeys.KeyOperation{to.Ptr(azkeys.KeyOperationImport)},
+		Tags: map[string]*string{TagKey: to.Ptr(k.Name + "-kek")}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if kek.Key == nil || kek.Key.KID == nil {
+		return nil, errors.New("the target's key exchange key has no ID")
+	}
+	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(kek.Key.N), E: int(new(big.Int).SetBytes(kek.Key.E).Int64())}
+	der, err := k.PKCS8(v)
+	if err != nil {
+		return nil, err
+	}
+	blob, err := byok.Seal(pub, string(*kek.Key.KID), "CKM_RSA_AES_KEY_WRAP", der, "Keyward keymgmt")
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(k.Type, "ecdsa-") {
+		crv := map[string]azkeys.CurveName{keymgmt.TypeECDSAP256: azkeys.CurveNameP256, keymgmt.TypeECDSAP384: azkeys.CurveNameP384,
+			keymgmt.TypeECDSAP521: azkeys.CurveNameP521}[k.Type]
+		return &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeECHSM), Crv: to.Ptr(crv), T: blob}, nil
+	}
+	return &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeRSAHSM), T: blob}, nil
 }
 
 // softwareJWK is version v's private key as a JWK (protection=software).
