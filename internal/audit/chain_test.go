@@ -263,3 +263,28 @@ func FuzzVerifyReader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzUsageReport: the report reads any bytes without panicking or failing,
+// and counts no more uses than there are lines.
+func FuzzUsageReport(f *testing.F) {
+	f.Add([]byte(`{"time":"2026-12-01T10:00:00Z","service":"vault","vault":"v","object_id":"https://v/secrets/a/1","operation":"SecretGet","result":"denied","caller":{"oid":"o"}}` + "\n"))
+	f.Add([]byte(`{"checkpoint":{}}` + "\n{}\n{\"service\":\"vault\",\"object_id\":\"x\"}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rep, err := UsageReport([]Input{{Name: "x", R: bytes.NewReader(data)}}, ReportFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, o := range rep {
+			for _, c := range o.Callers {
+				n += c.Count
+				if c.Denied > c.Count {
+					t.Fatalf("%d denied of %d", c.Denied, c.Count)
+				}
+			}
+		}
+		if lines := bytes.Count(data, []byte("\n")) + 1; n > lines {
+			t.Fatalf("%d uses from %d lines", n, lines)
+		}
+	})
+}
