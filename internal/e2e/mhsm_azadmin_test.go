@@ -432,3 +432,45 @@ func TestManagedHSMAzadminPipeline(t *testing.T) {
 		t.Errorf("restore of a missing folder: %v", err)
 	}
 }
+
+// A backup job's status outlives the process that ran it: after a
+// restart, the same job ID polls as Succeeded with its folder (jobs are
+// stored with the pool, not kept in memory).
+func TestManagedHSMJobStatusAfterRestart(t *testing.T) {
+	curl, token := azurite(t)
+	dir := t.TempDir()
+	e := kwtest.Start(t, kwtest.Options{DataDir: dir})
+	ctx := context.Background()
+	a := newAdminClient(t, e, e.Credential(), "dev")
+	resp := a.do(ctx, http.MethodPost, "/backup", azSAS{StorageResourceURI: &curl, Token: &token}, http.StatusAccepted)
+	asyncURL := resp.Header.Get("Azure-AsyncOperation")
+	bp, err := runtime.NewPoller(resp, a.c.Pipeline(), &runtime.NewPollerOptions[azJob]{FinalStateVia: runtime.FinalStateViaAzureAsyncOp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := bp.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: 50 * time.Millisecond})
+	if err != nil || *before.Status != "Succeeded" {
+		t.Fatalf("backup: %v %+v", err, before)
+	}
+	e.Server.Close()
+
+	e2 := kwtest.Start(t, kwtest.Options{DataDir: dir})
+	a2 := newAdminClient(t, e2, e2.Credential(), "dev")
+	// The same status URL on the new process (only the port changed).
+	path := asyncURL[strings.Index(asyncURL, "/backup/"):strings.Index(asyncURL, "?")]
+	var after azJob
+	a2.decode(a2.do(ctx, http.MethodGet, path, nil, http.StatusOK), &after)
+	if *after.Status != "Succeeded" || *after.JobID != *before.JobID || *after.AzureStorageBlobContainerURI != *before.AzureStorageBlobContainerURI ||
+		*after.StartTime != *before.StartTime || *after.EndTime != *before.EndTime {
+		t.Fatalf("job after restart: %+v, before: %+v", after, before)
+	}
+	// And the pool is free for the next job.
+	resp = a2.do(ctx, http.MethodPost, "/backup", azSAS{StorageResourceURI: &curl, Token: &token}, http.StatusAccepted)
+	bp, err = runtime.NewPoller(resp, a2.c.Pipeline(), &runtime.NewPollerOptions[azJob]{FinalStateVia: runtime.FinalStateViaAzureAsyncOp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err := bp.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: 50 * time.Millisecond}); err != nil || *j.Status != "Succeeded" {
+		t.Fatalf("backup after restart: %v", err)
+	}
+}

@@ -6,7 +6,8 @@
 // internal/vault like a vault's.
 //
 // Storage: the registry in the system view (sys/mhsm/{name}); everything
-// else in the container's barrier view (mhsm/rd/, mhsm/ra/, mhsm/set/), so
+// else in the container's barrier view (mhsm/rd/, mhsm/ra/, mhsm/set/,
+// mhsm/job/ and mhsm/jobrun for backup and restore jobs), so
 // that purging the pool destroys it with the keys.
 package mhsm
 
@@ -102,10 +103,13 @@ type Service struct {
 	lastReload time.Time
 
 	// backup.go
-	opener  Opener
-	jobOnce sync.Once
-	jobSt   *jobState
+	opener Opener
+	// log reports what cannot reach a caller (nil: nothing).
+	log func(msg string, args ...any)
 }
+
+// SetLogger sets where the service reports what cannot reach a caller.
+func (s *Service) SetLogger(log func(msg string, args ...any)) { s.log = log }
 
 // New returns a Service.
 func New(store Store, vaults *vault.Service, clk clock.Clock) *Service {
