@@ -128,7 +128,7 @@ func startSelectiveRestore(rq *request) error {
 }
 
 func jobStatus(rq *request) error {
-	j, err := rq.h.pools.Job(rq.pool, rq.params["job"])
+	j, err := rq.h.pools.Job(rq.r.Context(), rq.pool, rq.params["job"])
 	if err != nil {
 		return err
 	}

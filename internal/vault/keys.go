@@ -523,7 +523,7 @@ func keyItem(rec *nameRecord, ver *Version[keyPayload], del *DeletedInfo) *Key {
 
 // hsmHandles returns the handles of a key's versions the HSM holds.
 func (s *Service) hsmHandles(ctx context.Context, v *Vault, name string) [][]byte {
-	d, ok := s.hsm.(destroyer)
+	d, ok := s.materialProtector(v).(destroyer)
 	if !ok || checkName(Keys, name) != nil {
 		return nil
 	}
@@ -546,9 +546,7 @@ func (s *Service) PurgeKey(ctx context.Context, v *Vault, name string) error {
 	if err := purgeObject(ctx, s, v, Keys, name, nil); err != nil {
 		return err
 	}
-	for _, h := range held {
-		s.destroyMaterial(s.hsm, h)
-	}
+	s.destroyOwned(ctx, v, held)
 	return nil
 }
 
