@@ -376,6 +376,23 @@ func TestManagedHSMAzadminPipeline(t *testing.T) {
 		t.Errorf("updated setting: %+v", s)
 	}
 
+	// backup: BeginPreFullBackup (POST /prebackup, azcore's poller like
+	// BeginFullBackup): the container takes a write; a bad SAS fails.
+	preBackup := func(tok string) (azJob, error) {
+		resp := a.do(ctx, http.MethodPost, "/prebackup", azSAS{StorageResourceURI: &curl, Token: &tok}, http.StatusAccepted)
+		p, err := runtime.NewPoller(resp, a.c.Pipeline(), &runtime.NewPollerOptions[azJob]{FinalStateVia: runtime.FinalStateViaAzureAsyncOp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: 50 * time.Millisecond})
+	}
+	if job, err := preBackup(token); err != nil || *job.Status != "Succeeded" {
+		t.Fatalf("pre-backup: %v %+v", err, job)
+	}
+	if _, err := preBackup(strings.Replace(token, "sig=", "sig=AAAA", 1)); !errors.As(err, &re) || re.ErrorCode != "InvalidStorage" {
+		t.Errorf("pre-backup with a forged SAS: %v", err)
+	}
+
 	// backup: BeginFullBackup — azcore's own Azure-AsyncOperation poller.
 	kc := keysFor(t, e, e.Info.ManagedHSMURL, e.Credential())
 	if _, err := kc.CreateKey(ctx, "az-data", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeOctHSM), KeySize: to.Ptr(int32(256))}, nil); err != nil {
@@ -395,6 +412,16 @@ func TestManagedHSMAzadminPipeline(t *testing.T) {
 		t.Fatalf("full backup result: %+v", job)
 	}
 	folder := (*job.AzureStorageBlobContainerURI)[len(curl)+1:]
+
+	// BeginPreFullRestore (PUT /prerestore): the backup opens under this
+	// pool's security domain; a missing folder fails; nothing is written.
+	job, err = a.restore(ctx, "/prerestore", map[string]any{"folderToRestore": folder, "sasTokenParameters": azSAS{StorageResourceURI: &curl, Token: &token}})
+	if err != nil || *job.Status != "Succeeded" || !strings.Contains(*job.StatusDetails, "can be restored") {
+		t.Fatalf("pre-restore: %v %+v", err, job)
+	}
+	if _, err := a.restore(ctx, "/prerestore", map[string]any{"folderToRestore": "mhsm-none", "sasTokenParameters": azSAS{StorageResourceURI: &curl, Token: &token}}); !errors.As(err, &re) || re.ErrorCode != "BackupNotFound" {
+		t.Errorf("pre-restore of a missing folder: %v", err)
+	}
 
 	purge := func(name string) {
 		if _, err := kc.DeleteKey(ctx, name, nil); err != nil {

@@ -42,9 +42,11 @@ func (s *Service) SetBackupOpener(o Opener) { s.opener = o }
 
 // Job kinds and states.
 const (
-	JobBackup    = "backup"
-	JobRestore   = "restore"
-	JobSelective = "selective"
+	JobBackup     = "backup"
+	JobRestore    = "restore"
+	JobSelective  = "selective"
+	JobPreBackup  = "prebackup"
+	JobPreRestore = "prerestore"
 
 	InProgress = "InProgress"
 	Succeeded  = "Succeeded"
@@ -316,29 +318,108 @@ func (s *Service) StartRestore(ctx context.Context, p *Pool, uri, token, folder,
 }
 
 func (s *Service) readRestore(ctx context.Context, p *Pool, st BlobStore, folder string, secret []byte, key string) (int, error) {
+	recs, err := s.openBackup(ctx, st, folder, secret)
+	if err != nil {
+		return 0, err
+	}
+	return s.vaults.ImportPoolKeys(ctx, &p.Container, recs, key)
+}
+
+// openBackup reads and opens the backup in folder.
+func (s *Service) openBackup(ctx context.Context, st BlobStore, folder string, secret []byte) ([]vault.PoolKeyRecord, error) {
 	raw, err := st.Get(ctx, folder+"/"+backupBlob)
 	if err != nil {
-		return 0, fail(errs.BadParameter, "BackupNotFound", "The backup %s cannot be read: %s", clip(folder), clip(err.Error()))
+		return nil, fail(errs.BadParameter, "BackupNotFound", "The backup %s cannot be read: %s", clip(folder), clip(err.Error()))
 	}
 	var f backupFile
 	if err := json.Unmarshal(raw, &f); err != nil || f.Version != 1 {
-		return 0, fail(errs.BadParameter, "InvalidBackup", "The folder does not hold a Keyward managed HSM backup.")
+		return nil, fail(errs.BadParameter, "InvalidBackup", "The folder does not hold a Keyward managed HSM backup.")
 	}
 	k, err := backupKey(secret)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer clear(k)
 	b, _ := aes.NewCipher(k)
 	g, _ := cipher.NewGCMWithRandomNonce(b)
 	plain, err := g.Open(nil, nil, f.Data, backupAAD)
 	if err != nil {
-		return 0, fail(errs.BadParameter, "InvalidBackup", "The backup was made under another security domain: this managed HSM cannot open it.")
+		return nil, fail(errs.BadParameter, "InvalidBackup", "The backup was made under another security domain: this managed HSM cannot open it.")
 	}
 	defer clear(plain)
 	var recs []vault.PoolKeyRecord
 	if err := json.Unmarshal(plain, &recs); err != nil {
-		return 0, fail(errs.BadParameter, "InvalidBackup", "The backup is damaged.")
+		return nil, fail(errs.BadParameter, "InvalidBackup", "The backup is damaged.")
 	}
-	return s.vaults.ImportPoolKeys(ctx, &p.Container, recs, key)
+	return recs, nil
+}
+
+// prebackupProbe is the blob a pre-backup check writes (and rewrites on
+// every check) to prove the SAS token lets this managed HSM write there.
+const prebackupProbe = "keyward-prebackup-check"
+
+// StartPreBackup starts the check that a full backup of p into container
+// uri can run (azadmin BeginPreFullBackup): the pool holds its security
+// domain, no other job runs, and the container takes a write.
+func (s *Service) StartPreBackup(ctx context.Context, p *Pool, uri, token string) (*Job, error) {
+	secret, err := s.domainSecret(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	clear(secret)
+	st, err := s.open(ctx, uri, token)
+	if err != nil {
+		return nil, err
+	}
+	j, err := s.start(ctx, p, JobPreBackup)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobLimit)
+		defer cancel()
+		note, _ := json.Marshal(map[string]any{"pool": p.Name, "checked": s.clock.Now().UTC()})
+		err := st.Put(ctx, prebackupProbe, note)
+		if err != nil {
+			err = fail(errs.BadParameter, "InvalidStorage", "The storage container does not take a write: %s", clip(err.Error()))
+		}
+		s.finish(p, j, "A full backup can run.", "", err)
+	}()
+	c := *j
+	return &c, nil
+}
+
+// StartPreRestore starts the check that the backup in folder can be
+// restored into p (azadmin BeginPreFullRestore): it is read and opened
+// under p's security domain; nothing is written.
+func (s *Service) StartPreRestore(ctx context.Context, p *Pool, uri, token, folder string) (*Job, error) {
+	if folder == "" || strings.Contains(folder, "..") || len(folder) > 200 {
+		return nil, fail(errs.BadParameter, "BadParameter", "folderToRestore must name the backup's folder.")
+	}
+	secret, err := s.domainSecret(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.open(ctx, uri, token)
+	if err != nil {
+		clear(secret)
+		return nil, err
+	}
+	j, err := s.start(ctx, p, JobPreRestore)
+	if err != nil {
+		clear(secret)
+		return nil, err
+	}
+	go func() {
+		defer clear(secret)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobLimit)
+		defer cancel()
+		recs, err := s.openBackup(ctx, st, strings.Trim(folder, "/"), secret)
+		for _, r := range recs {
+			clear(r)
+		}
+		s.finish(p, j, fmt.Sprintf("The backup can be restored: %d keys.", len(recs)), "", err)
+	}()
+	c := *j
+	return &c, nil
 }
