@@ -141,6 +141,8 @@ func (s *Service) poolProtector(kty string) (keys.Protector, string, error) {
 		return s.PoolProtector(), strings.TrimSuffix(kty, "-HSM"), nil
 	case "oct-HSM":
 		return s.aesProtector(), keys.KtyOct, nil
+	case keys.KtyAKP, keys.KtyAKP + "-HSM":
+		return nil, "", badParameter("Key type %s is not supported by a managed HSM: its HSM has no ML-DSA or ML-KEM mechanisms. Create post-quantum keys (kty AKP) in a vault (docs/POST-QUANTUM.md).", kty)
 	case "":
 		return nil, "", badParameter("The key type (kty) is required.")
 	}
