@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/kwtest"
+	"github.com/keyward/keyward/internal/storage/postgres/pgtest"
 )
 
 // The managed HSM administration endpoints driven the way the official
@@ -499,5 +500,44 @@ func TestManagedHSMJobStatusAfterRestart(t *testing.T) {
 	}
 	if j, err := bp.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: 50 * time.Millisecond}); err != nil || *j.Status != "Succeeded" {
 		t.Fatalf("backup after restart: %v", err)
+	}
+}
+
+// Two nodes on one PostgreSQL database: a backup started on one is polled
+// to its end on the other, and the pool's one-at-a-time lock is released
+// for both.
+func TestManagedHSMJobStatusAcrossHANodes(t *testing.T) {
+	curl, token := azurite(t)
+	dsn := pgtest.Start(t).NewDatabase(t)
+	na := kwtest.Start(t, kwtest.Options{Backend: "postgres", DSN: dsn})
+	bDir := t.TempDir()
+	copyDevFiles(t, na.DataDir, bDir)
+	nb := kwtest.Start(t, kwtest.Options{Backend: "postgres", DSN: dsn, DataDir: bDir})
+	ctx := context.Background()
+	a := newAdminClient(t, na, na.Credential(), "dev")
+	b := newAdminClient(t, nb, nb.Credential(), "dev")
+
+	resp := a.do(ctx, http.MethodPost, "/backup", azSAS{StorageResourceURI: &curl, Token: &token}, http.StatusAccepted)
+	asyncURL := resp.Header.Get("Azure-AsyncOperation")
+	path := asyncURL[strings.Index(asyncURL, "/backup/"):strings.Index(asyncURL, "?")]
+	var j azJob
+	for i := 0; ; i++ {
+		b.decode(b.do(ctx, http.MethodGet, path, nil, http.StatusOK), &j)
+		if *j.Status != "InProgress" || i == 600 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if *j.Status != "Succeeded" || !strings.HasPrefix(*j.AzureStorageBlobContainerURI, curl+"/mhsm-dev-") {
+		t.Fatalf("node A's backup polled on node B: %+v", j)
+	}
+	// Node B starts the next job: A's ended and released the pool.
+	resp = b.do(ctx, http.MethodPost, "/backup", azSAS{StorageResourceURI: &curl, Token: &token}, http.StatusAccepted)
+	bp, err := runtime.NewPoller(resp, b.c.Pipeline(), &runtime.NewPollerOptions[azJob]{FinalStateVia: runtime.FinalStateViaAzureAsyncOp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err := bp.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: 50 * time.Millisecond}); err != nil || *j.Status != "Succeeded" {
+		t.Fatalf("node B's backup: %v", err)
 	}
 }
