@@ -452,8 +452,12 @@ func TestManagedHSMAzadminPipeline(t *testing.T) {
 	}
 	// A restore that fails ends the poller with the job's error code.
 	_, err = a.restore(ctx, "/keys/az-data/restore", map[string]any{"folder": folder, "sasTokenParameters": azSAS{StorageResourceURI: &curl, Token: &token}})
-	if !errors.As(err, &re) || re.ErrorCode == "" {
+	if !errors.As(err, &re) || re.ErrorCode == "" || re.ErrorCode == "Failed" {
 		t.Errorf("selective restore over a live key: %v", err)
+	}
+	_, err = a.restore(ctx, "/keys/not-in-backup/restore", map[string]any{"folder": folder, "sasTokenParameters": azSAS{StorageResourceURI: &curl, Token: &token}})
+	if !errors.As(err, &re) || re.ErrorCode != "KeyNotFound" {
+		t.Errorf("selective restore of a key the backup lacks: %v", err)
 	}
 	_, err = a.restore(ctx, "/restore", map[string]any{"folderToRestore": "mhsm-none", "sasTokenParameters": azSAS{StorageResourceURI: &curl, Token: &token}})
 	if !errors.As(err, &re) || re.ErrorCode != "BackupNotFound" {

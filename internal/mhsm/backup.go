@@ -176,8 +176,17 @@ func (s *Service) finish(p *Pool, j *Job, details, uri string, jerr error) {
 	j.End = s.clock.Now().UTC()
 	if jerr != nil {
 		j.Status, j.StatusDetails, j.ErrCode, j.ErrMsg = Failed, "The job failed.", "Failed", jerr.Error()
-		if e, ok := jerr.(*Error); ok {
-			j.ErrCode = e.Code
+		var me *Error
+		var ve *vault.Error
+		switch {
+		case errors.As(jerr, &me):
+			j.ErrCode = me.Code
+		case errors.As(jerr, &ve) && ve.Inner != "":
+			j.ErrCode = ve.Inner
+		case errs.KindOf(jerr) == errs.Conflict:
+			j.ErrCode = "Conflict"
+		case errs.KindOf(jerr) == errs.BadParameter:
+			j.ErrCode = "BadParameter"
 		}
 	} else {
 		j.Status, j.StatusDetails, j.ContainerURI = Succeeded, details, uri
@@ -311,6 +320,10 @@ func (s *Service) StartRestore(ctx context.Context, p *Pool, uri, token, folder,
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobLimit)
 		defer cancel()
 		n, err := s.readRestore(ctx, p, st, strings.Trim(folder, "/"), secret, key)
+		var me *Error
+		if key != "" && (err == nil && n == 0 || errs.KindOf(err) == errs.NotFound && !errors.As(err, &me)) {
+			err = fail(errs.NotFound, "KeyNotFound", "The backup holds no key named %s.", clip(key))
+		}
 		s.finish(p, j, fmt.Sprintf("The restore completed: %d keys.", n), "", err)
 	}()
 	c := *j
