@@ -23,6 +23,7 @@ import (
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 	"github.com/cloudflare/circl/sign/mldsa/mldsa87"
 
+	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/kwtest"
 )
@@ -440,4 +441,45 @@ func TestPostQuantumFIPSOnly(t *testing.T) {
 	if r.Status != http.StatusOK || json.Unmarshal([]byte(r.Body), &dec) != nil || dec.Value != enc.SharedSecret {
 		t.Fatalf("decapsulate: %d %s", r.Status, r.Body)
 	}
+}
+
+// TestPostQuantumKEMAccess: encapsulate is authorized as keys/wrap/action
+// and decapsulate as keys/unwrap/action. In an RBAC vault a principal
+// without a role gets 403 ForbiddenByRbac; with Key Vault Crypto Service
+// Encryption User (read, wrap, unwrap) both work; with Key Vault Reader
+// neither does.
+func TestPostQuantumKEMAccess(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{})
+	createVault(t, e, e.Credential(), "pqrbac", true, nil)
+	assign(t, e, e.Credential(), vaultScope(e, "pqrbac"), authz.RoleKeyVaultAdministrator, devObjectID(t, e))
+	url := vaultURLOf(e, "pqrbac")
+	admin := tokenFor(t, e.Credential(), tokenOpts(e).Scopes[0])
+	if r := do(t, e, "POST", url+"keys/kem/create?api-version=7.5", admin, "application/json", `{"kty":"AKP","alg":"ML-KEM-768"}`); r.Status != http.StatusOK {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	r := do(t, e, "POST", url+"keys/kem/encapsulate?api-version=7.5", admin, "application/json", `{"alg":"ML-KEM-768"}`)
+	var enc struct{ Value string }
+	if r.Status != http.StatusOK || json.Unmarshal([]byte(r.Body), &enc) != nil {
+		t.Fatalf("admin encapsulate: %d %s", r.Status, r.Body)
+	}
+	unpriv := tokenFor(t, e.CredentialFor(e.Info.TenantID, e.Info.UnprivilegedClientID, e.Info.UnprivilegedClientSecret), tokenOpts(e).Scopes[0])
+	call := func(op, body string) httpResult {
+		return do(t, e, "POST", url+"keys/kem/"+op+"?api-version=7.5", unpriv, "application/json", body)
+	}
+	encBody, decBody := `{"alg":"ML-KEM-768"}`, `{"alg":"ML-KEM-768","value":"`+enc.Value+`"}`
+	check := func(stage string, want int) {
+		t.Helper()
+		for op, body := range map[string]string{"encapsulate": encBody, "decapsulate": decBody} {
+			r := call(op, body)
+			code, inner := azureError(r.Body)
+			if r.Status != want || want == http.StatusForbidden && (code != "Forbidden" || inner != "ForbiddenByRbac") {
+				t.Errorf("%s, %s: %d %s, want %d", stage, op, r.Status, r.Body, want)
+			}
+		}
+	}
+	check("no role", http.StatusForbidden)
+	assign(t, e, e.Credential(), vaultScope(e, "pqrbac"), authz.RoleKeyVaultReader, e.Info.UnprivilegedObjectID)
+	check("Key Vault Reader", http.StatusForbidden)
+	assign(t, e, e.Credential(), vaultScope(e, "pqrbac"), authz.RoleKeyVaultCryptoServiceEncUser, e.Info.UnprivilegedObjectID)
+	check("Crypto Service Encryption User", http.StatusOK)
 }

@@ -188,6 +188,13 @@ func TestMLDSASignVerify(t *testing.T) {
 		if _, _, err := k.Encapsulate(alg); !errors.Is(err, keys.ErrUnsupportedAlgorithm) {
 			t.Errorf("%s Encapsulate: %v", alg, err)
 		}
+		big := make([]byte, keys.MaxSignMessage+1)
+		if _, err := k.Sign(alg, big); !errors.Is(err, keys.ErrBadParameter) {
+			t.Errorf("%s Sign of %d bytes: %v", alg, len(big), err)
+		}
+		if _, err := k.Sign(alg, big[1:]); err != nil {
+			t.Errorf("%s Sign of %d bytes: %v", alg, len(big)-1, err)
+		}
 	}
 }
 
