@@ -519,10 +519,11 @@ func (s *Service) Decide(ctx context.Context, id, voter string, groups []string,
 		}
 		now := s.clock.Now().UTC()
 		switch st := r.Effective(now); {
-		case st == Expired && r.State == Pending:
-			r.State, r.Finished = Expired, now
+		case st == Expired:
+			// Nothing is written: the stored state stays Pending and every
+			// reader sees Expired (Effective).
 			expired = true
-			return putJSON(tx, requestPrefix+id, r) // the expiry is recorded; the vote is not
+			return errExpired
 		case st != Pending:
 			return &Error{Kind: errs.Conflict, Reason: ReasonNotPending, Msg: fmt.Sprintf("Approval request %s is %s; it can no longer be decided.", id, st)}
 		}
@@ -550,7 +551,7 @@ func (s *Service) Decide(ctx context.Context, id, voter string, groups []string,
 		}
 		return putJSON(tx, requestPrefix+id, r)
 	})
-	if err != nil {
+	if err != nil && !expired {
 		return nil, false, err
 	}
 	if expired {
@@ -558,6 +559,8 @@ func (s *Service) Decide(ctx context.Context, id, voter string, groups []string,
 	}
 	return r, run, nil
 }
+
+var errExpired = errors.New("quorum: expired")
 
 // Finish records the outcome of request id's operation (status is the
 // HTTP status it answered; ok whether it succeeded).

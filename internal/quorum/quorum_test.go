@@ -126,7 +126,7 @@ func TestRejectedAndExpiredNeverRun(t *testing.T) {
 	if _, run, err := s.Decide(ctx, exp.ID, "y", []string{"g1"}, true); run || reason(err) != ReasonExpired {
 		t.Fatalf("approve after expiry: run=%v %v", run, err)
 	}
-	if r, _ := s.Get(ctx, exp.ID); r.State != Expired || len(r.Approvals) != 0 {
+	if r, _ := s.Get(ctx, exp.ID); r.Effective(clk.Now()) != Expired || len(r.Approvals) != 0 {
 		t.Fatalf("expired request: %+v", r)
 	}
 	list, err := s.List(ctx, func(r *Request) bool { return r.Vault == "v1" })
