@@ -30,15 +30,20 @@ type jwkWire struct {
 	Crv    string   `json:"crv,omitempty"`
 	X      b64url   `json:"x,omitempty"`
 	Y      b64url   `json:"y,omitempty"`
+	// AKP (RFC 9964; docs/POST-QUANTUM.md): parameter set, public key,
+	// private seed.
+	Alg  string `json:"alg,omitempty"`
+	Pub  b64url `json:"pub,omitempty"`
+	Priv b64url `json:"priv,omitempty"`
 }
 
 func (j *jwkWire) toDomain() keys.JWK {
 	return keys.JWK{Kty: j.Kty, Crv: j.Crv, KeyOps: j.KeyOps, N: j.N, E: j.E, D: j.D, DP: j.DP, DQ: j.DQ,
-		QI: j.QI, P: j.P, Q: j.Q, K: j.K, X: j.X, Y: j.Y}
+		QI: j.QI, P: j.P, Q: j.Q, K: j.K, X: j.X, Y: j.Y, Alg: j.Alg, Pub: j.Pub, Priv: j.Priv}
 }
 
 func (j *jwkWire) wipe() {
-	for _, b := range [][]byte{j.D, j.DP, j.DQ, j.QI, j.P, j.Q, j.K, j.T} {
+	for _, b := range [][]byte{j.D, j.DP, j.DQ, j.QI, j.P, j.Q, j.K, j.T, j.Priv} {
 		clear(b)
 	}
 }
@@ -101,7 +106,7 @@ func (rq *request) keyOut(k *vault.Key, item bool) *keyBundle {
 	}
 	j := k.JWK
 	b.Key = &jwkWire{Kid: rq.objectURL("keys", k.Name, k.Version), Kty: k.Kty, KeyOps: k.KeyOps,
-		N: j.N, E: j.E, Crv: j.Crv, X: j.X, Y: j.Y}
+		N: j.N, E: j.E, Crv: j.Crv, X: j.X, Y: j.Y, Alg: j.Alg, Pub: j.Pub}
 	return b
 }
 
@@ -110,6 +115,7 @@ type createKeyBody struct {
 	KeySize        *int               `json:"key_size"`
 	PublicExponent *int               `json:"public_exponent"`
 	Crv            string             `json:"crv"`
+	Alg            string             `json:"alg"` // AKP parameter set (docs/POST-QUANTUM.md)
 	KeyOps         []string           `json:"key_ops"`
 	Attributes     *attributesWire    `json:"attributes"`
 	Tags           map[string]string  `json:"tags"`
@@ -121,7 +127,7 @@ func createKey(rq *request) error {
 	if err := rq.decode(&b); err != nil {
 		return err
 	}
-	p := vault.CreateKeyParams{Name: rq.params["name"], Kty: b.Kty, Curve: b.Crv, KeyOps: b.KeyOps,
+	p := vault.CreateKeyParams{Name: rq.params["name"], Kty: b.Kty, Curve: b.Crv, Alg: b.Alg, KeyOps: b.KeyOps,
 		Attributes: b.Attributes.patch(), Tags: b.Tags, ReleasePolicy: b.ReleasePolicy.toDomain()}
 	if b.KeySize != nil {
 		p.Size = *b.KeySize
@@ -313,6 +319,51 @@ func cryptoHandler(op vault.CryptoOp) func(*request) error {
 		if op == vault.OpDecrypt || op == vault.OpUnwrapKey {
 			clear(res.Value)
 		}
+		return err
+	}
+}
+
+// --- ML-KEM encapsulation (docs/POST-QUANTUM.md) ---
+
+type encapsulateResult struct {
+	Kid          string `json:"kid"`
+	Value        b64url `json:"value"`         // the ciphertext
+	SharedSecret b64url `json:"shared_secret"` // the 32-byte shared secret
+}
+
+// kemHandler serves POST /keys/{name}/{version}/encapsulate ({"alg"} →
+// {"kid","value": ciphertext,"shared_secret"}) and /decapsulate ({"alg",
+// "value": ciphertext} → {"kid","value": shared secret}).
+func kemHandler(op vault.CryptoOp) func(*request) error {
+	return func(rq *request) error {
+		var b cryptoBody
+		if err := rq.decode(&b); err != nil {
+			return err
+		}
+		if b.Alg == "" {
+			return badParam("The algorithm ('alg') is required.")
+		}
+		if len(b.IV)+len(b.AAD)+len(b.Tag)+len(b.Digest) != 0 {
+			return badParam("iv, aad, tag and digest do not apply to %s.", op)
+		}
+		if op == vault.OpEncapsulate && len(b.Value) != 0 {
+			return badParam("encapsulate takes no value: the shared secret is generated.")
+		}
+		if op == vault.OpDecapsulate && len(b.Value) == 0 {
+			return badParam("decapsulate needs the ciphertext ('value').")
+		}
+		res, err := rq.h.vaults.KEM(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"], op, b.Alg, b.Value)
+		if err != nil {
+			return err
+		}
+		defer clear(res.SharedSecret)
+		rq.ev.ObjectID = rq.objectURL("keys", res.Name, res.Version)
+		kid := rq.objectURL("keys", res.Name, res.Version)
+		if op == vault.OpEncapsulate {
+			return rq.reply(http.StatusOK, encapsulateResult{Kid: kid, Value: res.Value, SharedSecret: res.SharedSecret})
+		}
+		err = rq.reply(http.StatusOK, cryptoResult{Kid: kid, Value: res.Value})
+		clear(res.Value)
 		return err
 	}
 }

@@ -32,7 +32,7 @@ func (c Config) ManagedHSMResource() string {
 var poolKeyActions = map[authz.Action]authz.Action{
 	authz.KeysRead: authz.HSMKeysRead, authz.KeysCreate: authz.HSMKeysCreate, authz.KeysImport: authz.HSMKeysImport,
 	authz.KeysUpdate: authz.HSMKeysWrite, authz.KeysDelete: authz.HSMKeysDelete, authz.KeysBackup: authz.HSMKeysBackup,
-	authz.KeysRestore: authz.HSMKeysRestore, authz.KeysRotate: authz.HSMKeysCreate, authz.KeysEncrypt: authz.HSMKeysEncrypt,
+	authz.KeysRestore: authz.HSMKeysRestore, authz.KeysRotate: authz.HSMKeysRotate, authz.KeysEncrypt: authz.HSMKeysEncrypt,
 	authz.KeysDecrypt: authz.HSMKeysDecrypt, authz.KeysWrap: authz.HSMKeysWrap, authz.KeysUnwrap: authz.HSMKeysUnwrap,
 	authz.KeysSign: authz.HSMKeysSign, authz.KeysVerify: authz.HSMKeysVerify, authz.KeysRelease: authz.HSMKeysRelease,
 	authz.KeysRotationRead: authz.HSMKeysRead, authz.KeysRotationWrite: authz.HSMKeysWrite,
@@ -45,9 +45,9 @@ func poolRoutes() []kwroute {
 	const k = "keys"
 	out := []kwroute{
 		{Method: http.MethodPost, Pattern: "/rng", Op: "HSMGetRandomBytes", Object: "rng", Action: authz.HSMRNG, Handle: poolRNG},
-		{Method: http.MethodGet, Pattern: "/settings", Op: "HSMSettingList", Object: "settings", Action: authz.HSMSettingsRead, Handle: poolSettings},
-		{Method: http.MethodGet, Pattern: "/settings/{setting}", Op: "HSMSettingGet", Object: "settings", Action: authz.HSMSettingsRead, Handle: poolSetting},
-		{Method: http.MethodPatch, Pattern: "/settings/{setting}", Op: "HSMSettingUpdate", Object: "settings", Action: authz.HSMSettingsWrite, Handle: poolSetSetting},
+		{Method: http.MethodGet, Pattern: "/settings", Op: "HSMSettingList", Object: "settings", Action: authz.HSMSettings, Handle: poolSettings},
+		{Method: http.MethodGet, Pattern: "/settings/{setting}", Op: "HSMSettingGet", Object: "settings", Action: authz.HSMSettings, Handle: poolSetting},
+		{Method: http.MethodPatch, Pattern: "/settings/{setting}", Op: "HSMSettingUpdate", Object: "settings", Action: authz.HSMSettings, Handle: poolSetSetting},
 	}
 	out = append(out, poolSecurityDomainRoutes()...)
 	out = append(out, poolBackupRoutes()...)

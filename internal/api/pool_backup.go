@@ -19,6 +19,8 @@ func poolBackupRoutes() []kwroute {
 		{Method: http.MethodPut, Pattern: "/restore", Op: "HSMFullRestore", Object: o, Action: authz.HSMRestoreStart, Handle: startRestore},
 		{Method: http.MethodGet, Pattern: "/restore/{job}/pending", Op: "HSMRestoreStatus", Object: o, Action: authz.HSMRestoreStatus, Handle: jobStatus},
 		{Method: http.MethodPut, Pattern: "/keys/{name}/restore", Op: "HSMSelectiveKeyRestore", Object: "keys", Action: authz.HSMKeysRestore, Handle: startSelectiveRestore},
+		{Method: http.MethodPost, Pattern: "/prebackup", Op: "HSMPreFullBackup", Object: o, Action: authz.HSMBackupStart, Handle: startPreBackup},
+		{Method: http.MethodPut, Pattern: "/prerestore", Op: "HSMPreFullRestore", Object: o, Action: authz.HSMRestoreStart, Handle: startPreRestore},
 	}
 }
 
@@ -85,6 +87,46 @@ func startBackup(rq *request) error {
 	return rq.replyJob("backup", j)
 }
 
+// startPreBackup is the 7.6 pre-flight check of a full backup (azadmin
+// BeginPreFullBackup), polled like a backup.
+func startPreBackup(rq *request) error {
+	var b sasWire
+	if err := rq.decode(&b); err != nil {
+		return err
+	}
+	if err := b.check(); err != nil {
+		return err
+	}
+	j, err := rq.h.pools.StartPreBackup(rq.r.Context(), rq.pool, b.StorageResourceURI, b.Token)
+	if err != nil {
+		return err
+	}
+	return rq.replyJob("backup", j)
+}
+
+// startPreRestore is the 7.6 pre-flight check of a full restore (azadmin
+// BeginPreFullRestore), polled like a restore.
+func startPreRestore(rq *request) error {
+	var b struct {
+		SAS    *sasWire `json:"sasTokenParameters"`
+		Folder string   `json:"folderToRestore"`
+	}
+	if err := rq.decode(&b); err != nil {
+		return err
+	}
+	if b.SAS == nil {
+		return badParam("sasTokenParameters is required.")
+	}
+	if err := b.SAS.check(); err != nil {
+		return err
+	}
+	j, err := rq.h.pools.StartPreRestore(rq.r.Context(), rq.pool, b.SAS.StorageResourceURI, b.SAS.Token, b.Folder)
+	if err != nil {
+		return err
+	}
+	return rq.replyJob("restore", j)
+}
+
 func startRestore(rq *request) error {
 	var b struct {
 		SAS    *sasWire `json:"sasTokenParameters"`
@@ -128,7 +170,7 @@ func startSelectiveRestore(rq *request) error {
 }
 
 func jobStatus(rq *request) error {
-	j, err := rq.h.pools.Job(rq.pool, rq.params["job"])
+	j, err := rq.h.pools.Job(rq.r.Context(), rq.pool, rq.params["job"])
 	if err != nil {
 		return err
 	}

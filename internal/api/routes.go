@@ -57,6 +57,8 @@ func keyRoutes() []kwroute {
 		{Method: http.MethodPost, Pattern: "/keys/{name}/{version?}/unwrapkey", Op: "KeyUnwrap", Object: k, Action: authz.KeysUnwrap, Handle: cryptoHandler(vault.OpUnwrapKey)},
 		{Method: http.MethodPost, Pattern: "/keys/{name}/{version?}/sign", Op: "KeySign", Object: k, Action: authz.KeysSign, Handle: cryptoHandler(vault.OpSign)},
 		{Method: http.MethodPost, Pattern: "/keys/{name}/{version?}/verify", Op: "KeyVerify", Object: k, Action: authz.KeysVerify, Handle: cryptoHandler(vault.OpVerify)},
+		{Method: http.MethodPost, Pattern: "/keys/{name}/{version?}/encapsulate", Op: "KeyEncapsulate", Object: k, Action: authz.KeysWrap, Handle: kemHandler(vault.OpEncapsulate)},
+		{Method: http.MethodPost, Pattern: "/keys/{name}/{version?}/decapsulate", Op: "KeyDecapsulate", Object: k, Action: authz.KeysUnwrap, Handle: kemHandler(vault.OpDecapsulate)},
 		{Method: http.MethodPost, Pattern: "/keys/{name}/{version?}/release", Op: "KeyRelease", Object: k, Action: authz.KeysRelease, Handle: releaseKey},
 		{Method: http.MethodGet, Pattern: "/keys/{name}/{version}/attestation", Op: "KeyAttestation", Object: k, Action: authz.KeysRead, Handle: keyAttestation},
 		{Method: http.MethodPut, Pattern: "/keys/{name}", Op: "KeyImport", Object: k, Action: authz.KeysImport, Handle: importKey},

@@ -4,14 +4,17 @@ import "strings"
 
 // Managed HSM local RBAC (AZURE-API.md §5): a pool's own role definitions
 // and assignments, separate from Azure RBAC on vaults. Data actions are the
-// 34 of azadmin/rbac's DataAction enum (plus Keyward's settings actions);
-// assignment scopes are "/", "/keys" and "/keys/{name}".
+// 34 of azadmin/rbac's DataAction enum plus keys/rotate/action and
+// keys/derive/action, which Azure's built-in Crypto User role holds (see
+// HSMBuiltInRoles); assignment scopes are "/", "/keys" and "/keys/{name}".
 const (
 	mh = "Microsoft.KeyVault/managedHsm/"
 
 	HSMKeysRead          Action = mh + "keys/read/action"
 	HSMKeysWrite         Action = mh + "keys/write/action"
 	HSMKeysCreate        Action = mh + "keys/create"
+	HSMKeysRotate        Action = mh + "keys/rotate/action"
+	HSMKeysDerive        Action = mh + "keys/derive/action"
 	HSMKeysDelete        Action = mh + "keys/delete"
 	HSMKeysEncrypt       Action = mh + "keys/encrypt/action"
 	HSMKeysDecrypt       Action = mh + "keys/decrypt/action"
@@ -43,11 +46,14 @@ const (
 	HSMBackupStatus      Action = mh + "backup/status/action"
 	HSMRestoreStart      Action = mh + "restore/start/action"
 	HSMRestoreStatus     Action = mh + "restore/status/action"
-	// Not in azadmin's enum: Azure lets Managed HSM Administrators read and
-	// change settings; Keyward names that permission so it can be granted.
-	HSMSettingsRead  Action = mh + "settings/read/action"
-	HSMSettingsWrite Action = mh + "settings/write/action"
 )
+
+// HSMSettings is what the settings routes (azadmin/settings) require. Azure
+// publishes no data action for settings (azadmin's enum has none, and no
+// built-in role lists one), so this is not a data action: no role
+// definition grants it, and DecideHSM gives it to holders of the built-in
+// Managed HSM Administrator role at "/" only.
+const HSMSettings Action = "keyward:managedHsm/settings"
 
 // Built-in Managed HSM role definition IDs.
 const (
@@ -70,36 +76,47 @@ func acts(a ...Action) []string {
 	return out
 }
 
-var hsmRoleMgmt = []Action{HSMRoleAssignRead, HSMRoleAssignWrite, HSMRoleAssignDelete, HSMRoleDefRead, HSMRoleDefWrite, HSMRoleDefDelete}
+var hsmRoleMgmt = []Action{HSMRoleAssignDelete, HSMRoleAssignRead, HSMRoleAssignWrite, HSMRoleDefRead, HSMRoleDefWrite, HSMRoleDefDelete}
 
-// HSMBuiltInRoles are the built-in Managed HSM roles, following the
-// permission table of Azure's "Local RBAC built-in roles for Managed HSM".
+// HSMBuiltInRoles are the built-in Managed HSM roles with the data actions
+// Azure returns for them: the role definitions a Managed HSM lists
+// (GET /providers/Microsoft.Authorization/roleDefinitions, as recorded by
+// the Azure SDK for JavaScript's keyvault-admin tests against Azure), and,
+// for Managed HSM Restore (newer than that recording), the permission table
+// of "Local RBAC built-in roles for Managed HSM" (learn.microsoft.com). That
+// table also marks keys/deletedKeys/delete for the Crypto Auditor; the
+// service's own definition gives the auditor keys/deletedKeys/read/action,
+// which Keyward follows. Descriptions are the table's.
 func HSMBuiltInRoles() []RoleDefinition {
 	role := func(id, name, desc string, a ...Action) RoleDefinition {
 		return RoleDefinition{ID: id, Name: name, Description: desc, BuiltIn: true,
 			Permissions:      []Perm{{Actions: []string{}, NotActions: []string{}, DataActions: acts(a...), NotDataActions: []string{}}},
 			AssignableScopes: []string{"/"}}
 	}
-	admin := append([]Action{HSMSDDownload, HSMSDDownloadRead, HSMSDUpload, HSMSDUploadRead, HSMSDTransferKeyRead,
-		HSMBackupStart, HSMBackupStatus, HSMRestoreStart, HSMRestoreStatus, HSMSettingsRead, HSMSettingsWrite}, hsmRoleMgmt...)
-	officer := append([]Action{HSMKeysRead, HSMKeysExport, HSMDeletedKeysRead, HSMDeletedKeysRecov, HSMDeletedKeysPurge}, hsmRoleMgmt...)
+	admin := append(slicesClone(hsmRoleMgmt), HSMSDDownload, HSMSDDownloadRead, HSMSDUpload, HSMSDUploadRead, HSMSDTransferKeyRead,
+		HSMBackupStart, HSMRestoreStart, HSMBackupStatus, HSMRestoreStatus)
+	officer := append(slicesClone(hsmRoleMgmt), HSMDeletedKeysRead, HSMDeletedKeysPurge, HSMDeletedKeysRecov, HSMKeysExport)
 	return []RoleDefinition{
-		role(RoleHSMAdministrator, "Managed HSM Administrator", "Security domain, full backup and restore, role management; no key operations.", admin...),
-		role(RoleHSMCryptoOfficer, "Managed HSM Crypto Officer", "Role management, purge or recover deleted keys, export keys.", officer...),
-		role(RoleHSMCryptoUser, "Managed HSM Crypto User", "All key operations except purge, recover deleted keys and export.",
-			HSMKeysRead, HSMKeysWrite, HSMKeysCreate, HSMKeysDelete, HSMKeysEncrypt, HSMKeysDecrypt, HSMKeysWrap, HSMKeysUnwrap,
-			HSMKeysSign, HSMKeysVerify, HSMKeysImport, HSMKeysRelease, HSMKeysBackup, HSMKeysRestore, HSMDeletedKeysRead, HSMRNG, HSMRoleDefRead),
-		role(RoleHSMPolicyAdministrator, "Managed HSM Policy Administrator", "Create and delete role assignments.", hsmRoleMgmt...),
-		role(RoleHSMCryptoAuditor, "Managed HSM Crypto Auditor", "Read (but not use) key attributes.",
-			HSMKeysRead, HSMDeletedKeysRead, HSMRoleAssignRead, HSMRoleDefRead),
-		role(RoleHSMCryptoServiceEncUser, "Managed HSM Crypto Service Encryption User", "Use a key for service encryption.",
+		role(RoleHSMAdministrator, "Managed HSM Administrator", "Grants permissions to perform all operations related to the security domain, full backup and restore, and role management. Not permitted to perform any key management operations.", admin...),
+		role(RoleHSMCryptoOfficer, "Managed HSM Crypto Officer", "Grants permissions to perform all role management, purge or recover deleted keys, and export keys. Not permitted to perform any other key management operations.", officer...),
+		role(RoleHSMCryptoUser, "Managed HSM Crypto User", "Grants permissions to perform all key management operations except purge or recover deleted keys and export keys.",
+			HSMRoleDefRead, HSMRoleAssignRead, HSMKeysRead, HSMKeysWrite, HSMKeysDelete, HSMKeysCreate, HSMKeysRotate, HSMKeysImport,
+			HSMKeysRelease, HSMKeysBackup, HSMKeysRestore, HSMKeysEncrypt, HSMKeysDecrypt, HSMKeysWrap, HSMKeysUnwrap,
+			HSMKeysSign, HSMKeysVerify, HSMKeysDerive, HSMRNG),
+		role(RoleHSMPolicyAdministrator, "Managed HSM Policy Administrator", "Grants permissions to create and delete role assignments.",
+			HSMRoleDefRead, HSMRoleDefWrite, HSMRoleDefDelete, HSMRoleAssignRead, HSMRoleAssignWrite, HSMRoleAssignDelete),
+		role(RoleHSMCryptoAuditor, "Managed HSM Crypto Auditor", "Grants read permissions to read (but not use) key attributes.",
+			HSMRoleAssignRead, HSMRoleDefRead, HSMKeysRead, HSMDeletedKeysRead),
+		role(RoleHSMCryptoServiceEncUser, "Managed HSM Crypto Service Encryption User", "Grants permissions to use a key for service encryption.",
 			HSMKeysRead, HSMKeysWrap, HSMKeysUnwrap),
-		role(RoleHSMCryptoServiceRelease, "Managed HSM Crypto Service Release User", "Release a key to a trusted execution environment.",
-			HSMKeysRead, HSMKeysRelease),
-		role(RoleHSMBackup, "Managed HSM Backup", "Single key or whole HSM backup.", HSMKeysRead, HSMKeysBackup, HSMBackupStart, HSMBackupStatus),
-		role(RoleHSMRestore, "Managed HSM Restore", "Single key or whole HSM restore.", HSMKeysRead, HSMKeysRestore, HSMRestoreStart, HSMRestoreStatus),
+		role(RoleHSMCryptoServiceRelease, "Managed HSM Crypto Service Release User", "Grants permissions to release a key to a trusted execution environment.",
+			HSMKeysRelease),
+		role(RoleHSMBackup, "Managed HSM Backup", "Grants permissions to perform single-key or whole-HSM backup.", HSMBackupStart, HSMBackupStatus, HSMKeysBackup),
+		role(RoleHSMRestore, "Managed HSM Restore", "Grants permissions to perform single-key or whole-HSM restore.", HSMKeysRestore, HSMRestoreStart, HSMRestoreStatus),
 	}
 }
+
+func slicesClone(a []Action) []Action { return append([]Action(nil), a...) }
 
 // HSMAssignment is a role assignment in a pool.
 type HSMAssignment struct {
@@ -146,6 +163,12 @@ func DecideHSM(principals []string, a Action, key string, asg []HSMAssignment, d
 			}
 		}
 		if !match || !HSMScopeCovers(x.Scope, a, key) {
+			continue
+		}
+		if a == HSMSettings {
+			if x.Scope == "/" && strings.EqualFold(x.RoleDefinitionID, RoleHSMAdministrator) {
+				return true
+			}
 			continue
 		}
 		d, ok := defs[strings.ToLower(x.RoleDefinitionID)]

@@ -338,6 +338,15 @@ func TestCLI(t *testing.T) {
 		eq(t, "verify (bad signature)", get(h.kv("key", "verify", "--vault-name", "dev", "--name", "cli-k", "--algorithm", "RS256", "--digest", d64,
 			"--signature", base64.StdEncoding.EncodeToString(sigRaw)), "isValid"), false)
 
+		// A post-quantum key: kty AKP, the parameter set in --curve, and
+		// --digest carrying the message (ML-DSA signs messages).
+		h.kv("key", "create", "--vault-name", "dev", "--name", "cli-pq", "--kty", "AKP", "--curve", "ML-DSA-44")
+		m64 := base64.StdEncoding.EncodeToString([]byte("message"))
+		pqSig := get(h.kv("key", "sign", "--vault-name", "dev", "--name", "cli-pq", "--algorithm", "ML-DSA-44", "--digest", m64), "signature").(string)
+		eq(t, "ML-DSA verify", get(h.kv("key", "verify", "--vault-name", "dev", "--name", "cli-pq", "--algorithm", "ML-DSA-44", "--digest", m64, "--signature", pqSig), "isValid"), true)
+		eq(t, "ML-DSA verify (other message)", get(h.kv("key", "verify", "--vault-name", "dev", "--name", "cli-pq", "--algorithm", "ML-DSA-44",
+			"--digest", base64.StdEncoding.EncodeToString([]byte("messagf")), "--signature", pqSig), "isValid"), false)
+
 		pemFile := filepath.Join(dir, "cli-k.pem")
 		h.kv("key", "download", "--vault-name", "dev", "--name", "cli-k", "--file", pemFile)
 		b, _ := pem.Decode(mustRead(t, pemFile))

@@ -92,9 +92,9 @@ func (k *kv) keyCmd() *cobra.Command {
 			}
 			t := strings.TrimSuffix(kty, "-HSM")
 			switch t {
-			case "RSA", "EC", "oct":
+			case "RSA", "EC", "oct", "AKP":
 			default:
-				return nil, fmt.Errorf("--kty %q is not one of RSA, RSA-HSM, EC, EC-HSM, oct, oct-HSM", kty)
+				return nil, fmt.Errorf("--kty %q is not one of RSA, RSA-HSM, EC, EC-HSM, oct, oct-HSM, AKP", kty)
 			}
 			if ca.protection == "hsm" || strings.HasSuffix(kty, "-HSM") {
 				t += "-HSM"
@@ -114,9 +114,9 @@ func (k *kv) keyCmd() *cobra.Command {
 		})}
 	cOb.flags(create.Flags(), false)
 	addAttr(create, &ca)
-	create.Flags().StringVar(&kty, "kty", "RSA", "key type: RSA, RSA-HSM, EC, EC-HSM, oct, oct-HSM")
+	create.Flags().StringVar(&kty, "kty", "RSA", "key type: RSA, RSA-HSM, EC, EC-HSM, oct, oct-HSM, AKP (post-quantum, docs/POST-QUANTUM.md)")
 	create.Flags().IntVar(&size, "size", 0, "RSA key size in bits (2048, 3072, 4096) or oct size (128, 192, 256)")
-	create.Flags().StringVar(&curve, "curve", "", "elliptic curve: P-256, P-256K, P-384, P-521")
+	create.Flags().StringVar(&curve, "curve", "", "elliptic curve: P-256, P-256K, P-384, P-521; for AKP the parameter set: ML-DSA-44, ML-DSA-65, ML-DSA-87, ML-KEM-768, ML-KEM-1024, X25519MLKEM768")
 
 	// import
 	var iOb object

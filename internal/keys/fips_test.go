@@ -147,6 +147,33 @@ func TestFIPS140Only(t *testing.T) {
 		t.Error("no e = 3 key in the vectors")
 	}
 
+	// Post-quantum (docs/POST-QUANTUM.md): ML-KEM (crypto/mlkem, inside the
+	// module) works; ML-DSA (circl, outside it) and the X25519 hybrid are
+	// refused, on generation, import and loading of a stored key.
+	for _, alg := range []string{keys.AlgMLKEM768, keys.AlgMLKEM1024} {
+		kem, err := keys.GeneratePQ(alg)
+		if err != nil {
+			t.Fatalf("GeneratePQ(%s): %v", alg, err)
+		}
+		ss, ct, err := kem.Encapsulate(alg)
+		if err != nil {
+			t.Fatalf("%s Encapsulate: %v", alg, err)
+		}
+		if ss2, err := kem.Decapsulate(alg, ct); err != nil || !bytes.Equal(ss, ss2) {
+			t.Errorf("%s Decapsulate: %v, same secret %v", alg, err, bytes.Equal(ss, ss2))
+		}
+	}
+	for _, alg := range []string{keys.AlgMLDSA44, keys.AlgMLDSA65, keys.AlgMLDSA87, keys.AlgX25519MLKEM768} {
+		_, err := keys.GeneratePQ(alg)
+		notAllowed("GeneratePQ "+alg, err)
+		_, _, err = keys.Software{}.Generate(t.Context(), keys.Spec{Kty: keys.KtyAKP, Alg: alg})
+		notAllowed("Software.Generate "+alg, err)
+		_, err = keys.PQFromJWK(keys.JWK{Kty: keys.KtyAKP, Alg: alg, Priv: make([]byte, 32)})
+		notAllowed("PQFromJWK "+alg, err)
+		_, err = keys.Software{}.Load(t.Context(), append([]byte("KWAKP1:"+alg+":"), make([]byte, 32)...))
+		notAllowed("Software.Load "+alg, err)
+	}
+
 	// Sanity: the stdlib itself refuses these here, so the mode is really on.
 	if _, err := rsa.EncryptPKCS1v15(nil, stdRSAPublic(t, rsaKey.Public()), []byte("x")); err == nil {
 		t.Error("crypto/rsa allowed PKCS #1 v1.5 encryption: fips140=only is not in effect")

@@ -58,6 +58,7 @@ type Spec struct {
 	Size           int    // RSA: 2048 (default when 0), 3072 or 4096; EC: 0
 	PublicExponent int    // RSA: 65537 (default when 0); the only value Go generates
 	Curve          string // EC: CurveP256 (default when ""), CurveP256K, CurveP384 or CurveP521
+	Alg            string // AKP: the parameter set (AlgMLDSA44 ... AlgX25519MLKEM768; pq.go)
 
 	// The fields below are for protectors that keep keys outside this
 	// process (an HSM); Generate and [Software] ignore them.
@@ -119,6 +120,9 @@ type JWK struct {
 	N, E, D, DP, DQ, QI, P, Q []byte // RSA
 	K                         []byte // oct: never accepted here
 	X, Y                      []byte // EC (D is shared with RSA)
+
+	Alg       string // AKP: the parameter set (RFC 9964 "alg")
+	Pub, Priv []byte // AKP: public key, private seed
 }
 
 // Key is an immutable parsed key, private or public-only. It is safe for
@@ -252,8 +256,8 @@ func FromJWK(j JWK) (*Key, error) {
 }
 
 func rsaFromJWK(j JWK) (*Key, error) {
-	if j.Crv != "" || len(j.X) != 0 || len(j.Y) != 0 || len(j.K) != 0 {
-		return nil, fmt.Errorf("%w: RSA JWK with EC or oct fields", ErrBadKey)
+	if j.Crv != "" || len(j.X) != 0 || len(j.Y) != 0 || len(j.K) != 0 || len(j.Pub)+len(j.Priv) != 0 {
+		return nil, fmt.Errorf("%w: RSA JWK with EC, oct or AKP fields", ErrBadKey)
 	}
 	for _, f := range [][]byte{j.N, j.E, j.D, j.P, j.Q, j.DP, j.DQ, j.QI} {
 		if len(f) > maxRSALen {
@@ -358,8 +362,8 @@ func newRSA(priv *rsa.PrivateKey, pub *rsa.PublicKey) (*Key, error) {
 }
 
 func ecFromJWK(j JWK) (*Key, error) {
-	if len(j.N)+len(j.E)+len(j.P)+len(j.Q)+len(j.DP)+len(j.DQ)+len(j.QI)+len(j.K) != 0 {
-		return nil, fmt.Errorf("%w: EC JWK with RSA or oct fields", ErrBadKey)
+	if len(j.N)+len(j.E)+len(j.P)+len(j.Q)+len(j.DP)+len(j.DQ)+len(j.QI)+len(j.K)+len(j.Pub)+len(j.Priv) != 0 {
+		return nil, fmt.Errorf("%w: EC JWK with RSA, oct or AKP fields", ErrBadKey)
 	}
 	ci, ok := curves[j.Crv]
 	if !ok {

@@ -73,6 +73,15 @@ func (Software) Generate(ctx context.Context, spec Spec) ([]byte, JWK, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, JWK{}, err
 	}
+	if spec.Kty == KtyAKP {
+		k, err := GeneratePQ(spec.Alg)
+		if err != nil {
+			return nil, JWK{}, err
+		}
+		defer k.wipe()
+		h, err := k.MarshalPrivate()
+		return h, k.Public(), err
+	}
 	if spec.Kty == KtyOct {
 		k, err := GenerateAES(spec.Size)
 		if err != nil {
@@ -93,7 +102,7 @@ func (Software) Import(ctx context.Context, j JWK) ([]byte, JWK, error) {
 		return nil, JWK{}, err
 	}
 	if j.Kty == KtyOct {
-		if len(j.N)+len(j.E)+len(j.D)+len(j.X)+len(j.Y)+len(j.P)+len(j.Q)+len(j.DP)+len(j.DQ)+len(j.QI) != 0 || j.Crv != "" {
+		if len(j.N)+len(j.E)+len(j.D)+len(j.X)+len(j.Y)+len(j.P)+len(j.Q)+len(j.DP)+len(j.DQ)+len(j.QI)+len(j.Pub)+len(j.Priv) != 0 || j.Crv != "" {
 			return nil, JWK{}, fmt.Errorf("%w: oct JWK with RSA or EC fields", ErrBadKey)
 		}
 		k, err := NewAES(j.K)
@@ -101,6 +110,18 @@ func (Software) Import(ctx context.Context, j JWK) ([]byte, JWK, error) {
 			return nil, JWK{}, err
 		}
 		return k.MarshalPrivate(), k.Public(), nil
+	}
+	if j.Kty == KtyAKP {
+		k, err := PQFromJWK(j)
+		if err != nil {
+			return nil, JWK{}, err
+		}
+		defer k.wipe()
+		if !k.HasPrivate() {
+			return nil, JWK{}, fmt.Errorf("%w: import needs the private key (priv)", ErrNoPrivateKey)
+		}
+		h, err := k.MarshalPrivate()
+		return h, k.Public(), err
 	}
 	k, err := FromJWK(j)
 	if err != nil {
@@ -131,6 +152,13 @@ func (Software) Load(ctx context.Context, handle []byte) (Operator, error) {
 			return nil, err
 		}
 		return aesOperator{k}, nil
+	}
+	if bytes.HasPrefix(handle, pqHandlePrefix) {
+		k, err := ParsePQ(handle)
+		if err != nil {
+			return nil, err
+		}
+		return pqOperator{k}, nil
 	}
 	k, err := ParsePrivate(handle)
 	if err != nil {

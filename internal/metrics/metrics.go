@@ -58,7 +58,7 @@ type reqSeries struct {
 
 // cryptoOps are the key operations counted as crypto operations.
 var cryptoOps = map[string]bool{"KeySign": true, "KeyVerify": true, "KeyEncrypt": true, "KeyDecrypt": true,
-	"KeyWrap": true, "KeyUnwrap": true, "KeyRelease": true}
+	"KeyWrap": true, "KeyUnwrap": true, "KeyRelease": true, "KeyEncapsulate": true, "KeyDecapsulate": true}
 
 // New returns the metrics, registered with the Go and process collectors
 // and the state read from src.

@@ -6,7 +6,8 @@
 // internal/vault like a vault's.
 //
 // Storage: the registry in the system view (sys/mhsm/{name}); everything
-// else in the container's barrier view (mhsm/rd/, mhsm/ra/, mhsm/set/), so
+// else in the container's barrier view (mhsm/rd/, mhsm/ra/, mhsm/set/,
+// mhsm/job/ and mhsm/jobrun for backup and restore jobs), so
 // that purging the pool destroys it with the keys.
 package mhsm
 
@@ -102,14 +103,48 @@ type Service struct {
 	lastReload time.Time
 
 	// backup.go
-	opener  Opener
-	jobOnce sync.Once
-	jobSt   *jobState
+	opener Opener
+	// log reports what cannot reach a caller (nil: nothing).
+	log func(msg string, args ...any)
 }
+
+// SetLogger sets where the service reports what cannot reach a caller.
+func (s *Service) SetLogger(log func(msg string, args ...any)) { s.log = log }
 
 // New returns a Service.
 func New(store Store, vaults *vault.Service, clk clock.Clock) *Service {
-	return &Service{store: store, sys: store.System(), vaults: vaults, clock: clk, pools: map[string]*Pool{}}
+	s := &Service{store: store, sys: store.System(), vaults: vaults, clock: clk, pools: map[string]*Pool{}}
+	vaults.SetPoolHandlesElsewhere(s.handlesElsewhere)
+	return s
+}
+
+// handlesElsewhere is the set of token objects the keys of every pool but
+// the one whose container is v hold (live or deleted pools, live or
+// deleted keys): a full backup restored into another pool shares its HSM
+// keys' objects, and purging one pool must not destroy the other's keys.
+func (s *Service) handlesElsewhere(ctx context.Context, v *vault.Vault) (map[string]bool, error) {
+	if err := s.Load(ctx); err != nil { // pools another node made
+		return nil, err
+	}
+	s.mu.RLock()
+	var others []vault.Vault
+	for _, p := range s.pools {
+		if p.Container.ID != v.ID {
+			others = append(others, p.Container)
+		}
+	}
+	s.mu.RUnlock()
+	out := map[string]bool{}
+	for i := range others {
+		held, err := s.vaults.HSMHandles(ctx, &others[i])
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range held {
+			out[string(h)] = true
+		}
+	}
+	return out, nil
 }
 
 const prefix = "sys/mhsm/"

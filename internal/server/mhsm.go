@@ -32,6 +32,7 @@ func (s *Server) initPools(poolProtector keys.Protector) {
 	}
 	s.pools = mhsm.New(s.barrier, s.vaults, s.clock)
 	s.pools.SetBackupOpener(backupstore.Opener(backupstore.Options{LocalRoot: filepath.Join(s.cfg.DataDir, "backups")}))
+	s.pools.SetLogger(s.log.Error)
 	s.access.mgmt.SetPools(s.pools, s.PoolURL)
 }
 

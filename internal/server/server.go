@@ -176,6 +176,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if pqTLSDisabled(os.Getenv("GODEBUG")) {
+		s.log.Warn("GODEBUG tlsmlkem=0 turns off the post-quantum TLS key exchange (X25519MLKEM768) on every listener")
+	}
 	if cfg.Dev {
 		ca, err := devca.Ensure(filepath.Join(cfg.DataDir, "tls"), devSANs(cfg.DNSSuffix), devIPs(), s.clock.Now())
 		if err != nil {

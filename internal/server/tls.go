@@ -33,6 +33,31 @@ var DefaultTLSSuites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
+// DefaultTLSCurves are the key exchanges every listener offers
+// (docs/POST-QUANTUM.md): Go 1.26's default set, written out so that what
+// Keyward offers does not change with a Go release unnoticed. Go ignores
+// the order and prefers X25519MLKEM768 (ML-KEM-768 + X25519) whenever the
+// client offers it; TLS 1.2 clients get X25519 or a NIST curve. In
+// fips140=only mode Go itself drops X25519 and keeps the hybrids and the
+// NIST curves. GODEBUG=tlsmlkem=0 still removes the hybrids (crypto/tls
+// filters its default list by this one); Start logs a warning then.
+var DefaultTLSCurves = []tls.CurveID{
+	tls.X25519MLKEM768, tls.SecP256r1MLKEM768, tls.SecP384r1MLKEM1024,
+	tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521,
+}
+
+// pqTLSDisabled reports whether GODEBUG (its last tlsmlkem setting)
+// turns off crypto/tls's post-quantum key exchanges.
+func pqTLSDisabled(godebug string) bool {
+	off := false
+	for _, kv := range strings.Split(godebug, ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && k == "tlsmlkem" {
+			off = v == "0"
+		}
+	}
+	return off
+}
+
 // validate checks c without changing it.
 func (c TLSConfig) validate() error {
 	_, err := c.tlsConfig()
@@ -41,7 +66,8 @@ func (c TLSConfig) validate() error {
 
 // tlsConfig is the listener's tls.Config without certificates.
 func (c TLSConfig) tlsConfig() (*tls.Config, error) {
-	t := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: DefaultTLSSuites}
+	t := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: DefaultTLSSuites,
+		CurvePreferences: append([]tls.CurveID(nil), DefaultTLSCurves...)}
 	switch c.MinVersion {
 	case "", "1.2":
 	case "1.3":

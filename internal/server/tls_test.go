@@ -27,3 +27,20 @@ func TestTLSConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSCurves: every listener configuration offers X25519MLKEM768 (and
+// the other hybrids), whatever min_version and suites say.
+func TestTLSCurves(t *testing.T) {
+	for _, cfg := range []TLSConfig{{}, {MinVersion: "1.3"}, {CipherSuites: []string{"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"}}} {
+		c, err := cfg.tlsConfig()
+		if err != nil || !slices.Contains(c.CurvePreferences, tls.X25519MLKEM768) || !slices.Equal(c.CurvePreferences, DefaultTLSCurves) {
+			t.Errorf("%+v: curves %v, %v", cfg, c.CurvePreferences, err)
+		}
+	}
+	for godebug, off := range map[string]bool{"": false, "tlsmlkem=0": true, "x=1, tlsmlkem=0": true,
+		"tlsmlkem=0,tlsmlkem=1": false, "tlsmlkem=1": false, "tlssecpmlkem=0": false} {
+		if got := pqTLSDisabled(godebug); got != off {
+			t.Errorf("pqTLSDisabled(%q) = %v", godebug, got)
+		}
+	}
+}

@@ -146,6 +146,9 @@ func publicJWKWire(j keys.JWK) map[string]string {
 	if j.Kty == keys.KtyRSA {
 		return map[string]string{"kty": "RSA", "n": b(j.N), "e": b(j.E)}
 	}
+	if j.Kty == keys.KtyAKP {
+		return map[string]string{"kty": j.Kty, "alg": j.Alg, "pub": b(j.Pub)}
+	}
 	return map[string]string{"kty": j.Kty}
 }
 

@@ -33,6 +33,9 @@ func (s *Service) importTransfer(ctx context.Context, v *Vault, p ImportKeyParam
 	if p.HSM && !strings.HasSuffix(kty, "-HSM") {
 		kty += "-HSM"
 	}
+	if strings.TrimSuffix(kty, "-HSM") == keys.KtyAKP {
+		return nil, errPQHSM
+	}
 	if !strings.HasSuffix(kty, "-HSM") {
 		if kty == "RSA" || kty == "EC" || kty == "oct" {
 			return nil, badParameter("A BYOK import (key_hsm) needs kty %s-HSM: the key is unwrapped inside an HSM.", kty)
@@ -54,7 +57,7 @@ func (s *Service) importTransfer(ctx context.Context, v *Vault, p ImportKeyParam
 	} else if p.JWK.Crv != "" {
 		return nil, badParameter("crv applies to EC keys only.")
 	}
-	ops, err := checkKeyOps(base, p.JWK.KeyOps)
+	ops, err := checkKeyOps(base, "", p.JWK.KeyOps)
 	if err != nil {
 		return nil, err
 	}

@@ -12,8 +12,9 @@ import (
 	"github.com/keyward/keyward/internal/keys"
 )
 
-// Key operations a key version may allow (AZURE-API.md §4).
-var allKeyOps = []string{"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import", "export"}
+// Key operations a key version may allow (AZURE-API.md §4), and the two
+// Keyward adds for ML-KEM keys (docs/POST-QUANTUM.md).
+var allKeyOps = []string{"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import", "export", "encapsulate", "decapsulate"}
 
 // ReleasePolicy is a key's secure key release policy, stored as given.
 type ReleasePolicy struct {
@@ -68,6 +69,7 @@ type CreateKeyParams struct {
 	Size           int
 	PublicExponent int
 	Curve          string
+	Alg            string // AKP: the parameter set (crv is accepted as its alias)
 	KeyOps         []string
 	Attributes     *AttributesPatch
 	Tags           map[string]string
@@ -114,13 +116,24 @@ func (s *Service) protector(v *Vault, kty string) (keys.Protector, string, error
 		return s.hsm, strings.TrimSuffix(kty, "-HSM"), nil
 	case "oct", "oct-HSM":
 		return nil, "", badParameter("Key type %s is supported by managed HSMs only.", kty)
+	case keys.KtyAKP:
+		return s.software, keys.KtyAKP, nil
+	case keys.KtyAKP + "-HSM":
+		return nil, "", errPQHSM
 	case "":
 		return nil, "", badParameter("The key type (kty) is required.")
 	}
 	return nil, "", badParameter("Key type %s is not supported. Supported key types: RSA, EC, RSA-HSM, EC-HSM.", clip(kty))
 }
 
-func defaultKeyOps(base string) []string {
+// errPQHSM refuses post-quantum keys in an HSM: the PKCS#11 token Keyward
+// drives (SoftHSM2 2.6, Cryptoki 2.40) has no ML-DSA or ML-KEM mechanisms.
+var errPQHSM = badParameter("Key type AKP-HSM is not supported: the HSM (PKCS#11 token) has no ML-DSA or ML-KEM mechanisms. Use kty AKP for a software-protected post-quantum key (docs/POST-QUANTUM.md).")
+
+func defaultKeyOps(base, alg string) []string {
+	if base == keys.KtyAKP {
+		return akpOps(alg)
+	}
 	if base == "EC" {
 		return []string{"sign", "verify"}
 	}
@@ -130,14 +143,34 @@ func defaultKeyOps(base string) []string {
 	return []string{"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"}
 }
 
-func checkKeyOps(base string, ops []string) ([]string, error) {
+// akpOps are the key operations of an AKP key: sign and verify for ML-DSA,
+// encapsulate and decapsulate for ML-KEM, wrapKey and unwrapKey for the
+// X25519MLKEM768 hybrid.
+func akpOps(alg string) []string {
+	switch {
+	case keys.IsMLDSA(alg):
+		return []string{"sign", "verify"}
+	case keys.IsMLKEM(alg):
+		return []string{"encapsulate", "decapsulate"}
+	}
+	return []string{"wrapKey", "unwrapKey"}
+}
+
+// checkKeyOps checks a key_ops list for a key of base type (and AKP alg).
+func checkKeyOps(base, alg string, ops []string) ([]string, error) {
 	if ops == nil {
-		return defaultKeyOps(base), nil
+		return defaultKeyOps(base, alg), nil
 	}
 	out := make([]string, 0, len(ops))
 	for _, op := range ops {
 		if !slices.Contains(allKeyOps, op) {
 			return nil, badParameter("Invalid key operation: %s.", clip(op))
+		}
+		if base == keys.KtyAKP && !slices.Contains(akpOps(alg), op) {
+			return nil, badParameter("Key operation %s is not supported by %s keys; they support %s.", op, alg, strings.Join(akpOps(alg), " and "))
+		}
+		if base != keys.KtyAKP && (op == "encapsulate" || op == "decapsulate") {
+			return nil, badParameter("Key operation %s is supported by ML-KEM keys only.", op)
 		}
 		if base == "EC" && (op == "encrypt" || op == "decrypt" || op == "wrapKey" || op == "unwrapKey") {
 			return nil, badParameter("Key operation %s is not supported by EC keys.", op)
@@ -191,13 +224,25 @@ func (s *Service) CreateKey(ctx context.Context, v *Vault, p CreateKeyParams) (*
 		default:
 			return nil, badParameter("Curve %s is not supported; use P-256, P-256K, P-384 or P-521.", clip(p.Curve))
 		}
+	case keys.KtyAKP:
+		alg := cmp.Or(p.Alg, p.Curve)
+		if p.Alg != "" && p.Curve != "" && p.Alg != p.Curve {
+			return nil, badParameter("alg and crv name different AKP parameter sets; give one.")
+		}
+		if !keys.IsAKPAlgorithm(alg) || p.Size != 0 || p.PublicExponent != 0 {
+			return nil, badParameter("An AKP key needs alg (or crv) %s, and no key_size or public_exponent.", strings.Join(keys.AKPAlgorithms(), ", "))
+		}
+		if exportableIn(p.Attributes) {
+			return nil, badParameter("AKP keys cannot be exportable: secure key release does not carry post-quantum keys.")
+		}
+		spec.Alg = alg
 	case keys.KtyOct:
 		spec.Size = cmp.Or(p.Size, 256)
 		if spec.Size != 128 && spec.Size != 192 && spec.Size != 256 || p.Curve != "" || p.PublicExponent != 0 {
 			return nil, badParameter("An oct-HSM key is AES-128, -192 or -256: key_size 128, 192 or 256, no crv or public_exponent.")
 		}
 	}
-	ops, err := checkKeyOps(base, p.KeyOps)
+	ops, err := checkKeyOps(base, spec.Alg, p.KeyOps)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +279,13 @@ func (s *Service) ImportKey(ctx context.Context, v *Vault, p ImportKeyParams) (*
 	if err != nil {
 		return nil, err
 	}
-	ops, err := checkKeyOps(base, p.JWK.KeyOps)
+	if base == keys.KtyAKP && !keys.IsAKPAlgorithm(p.JWK.Alg) {
+		return nil, badParameter("An AKP key needs alg: one of %s.", strings.Join(keys.AKPAlgorithms(), ", "))
+	}
+	if base == keys.KtyAKP && exportableIn(p.Attributes) {
+		return nil, badParameter("AKP keys cannot be exportable: secure key release does not carry post-quantum keys.")
+	}
+	ops, err := checkKeyOps(base, p.JWK.Alg, p.JWK.KeyOps)
 	if err != nil {
 		return nil, err
 	}
@@ -389,7 +440,7 @@ func (s *Service) UpdateKey(ctx context.Context, v *Vault, p UpdateKeyParams) (*
 			return &Error{Kind: Forbidden, Type: Keys, Name: p.Name, Reason: ReasonManagedUpdate}
 		}
 		if p.KeyOps != nil {
-			ops, err := checkKeyOps(strings.TrimSuffix(ver.Payload.Kty, "-HSM"), p.KeyOps)
+			ops, err := checkKeyOps(strings.TrimSuffix(ver.Payload.Kty, "-HSM"), ver.Payload.Public.Alg, p.KeyOps)
 			if err != nil {
 				return err
 			}
@@ -472,7 +523,7 @@ func keyItem(rec *nameRecord, ver *Version[keyPayload], del *DeletedInfo) *Key {
 
 // hsmHandles returns the handles of a key's versions the HSM holds.
 func (s *Service) hsmHandles(ctx context.Context, v *Vault, name string) [][]byte {
-	d, ok := s.hsm.(destroyer)
+	d, ok := s.materialProtector(v).(destroyer)
 	if !ok || checkName(Keys, name) != nil {
 		return nil
 	}
@@ -495,9 +546,7 @@ func (s *Service) PurgeKey(ctx context.Context, v *Vault, name string) error {
 	if err := purgeObject(ctx, s, v, Keys, name, nil); err != nil {
 		return err
 	}
-	for _, h := range held {
-		s.destroyMaterial(s.hsm, h)
-	}
+	s.destroyOwned(ctx, v, held)
 	return nil
 }
 
@@ -677,6 +726,8 @@ func (s *Service) rotateKey(ctx context.Context, v *Vault, name string, cas bool
 		p.Size = rsaBits(cur.JWK)
 	case "EC":
 		p.Curve = cur.JWK.Crv
+	case keys.KtyAKP:
+		p.Alg = cur.JWK.Alg
 	}
 	attrs := &AttributesPatch{Exportable: cur.Attributes.Exportable}
 	pol, err := s.GetRotationPolicy(ctx, v, name)
@@ -717,11 +768,16 @@ const (
 	OpUnwrapKey CryptoOp = "unwrapKey"
 	OpSign      CryptoOp = "sign"
 	OpVerify    CryptoOp = "verify"
+	// ML-KEM (docs/POST-QUANTUM.md)
+	OpEncapsulate CryptoOp = "encapsulate"
+	OpDecapsulate CryptoOp = "decapsulate"
 )
 
 // producing reports whether op makes new protected data, which an expired
 // or not-yet-valid key must not do; consuming old data stays possible.
-func (op CryptoOp) producing() bool { return op == OpEncrypt || op == OpWrapKey || op == OpSign }
+func (op CryptoOp) producing() bool {
+	return op == OpEncrypt || op == OpWrapKey || op == OpSign || op == OpEncapsulate
+}
 
 // CryptoResult is what a cryptographic operation returns.
 type CryptoResult struct {
@@ -732,6 +788,35 @@ type CryptoResult struct {
 	Verified bool
 	// IV, Tag and AAD are AES encryption's (CryptoAES, pools.go).
 	IV, Tag, AAD []byte
+	// SharedSecret is ML-KEM encapsulation's (KEM); Value is then the
+	// ciphertext.
+	SharedSecret []byte
+}
+
+// KEM encapsulates with (OpEncapsulate) or decapsulates ciphertext with
+// (OpDecapsulate) an ML-KEM key version, with Crypto's checks.
+func (s *Service) KEM(ctx context.Context, v *Vault, name, version string, op CryptoOp, alg string, ciphertext []byte) (*CryptoResult, error) {
+	if op != OpEncapsulate && op != OpDecapsulate {
+		return nil, badParameter("Unknown operation.")
+	}
+	rec, ver, opr, err := s.cryptoOperator(ctx, v, name, version, op)
+	if err != nil {
+		return nil, err
+	}
+	kop, ok := opr.(keys.KEMOperator)
+	if !ok || !keys.IsMLKEM(ver.Payload.Public.Alg) {
+		return nil, badParameter("Operation %s needs an ML-KEM key (kty AKP, alg ML-KEM-768 or ML-KEM-1024).", op)
+	}
+	res := &CryptoResult{Name: rec.Name, Version: ver.Version}
+	if op == OpEncapsulate {
+		res.SharedSecret, res.Value, err = kop.Encapsulate(ctx, alg)
+	} else {
+		res.Value, err = kop.Decapsulate(ctx, alg, ciphertext)
+	}
+	if err != nil {
+		return nil, keyError(err)
+	}
+	return res, nil
 }
 
 // Crypto performs op with a key version ("" is the latest): enabled,

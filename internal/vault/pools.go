@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/keyward/keyward/internal/barrier"
@@ -58,10 +59,79 @@ func (s *Service) InitContainer(ctx context.Context, v *Vault) error {
 	return s.store.Tenant(v.TenantID).EnsureKeyring(ctx, now)
 }
 
-// PurgeContainer destroys everything a pool's container holds.
+// PurgeContainer destroys everything a pool's container holds: its
+// storage, then its keys' token objects (those no other pool holds).
 func (s *Service) PurgeContainer(ctx context.Context, v *Vault) error {
+	held, err := s.HSMHandles(ctx, v)
+	if err != nil {
+		return err
+	}
 	s.ops.evictVault(v)
-	return s.in(v).Destroy(ctx)
+	if err := s.in(v).Destroy(ctx); err != nil {
+		return err
+	}
+	s.destroyOwned(ctx, v, held)
+	return nil
+}
+
+// SetPoolHandlesElsewhere sets how the service learns which token objects
+// pools other than v hold (internal/mhsm knows the pools). A full backup
+// carries HSM keys as token references, so a restore into another pool
+// shares the object: purging a key or pool destroys only objects no other
+// pool holds. Without it, pool purges destroy nothing in the token.
+func (s *Service) SetPoolHandlesElsewhere(f func(ctx context.Context, v *Vault) (map[string]bool, error)) {
+	s.poolHandlesElsewhere = f
+}
+
+// materialProtector is the protector that holds v's HSM key objects.
+func (s *Service) materialProtector(v *Vault) keys.Protector {
+	if v.IsPool() {
+		return s.PoolProtector()
+	}
+	return s.hsm
+}
+
+// HSMHandles returns the token object handles of every version of every
+// key (live or deleted) v holds in its HSM protector.
+func (s *Service) HSMHandles(ctx context.Context, v *Vault) ([][]byte, error) {
+	d, ok := s.materialProtector(v).(destroyer)
+	if !ok {
+		return nil, nil
+	}
+	var held [][]byte
+	o := s.objs(v, Keys)
+	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
+		return tx.Scan(o.base()+"/m/", "", func(_ string, val []byte) bool {
+			if d.Holds(val) {
+				held = append(held, slices.Clone(val))
+			}
+			return true
+		})
+	})
+	return held, err
+}
+
+// destroyOwned destroys the token objects of held that belong to v alone:
+// for a pool, those no other pool holds (none, if that cannot be told).
+func (s *Service) destroyOwned(ctx context.Context, v *Vault, held [][]byte) {
+	if len(held) == 0 {
+		return
+	}
+	var elsewhere map[string]bool
+	if v.IsPool() {
+		if s.poolHandlesElsewhere == nil {
+			return
+		}
+		var err error
+		if elsewhere, err = s.poolHandlesElsewhere(ctx, v); err != nil {
+			return // an orphan object is better than a shared one destroyed
+		}
+	}
+	for _, h := range held {
+		if !elsewhere[string(h)] {
+			s.destroyMaterial(s.materialProtector(v), h)
+		}
+	}
 }
 
 // poolProtector is protector for a pool: HSM key types only.
@@ -71,6 +141,8 @@ func (s *Service) poolProtector(kty string) (keys.Protector, string, error) {
 		return s.PoolProtector(), strings.TrimSuffix(kty, "-HSM"), nil
 	case "oct-HSM":
 		return s.aesProtector(), keys.KtyOct, nil
+	case keys.KtyAKP, keys.KtyAKP + "-HSM":
+		return nil, "", badParameter("Key type %s is not supported by a managed HSM: its HSM has no ML-DSA or ML-KEM mechanisms. Create post-quantum keys (kty AKP) in a vault (docs/POST-QUANTUM.md).", kty)
 	case "":
 		return nil, "", badParameter("The key type (kty) is required.")
 	}

@@ -65,9 +65,7 @@ func (s *Service) purgeVault(ctx context.Context, v *Vault, now int64) (int, err
 			if err != nil {
 				return n, err
 			}
-			for _, h := range held {
-				s.destroyMaterial(s.hsm, h)
-			}
+			s.destroyOwned(ctx, v, held)
 			n++
 		}
 	}

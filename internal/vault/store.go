@@ -276,7 +276,7 @@ func (s *Service) AddManagedKeyVersion(tx barrier.Tx, v *Vault, name, version st
 	f := false
 	base := strings.TrimSuffix(key.Kty, "-HSM")
 	kv := &Version[keyPayload]{Version: version, Attributes: a,
-		Payload: keyPayload{Kty: key.Kty, KeyOps: defaultKeyOps(base), Public: key.Public,
+		Payload: keyPayload{Kty: key.Kty, KeyOps: defaultKeyOps(base, key.Public.Alg), Public: key.Public,
 			Protector: key.Protector, Platform: key.Platform}}
 	kv.Attributes.Exportable = &f
 	if _, err := addVersion(tx, k, name, kv, true); err != nil {

@@ -77,11 +77,14 @@ type Service struct {
 	software keys.Protector
 	hsm      keys.Protector // nil: no HSM configured (-HSM keys refused)
 	pool     keys.Protector // pools.go
-	ops      *opCache
-	decoded  *decodeCache // read-only records of the key-operation path
-	vaultURL func(name string) string
-	release  *Release  // secure key release (release.go); nil: none configured
-	attest   attestKey // the HSM instance attestation key (attestation.go)
+	// poolHandlesElsewhere (pools.go) reports the token objects other
+	// pools' containers hold.
+	poolHandlesElsewhere func(ctx context.Context, v *Vault) (map[string]bool, error)
+	ops                  *opCache
+	decoded              *decodeCache // read-only records of the key-operation path
+	vaultURL             func(name string) string
+	release              *Release  // secure key release (release.go); nil: none configured
+	attest               attestKey // the HSM instance attestation key (attestation.go)
 
 	mu         sync.RWMutex
 	vaults     map[string]*Vault // by lower-case name
