@@ -214,6 +214,15 @@ func New(cfg Config, d Deps) *Handler {
 // ServeHTTP records one audit event for every request, whatever happens,
 // and releases no response before its event is recorded (auditgate.go).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 {
+		// A new goroutine per request (stack.go); before serve's own
+		// frame is pushed.
+		growStack()
+	}
+	h.serve(w, r)
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	reqID := uuid.NewString()
 	st := &requestState{event: audit.Event{
