@@ -205,10 +205,16 @@ func New(cfg Config, d Deps) *Handler {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	aud := cfg.VaultResource()
-	return &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults, certs: d.Certificates,
+	h := &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults, certs: d.Certificates,
 		authz: d.Authz, throttle: d.Throttle, audit: d.Audit, metrics: d.Metrics, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes(),
 		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, keymgmt: d.KeyMgmt, tokens: d.Authority.Surface(cfg.Resources()), console: d.Console,
 		pools: d.Pools, poolRoutes: route.Compile(poolRoutes()), groups: d.Groups, quorum: d.Quorum}
+	if m, ok := d.Management.(interface {
+		SetQuorum(func(http.ResponseWriter, *http.Request, string, string, authz.Principal) bool)
+	}); ok && d.Quorum != nil {
+		m.SetQuorum(h.divertARM) // ARM's routing runs the quorum step (quorum.go)
+	}
+	return h
 }
 
 // ServeHTTP records one audit event for every request, whatever happens,
