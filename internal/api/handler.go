@@ -205,10 +205,16 @@ func New(cfg Config, d Deps) *Handler {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	aud := cfg.VaultResource()
-	return &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults, certs: d.Certificates,
+	h := &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults, certs: d.Certificates,
 		authz: d.Authz, throttle: d.Throttle, audit: d.Audit, metrics: d.Metrics, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes(),
 		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, keymgmt: d.KeyMgmt, tokens: d.Authority.Surface(cfg.Resources()), console: d.Console,
 		pools: d.Pools, poolRoutes: route.Compile(poolRoutes()), groups: d.Groups, quorum: d.Quorum}
+	if m, ok := d.Management.(interface {
+		SetQuorum(func(http.ResponseWriter, *http.Request, string, string, authz.Principal) bool)
+	}); ok && d.Quorum != nil {
+		m.SetQuorum(h.divertARM) // ARM's routing runs the quorum step (quorum.go)
+	}
+	return h
 }
 
 // ServeHTTP records one audit event for every request, whatever happens,
@@ -254,7 +260,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	}()
 	// Every request is bounded in time: a slow database answers 503 (the
 	// storage error), not a pile of goroutines waiting forever.
-	ctx, cancel := context.WithTimeout(audit.WithEvent(r.Context(), ev), requestTimeout)
+	ctx := audit.WithEvent(r.Context(), ev)
+	if r.ProtoMajor == 2 {
+		// Its audit write may wait for other requests' (audit.WithLinger).
+		ctx = audit.WithLinger(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	gate := &st.gate
 	gate.h, gate.ev, gate.start, gate.ctx = h, ev, start, context.WithoutCancel(ctx)

@@ -14,8 +14,10 @@ import (
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/errs"
+	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/quorum"
 	"github.com/keyward/keyward/internal/storage"
+	"github.com/keyward/keyward/internal/vault"
 )
 
 // Quorum approval (docs/QUORUM.md), the pipeline's step between throttling
@@ -60,60 +62,99 @@ type approvalRequired struct {
 	Approval approvalWire  `json:"approval"`
 }
 
-// divert is the quorum step: it reports whether it answered rq.
+// divert is the quorum step of the data plane: it reports whether it
+// answered rq.
 func (h *Handler) divert(rq *request, rt *kwroute) bool {
 	if h.quorum == nil || !quorum.Protectable(rt.Op) {
 		return false
 	}
-	ctx := rq.r.Context()
-	p, err := h.quorum.Match(ctx, rt.Op, quorum.VaultScope(rq.vault.Name), quorum.TenantScope(rq.vault.TenantID))
+	target := rt.Object
+	if n := rq.params["name"]; n != "" {
+		target += "/" + n
+	}
+	return h.submitApproval(rq.w, rq.r, rq.vault, rq.principal, rt.Op, target, "vault", rq.base, rq.apiVersion)
+}
+
+// divertARM is the quorum step as ARM's routing calls it (mgmt.QuorumStep):
+// after the route's authorization, before its handler.
+func (h *Handler) divertARM(w http.ResponseWriter, r *http.Request, op, vaultName string, p authz.Principal) bool {
+	if h.quorum == nil || !quorum.Protectable(op) || vaultName == "" || replaying(r.Context()) {
+		return false
+	}
+	v, err := h.vaults.Vault(vaultName)
 	if err != nil {
-		h.writeErr(rq.w, rq.r, err)
+		return false // the handler answers as ARM does
+	}
+	base := strings.TrimSuffix(h.cfg.VaultResource(), "/")
+	base = "https://" + v.Name + "." + strings.TrimPrefix(base, "https://")
+	return h.submitApproval(w, r, v, p, op, "vaults/"+v.Name, "management", base, "7.5")
+}
+
+type replayKey struct{}
+
+// replaying reports whether ctx is an approved operation's re-dispatch.
+func replaying(ctx context.Context) bool { return ctx.Value(replayKey{}) != nil }
+
+// submitApproval stores r as an approval request when a policy protects op
+// on vault v (the vault's policy, else its tenant's) and answers 202 with
+// the ApprovalRequired error; it reports whether it answered. base and
+// apiVersion are where the approval API is (the vault's data plane).
+func (h *Handler) submitApproval(w http.ResponseWriter, r *http.Request, v *vault.Vault, principal authz.Principal, op, target, surface, base, apiVersion string) bool {
+	ctx := r.Context()
+	ev := audit.EventFrom(ctx)
+	p, err := h.quorum.Match(ctx, op, quorum.VaultScope(v.Name), quorum.TenantScope(v.TenantID))
+	if err != nil {
+		h.quorumFail(w, r, surface, err)
 		return true
 	}
 	if p == nil {
 		return false
 	}
 	var body []byte
-	if rq.r.Body != nil && rq.r.Body != http.NoBody {
-		body, err = io.ReadAll(http.MaxBytesReader(rq.w, rq.r.Body, rq.h.cfg.MaxBodyBytes))
+	if r.Body != nil && r.Body != http.NoBody {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
 		if err != nil {
-			h.writeErr(rq.w, rq.r, badParam("The request body could not be read."))
+			h.quorumFail(w, r, surface, badParam("The request body could not be read."))
 			return true
 		}
 	}
-	target := rt.Object
-	if n := rq.params["name"]; n != "" {
-		target += "/" + n
-	}
-	req := &quorum.Request{ID: quorum.NewID(), Vault: rq.vault.Name, TenantID: rq.vault.TenantID,
-		Requester: rq.principal.ObjectID, Operation: rt.Op, Target: target,
-		Replay: quorum.Replay{Method: rq.r.Method, Path: rq.r.URL.EscapedPath(), RawQuery: rq.r.URL.RawQuery, Host: rq.r.Host,
-			Body: body, AppID: rq.principal.AppID, Delegated: rq.principal.Delegated, IP: rq.ev.Caller.IP}}
+	req := &quorum.Request{ID: quorum.NewID(), Vault: v.Name, TenantID: v.TenantID,
+		Requester: principal.ObjectID, Operation: op, Target: target,
+		Replay: quorum.Replay{Surface: surface, Method: r.Method, Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Host: r.Host,
+			Body: body, AppID: principal.AppID, Delegated: principal.Delegated, IP: ev.Caller.IP}}
 	// The event written when the request is stored says what happened.
-	rq.ev.Status, rq.ev.Reason = http.StatusAccepted, "approval required"
-	rq.ev.Approval = &audit.Approval{ID: req.ID, Operation: rt.Op, Requester: strings.ToLower(rq.principal.ObjectID), Outcome: "pending"}
+	ev.Status, ev.Reason = http.StatusAccepted, "approval required"
+	ev.Approval = &audit.Approval{ID: req.ID, Operation: op, Requester: strings.ToLower(principal.ObjectID), Outcome: "pending"}
 	if err := h.quorum.Submit(ctx, p, req); err != nil {
-		rq.ev.Status, rq.ev.Reason, rq.ev.Approval = 0, "", nil
-		h.writeErr(rq.w, rq.r, err)
+		ev.Status, ev.Reason, ev.Approval = 0, "", nil
+		h.quorumFail(w, r, surface, err)
 		return true
 	}
 	who := fmt.Sprintf("%d approval(s) from its approvers", p.Required)
 	if p.Group != "" {
 		who = fmt.Sprintf("%d approval(s) from its approvers or members of group %s", p.Required, p.Group)
 	}
-	where := "vault '" + rq.vault.Name + "'"
+	where := "vault '" + v.Name + "'"
 	if strings.HasPrefix(p.Scope, "tenant/") {
 		where = "the tenant"
 	}
 	msg := fmt.Sprintf("Operation %s on %s requires approval under the quorum policy of %s (%s; the requester's own approval does not count). "+
 		"Approval request %s was created and expires at %s; nothing was changed. An approver approves it with "+
 		"POST %s/approvals/%s/approve?api-version=%s or 'keyward approval approve %s --vault %s'; once approved the operation runs once, as the requester.",
-		rt.Op, target, where, who, req.ID, req.Expires.Format(time.RFC3339), rq.base, req.ID, rq.apiVersion, req.ID, rq.vault.Name)
-	rq.w.Header().Set("Location", rq.base+"/approvals/"+req.ID+"?api-version="+rq.apiVersion)
-	rq.ev.ErrorCode = "ApprovalRequired"
-	writeJSON(rq.w, http.StatusAccepted, approvalRequired{Error: wireErrorBody{Code: "ApprovalRequired", Message: msg}, Approval: h.approvalOut(req)})
+		op, target, where, who, req.ID, req.Expires.Format(time.RFC3339), base, req.ID, apiVersion, req.ID, v.Name)
+	w.Header().Set("Location", base+"/approvals/"+req.ID+"?api-version="+apiVersion)
+	ev.ErrorCode = "ApprovalRequired"
+	writeJSON(w, http.StatusAccepted, approvalRequired{Error: wireErrorBody{Code: "ApprovalRequired", Message: msg}, Approval: h.approvalOut(req)})
 	return true
+}
+
+// quorumFail words an error of the quorum step on its surface.
+func (h *Handler) quorumFail(w http.ResponseWriter, r *http.Request, surface string, err error) {
+	if surface == "management" && h.mgmt != nil {
+		h.mgmt.Fail(w, r, err)
+		return
+	}
+	h.writeErr(w, r, err)
 }
 
 // voterGroups are the direct groups of a caller, from the directory index.
@@ -271,12 +312,30 @@ func (h *Handler) runApproved(rq *request, r *quorum.Request) *quorum.Request {
 		}
 		return done
 	}
+	ctx = context.WithValue(ctx, replayKey{}, r.ID)
 	r2, err := http.NewRequestWithContext(ctx, rp.Method, "https://"+rp.Host+rp.Path+"?"+rp.RawQuery, bytes.NewReader(rp.Body))
 	if err != nil {
 		return finish(http.StatusInternalServerError)
 	}
 	r2.Host = rp.Host
 	ev.Path = r2.URL.Path
+	if rp.Surface == "management" {
+		// ARM: the stored request goes through mgmt's routing again, which
+		// authorizes the requester again; the quorum step lets it pass.
+		if h.mgmt == nil {
+			return finish(http.StatusInternalServerError)
+		}
+		ev.Service, ev.Operation = "management", r.Operation
+		claims := &identity.Claims{TenantID: r.TenantID, ObjectID: r.Requester, AppID: rp.AppID, AZP: rp.AppID, IDType: "app"}
+		if rp.Delegated {
+			claims.IDType = "user"
+		}
+		h.mgmt.Serve(rec, r2, claims)
+		if ev.Operation != r.Operation {
+			h.log.Error("an approved ARM request named another operation", "approval", r.ID, "operation", ev.Operation)
+		}
+		return finish(rec.status)
+	}
 	rt, params, _ := h.routes.Match(r2.Method, r2.URL.EscapedPath())
 	if rt == nil || rt.Op != r.Operation {
 		return finish(http.StatusInternalServerError)

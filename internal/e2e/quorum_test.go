@@ -243,3 +243,52 @@ func TestQuorumApprovalPurge(t *testing.T) {
 		t.Fatalf("rejected/expired outcomes in the audit log: %v", outcomes)
 	}
 }
+
+// TestQuorumApprovalARMVaultDelete: the quorum step runs in ARM's routing
+// too. With a vault policy on VaultDelete, the administrator's delete
+// through the official armkeyvault client answers ApprovalRequired and the
+// vault stays; an approver's approval on the vault's data plane deletes
+// it, once, as the requester, through ARM's own handler.
+func TestQuorumApprovalARMVaultDelete(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{})
+	ctx := context.Background()
+	admin := devObjectID(t, e)
+	a := newSP(t, e, "arm-approver")
+	const name = "quorum-arm"
+	createVault(t, e, e.Credential(), name, true, nil)
+	vaultURL := strings.TrimSuffix(vaultURLOf(e, name), "/")
+	scope := "https://vault.localhost:" + port(e) + "/.default"
+	call := func(cred azcore.TokenCredential, method, path, body string) httpResult {
+		tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return do(t, e, method, vaultURL+path+"?api-version=7.5", tok.Token, "application/json", body)
+	}
+	if r := call(e.Credential(), http.MethodPut, "/quorumpolicy", `{"operations":["VaultDelete","VaultAccessPolicyAdd"],"approvers":["`+a.ObjectID+`"],"approvalsRequired":1}`); r.Status != http.StatusOK {
+		t.Fatalf("set policy: %d %s", r.Status, r.Body)
+	}
+	vaults := vaultsARM(t, e, e.Credential())
+	_, err := vaults.Delete(ctx, e.Info.ResourceGroup, name, nil)
+	re := wantErr(t, err, http.StatusAccepted, "ApprovalRequired")
+	var body struct{ Approval struct{ ID, Operation, Requester string } }
+	if err := json.NewDecoder(re.RawResponse.Body).Decode(&body); err != nil || body.Approval.Operation != "VaultDelete" || body.Approval.Requester != strings.ToLower(admin) {
+		t.Fatalf("202 body: %+v %v", body, err)
+	}
+	if _, err := vaults.Get(ctx, e.Info.ResourceGroup, name, nil); err != nil {
+		t.Fatalf("the vault is gone before approval: %v", err)
+	}
+	id := body.Approval.ID
+	r := call(a.Cred, http.MethodPost, "/approvals/"+id+"/approve", "")
+	if r.Status != http.StatusOK || !strings.Contains(r.Body, `"state":"Executed"`) {
+		t.Fatalf("approve: %d %s", r.Status, r.Body)
+	}
+	_, err = vaults.Get(ctx, e.Info.ResourceGroup, name, nil)
+	wantErr(t, err, http.StatusNotFound, "ResourceNotFound")
+	ev := findAudit(t, e, "the approved vault delete", func(ev audit.Event) bool {
+		return ev.Approval != nil && ev.Approval.ID == id && ev.Approval.Outcome == "executed" && ev.Service == "management"
+	})
+	if ev.Operation != "VaultDelete" || ev.Caller.ObjectID != strings.ToLower(admin) || !slices.Contains(ev.Approval.Approvers, strings.ToLower(a.ObjectID)) {
+		t.Fatalf("executed event: %+v %+v", ev, ev.Approval)
+	}
+}

@@ -31,6 +31,7 @@ type Handler struct {
 	maxBody   int64
 	routes    route.Table[handler, authz.Action]
 	audiences []string
+	quorum    QuorumStep // quorum.go; nil: none
 }
 
 // NewHandler returns the management-plane handler. resource is the
@@ -313,6 +314,9 @@ func (c *call) route() error {
 		if err := c.authorizeRoute(rt.Action, params); err != nil {
 			return err
 		}
+	}
+	if c.h.quorum != nil && c.h.quorum(c.w, c.r, c.ev.Operation, params["vault"], c.p) {
+		return nil // quorum.go: the operation waits for its approvers
 	}
 	return rt.Handle(c, params)
 }

@@ -39,6 +39,8 @@ import (
 var protectable = map[string]bool{
 	"KeyPurge": true, "SecretPurge": true, "CertificatePurge": true,
 	"QuorumPolicySet": true, "QuorumPolicyDelete": true,
+	// ARM (mgmt routes): deleting a vault, changing its access policies.
+	"VaultDelete": true, "VaultAccessPolicyAdd": true, "VaultAccessPolicyReplace": true, "VaultAccessPolicyRemove": true,
 }
 
 // Protectable reports whether op is an operation a policy can protect.
@@ -209,6 +211,8 @@ type Vote struct {
 // Replay is what is needed to run the request's operation later, as the
 // requester. It is stored sealed by the barrier and never shown.
 type Replay struct {
+	// Surface is "vault" (the data plane) or "management" (ARM).
+	Surface   string `json:"surface,omitempty"`
 	Method    string `json:"method"`
 	Path      string `json:"path"` // escaped
 	RawQuery  string `json:"query"`
