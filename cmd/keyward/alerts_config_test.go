@@ -16,6 +16,7 @@ func TestAlertsConfig(t *testing.T) {
 	os.WriteFile(path, []byte(`
 [alerts]
 disable_builtin = ["first-read"]
+expiry_thresholds = ["14d", "36h"]
 [[alerts.webhook]]
 name = "soc"
 url = "https://soc.example/hook"
@@ -42,5 +43,14 @@ operations = ["KeyDecrypt", "KeyUnwrap"]
 	if len(c.Webhooks) != 1 || c.DisableBuiltin[0] != "first-read" || r.Name != "many-decrypts" || r.Threshold != 100 ||
 		r.Window != time.Minute || r.Cooldown != 10*time.Minute || r.GroupBy != "caller" || len(r.Filter.Operations) != 2 {
 		t.Fatalf("config %+v", c)
+	}
+	if len(c.ExpiryThresholds) != 2 || c.ExpiryThresholds[0] != 14*24*time.Hour || c.ExpiryThresholds[1] != 36*time.Hour {
+		t.Fatalf("expiry thresholds %v", c.ExpiryThresholds)
+	}
+	for _, bad := range []string{"0d", "-1h", "xd", "soon"} {
+		fc.Alerts.ExpiryThresholds = []string{bad}
+		if _, err := alertsConfig(&fc); err == nil {
+			t.Errorf("expiry threshold %q accepted", bad)
+		}
 	}
 }

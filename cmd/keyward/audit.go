@@ -47,7 +47,9 @@ type auditFileConfig struct {
 // alertsFileConfig is the [alerts] section (docs/CONFIG.md).
 type alertsFileConfig struct {
 	DisableBuiltin []string `toml:"disable_builtin"`
-	Webhook        []struct {
+	// ExpiryThresholds: the near-expiry rule's thresholds ("30d", "168h").
+	ExpiryThresholds []string `toml:"expiry_thresholds"`
+	Webhook          []struct {
 		Name   string `toml:"name"`
 		URL    string `toml:"url"`
 		Secret string `toml:"secret"`
@@ -73,6 +75,13 @@ type alertsFileConfig struct {
 func alertsConfig(fc *fileConfig) (server.AlertsConfig, error) {
 	a := &fc.Alerts
 	c := server.AlertsConfig{DisableBuiltin: a.DisableBuiltin}
+	for _, v := range a.ExpiryThresholds {
+		d, err := parseDays(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("alerts expiry_thresholds: %q is not a positive duration (30d, 168h)", v)
+		}
+		c.ExpiryThresholds = append(c.ExpiryThresholds, d)
+	}
 	for _, w := range a.Webhook {
 		c.Webhooks = append(c.Webhooks, server.AlertWebhook{Name: w.Name, URL: w.URL, Secret: w.Secret})
 	}
@@ -103,6 +112,18 @@ func alertsConfig(fc *fileConfig) (server.AlertsConfig, error) {
 		c.Rules = append(c.Rules, rule)
 	}
 	return c, nil
+}
+
+// parseDays is time.ParseDuration that also takes whole days ("30d").
+func parseDays(v string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || days > 100*365 {
+			return 0, fmt.Errorf("bad day count %q", v)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(v)
 }
 
 // auditConfig is the [audit] section, then KEYWARD_AUDIT_* variables.

@@ -39,6 +39,8 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 		serverFlags []string
 		serverEnv   []string
 		serverExe   string
+		http2       bool
+		protos      string
 	)
 	var opsHelp strings.Builder
 	for _, o := range bench.Ops {
@@ -62,6 +64,7 @@ Operations:
 Examples:
   keyward bench --spawn --op secret-get -c 16 -d 10s
   keyward bench --spawn --op rsa-sign-rs256 -c 1,4,16,64 -d 5s
+  keyward bench --spawn --op secret-get -c 16 -d 10s --http2
   keyward bench --data ./.keyward-dev --server-pid 1234 --op ec-sign-es256`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -121,22 +124,32 @@ Examples:
 				}
 				defer rpprof.StopCPUProfile()
 			}
+			if http2 {
+				protos = "h1,h2,h2-conns"
+			}
+			variants, err := parseProtocols(protos)
+			if err != nil {
+				return err
+			}
 			var reports []*bench.Report
 			for i, c := range concs {
-				run := cfg
-				run.Concurrency = c
-				run.Raw = !noRaw && i == len(concs)-1
-				if i > 0 {
-					run.Populate = false // done by the first run
-				}
-				rep, err := bench.Run(ctx, run)
-				if err != nil {
-					return err
-				}
-				reports = append(reports, rep)
-				if !asJSON {
-					rep.WriteText(stdout)
-					fmt.Fprintln(stdout)
+				for j, v := range variants {
+					run := cfg
+					run.Concurrency = c
+					run.HTTP2, run.HTTP2Conns = v.http2, v.conns
+					run.Raw = !noRaw && i == len(concs)-1 && j == len(variants)-1
+					if i > 0 || j > 0 {
+						run.Populate = false // done by the first run
+					}
+					rep, err := bench.Run(ctx, run)
+					if err != nil {
+						return err
+					}
+					reports = append(reports, rep)
+					if !asJSON {
+						rep.WriteText(stdout)
+						fmt.Fprintln(stdout)
+					}
 				}
 			}
 			if raw := reports[len(reports)-1].Raw; raw != nil {
@@ -144,7 +157,9 @@ Examples:
 					r.SetRaw(raw)
 				}
 			}
-			if len(reports) > 1 && !asJSON {
+			if len(variants) > 1 && !asJSON {
+				bench.WriteProtocols(stdout, reports)
+			} else if len(reports) > 1 && !asJSON {
 				bench.WriteScaling(stdout, reports)
 			}
 			out := struct {
@@ -185,7 +200,8 @@ Examples:
 	f.StringArrayVar(&serverFlags, "server-flag", nil, "extra flag for the spawned server (repeatable)")
 	f.StringVar(&serverExe, "server-exe", "", "with --spawn: the keyward binary to start (default: this one)")
 	f.StringArrayVar(&serverEnv, "server-env", nil, "extra KEY=VALUE environment variable for the spawned server, e.g. GOGC=200 (repeatable)")
-	f.BoolVar(&cfg.HTTP2, "http2", false, "multiplex all workers over one HTTP/2 connection (default: one HTTP/1.1 keep-alive connection per worker)")
+	f.BoolVar(&http2, "http2", false, "compare the protocols in one run against the same server: HTTP/1.1 (one connection per worker), HTTP/2 with one connection × N streams and HTTP/2 with N connections × 1 stream (--protocols h1,h2,h2-conns)")
+	f.StringVar(&protos, "protocols", "h1", "comma-separated: h1 (one HTTP/1.1 keep-alive connection per worker), h2 (every worker multiplexed over one HTTP/2 connection, what an Azure SDK client does), h2-conns (one HTTP/2 connection per worker)")
 	f.BoolVar(&cfg.NetHTTP, "net-http", false, "send HTTP/1.1 load through Go's net/http client instead of the lean one (more client CPU on the shared cores)")
 	f.BoolVar(&noRaw, "no-raw", false, "skip the raw-primitive run")
 	f.DurationVar(&cfg.RawDuration, "raw-duration", 5*time.Second, "duration of the raw-primitive run")
@@ -201,6 +217,26 @@ Examples:
 	f.StringVar(&clientProf, "client-cpuprofile", "", "write this tool's own CPU profile (setup, load and raw phases) to a file")
 	cmd.AddCommand(newBenchServerCmd(stdout, stderr))
 	return cmd
+}
+
+// protocolVariant is one entry of --protocols.
+type protocolVariant struct{ http2, conns bool }
+
+func parseProtocols(s string) ([]protocolVariant, error) {
+	var out []protocolVariant
+	for _, p := range strings.Split(s, ",") {
+		switch strings.TrimSpace(p) {
+		case "h1":
+			out = append(out, protocolVariant{})
+		case "h2":
+			out = append(out, protocolVariant{http2: true})
+		case "h2-conns":
+			out = append(out, protocolVariant{http2: true, conns: true})
+		default:
+			return nil, fmt.Errorf("--protocols: %q is not h1, h2 or h2-conns", p)
+		}
+	}
+	return out, nil
 }
 
 func parseInts(s string) ([]int, error) {

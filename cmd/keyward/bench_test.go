@@ -79,4 +79,51 @@ func TestBenchCommand(t *testing.T) {
 	if out.Runs[1].Raw == nil || out.Runs[1].Raw.OpsPerSecond <= 0 {
 		t.Fatal("no raw-primitive run")
 	}
+
+	// --http2: HTTP/1.1, HTTP/2 over one connection and HTTP/2 over one
+	// connection per worker, against one spawned server, in one run.
+	stdout.Reset()
+	stderr.Reset()
+	args = []string{"bench", "--spawn", "--server-exe", exe, "--data", filepath.Join(dir, "data2"),
+		"--op", "secret-get", "-c", "4", "-d", "1s", "--warmup", "300ms", "--no-raw", "--http2", "--json"}
+	if err := run(context.Background(), args, func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr); err != nil {
+		t.Fatalf("keyward bench --http2: %v\n%s", err, stderr.String())
+	}
+	var h2 struct {
+		Runs []struct {
+			Concurrency int              `json:"concurrency"`
+			Protocol    string           `json:"protocol"`
+			Shape       string           `json:"shape"`
+			Requests    int64            `json:"requests"`
+			OK          int64            `json:"ok"`
+			Errors      map[string]int64 `json:"errors"`
+			Server      *struct {
+				PID        int     `json:"pid"`
+				PerRequest float64 `json:"cpu_us_per_request"`
+			} `json:"server"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &h2); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, stdout.String())
+	}
+	want := []struct{ proto, shape string }{
+		{"HTTP/1.1", "4 connections × 1 stream"},
+		{"HTTP/2.0", "1 connection × 4 streams"},
+		{"HTTP/2.0", "4 connections × 1 stream"},
+	}
+	if len(h2.Runs) != len(want) {
+		t.Fatalf("--http2: want %d runs: %s", len(want), stdout.String())
+	}
+	pid := h2.Runs[0].Server
+	for i, r := range h2.Runs {
+		if r.Protocol != want[i].proto || r.Shape != want[i].shape || r.Concurrency != 4 {
+			t.Fatalf("--http2 run %d: %s, %q, concurrency %d; want %s, %q", i, r.Protocol, r.Shape, r.Concurrency, want[i].proto, want[i].shape)
+		}
+		if r.Requests == 0 || r.OK != r.Requests || len(r.Errors) != 0 {
+			t.Fatalf("--http2 run %d (%s, %s): %d requests, %d ok, errors %v", i, r.Protocol, r.Shape, r.Requests, r.OK, r.Errors)
+		}
+		if r.Server == nil || pid == nil || r.Server.PID != pid.PID || r.Server.PerRequest <= 0 {
+			t.Fatalf("--http2 run %d: server CPU missing or not the same server: %+v", i, r.Server)
+		}
+	}
 }

@@ -195,6 +195,7 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	root.AddCommand(newAuditCmd(stdout))
 	root.AddCommand(newBYOKCmd(stdout), newAttestationTokenCmd(stdout))
 	root.AddCommand(newKeyMgmtCmd(getenv, stdout))
+	root.AddCommand(newApprovalCmd(getenv, stdout))
 	root.AddCommand(newHSMCmd(getenv, stdout))
 	return root
 }

@@ -82,6 +82,8 @@ type Alert struct {
 	CallerIP  string `json:"callerIpAddress,omitempty"`
 	Status    int    `json:"httpStatusCode,omitempty"`
 	RequestID string `json:"requestId,omitempty"`
+	// Expires is the object's expiry (near-expiry alerts).
+	Expires *time.Time `json:"expires,omitempty"`
 }
 
 // Deliverer sends an alert somewhere. An error is retried.
@@ -165,7 +167,7 @@ func (en *Engine) Raise(name, group string, a Alert) bool {
 		if r.Name == name {
 			fired = en.hit(r, group, en.clock.Now(), nil)
 			if fired != nil {
-				fired.Operation, fired.Vault, fired.Object = a.Operation, a.Vault, a.Object
+				fired.Operation, fired.Vault, fired.Object, fired.Expires = a.Operation, a.Vault, a.Object, a.Expires
 			}
 		}
 	}
@@ -253,6 +255,18 @@ func (en *Engine) deliver(a *Alert) {
 			en.log.Error("alert delivery failed", "rule", a.Rule, "destination", d.Name, "error", err)
 		}(d, *a)
 	}
+}
+
+// Has reports whether the engine has rule name (it may be disabled).
+func (en *Engine) Has(name string) bool {
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	for _, r := range en.rules {
+		if r.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Wait waits for the deliveries under way.
@@ -375,7 +389,8 @@ func newID() string {
 // of 401/403 from one IP, a secret or key read by a principal that never
 // read it before, a purge or vault delete, a role-assignment or
 // access-policy change, a vault (network-rule) change, seal and unseal,
-// and a failing audit sink (raised by the server, not by an event).
+// a failing audit sink and a key, secret or certificate near expiry (the
+// last two raised by the server's jobs, not by an event).
 func Builtin() []Rule {
 	return []Rule{
 		{Name: "auth-failure-burst", Severity: "high", Description: "10 or more 401/403 answers to one IP address within a minute",
@@ -396,8 +411,14 @@ func Builtin() []Rule {
 			Filter: Filter{Services: []string{"sys"}, Operations: []string{"Seal", "Unseal"}, Results: []string{"allowed"}}, GroupBy: "operation", Cooldown: time.Minute},
 		{Name: "audit-sink-failing", Severity: "high", Description: "an audit sink refuses events", GroupBy: "", Cooldown: 15 * time.Minute,
 			Filter: Filter{Operations: []string{"-"}}}, // never matched by an event; raised by the server
+		{Name: NearExpiry, Severity: "medium", Description: "a key, secret or certificate expires within a threshold (30, 7 and 1 days by default)",
+			GroupBy: "object", Filter: Filter{Operations: []string{"-"}}}, // raised by the server once per object version and threshold
 	}
 }
+
+// NearExpiry is the built-in rule the server raises for an object whose
+// latest version expires within a threshold.
+const NearExpiry = "near-expiry"
 
 // Filtered returns rules without those named in disabled.
 func Filtered(rules []Rule, disabled []string) []Rule {

@@ -136,10 +136,17 @@ func (m *Email) Deliver(ctx context.Context, a *Alert) error {
 	for _, kv := range [][2]string{{"severity", a.Severity}, {"group", a.Group}, {"count", strconv.Itoa(a.Count)},
 		{"window", a.Window}, {"time", a.Time.Format("2006-01-02T15:04:05Z07:00")}, {"operation", a.Operation},
 		{"vault", a.Vault}, {"object", a.Object}, {"caller object ID", a.CallerOID}, {"caller IP", a.CallerIP},
-		{"request ID", a.RequestID}, {"alert ID", a.ID}} {
+		{"request ID", a.RequestID}, {"expires", expires(a)}, {"alert ID", a.ID}} {
 		if kv[1] != "" && kv[1] != "0" {
 			fmt.Fprintf(&b, "%s: %s\r\n", kv[0], kv[1])
 		}
 	}
 	return m.Mailer.Send(ctx, &certificates.Mail{To: m.To, Subject: "Keyward alert " + a.String(), Body: b.String(), Date: m.Clock.Now()})
+}
+
+func expires(a *Alert) string {
+	if a.Expires == nil {
+		return ""
+	}
+	return a.Expires.UTC().Format("2006-01-02T15:04:05Z07:00")
 }

@@ -114,7 +114,13 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 		return
 	}
 
-	// 6. The operation.
+	// 6. Quorum approval: a protected operation waits for its approvers
+	// (quorum.go).
+	if h.divert(rq, rt) {
+		return
+	}
+
+	// 7. The operation.
 	if err := rt.Handle(rq); err != nil {
 		h.writeErr(w, r, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/keyward/keyward/internal/certificates"
 	"github.com/keyward/keyward/internal/errs"
 	"github.com/keyward/keyward/internal/mhsm"
+	"github.com/keyward/keyward/internal/quorum"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/vault"
 )
@@ -59,6 +60,11 @@ func toWire(err error) (int, wireError, bool) {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae.status, body(ae.code, ae.message, ae.inner), true
+	}
+	var qe *quorum.Error
+	if errors.As(err, &qe) {
+		status, b := quorumError(qe)
+		return status, b, true
 	}
 	var me *mhsm.Error
 	if errors.As(err, &me) {

@@ -26,6 +26,7 @@ import (
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/keymgmtapi"
+	"github.com/keyward/keyward/internal/quorum"
 	"github.com/keyward/keyward/internal/route"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/throttle"
@@ -157,6 +158,8 @@ type Handler struct {
 	groups     func(tenant, objectID string) []string
 	// console is the web console (internal/console); nil: none.
 	console Surface
+	// quorum holds quorum approval policies and requests (quorum.go); nil: off.
+	quorum *quorum.Service
 }
 
 // Surface is a surface served on the control host beside the token
@@ -186,7 +189,9 @@ type Deps struct {
 	Groups func(tenant, objectID string) []string
 	// Console serves the web console under /ui/ on the control host; nil: none.
 	Console Surface
-	Audit   *audit.Log
+	// Quorum enables quorum approval (quorum.go); nil: off.
+	Quorum *quorum.Service
+	Audit  *audit.Log
 	// Metrics serves /metrics (Prometheus) on the control host; nil: 404.
 	Metrics http.Handler
 	Clock   clock.Clock
@@ -202,15 +207,30 @@ func New(cfg Config, d Deps) *Handler {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	aud := cfg.VaultResource()
-	return &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults, certs: d.Certificates,
+	h := &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults, certs: d.Certificates,
 		authz: d.Authz, throttle: d.Throttle, audit: d.Audit, metrics: d.Metrics, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes(),
 		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, keymgmt: d.KeyMgmt, tokens: d.Authority.Surface(cfg.Resources()), console: d.Console,
-		pools: d.Pools, poolRoutes: route.Compile(poolRoutes()), groups: d.Groups}
+		pools: d.Pools, poolRoutes: route.Compile(poolRoutes()), groups: d.Groups, quorum: d.Quorum}
+	if m, ok := d.Management.(interface {
+		SetQuorum(func(http.ResponseWriter, *http.Request, string, string, authz.Principal) bool)
+	}); ok && d.Quorum != nil {
+		m.SetQuorum(h.divertARM) // ARM's routing runs the quorum step (quorum.go)
+	}
+	return h
 }
 
 // ServeHTTP records one audit event for every request, whatever happens,
 // and releases no response before its event is recorded (auditgate.go).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 {
+		// A new goroutine per request (stack.go); before serve's own
+		// frame is pushed.
+		growStack()
+	}
+	h.serve(w, r)
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	reqID := uuid.NewString()
 	st := &requestState{event: audit.Event{

@@ -115,5 +115,14 @@ func extensionRoutes() []kwroute {
 		{Method: http.MethodGet, Pattern: "/eventsubscriptions", Op: "EventSubscriptionList", Object: "eventsubscriptions", Action: authz.EventSubscriptionsGet, Handle: listSubscriptions},
 		{Method: http.MethodPut, Pattern: "/eventsubscriptions/{name}", Op: "EventSubscriptionPut", Object: "eventsubscriptions", Action: authz.EventSubscriptionsRW, Handle: putSubscription},
 		{Method: http.MethodDelete, Pattern: "/eventsubscriptions/{name}", Op: "EventSubscriptionDelete", Object: "eventsubscriptions", Action: authz.EventSubscriptionsRW, Handle: deleteSubscription},
+		// Quorum approval (quorum.go, docs/QUORUM.md): the approval routes
+		// have no RBAC action; the request's approvers decide who may act.
+		{Method: http.MethodGet, Pattern: "/approvals", Op: "ApprovalList", Object: "approvals", Handle: listApprovals},
+		{Method: http.MethodGet, Pattern: "/approvals/{id}", Op: "ApprovalGet", Object: "approvals", Handle: getApproval},
+		{Method: http.MethodPost, Pattern: "/approvals/{id}/approve", Op: "ApprovalApprove", Object: "approvals", Handle: decideApproval(true)},
+		{Method: http.MethodPost, Pattern: "/approvals/{id}/reject", Op: "ApprovalReject", Object: "approvals", Handle: decideApproval(false)},
+		{Method: http.MethodGet, Pattern: "/quorumpolicy", Op: "QuorumPolicyGet", Object: "quorumpolicy", Action: authz.VaultsRead, Handle: getQuorumPolicy},
+		{Method: http.MethodPut, Pattern: "/quorumpolicy", Op: "QuorumPolicySet", Object: "quorumpolicy", Action: authz.VaultsWrite, Handle: putQuorumPolicy},
+		{Method: http.MethodDelete, Pattern: "/quorumpolicy", Op: "QuorumPolicyDelete", Object: "quorumpolicy", Action: authz.VaultsWrite, Handle: deleteQuorumPolicy},
 	}
 }

@@ -76,6 +76,10 @@ type Event struct {
 	// Authz is how an authorized data-plane request was allowed: "rbac"
 	// or "policy"; empty when it was not (yet) authorized.
 	Authz string `json:"authz,omitempty"`
+	// Approval is set on events of quorum approval (docs/QUORUM.md): the
+	// diverted request, each decision, and the operation run once the
+	// quorum was met. Rare: such events are encoded by encoding/json.
+	Approval *Approval `json:"approval,omitempty"`
 
 	// Node names the Keyward node whose chain the event belongs to; Seq is
 	// its place in that chain (from 1) and Prev the SHA-256 of the line
@@ -84,6 +88,18 @@ type Event struct {
 	Node string `json:"node,omitempty"`
 	Seq  int64  `json:"seq,omitempty"`
 	Prev string `json:"prev,omitempty"`
+}
+
+// Approval describes an event's part in a quorum approval.
+type Approval struct {
+	ID        string   `json:"id"`
+	Operation string   `json:"operation,omitempty"`
+	Requester string   `json:"requester,omitempty"`
+	Approvers []string `json:"approvers,omitempty"`
+	Rejecters []string `json:"rejecters,omitempty"`
+	// Outcome: "pending", "approved" (a vote), "rejected", "expired",
+	// "executed", "failed", "breakglass".
+	Outcome string `json:"outcome"`
 }
 
 // Identity is Azure's identity field: the caller's claims, IDs only.

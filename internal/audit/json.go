@@ -21,7 +21,7 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"time":"`...)
 	ts := len(b)
 	b = e.Time.AppendFormat(b, time.RFC3339Nano)
-	if !strictRFC3339(b[ts:]) || math.IsNaN(e.LatencyMS) || math.IsInf(e.LatencyMS, 0) {
+	if !strictRFC3339(b[ts:]) || math.IsNaN(e.LatencyMS) || math.IsInf(e.LatencyMS, 0) || e.Approval != nil {
 		raw, err := json.Marshal(e)
 		if err != nil {
 			return b[:n0], err

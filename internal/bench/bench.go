@@ -41,6 +41,9 @@ type Config struct {
 	// HTTP2 multiplexes every worker over one HTTP/2 connection instead of
 	// one HTTP/1.1 connection per worker.
 	HTTP2 bool
+	// HTTP2Conns, with HTTP2, gives every worker its own HTTP/2 connection
+	// (N connections × 1 stream) instead of one connection with N streams.
+	HTTP2Conns bool
 	// NetHTTP sends HTTP/1.1 load through net/http's client instead of the
 	// lean hand-driven connections (lean.go), which cost the shared cores
 	// less. Setup always uses net/http.
@@ -106,13 +109,16 @@ func (c *Config) Defaults() {
 
 // Report is the result of a run. Times are in the unit their name says.
 type Report struct {
-	Op          string  `json:"op"`
-	Concurrency int     `json:"concurrency"`
-	Protocol    string  `json:"protocol"` // "HTTP/1.1" or "HTTP/2.0"
-	TLS         string  `json:"tls"`
-	Seconds     float64 `json:"seconds"`
-	Requests    int64   `json:"requests"`
-	OK          int64   `json:"ok"`
+	Op          string `json:"op"`
+	Concurrency int    `json:"concurrency"`
+	Protocol    string `json:"protocol"` // "HTTP/1.1" or "HTTP/2.0"
+	// Shape is how the workers' requests share connections, e.g.
+	// "16 connections × 1 stream" or "1 connection × 16 streams".
+	Shape    string  `json:"shape"`
+	TLS      string  `json:"tls"`
+	Seconds  float64 `json:"seconds"`
+	Requests int64   `json:"requests"`
+	OK       int64   `json:"ok"`
 	// Errors counts failed requests by status code ("0" for transport
 	// errors); ErrorSample holds one message per status.
 	Errors      map[string]int64  `json:"errors"`
@@ -218,6 +224,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	tokInfo := *info
 	tokInfo.VaultURL = base
 	s := &session{hc: hc, base: base, caFile: info.CAFile, addr: info.Listen, tok: &token{hc: hc, d: &tokInfo}}
+	if cfg.HTTP2 && cfg.HTTP2Conns {
+		// One HTTP/2 connection per worker, kept from the warm-up to the
+		// measured phase.
+		for range cfg.Concurrency {
+			wt, err := newTransport(info.CAFile, info.Listen, 1, true)
+			if err != nil {
+				return nil, err
+			}
+			defer wt.CloseIdleConnections()
+			s.workers = append(s.workers, &http.Client{Transport: wt, Timeout: cfg.Timeout})
+		}
+	}
 	o, err := setup(ctx, s, &cfg)
 	if err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
@@ -227,7 +245,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	rep := &Report{Op: cfg.Op, Concurrency: cfg.Concurrency, Errors: map[string]int64{}}
+	rep := &Report{Op: cfg.Op, Concurrency: cfg.Concurrency, Errors: map[string]int64{}, Shape: shape(&cfg)}
 	rep.Machine = machine()
 	if cfg.ClientProcs > 0 {
 		prev := runtime.GOMAXPROCS(cfg.ClientProcs)
@@ -310,6 +328,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, ctx.Err()
 }
 
+// shape describes how cfg's workers share connections.
+func shape(cfg *Config) string {
+	plural := func(n int, one, many string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return strconv.Itoa(n) + " " + many
+	}
+	if cfg.HTTP2 && !cfg.HTTP2Conns {
+		return "1 connection × " + plural(cfg.Concurrency, "stream", "streams")
+	}
+	return plural(cfg.Concurrency, "connection", "connections") + " × 1 stream"
+}
+
 // SetRaw records raw as the baseline of r and computes the ratios.
 func (r *Report) SetRaw(raw *Raw) {
 	if raw == nil || raw.OpsPerSecond <= 0 {
@@ -380,6 +412,11 @@ func load(ctx context.Context, s *session, o *op, cfg *Config, tok string, d tim
 					proto, tlsv = lc.proto, lc.tls
 					return code, smp, err
 				}
+			} else if w < len(s.workers) {
+				// Its own transport: its own HTTP/2 connection.
+				ws := *s
+				ws.hc = s.workers[w]
+				send = func(rq request) (int, string, error) { return ws.send(ctx, rq, auth, &proto, &tlsv) }
 			} else {
 				send = func(rq request) (int, string, error) { return s.send(ctx, rq, auth, &proto, &tlsv) }
 			}

@@ -79,6 +79,16 @@ func TestRunEveryOperation(t *testing.T) {
 			t.Fatalf("%d requests over %s, want 50 over HTTP/2.0", r.Requests, r.Protocol)
 		}
 	})
+	t.Run("http2 connection per worker", func(t *testing.T) {
+		r, err := Run(context.Background(), Config{DevJSON: devJSON, Op: OpES256, Concurrency: 3, Requests: 30, HTTP2: true, HTTP2Conns: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkShape(t, r, false, false)
+		if r.Protocol != "HTTP/2.0" || r.Shape != "3 connections × 1 stream" {
+			t.Fatalf("%s, %q; want HTTP/2.0 over 3 connections", r.Protocol, r.Shape)
+		}
+	})
 	t.Run("net/http", func(t *testing.T) {
 		r, err := Run(context.Background(), Config{DevJSON: devJSON, Op: OpSecretSet, Concurrency: 2, Requests: 20, NetHTTP: true})
 		if err != nil {

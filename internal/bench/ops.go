@@ -70,6 +70,9 @@ type session struct {
 	caFile string
 	addr   string // the listener every host name is dialled to
 	tok    *token
+	// workers, when set, are one client per worker (HTTP/2, one
+	// connection each); otherwise the workers share hc.
+	workers []*http.Client
 }
 
 // call sends one request and returns the body; any status but 200 is an error.

@@ -10,7 +10,7 @@ import (
 // WriteText prints r for people: the figures docs/PERFORMANCE.md quotes.
 func (r *Report) WriteText(w io.Writer) {
 	m := r.Machine
-	fmt.Fprintf(w, "keyward bench: %s, concurrency %d, %s keep-alive, %s\n", r.Op, r.Concurrency, r.Protocol, r.TLS)
+	fmt.Fprintf(w, "keyward bench: %s, concurrency %d, %s keep-alive (%s), %s\n", r.Op, r.Concurrency, r.Protocol, r.Shape, r.TLS)
 	fmt.Fprintf(w, "machine:   %d CPUs, %s, %s %s, load %s -> %s\n", m.CPUs, m.CPUModel, m.GoVersion, m.OS,
 		floats(m.LoadAvgBefore), floats(m.LoadAvgAfter))
 	fmt.Fprintf(w, "requests:  %d in %.2fs: %.0f req/s; %d ok, %d errors%s\n", r.Requests, r.Seconds, r.RPS, r.OK,
@@ -101,5 +101,30 @@ func WriteScaling(w io.Writer, runs []*Report) {
 		}
 		fmt.Fprintf(w, "| %d | %.0f | %.3f | %.3f | %s | %.1f | %s | %s | %d |\n", r.Concurrency, r.RPS, r.Latency.P50, r.Latency.P99,
 			srv, r.Client.CPUMicrosPerRequest, ratio, cpuRatio, r.Requests-r.OK)
+	}
+}
+
+// WriteProtocols prints one row per run with the server's CPU per request
+// against the HTTP/1.1 run of the same concurrency: the protocol table of
+// docs/PERFORMANCE.md.
+func WriteProtocols(w io.Writer, runs []*Report) {
+	h1 := map[int]float64{}
+	for _, r := range runs {
+		if r.Protocol == "HTTP/1.1" && r.Server != nil {
+			h1[r.Concurrency] = r.Server.CPUMicrosPerRequest
+		}
+	}
+	fmt.Fprintf(w, "| protocol | shape | req/s | p50 ms | p99 ms | server µs CPU/req | ÷ HTTP/1.1 | client µs CPU/req | errors |\n")
+	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range runs {
+		srv, rel := "n/a", "n/a"
+		if r.Server != nil {
+			srv = fmt.Sprintf("%.1f", r.Server.CPUMicrosPerRequest)
+			if base := h1[r.Concurrency]; base > 0 {
+				rel = fmt.Sprintf("%.2f", r.Server.CPUMicrosPerRequest/base)
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %.0f | %.3f | %.3f | %s | %s | %.1f | %d |\n", r.Protocol, r.Shape, r.RPS, r.Latency.P50, r.Latency.P99,
+			srv, rel, r.Client.CPUMicrosPerRequest, r.Requests-r.OK)
 	}
 }

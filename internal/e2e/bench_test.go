@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -32,6 +33,11 @@ import (
 type benchEnv struct {
 	e     *kwtest.Env
 	token string
+	// hc sends the measured requests: e.HTTP (HTTP/2, one connection, as
+	// the Azure SDK's transport negotiates it), or an HTTP/1.1 client.
+	hc *http.Client
+	// proto is the protocol every measured response must have come over.
+	proto string
 }
 
 func newBenchEnv(b *testing.B) *benchEnv {
@@ -41,7 +47,18 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &benchEnv{e: e, token: tok.Token}
+	return &benchEnv{e: e, token: tok.Token, hc: e.HTTP, proto: "HTTP/2.0"}
+}
+
+// http1 sends the measured requests over HTTP/1.1 keep-alive connections
+// (one per concurrent request) instead of one HTTP/2 connection.
+func (be *benchEnv) http1() *benchEnv {
+	t := be.e.HTTP.Transport.(*http.Transport).Clone()
+	t.ForceAttemptHTTP2 = false
+	t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{} // non-nil and empty: no HTTP/2
+	t.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	be.hc, be.proto = &http.Client{Transport: t}, "HTTP/1.1"
+	return be
 }
 
 func (be *benchEnv) do(b *testing.B, method, path string, body []byte) []byte {
@@ -50,7 +67,7 @@ func (be *benchEnv) do(b *testing.B, method, path string, body []byte) []byte {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := be.e.HTTP.Do(req)
+	resp, err := be.hc.Do(req)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,6 +75,9 @@ func (be *benchEnv) do(b *testing.B, method, path string, body []byte) []byte {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, out)
+	}
+	if resp.Proto != be.proto {
+		b.Fatalf("%s %s: answered over %s, want %s", method, path, resp.Proto, be.proto)
 	}
 	return out
 }
@@ -118,12 +138,19 @@ func BenchmarkES256Sign(b *testing.B) {
 			}
 		})
 	})
-	b.Run("keyward", func(b *testing.B) {
-		be := newBenchEnv(b)
-		v := be.createKey(b, "ec", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeEC), Curve: to.Ptr(azkeys.CurveNameP256)})
-		body, _ := json.Marshal(map[string]string{"alg": "ES256", "value": b64(digest[:])})
-		be.parallel(b, http.MethodPost, "keys/ec/"+v+"/sign?api-version=7.6", body)
-	})
+	// keyward-http2: one HTTP/2 connection (what the Azure SDK for Go
+	// negotiates); keyward-http1: HTTP/1.1 keep-alive connections.
+	for _, proto := range []string{"http2", "http1"} {
+		b.Run("keyward-"+proto, func(b *testing.B) {
+			be := newBenchEnv(b)
+			v := be.createKey(b, "ec", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeEC), Curve: to.Ptr(azkeys.CurveNameP256)})
+			if proto == "http1" {
+				be.http1()
+			}
+			body, _ := json.Marshal(map[string]string{"alg": "ES256", "value": b64(digest[:])})
+			be.parallel(b, http.MethodPost, "keys/ec/"+v+"/sign?api-version=7.6", body)
+		})
+	}
 }
 
 func BenchmarkOAEP256Unwrap(b *testing.B) {
@@ -189,12 +216,17 @@ func BenchmarkSecretGet(b *testing.B) {
 			}
 		})
 	})
-	b.Run("keyward", func(b *testing.B) {
-		be := newBenchEnv(b)
-		c, _ := azsecrets.NewClient(be.e.Info.VaultURL, be.e.Credential(), &azsecrets.ClientOptions{ClientOptions: be.e.ClientOptions()})
-		if _, err := c.SetSecret(context.Background(), "bench", azsecrets.SetSecretParameters{Value: to.Ptr("a small secret value")}, nil); err != nil {
-			b.Fatal(err)
-		}
-		be.parallel(b, http.MethodGet, "secrets/bench/?api-version=7.6", nil)
-	})
+	for _, proto := range []string{"http2", "http1"} {
+		b.Run("keyward-"+proto, func(b *testing.B) {
+			be := newBenchEnv(b)
+			c, _ := azsecrets.NewClient(be.e.Info.VaultURL, be.e.Credential(), &azsecrets.ClientOptions{ClientOptions: be.e.ClientOptions()})
+			if _, err := c.SetSecret(context.Background(), "bench", azsecrets.SetSecretParameters{Value: to.Ptr("a small secret value")}, nil); err != nil {
+				b.Fatal(err)
+			}
+			if proto == "http1" {
+				be.http1()
+			}
+			be.parallel(b, http.MethodGet, "secrets/bench/?api-version=7.6", nil)
+		})
+	}
 }

@@ -25,9 +25,11 @@ import (
 	"github.com/miekg/pkcs11"
 )
 
-// tokenObjects counts the objects in the dev server's SoftHSM2 token, over
-// PKCS#11 in this process (the server's library is already initialized
-// here; it is not finalized).
+// tokenObjects counts the key objects in the dev server's SoftHSM2 token,
+// over PKCS#11 in this process (the server's library is already
+// initialized here; it is not finalized). Keyward's own token keys
+// (labels keyward:keyward-…, such as the key that wraps HSM key backups,
+// made on first use) are not counted: no vault or pool owns them.
 func tokenObjects(t *testing.T, e *kwtest.Env) int {
 	t.Helper()
 	h := e.Info.HSM
@@ -68,7 +70,15 @@ func tokenObjects(t *testing.T, e *kwtest.Env) int {
 			if len(objs) == 0 {
 				return n
 			}
-			n += len(objs)
+			for _, o := range objs {
+				a, err := p.GetAttributeValue(s, o, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.HasPrefix(string(a[0].Value), "keyward:keyward-") {
+					n++
+				}
+			}
 		}
 	}
 	t.Fatalf("token %q not found", h.TokenLabel)
@@ -227,5 +237,53 @@ func TestManagedHSMPurgeDestroysTokenObjects(t *testing.T) {
 	}
 	if sig.KID.Version() != signer.Key.KID.Version() {
 		t.Errorf("signed with %s", *sig.KID)
+	}
+}
+
+// Purging a premium vault destroys its HSM keys' token objects too.
+func TestVaultPurgeDestroysTokenObjects(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{HSM: true})
+	ctx := context.Background()
+	vc := vaultsARM(t, e, e.Credential())
+	all := []*armkeyvault.KeyPermissions{to.Ptr(armkeyvault.KeyPermissionsAll)}
+	cp, err := vc.BeginCreateOrUpdate(ctx, e.Info.ResourceGroup, "tokvault", armkeyvault.VaultCreateOrUpdateParameters{
+		Location: to.Ptr(e.Info.Location), Properties: &armkeyvault.VaultProperties{TenantID: to.Ptr(e.Info.TenantID),
+			SKU:                       &armkeyvault.SKU{Family: to.Ptr(armkeyvault.SKUFamilyA), Name: to.Ptr(armkeyvault.SKUNamePremium)},
+			SoftDeleteRetentionInDays: to.Ptr[int32](7),
+			AccessPolicies: []*armkeyvault.AccessPolicyEntry{{TenantID: to.Ptr(e.Info.TenantID), ObjectID: to.Ptr(e.Info.ObjectID),
+				Permissions: &armkeyvault.Permissions{Keys: all}}}}}, nil)
+	if err == nil {
+		_, err = cp.PollUntilDone(ctx, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := tokenObjects(t, e)
+	kc := keysFor(t, e, vaultURLOf(e, "tokvault"), e.Credential())
+	if _, err := kc.CreateKey(ctx, "v-rsa", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSAHSM), KeySize: to.Ptr(int32(2048))}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.RotateKey(ctx, "v-rsa", nil); err != nil {
+		t.Fatal(err)
+	}
+	with := tokenObjects(t, e)
+	if with <= before {
+		t.Fatalf("token objects: %d before, %d with the key", before, with)
+	}
+	if _, err := vc.Delete(ctx, e.Info.ResourceGroup, "tokvault", nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := tokenObjects(t, e); n != with {
+		t.Fatalf("token objects after the soft delete: %d, want %d", n, with)
+	}
+	pp, err := vc.BeginPurgeDeleted(ctx, "tokvault", e.Info.Location, nil)
+	if err == nil {
+		_, err = pp.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: 50 * time.Millisecond})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := tokenObjects(t, e); n != before {
+		t.Fatalf("token objects after the purge: %d, want %d", n, before)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 	"github.com/cloudflare/circl/sign/mldsa/mldsa87"
 
+	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/kwtest"
@@ -207,6 +209,7 @@ func TestPostQuantumKeys(t *testing.T) {
 	})
 
 	t.Run("ML-KEM encapsulate and decapsulate via the API and locally", func(t *testing.T) {
+		var secretsSeen []string
 		for _, alg := range []string{keys.AlgMLKEM768, keys.AlgMLKEM1024} {
 			seed := make([]byte, 64)
 			rand.Read(seed)
@@ -227,6 +230,7 @@ func TestPostQuantumKeys(t *testing.T) {
 				t.Fatalf("%s encapsulate: %d %s", alg, r.Status, r.Body)
 			}
 			ct, ss := unb64u(t, enc.Value), unb64u(t, enc.SharedSecret)
+			secretsSeen = append(secretsSeen, enc.SharedSecret, b64u(seed), base64.StdEncoding.EncodeToString(seed))
 			r = pqCall(t, e, "POST", "/keys/"+name+"/decapsulate", `{"alg":"`+alg+`","value":"`+enc.Value+`"}`)
 			var dec struct{ Kid, Value string }
 			if r.Status != http.StatusOK || json.Unmarshal([]byte(r.Body), &dec) != nil || !bytes.Equal(unb64u(t, dec.Value), ss) || len(ss) != 32 {
@@ -272,6 +276,24 @@ func TestPostQuantumKeys(t *testing.T) {
 			wantBadParameter(t, alg+" value on encapsulate", pqCall(t, e, "POST", "/keys/"+name+"/encapsulate", `{"alg":"`+alg+`","value":"AAAA"}`))
 			wantBadParameter(t, alg+" not base64url", pqCall(t, e, "POST", "/keys/"+name+"/decapsulate", `{"alg":"`+alg+`","value":"@@"}`))
 		}
+		// Audited as KeyEncapsulate/KeyDecapsulate on the key version; the
+		// audit log never holds a shared secret or the ML-KEM seed.
+		findAudit(t, e, "KeyEncapsulate", func(ev audit.Event) bool {
+			return ev.Operation == "KeyEncapsulate" && strings.Contains(ev.ObjectID, "/keys/kem768/") && ev.Status == http.StatusOK
+		})
+		findAudit(t, e, "KeyDecapsulate", func(ev audit.Event) bool {
+			return ev.Operation == "KeyDecapsulate" && strings.Contains(ev.ObjectID, "/keys/kem1024/") && ev.Status == http.StatusOK
+		})
+		logBytes, err := os.ReadFile(filepath.Join(e.DataDir, "audit.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range secretsSeen {
+			if strings.Contains(string(logBytes), s) {
+				t.Error("the audit log holds a shared secret or seed")
+			}
+		}
+
 		// A generated key works the same; an ML-DSA key cannot encapsulate.
 		if r := pqCall(t, e, "POST", "/keys/kemgen/create", `{"kty":"AKP","alg":"ML-KEM-768"}`); r.Status != http.StatusOK {
 			t.Fatalf("create ML-KEM-768: %d %s", r.Status, r.Body)

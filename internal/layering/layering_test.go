@@ -28,7 +28,7 @@ var domain = map[string]bool{
 	"internal/authz": true, "internal/errs": true, "internal/audit": true, "internal/throttle": true,
 	"internal/shamir": true, "internal/clock": true,
 	"internal/certificates": true, "internal/jobs": true, "internal/keymgmt": true,
-	"internal/mhsm": true, "internal/securitydomain": true,
+	"internal/mhsm": true, "internal/securitydomain": true, "internal/quorum": true,
 }
 
 func init() {

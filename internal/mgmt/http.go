@@ -32,6 +32,7 @@ type Handler struct {
 	routes      route.Table[handler, authz.Action]
 	authzRoutes route.Table[authzHandler, authz.Action]
 	audiences   []string
+	quorum      QuorumStep // quorum.go; nil: none
 }
 
 // NewHandler returns the management-plane handler. resource is the
@@ -319,6 +320,9 @@ func (c *call) route() error {
 		}
 	} else if err := c.authorizeGrants(nil); err != nil {
 		return err
+	}
+	if c.h.quorum != nil && c.h.quorum(c.w, c.r, c.ev.Operation, params["vault"], c.p) {
+		return nil // quorum.go: the operation waits for its approvers
 	}
 	return rt.Handle(c, params)
 }

@@ -80,6 +80,10 @@ const (
 
 const jobRunKey = "mhsm/jobrun"
 
+// jobKeep is how long an ended job's status stays readable; older ones
+// are removed when the pool's next job starts.
+const jobKeep = 30 * 24 * time.Hour
+
 func jobKey(id string) string { return "mhsm/job/" + strings.ToLower(id) }
 
 // abandoned reports whether j can no longer end on its own, and if so
@@ -158,6 +162,21 @@ func (s *Service) start(ctx context.Context, p *Pool, kind string) (*Job, error)
 			}
 		case !errors.Is(err, storage.ErrNotFound):
 			return err
+		}
+		var old []string
+		if err := tx.Scan("mhsm/job/", "", func(k string, val []byte) bool {
+			var e Job
+			if json.Unmarshal(val, &e) == nil && !e.End.IsZero() && j.Start.Sub(e.End) > jobKeep {
+				old = append(old, k)
+			}
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, k := range old {
+			if err := tx.Delete(k); err != nil {
+				return err
+			}
 		}
 		if err := putJob(tx, j); err != nil {
 			return err

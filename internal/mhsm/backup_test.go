@@ -114,3 +114,36 @@ func TestAbandonedJob(t *testing.T) {
 		t.Fatalf("new job: %+v", got)
 	}
 }
+
+// Ended jobs are kept for jobKeep, then removed when a job starts.
+func TestOldJobsPruned(t *testing.T) {
+	ctx := context.Background()
+	a, _, p, clk := twoNodes(t)
+	old, err := a.start(ctx, p, JobBackup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.finish(p, old, "done", "u", nil)
+	clk.Advance(jobKeep - time.Hour)
+	recent, err := a.start(ctx, p, JobBackup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.finish(p, recent, "done", "u", nil)
+	if _, err := a.Job(ctx, p, old.ID); err != nil {
+		t.Fatalf("a job within its keep time was removed: %v", err)
+	}
+	clk.Advance(2 * time.Hour)
+	next, err := a.start(ctx, p, JobRestore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Job(ctx, p, old.ID); errs.KindOf(err) != errs.NotFound {
+		t.Fatalf("a job past its keep time: %v", err)
+	}
+	for _, id := range []string{recent.ID, next.ID} {
+		if _, err := a.Job(ctx, p, id); err != nil {
+			t.Fatalf("job %s: %v", id, err)
+		}
+	}
+}

@@ -3,13 +3,16 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/keyward/keyward/internal/alerts"
+	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/mail"
 	"github.com/keyward/keyward/internal/metrics"
+	"github.com/keyward/keyward/internal/vault"
 )
 
 // AlertsConfig configures alert rules and where alerts go (docs/CONFIG.md,
@@ -21,6 +24,10 @@ type AlertsConfig struct {
 	Webhooks       []AlertWebhook
 	EventGrid      []AlertEventGrid
 	Email          []AlertEmail
+	// ExpiryThresholds: the near-expiry rule announces a key, secret or
+	// certificate once when it expires within each of these (nil: 30 days,
+	// 7 days and 1 day), checked by JobExpiryAlerts.
+	ExpiryThresholds []time.Duration
 	// SinkCheckEvery is how often the audit sinks are checked for the
 	// audit-sink-failing rule (JobAuditAlerts); zero: 30 seconds.
 	SinkCheckEvery time.Duration
@@ -40,6 +47,13 @@ type AlertEmail struct {
 
 // JobAuditAlerts raises audit-sink-failing while a sink refuses events.
 const JobAuditAlerts = "audit-alerts"
+
+// JobExpiryAlerts raises near-expiry for objects that expire within a
+// threshold (leader only, every SchedulerInterval).
+const JobExpiryAlerts = "expiry-alerts"
+
+// DefaultExpiryThresholds are the near-expiry rule's thresholds.
+var DefaultExpiryThresholds = []time.Duration{30 * 24 * time.Hour, 7 * 24 * time.Hour, 24 * time.Hour}
 
 // startAlerts builds the alert engine and has it observe the audit log.
 func (s *Server) startAlerts() error {
@@ -91,6 +105,34 @@ func (s *Server) auditAlerts(context.Context) error {
 		}
 	}
 	return nil
+}
+
+// expiryAlerts is JobExpiryAlerts.
+func (s *Server) expiryAlerts(ctx context.Context) error {
+	if !s.alerts.Has(alerts.NearExpiry) {
+		return nil
+	}
+	th := s.cfg.Alerts.ExpiryThresholds
+	if th == nil {
+		th = DefaultExpiryThresholds
+	}
+	_, err := s.vaults.ExpiryAlertsDue(ctx, th, func(o vault.ExpiringObject) {
+		exp := o.Expires
+		s.alerts.Raise(alerts.NearExpiry, o.ID+" "+formatThreshold(o.Threshold), alerts.Alert{
+			Operation: o.Operation, Vault: o.Vault, Object: o.ID, Expires: &exp})
+	})
+	if err != nil && !errors.Is(err, barrier.ErrSealed) {
+		s.log.Error("near-expiry alerts failed", "error", err)
+	}
+	return nil
+}
+
+// formatThreshold writes whole days as "7d", else as a Go duration.
+func formatThreshold(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
 }
 
 // Alerts is the alert engine (recent alerts, for tests and the console).

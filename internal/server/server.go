@@ -30,6 +30,7 @@ import (
 	"github.com/keyward/keyward/internal/keymgmt"
 	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/mhsm"
+	"github.com/keyward/keyward/internal/quorum"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/bolt"
 	"github.com/keyward/keyward/internal/storage/mem"
@@ -229,6 +230,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Pools:    s.pools,
 		Throttle: throttle.New(s.clock, cfg.Throttle),
 		Audit:    s.audit, Metrics: s.metrics.Handler(), Clock: s.clock, Log: s.log,
+		Quorum: quorum.New(s.barrier.System(), s.clock),
 	})
 
 	s.console.SetBackend(s.handler)

@@ -166,10 +166,16 @@ func (s *Service) PurgeVault(ctx context.Context, name string, force bool) error
 			Msg: fmt.Sprintf("Vault %s has purge protection enabled and cannot be purged before %s.", dv.Vault.Name, dv.ScheduledPurgeDate.Format(time.RFC3339))}
 	}
 	// Everything in the vault goes, its keyring last; the registry record
-	// after it, so a purge interrupted half way is done again.
+	// after it, so a purge interrupted half way is done again. Its HSM
+	// keys' token objects go after the storage (pools.go).
+	held, err := s.HSMHandles(ctx, &dv.Vault)
+	if err != nil {
+		return err
+	}
 	if err := s.in(&dv.Vault).Destroy(ctx); err != nil {
 		return err
 	}
+	s.destroyOwned(ctx, &dv.Vault, held)
 	return s.sys.Update(ctx, func(tx barrier.Tx) error {
 		return tx.Delete(deletedVaultsPrefix + strings.ToLower(dv.Vault.Name))
 	})

@@ -1,0 +1,294 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/kwtest"
+)
+
+// TestQuorumApprovalPurge is issue 20's proof of quorum approval: with a
+// 2-of-3 policy on key purge, an administrator's PurgeDeletedKey (official
+// azkeys client) answers ApprovalRequired and changes nothing; the
+// requester cannot approve their own request; two other approvers approve
+// (concurrently) and the key is purged exactly once, as the requester; a
+// rejected and an expired request leave their keys recoverable; the audit
+// log holds the requester, every approver and each outcome.
+func TestQuorumApprovalPurge(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	e := kwtest.Start(t, kwtest.Options{Clock: clk})
+	ctx := context.Background()
+	admin := devObjectID(t, e)
+	a, b := newSP(t, e, "approver-a"), newSP(t, e, "approver-b")
+	vaultURL := strings.TrimSuffix(e.Info.VaultURL, "/")
+	scope := "https://vault.localhost:" + port(e) + "/.default"
+	token := func(cred azcore.TokenCredential) string {
+		tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.Token
+	}
+	call := func(cred azcore.TokenCredential, method, path, body string) httpResult {
+		return do(t, e, method, vaultURL+path+"?api-version=7.5", token(cred), "application/json", body)
+	}
+
+	// The policy: purges need 2 approvals among admin, a and b (the
+	// requester's never counts); requests expire after 10 minutes.
+	pol := `{"operations":["KeyPurge","SecretPurge"],"approvers":["` + admin + `","` + a.ObjectID + `","` + b.ObjectID + `"],"approvalsRequired":2,"expirySeconds":600}`
+	// A bad policy is refused, Azure-shaped, and changes nothing.
+	if r := call(e.Credential(), http.MethodPut, "/quorumpolicy", `{"operations":["KeyGet"],"approvers":["x"],"approvalsRequired":1}`); r.Status != http.StatusBadRequest || !strings.Contains(r.Body, `"code":"BadParameter"`) {
+		t.Fatalf("bad policy: %d %s", r.Status, r.Body)
+	}
+	if r := call(e.Credential(), http.MethodGet, "/quorumpolicy", ""); r.Status != http.StatusNotFound {
+		t.Fatalf("policy after a refused one: %d %s", r.Status, r.Body)
+	}
+	if r := call(e.Credential(), http.MethodPut, "/quorumpolicy", pol); r.Status != http.StatusOK {
+		t.Fatalf("set policy: %d %s", r.Status, r.Body)
+	}
+	if r := call(e.Credential(), http.MethodGet, "/quorumpolicy", ""); r.Status != http.StatusOK || !strings.Contains(r.Body, `"approvalsRequired":2`) {
+		t.Fatalf("get policy: %d %s", r.Status, r.Body)
+	}
+	// The policy protects itself: one administrator cannot remove it.
+	if r := call(e.Credential(), http.MethodDelete, "/quorumpolicy", ""); r.Status != http.StatusAccepted || !strings.Contains(r.Body, `"code":"ApprovalRequired"`) {
+		t.Fatalf("delete policy alone: %d %s", r.Status, r.Body)
+	}
+
+	keys := keysFor(t, e, e.Info.VaultURL, e.Credential())
+	deleted := func(name string) {
+		if _, err := keys.CreateKey(ctx, name, azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeEC), Curve: to.Ptr(azkeys.CurveNameP256)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := keys.DeleteKey(ctx, name, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// purge asks for the purge with the official client and returns the
+	// approval request's ID from the pending-approval error.
+	purge := func(name string) string {
+		_, err := keys.PurgeDeletedKey(ctx, name, nil)
+		re := wantErr(t, err, http.StatusAccepted, "ApprovalRequired")
+		var body struct {
+			Error    struct{ Message string }
+			Approval struct{ ID, State, Requester, Operation string }
+		}
+		if err := json.NewDecoder(re.RawResponse.Body).Decode(&body); err != nil {
+			t.Fatalf("202 body: %v", err)
+		}
+		id := body.Approval.ID
+		if id == "" || body.Approval.State != "Pending" || body.Approval.Requester != strings.ToLower(admin) || body.Approval.Operation != "KeyPurge" ||
+			!strings.Contains(body.Error.Message, id) || !strings.Contains(body.Error.Message, "/approvals/"+id+"/approve") {
+			t.Fatalf("pending approval body: %+v", body)
+		}
+		if !strings.Contains(re.RawResponse.Header.Get("Location"), "/approvals/"+id) {
+			t.Fatalf("Location %q", re.RawResponse.Header.Get("Location"))
+		}
+		// Nothing changed: the key is still recoverable.
+		if _, err := keys.GetDeletedKey(ctx, name, nil); err != nil {
+			t.Fatalf("%s after the diverted purge: %v", name, err)
+		}
+		return id
+	}
+
+	deleted("quorum-approved")
+	id := purge("quorum-approved")
+
+	// The requester's own approval is refused.
+	if r := call(e.Credential(), http.MethodPost, "/approvals/"+id+"/approve", ""); r.Status != http.StatusForbidden || !strings.Contains(r.Body, "SelfApprovalForbidden") {
+		t.Fatalf("self approval: %d %s", r.Status, r.Body)
+	}
+	// A principal that is no approver cannot see the request.
+	other := newSP(t, e, "not-an-approver")
+	if r := call(other.Cred, http.MethodPost, "/approvals/"+id+"/approve", ""); r.Status != http.StatusNotFound {
+		t.Fatalf("stranger approval: %d %s", r.Status, r.Body)
+	}
+	if r := call(a.Cred, http.MethodGet, "/approvals", ""); r.Status != http.StatusOK || !strings.Contains(r.Body, id) {
+		t.Fatalf("list as approver: %d %s", r.Status, r.Body)
+	}
+	// Two approvers approve at the same time: the purge runs once.
+	var wg sync.WaitGroup
+	results := make([]httpResult, 2)
+	for i, p := range []principal{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = call(p.Cred, http.MethodPost, "/approvals/"+id+"/approve", "")
+		}()
+	}
+	wg.Wait()
+	for _, r := range results {
+		if r.Status != http.StatusOK {
+			t.Fatalf("approve: %d %s", r.Status, r.Body)
+		}
+	}
+	var final struct {
+		State        string
+		ResultStatus int
+		Approvals    []struct{ ObjectID string }
+	}
+	r := call(a.Cred, http.MethodGet, "/approvals/"+id, "")
+	if err := json.Unmarshal([]byte(r.Body), &final); err != nil || final.State != "Executed" || final.ResultStatus != http.StatusNoContent || len(final.Approvals) != 2 {
+		t.Fatalf("after approvals: %d %s", r.Status, r.Body)
+	}
+	_, err := keys.GetDeletedKey(ctx, "quorum-approved", nil)
+	wantErr(t, err, http.StatusNotFound, "KeyNotFound")
+	// A late decision changes nothing.
+	if r := call(a.Cred, http.MethodPost, "/approvals/"+id+"/approve", ""); r.Status != http.StatusConflict {
+		t.Fatalf("approve after execution: %d %s", r.Status, r.Body)
+	}
+
+	// Rejected: one approver rejects; the other's approval cannot revive it.
+	deleted("quorum-rejected")
+	rej := purge("quorum-rejected")
+	if r := call(a.Cred, http.MethodPost, "/approvals/"+rej+"/reject", ""); r.Status != http.StatusOK || !strings.Contains(r.Body, `"state":"Rejected"`) {
+		t.Fatalf("reject: %d %s", r.Status, r.Body)
+	}
+	if r := call(b.Cred, http.MethodPost, "/approvals/"+rej+"/approve", ""); r.Status != http.StatusConflict {
+		t.Fatalf("approve a rejected request: %d %s", r.Status, r.Body)
+	}
+	if _, err := keys.GetDeletedKey(ctx, "quorum-rejected", nil); err != nil {
+		t.Fatalf("rejected purge changed the key: %v", err)
+	}
+
+	// Expired: the clock passes the request's expiry; approvals do nothing.
+	deleted("quorum-expired")
+	exp := purge("quorum-expired")
+	if r := call(a.Cred, http.MethodPost, "/approvals/"+exp+"/approve", ""); r.Status != http.StatusOK {
+		t.Fatalf("first approval: %d %s", r.Status, r.Body)
+	}
+	clk.Advance(11 * time.Minute)
+	if r := call(b.Cred, http.MethodPost, "/approvals/"+exp+"/approve", ""); r.Status != http.StatusConflict || !strings.Contains(r.Body, "ApprovalExpired") {
+		t.Fatalf("approve an expired request: %d %s", r.Status, r.Body)
+	}
+	if r := call(b.Cred, http.MethodGet, "/approvals/"+exp, ""); !strings.Contains(r.Body, `"state":"Expired"`) {
+		t.Fatalf("expired request: %d %s", r.Status, r.Body)
+	}
+	if _, err := keys.GetDeletedKey(ctx, "quorum-expired", nil); err != nil {
+		t.Fatalf("expired purge changed the key: %v", err)
+	}
+
+	// The audit log: the requester's diverted purges, every decision, and
+	// exactly one executed purge, as the requester, naming both approvers.
+	findAudit(t, e, "the executed purge", func(ev audit.Event) bool {
+		return ev.Approval != nil && ev.Approval.ID == id && ev.Approval.Outcome == "executed" && ev.Operation == "KeyPurge"
+	})
+	var executed, pending, refusedSelf, approved []audit.Event
+	outcomes := map[string]string{}
+	for _, ev := range auditEvents(t, e) {
+		if ev.Approval == nil {
+			continue
+		}
+		switch {
+		case ev.Approval.ID == id && ev.Approval.Outcome == "executed":
+			executed = append(executed, ev)
+		case ev.Approval.ID == id && ev.Approval.Outcome == "pending":
+			pending = append(pending, ev)
+		case ev.Approval.ID == id && ev.Operation == "ApprovalApprove" && ev.Caller.ObjectID == admin:
+			refusedSelf = append(refusedSelf, ev)
+		case ev.Approval.ID == id && ev.Approval.Outcome == "approved" && ev.Status == http.StatusOK:
+			approved = append(approved, ev)
+		case ev.Approval.ID == rej || ev.Approval.ID == exp:
+			if ev.Operation == "ApprovalReject" || ev.Approval.Outcome == "expired" {
+				outcomes[ev.Approval.ID] = ev.Approval.Outcome
+			}
+		}
+	}
+	if len(pending) == 0 || pending[0].Caller.ObjectID != admin || pending[0].Status != http.StatusAccepted || pending[0].Operation != "KeyPurge" {
+		t.Fatalf("pending purge events: %+v", pending)
+	}
+	if len(refusedSelf) == 0 || refusedSelf[len(refusedSelf)-1].Status != http.StatusForbidden {
+		t.Fatalf("self approval events: %+v", refusedSelf)
+	}
+	voters := map[string]bool{}
+	for _, ev := range approved {
+		voters[ev.Caller.ObjectID] = true
+	}
+	if !voters[a.ObjectID] || !voters[b.ObjectID] {
+		t.Fatalf("approval events by %v, want %s and %s", voters, a.ObjectID, b.ObjectID)
+	}
+	// One execution (a second line with the same request ID may complete
+	// the commit-time event: count request IDs).
+	runs := map[string]bool{}
+	final204 := false
+	for _, ev := range executed {
+		runs[ev.RequestID] = true
+		final204 = final204 || ev.Status == http.StatusNoContent
+		if ev.Caller.ObjectID != strings.ToLower(admin) || ev.CorrelationID != id {
+			t.Fatalf("executed purge event: %+v", ev)
+		}
+		got := slices.Clone(ev.Approval.Approvers)
+		slices.Sort(got)
+		want := []string{strings.ToLower(a.ObjectID), strings.ToLower(b.ObjectID)}
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("executed purge names approvers %v, want %v", got, want)
+		}
+	}
+	if len(runs) != 1 || !final204 {
+		t.Fatalf("the approved purge ran %d times (204 recorded: %v)", len(runs), final204)
+	}
+	if outcomes[rej] != "rejected" || outcomes[exp] != "expired" {
+		t.Fatalf("rejected/expired outcomes in the audit log: %v", outcomes)
+	}
+}
+
+// TestQuorumApprovalARMVaultDelete: the quorum step runs in ARM's routing
+// too. With a vault policy on VaultDelete, the administrator's delete
+// through the official armkeyvault client answers ApprovalRequired and the
+// vault stays; an approver's approval on the vault's data plane deletes
+// it, once, as the requester, through ARM's own handler.
+func TestQuorumApprovalARMVaultDelete(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{})
+	ctx := context.Background()
+	admin := devObjectID(t, e)
+	a := newSP(t, e, "arm-approver")
+	const name = "quorum-arm"
+	createVault(t, e, e.Credential(), name, true, nil)
+	vaultURL := strings.TrimSuffix(vaultURLOf(e, name), "/")
+	scope := "https://vault.localhost:" + port(e) + "/.default"
+	call := func(cred azcore.TokenCredential, method, path, body string) httpResult {
+		tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return do(t, e, method, vaultURL+path+"?api-version=7.5", tok.Token, "application/json", body)
+	}
+	if r := call(e.Credential(), http.MethodPut, "/quorumpolicy", `{"operations":["VaultDelete","VaultAccessPolicyAdd"],"approvers":["`+a.ObjectID+`"],"approvalsRequired":1}`); r.Status != http.StatusOK {
+		t.Fatalf("set policy: %d %s", r.Status, r.Body)
+	}
+	vaults := vaultsARM(t, e, e.Credential())
+	_, err := vaults.Delete(ctx, e.Info.ResourceGroup, name, nil)
+	re := wantErr(t, err, http.StatusAccepted, "ApprovalRequired")
+	var body struct{ Approval struct{ ID, Operation, Requester string } }
+	if err := json.NewDecoder(re.RawResponse.Body).Decode(&body); err != nil || body.Approval.Operation != "VaultDelete" || body.Approval.Requester != strings.ToLower(admin) {
+		t.Fatalf("202 body: %+v %v", body, err)
+	}
+	if _, err := vaults.Get(ctx, e.Info.ResourceGroup, name, nil); err != nil {
+		t.Fatalf("the vault is gone before approval: %v", err)
+	}
+	id := body.Approval.ID
+	r := call(a.Cred, http.MethodPost, "/approvals/"+id+"/approve", "")
+	if r.Status != http.StatusOK || !strings.Contains(r.Body, `"state":"Executed"`) {
+		t.Fatalf("approve: %d %s", r.Status, r.Body)
+	}
+	_, err = vaults.Get(ctx, e.Info.ResourceGroup, name, nil)
+	wantErr(t, err, http.StatusNotFound, "ResourceNotFound")
+	ev := findAudit(t, e, "the approved vault delete", func(ev audit.Event) bool {
+		return ev.Approval != nil && ev.Approval.ID == id && ev.Approval.Outcome == "executed" && ev.Service == "management"
+	})
+	if ev.Operation != "VaultDelete" || ev.Caller.ObjectID != strings.ToLower(admin) || !slices.Contains(ev.Approval.Approvers, strings.ToLower(a.ObjectID)) {
+		t.Fatalf("executed event: %+v %+v", ev, ev.Approval)
+	}
+}

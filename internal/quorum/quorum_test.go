@@ -1,0 +1,204 @@
+package quorum
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/barrier"
+	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/errs"
+	"github.com/keyward/keyward/internal/storage/mem"
+)
+
+func newService(t *testing.T) (*Service, *clock.Fake) {
+	t.Helper()
+	ctx := context.Background()
+	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	b := barrier.New(mem.New())
+	shares, err := b.Initialize(ctx, barrier.SealConfig{Type: "dev", Shares: 1, Threshold: 1}, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Unseal(ctx, shares[0]); err != nil {
+		t.Fatal(err)
+	}
+	return New(b.System(), clk), clk
+}
+
+func reason(err error) string {
+	if e, ok := err.(*Error); ok {
+		return e.Reason
+	}
+	return ""
+}
+
+func submit(t *testing.T, s *Service, p *Policy) *Request {
+	t.Helper()
+	r := &Request{ID: NewID(), Vault: "v1", TenantID: "t", Requester: "REQ", Operation: "KeyPurge", Target: "keys/k",
+		Replay: Replay{Method: "DELETE", Path: "/deletedkeys/k", RawQuery: "api-version=7.5"}}
+	if err := s.Submit(context.Background(), p, r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestTwoOfThreeRunsOnceRefusesRequester(t *testing.T) {
+	s, _ := newService(t)
+	ctx := context.Background()
+	p := &Policy{Scope: VaultScope("V1"), Operations: []string{"KeyPurge"}, Approvers: []string{"A", "b", "c", "req"}, Required: 2}
+	if err := s.SetPolicy(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Match(ctx, "KeyPurge", VaultScope("v1"), TenantScope("t"))
+	if err != nil || got == nil || got.Required != 2 || !slices.Equal(got.Approvers, []string{"a", "b", "c", "req"}) {
+		t.Fatalf("Match = %+v, %v", got, err)
+	}
+	if m, _ := s.Match(ctx, "SecretPurge", VaultScope("v1")); m != nil {
+		t.Fatal("SecretPurge is not protected by this policy")
+	}
+	if m, _ := s.Match(ctx, "QuorumPolicyDelete", VaultScope("v1")); m == nil {
+		t.Fatal("a vault policy protects its own removal")
+	}
+	r := submit(t, s, got)
+	if _, run, err := s.Decide(ctx, r.ID, "req", nil, true); reason(err) != ReasonSelfApproval || run || errs.KindOf(err) != errs.Forbidden {
+		t.Fatalf("self approval: run=%v err=%v", run, err)
+	}
+	if _, _, err := s.Decide(ctx, r.ID, "stranger", nil, true); reason(err) != ReasonNotApprover {
+		t.Fatalf("stranger: %v", err)
+	}
+	if _, run, err := s.Decide(ctx, r.ID, "a", nil, true); err != nil || run {
+		t.Fatalf("first approval: run=%v err=%v", run, err)
+	}
+	if _, _, err := s.Decide(ctx, r.ID, "A", nil, true); reason(err) != ReasonVoted {
+		t.Fatalf("second vote of a: %v", err)
+	}
+	// The last two approvers race: exactly one is told to run.
+	var runs atomic.Int32
+	var wg sync.WaitGroup
+	for _, v := range []string{"b", "c"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, run, err := s.Decide(ctx, r.ID, v, nil, true); run {
+				runs.Add(1)
+			} else if reason(err) != ReasonNotPending {
+				t.Errorf("loser %s: %v", v, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if runs.Load() != 1 {
+		t.Fatalf("%d approvals were told to run, want exactly 1", runs.Load())
+	}
+	done, err := s.Finish(ctx, r.ID, 204, true)
+	if err != nil || done.State != Executed || len(done.Approvals) != 2 {
+		t.Fatalf("Finish = %+v, %v", done, err)
+	}
+	if _, err := s.Finish(ctx, r.ID, 204, true); reason(err) != ReasonNotPending {
+		t.Fatalf("second Finish: %v", err)
+	}
+}
+
+func TestRejectedAndExpiredNeverRun(t *testing.T) {
+	s, clk := newService(t)
+	ctx := context.Background()
+	p := &Policy{Scope: VaultScope("v1"), Operations: []string{"KeyPurge"}, Group: "G1", Required: 1, TTLSeconds: 3600}
+	if err := s.SetPolicy(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	rej := submit(t, s, p)
+	if r, run, err := s.Decide(ctx, rej.ID, "x", []string{"g1"}, false); err != nil || run || r.State != Rejected {
+		t.Fatalf("reject: %+v %v %v", r, run, err)
+	}
+	if _, run, err := s.Decide(ctx, rej.ID, "y", []string{"G1"}, true); run || reason(err) != ReasonNotPending {
+		t.Fatalf("approve after reject: run=%v %v", run, err)
+	}
+	exp := submit(t, s, p)
+	clk.Advance(time.Hour)
+	if r, _ := s.Get(ctx, exp.ID); r.Effective(clk.Now()) != Expired {
+		t.Fatal("not expired at its expiry")
+	}
+	if _, run, err := s.Decide(ctx, exp.ID, "y", []string{"g1"}, true); run || reason(err) != ReasonExpired {
+		t.Fatalf("approve after expiry: run=%v %v", run, err)
+	}
+	if r, _ := s.Get(ctx, exp.ID); r.Effective(clk.Now()) != Expired || len(r.Approvals) != 0 {
+		t.Fatalf("expired request: %+v", r)
+	}
+	list, err := s.List(ctx, func(r *Request) bool { return r.Vault == "v1" })
+	if err != nil || len(list) != 2 {
+		t.Fatalf("List = %d, %v", len(list), err)
+	}
+	if _, err := s.Get(ctx, "../x"); reason(err) != ReasonNotFound {
+		t.Fatalf("bad id: %v", err)
+	}
+	if err := s.DeletePolicy(ctx, VaultScope("v1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeletePolicy(ctx, VaultScope("v1")); errs.KindOf(err) != errs.NotFound {
+		t.Fatalf("second delete: %v", err)
+	}
+}
+
+func TestPolicyValidation(t *testing.T) {
+	for name, body := range map[string]string{
+		"not json":       `{`,
+		"no ops":         `{"approvers":["a"],"approvalsRequired":1}`,
+		"unknown op":     `{"operations":["KeyGet"],"approvers":["a"],"approvalsRequired":1}`,
+		"no approvers":   `{"operations":["KeyPurge"],"approvalsRequired":1}`,
+		"unreachable":    `{"operations":["KeyPurge"],"approvers":["a","b"],"approvalsRequired":3}`,
+		"zero":           `{"operations":["KeyPurge"],"approvers":["a"],"approvalsRequired":0}`,
+		"bad id":         `{"operations":["KeyPurge"],"approvers":["a/b"],"approvalsRequired":1}`,
+		"ttl too short":  `{"operations":["KeyPurge"],"approvers":["a"],"approvalsRequired":1,"expirySeconds":5}`,
+		"dup approvers":  `{"operations":["KeyPurge"],"approvers":["a","A"],"approvalsRequired":2}`,
+		"wrong type ops": `{"operations":"KeyPurge","approvers":["a"],"approvalsRequired":1}`,
+	} {
+		if _, err := ParsePolicy(VaultScope("v"), []byte(body)); errs.KindOf(err) != errs.BadParameter {
+			t.Errorf("%s: %v, want BadParameter", name, err)
+		}
+	}
+	if _, err := ParsePolicy("vault/../x", []byte(`{"operations":["KeyPurge"],"approvers":["a"],"approvalsRequired":1}`)); err == nil {
+		t.Error("a bad scope was accepted")
+	}
+}
+
+// FuzzParsePolicy: whatever the bytes, ParsePolicy either refuses them
+// with a BadParameter error or returns a policy that is valid, canonical
+// (validating it again changes nothing) and survives a JSON round trip.
+func FuzzParsePolicy(f *testing.F) {
+	f.Add([]byte(`{"operations":["KeyPurge","SecretPurge"],"approvers":["a","b","c"],"approvalsRequired":2,"expirySeconds":3600}`))
+	f.Add([]byte(`{"operations":["CertificatePurge"],"approverGroup":"G","approvalsRequired":5}`))
+	f.Add([]byte(`{"operations":["KeyPurge","KeyPurge"],"approvers":["A","a"],"approvalsRequired":1}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		p, err := ParsePolicy(VaultScope("v"), raw)
+		if err != nil {
+			if p != nil || errs.KindOf(err) != errs.BadParameter {
+				t.Fatalf("refusal: %v, %v", p, err)
+			}
+			return
+		}
+		if p.Required < 1 || (len(p.Approvers) == 0 && p.Group == "") || (p.Group == "" && p.Required > len(p.Approvers)) {
+			t.Fatalf("accepted an unsatisfiable policy %+v", p)
+		}
+		for _, op := range p.Operations {
+			if !Protectable(op) {
+				t.Fatalf("accepted operation %q", op)
+			}
+		}
+		again := *p
+		again.Operations, again.Approvers = slices.Clone(p.Operations), slices.Clone(p.Approvers)
+		if err := again.Validate(); err != nil || !slices.Equal(again.Operations, p.Operations) || !slices.Equal(again.Approvers, p.Approvers) || again.Group != p.Group {
+			t.Fatalf("not canonical: %+v vs %+v (%v)", again, p, err)
+		}
+		rt, _ := json.Marshal(p)
+		q, err := ParsePolicy(VaultScope("v"), rt)
+		if err != nil || !slices.Equal(q.Operations, p.Operations) || !slices.Equal(q.Approvers, p.Approvers) || q.Required != p.Required || q.TTLSeconds != p.TTLSeconds || q.Group != p.Group {
+			t.Fatalf("round trip: %+v -> %s -> %+v, %v", p, rt, q, err)
+		}
+	})
+}
