@@ -262,7 +262,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	}()
 	// Every request is bounded in time: a slow database answers 503 (the
 	// storage error), not a pile of goroutines waiting forever.
-	ctx, cancel := context.WithTimeout(audit.WithEvent(r.Context(), ev), requestTimeout)
+	ctx := audit.WithEvent(r.Context(), ev)
+	if r.ProtoMajor == 2 {
+		// Its audit write may wait for other requests' (audit.WithLinger).
+		ctx = audit.WithLinger(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	gate := &st.gate
 	gate.h, gate.ev, gate.start, gate.ctx = h, ev, start, context.WithoutCancel(ctx)

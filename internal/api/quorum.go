@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/authz"
+	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/errs"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/quorum"
@@ -47,12 +48,13 @@ type approvalWire struct {
 	Fingerprint string        `json:"requestFingerprint"`
 	Status      int           `json:"resultStatus,omitempty"`
 	Scope       string        `json:"policyScope"`
+	BreakGlass  string        `json:"breakGlass,omitempty"`
 }
 
 func (h *Handler) approvalOut(r *quorum.Request) approvalWire {
 	return approvalWire{ID: r.ID, Vault: r.Vault, Operation: r.Operation, Target: r.Target, Requester: r.Requester,
 		State: r.Effective(h.clock.Now()), Created: r.Created, Expires: r.Expires, Required: r.Required,
-		Approvals: r.Approvals, Rejections: r.Rejections, Fingerprint: r.Fingerprint, Status: r.Status, Scope: r.Scope}
+		Approvals: r.Approvals, Rejections: r.Rejections, Fingerprint: r.Fingerprint, Status: r.Status, Scope: r.Scope, BreakGlass: r.BreakGlass}
 }
 
 // approvalRequired is the 202 body: an Azure error (what the SDKs read
@@ -281,6 +283,9 @@ func (h *Handler) runApproved(rq *request, r *quorum.Request) *quorum.Request {
 		ResourceID: rq.ev.ResourceID, Method: rp.Method, CorrelationID: r.ID, UserAgent: "keyward-quorum",
 		Caller:   audit.Caller{TenantID: r.TenantID, ObjectID: r.Requester, AppID: rp.AppID, IP: rp.IP},
 		Approval: &audit.Approval{ID: r.ID, Operation: r.Operation, Requester: r.Requester, Approvers: r.ApproverIDs(), Outcome: "executed"}}
+	if r.BreakGlass != "" {
+		ev.Approval.Outcome, ev.Reason = "breakglass", "BREAK-GLASS: quorum overridden with recovery shares by "+r.BreakGlass
+	}
 	ev.Properties.RequestURI = "https://" + clipString(rp.Host, 256) + clipString(rp.Path, 2048)
 	ctx, cancel := context.WithTimeout(audit.WithEvent(context.WithoutCancel(rq.r.Context()), ev), requestTimeout)
 	defer cancel()
@@ -422,4 +427,76 @@ func quorumError(e *quorum.Error) (int, wireError) {
 		return http.StatusConflict, body("Conflict", e.Msg, e.Reason)
 	}
 	return http.StatusBadRequest, body("BadParameter", e.Msg, e.Reason)
+}
+
+// ShareVerifier is the optional capability of the Operator to check unseal
+// (or recovery) shares without using them (*server.Server has it).
+type ShareVerifier interface {
+	VerifyShares(ctx context.Context, shares [][]byte) error
+}
+
+type overrideBody struct {
+	Approval string   `json:"approval"`
+	Keys     []string `json:"keys"`
+}
+
+// sysQuorumOverride is break-glass (docs/QUORUM.md): an operator of the
+// operator tenant (the route's action) who also presents a threshold of
+// the unseal or recovery shares runs a pending approval request without
+// its approvals. Audited loudly: the request's event and the operation's
+// name it, and the log warns.
+func sysQuorumOverride(h *Handler, rq *request) error {
+	sv, ok := h.operator.(ShareVerifier)
+	if !ok || h.quorum == nil {
+		return badParam("Break-glass is not available.")
+	}
+	var b overrideBody
+	if err := rq.decode(&b); err != nil {
+		return err
+	}
+	shares := make([][]byte, 0, len(b.Keys))
+	defer func() {
+		for _, s := range shares {
+			clear(s)
+		}
+	}()
+	for _, k := range b.Keys {
+		s, err := decodeShare(k)
+		if err != nil {
+			return badParam("A share is not valid base64 or hex.")
+		}
+		shares = append(shares, s)
+	}
+	ctx := rq.r.Context()
+	r, err := h.quorum.Get(ctx, b.Approval)
+	if err != nil {
+		return err
+	}
+	rq.ev.Approval = &audit.Approval{ID: r.ID, Operation: r.Operation, Requester: r.Requester, Outcome: "breakglass-refused"}
+	rq.ev.Reason = "BREAK-GLASS attempt"
+	if err := sv.VerifyShares(ctx, shares); err != nil {
+		if errors.Is(err, barrier.ErrBadShares) || errors.Is(err, barrier.ErrMalformedShare) || strings.Contains(err.Error(), "shares are needed") {
+			h.log.Warn("BREAK-GLASS refused: bad shares", "approval", r.ID, "operator", rq.ev.Caller.ObjectID)
+			return &apiError{status: http.StatusForbidden, code: "Forbidden", message: "Break-glass refused: the shares given are not a threshold of this Keyward's unseal or recovery shares.", inner: "BreakGlassRefused"}
+		}
+		return err
+	}
+	v, err := h.vaults.Vault(r.Vault)
+	if err != nil {
+		return err
+	}
+	rq.ev.Approval.Outcome = "breakglass"
+	rq.ev.Reason = "BREAK-GLASS: quorum overridden with recovery shares"
+	r, err = h.quorum.Override(ctx, r.ID, rq.ev.Caller.ObjectID)
+	if err != nil {
+		rq.ev.Approval.Outcome = "breakglass-refused"
+		return err
+	}
+	h.log.Warn("BREAK-GLASS: quorum approval overridden with recovery shares", "approval", r.ID, "operation", r.Operation,
+		"target", r.Target, "vault", r.Vault, "requester", r.Requester, "operator", rq.ev.Caller.ObjectID)
+	rv := &request{h: h, w: rq.w, r: rq.r, ev: rq.ev, vault: v}
+	rq.ev.ResourceID = audit.VaultResourceID(v.SubscriptionID, v.ResourceGroup, v.Name)
+	r = h.runApproved(rv, r)
+	writeJSON(rq.w, http.StatusOK, h.approvalOut(r))
+	return nil
 }

@@ -75,6 +75,7 @@ var sysRoutes = route.Compile([]route.Route[sysHandler, authz.Action]{
 	{Method: http.MethodPost, Pattern: "/sys/seal", Op: "Seal", Action: authz.SysSeal, Handle: sysSeal},
 	{Method: http.MethodPost, Pattern: "/sys/rotate-signing-key", Op: "RotateSigningKey", Action: authz.SysRotateSigning, Handle: sysRotateSigningKey},
 	{Method: http.MethodPost, Pattern: "/sys/seal-migrate", Op: "SealMigrate", Action: authz.SysSeal, Handle: sysSealMigrate},
+	{Method: http.MethodPost, Pattern: "/sys/quorum/override", Op: "QuorumBreakGlass", Action: authz.SysSeal, Handle: sysQuorumOverride},
 })
 
 // SealMigrator is implemented by an Operator that can move its barrier

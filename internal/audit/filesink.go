@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -284,7 +285,7 @@ var errRecorded = errors.New("recorded")
 // Write appends e as one line. The line reaches the file (not only a
 // buffer) before Write returns. The writer sets e's Node and Seq (Prev is
 // written to the line only).
-func (s *FileSink) Write(_ context.Context, e *Event) error {
+func (s *FileSink) Write(ctx context.Context, e *Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f == nil {
@@ -298,6 +299,10 @@ func (s *FileSink) Write(_ context.Context, e *Event) error {
 			s.cond.Wait()
 			continue
 		}
+		if len(b.events) == 1 && mayLinger(ctx) {
+			s.linger()
+			continue // b may have been written meanwhile
+		}
 		s.writeBatch()
 	}
 	if b.errs != nil && b.errs[i] != nil {
@@ -307,6 +312,27 @@ func (s *FileSink) Write(_ context.Context, e *Event) error {
 		return b.errs[i]
 	}
 	return b.err
+}
+
+// linger lets the other runnable goroutines run once before a batch of
+// one event is written, as the writer, so that the requests that are a
+// moment from their own Write join this batch instead of each making its
+// own write(2). Without it a busy server on few cores wrote one line per
+// system call (/proc/PID/io: ~1 audit write per request at 16 concurrent
+// secret reads on 2 cores): a writer's batch closed as soon as it began,
+// because the other requests were still running on the same cores. The
+// cost is one trip through the scheduler (a fraction of a µs when nothing
+// else is runnable). s.mu is held on entry and exit.
+func (s *FileSink) linger() {
+	s.writing = true
+	s.mu.Unlock()
+	runtime.Gosched()
+	s.mu.Lock()
+	s.writing = false
+	if len(s.pending.events) > 0 {
+		s.writeBatch()
+	}
+	s.cond.Broadcast()
 }
 
 // writeBatch encodes, chains and writes the pending batch; s.mu is held on

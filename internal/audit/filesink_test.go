@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,8 +16,15 @@ import (
 )
 
 // TestFileSinkConcurrentWrites: every line written by concurrent Writes is
-// in the file, whole, once, and is in the file when its Write returns.
+// in the file, whole, once, and is in the file when its Write returns; with
+// WithLinger (a writer of one event yields once to let others join its
+// batch) as without, and the lines form one unbroken chain.
 func TestFileSinkConcurrentWrites(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { testFileSinkConcurrentWrites(t, context.Background()) })
+	t.Run("linger", func(t *testing.T) { testFileSinkConcurrentWrites(t, WithLinger(context.Background())) })
+}
+
+func testFileSinkConcurrentWrites(t *testing.T, ctx context.Context) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	s, err := OpenFile(path)
 	if err != nil {
@@ -29,7 +38,7 @@ func TestFileSinkConcurrentWrites(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				id := fmt.Sprintf("w%d-%d", w, i)
-				if err := s.Write(context.Background(), &Event{RequestID: id, Time: time.Unix(1, 0).UTC()}); err != nil {
+				if err := s.Write(ctx, &Event{RequestID: id, Time: time.Unix(1, 0).UTC()}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -53,7 +62,8 @@ func TestFileSinkConcurrentWrites(t *testing.T) {
 	defer f.Close()
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(f)
-	for sc.Scan() {
+	var prev string
+	for n := int64(1); sc.Scan(); n++ {
 		var e Event
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			t.Fatalf("bad line %q: %v", sc.Text(), err)
@@ -62,6 +72,12 @@ func TestFileSinkConcurrentWrites(t *testing.T) {
 			t.Fatalf("%s twice", e.RequestID)
 		}
 		seen[e.RequestID] = true
+		var c chainFields
+		if err := unmarshalChain(sc.Bytes(), &c); err != nil || c.Seq != n || (n > 1 && c.Prev != prev) {
+			t.Fatalf("line %d breaks the chain: seq %d, prev %q, want %q (%v)", n, c.Seq, c.Prev, prev, err)
+		}
+		sum := sha256.Sum256(sc.Bytes())
+		prev = hex.EncodeToString(sum[:])
 	}
 	if len(seen) != writers*each {
 		t.Fatalf("%d lines, want %d", len(seen), writers*each)

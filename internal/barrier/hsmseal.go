@@ -277,3 +277,47 @@ func (b *Barrier) MigrateSeal(ctx context.Context, to string, shares [][]byte, n
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// VerifyShares reports whether shares are a threshold of this barrier's
+// unseal shares (shamir, dev) or recovery shares (pkcs11), changing
+// nothing: quorum break-glass (docs/QUORUM.md) proves the operators hold
+// them. A wrong set is ErrBadShares or ErrMalformedShare.
+func (b *Barrier) VerifyShares(ctx context.Context, shares [][]byte) error {
+	cfg, err := b.sealConfig(ctx)
+	if err != nil {
+		return err
+	}
+	if cfg == nil {
+		return ErrNotInitialized
+	}
+	if len(shares) == 0 {
+		return ErrBadShares
+	}
+	key, err := combineShares(cfg, shares)
+	if err != nil {
+		return err
+	}
+	defer clear(key)
+	return b.backend.View(ctx, func(tx storage.Tx) error {
+		if cfg.Type == SealPKCS11 {
+			check, err := tx.Get(keyRecovery)
+			if err != nil {
+				return err
+			}
+			if _, err := openWith(key, []byte(recoveryAAD), check); err != nil {
+				return ErrBadShares
+			}
+			return nil
+		}
+		sealed, err := tx.Get(keyRoot)
+		if err != nil {
+			return err
+		}
+		rk, err := openWith(key, []byte(keyRoot), sealed)
+		if err != nil {
+			return ErrBadShares
+		}
+		clear(rk)
+		return nil
+	})
+}

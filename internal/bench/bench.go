@@ -163,6 +163,11 @@ type Process struct {
 	// major ones read it from disk.
 	MinorFaultsPerRequest float64 `json:"minor_faults_per_request,omitempty"`
 	MajorFaultsPerRequest float64 `json:"major_faults_per_request,omitempty"`
+	// Read-like and write-like system calls per request (server only, from
+	// /proc/PID/io): the socket reads and writes, the audit log's writes
+	// and the storage's.
+	ReadSyscallsPerRequest  float64 `json:"read_syscalls_per_request,omitempty"`
+	WriteSyscallsPerRequest float64 `json:"write_syscalls_per_request,omitempty"`
 	// Memory at the end of the run (server only), from /proc/PID/status:
 	// RSS, and its anonymous (heap, stacks) and file-backed (mmap of the
 	// database) parts.
@@ -314,6 +319,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if rep.Requests > 0 {
 			p.MinorFaultsPerRequest = float64(after.minflt-srvBefore.minflt) / float64(rep.Requests)
 			p.MajorFaultsPerRequest = float64(after.majflt-srvBefore.majflt) / float64(rep.Requests)
+			if after.syscr >= 0 && srvBefore.syscr >= 0 {
+				p.ReadSyscallsPerRequest = float64(after.syscr-srvBefore.syscr) / float64(rep.Requests)
+				p.WriteSyscallsPerRequest = float64(after.syscw-srvBefore.syscw) / float64(rep.Requests)
+			}
 		}
 		rep.Server = &p
 	}

@@ -32,6 +32,10 @@ func procCPU(pid int) (cpuTimes, error) {
 type stat struct {
 	cpu            cpuTimes
 	minflt, majflt int64 // page faults: minor (page in memory) and major (read from disk)
+	// syscr and syscw count the process's read-like and write-like system
+	// calls (/proc/PID/io: read, readv, recvmsg, … and write, writev,
+	// sendmsg, …); -1 when /proc/PID/io is not readable.
+	syscr, syscw int64
 }
 
 func procStat(pid int) (stat, error) {
@@ -57,7 +61,26 @@ func procStat(pid int) (stat, error) {
 			return stat{}, errors.New("unexpected /proc/PID/stat format")
 		}
 	}
-	return stat{cpu: cpuTimes(time.Duration(v[2]+v[3]) * clockTick), minflt: v[0], majflt: v[1]}, nil
+	st := stat{cpu: cpuTimes(time.Duration(v[2]+v[3]) * clockTick), minflt: v[0], majflt: v[1], syscr: -1, syscw: -1}
+	if io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
+		for _, line := range strings.Split(string(io), "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			if !ok {
+				continue
+			}
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				continue
+			}
+			switch k {
+			case "syscr":
+				st.syscr = n
+			case "syscw":
+				st.syscw = n
+			}
+		}
+	}
+	return st, nil
 }
 
 // procMem reads VmRSS, RssAnon and RssFile of pid in bytes (0 when unknown).

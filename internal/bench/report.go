@@ -22,6 +22,9 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "server:    pid %d, %.2f CPU s, %.1f µs CPU/request, %.2f cores busy; RSS %s (anon %s, file %s); page faults/request %.2f minor, %.3f major\n",
 			s.PID, s.CPUSeconds, s.CPUMicrosPerRequest, s.Utilization, mib(s.RSSBytes), mib(s.RSSAnonBytes), mib(s.RSSFileBytes),
 			s.MinorFaultsPerRequest, s.MajorFaultsPerRequest)
+		if s.ReadSyscallsPerRequest > 0 || s.WriteSyscallsPerRequest > 0 {
+			fmt.Fprintf(w, "syscalls:  %.2f read-like, %.2f write-like per request (server, /proc/PID/io)\n", s.ReadSyscallsPerRequest, s.WriteSyscallsPerRequest)
+		}
 	} else {
 		fmt.Fprintf(w, "server:    CPU not measured (give --server-pid or --spawn)\n")
 	}

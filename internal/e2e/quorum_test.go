@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -179,6 +182,44 @@ func TestQuorumApprovalPurge(t *testing.T) {
 		t.Fatalf("expired purge changed the key: %v", err)
 	}
 
+	// Break-glass: an operator with a threshold of the unseal shares runs
+	// a pending request without its approvals; wrong shares change nothing.
+	deleted("quorum-breakglass")
+	bg := purge("quorum-breakglass")
+	mtok, err := e.Credential().GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{mgmtScope(e)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	override := func(share string) httpResult {
+		return do(t, e, http.MethodPost, strings.TrimSuffix(e.Info.ManagementURL, "/")+"/sys/quorum/override", mtok.Token, "application/json",
+			`{"approval":"`+bg+`","keys":["`+share+`"]}`)
+	}
+	if r := override(base64.StdEncoding.EncodeToString(make([]byte, 32))); r.Status != http.StatusForbidden || !strings.Contains(r.Body, "BreakGlassRefused") {
+		t.Fatalf("break-glass with a wrong share: %d %s", r.Status, r.Body)
+	}
+	if _, err := keys.GetDeletedKey(ctx, "quorum-breakglass", nil); err != nil {
+		t.Fatalf("refused break-glass changed the key: %v", err)
+	}
+	share, err := os.ReadFile(filepath.Join(e.DataDir, "dev-unseal.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := override(strings.TrimSpace(string(share))); r.Status != http.StatusOK || !strings.Contains(r.Body, `"state":"Executed"`) || !strings.Contains(r.Body, `"breakGlass":"`+strings.ToLower(admin)+`"`) {
+		t.Fatalf("break-glass: %d %s", r.Status, r.Body)
+	}
+	_, err = keys.GetDeletedKey(ctx, "quorum-breakglass", nil)
+	wantErr(t, err, http.StatusNotFound, "KeyNotFound")
+	if r := override(strings.TrimSpace(string(share))); r.Status != http.StatusConflict {
+		t.Fatalf("second break-glass: %d %s", r.Status, r.Body)
+	}
+	findAudit(t, e, "the break-glass purge", func(ev audit.Event) bool {
+		return ev.Approval != nil && ev.Approval.ID == bg && ev.Approval.Outcome == "breakglass" && ev.Operation == "KeyPurge" &&
+			strings.HasPrefix(ev.Reason, "BREAK-GLASS") && ev.Caller.ObjectID == strings.ToLower(admin)
+	})
+	findAudit(t, e, "the refused break-glass", func(ev audit.Event) bool {
+		return ev.Approval != nil && ev.Approval.ID == bg && ev.Operation == "QuorumBreakGlass" && ev.Status == http.StatusForbidden
+	})
+
 	// The audit log: the requester's diverted purges, every decision, and
 	// exactly one executed purge, as the requester, naming both approvers.
 	findAudit(t, e, "the executed purge", func(ev audit.Event) bool {
@@ -271,7 +312,9 @@ func TestQuorumApprovalARMVaultDelete(t *testing.T) {
 	vaults := vaultsARM(t, e, e.Credential())
 	_, err := vaults.Delete(ctx, e.Info.ResourceGroup, name, nil)
 	re := wantErr(t, err, http.StatusAccepted, "ApprovalRequired")
-	var body struct{ Approval struct{ ID, Operation, Requester string } }
+	var body struct {
+		Approval struct{ ID, Operation, Requester string }
+	}
 	if err := json.NewDecoder(re.RawResponse.Body).Decode(&body); err != nil || body.Approval.Operation != "VaultDelete" || body.Approval.Requester != strings.ToLower(admin) {
 		t.Fatalf("202 body: %+v %v", body, err)
 	}

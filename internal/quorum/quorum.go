@@ -242,8 +242,11 @@ type Request struct {
 	Rejections  []Vote    `json:"rejections"`
 	State       State     `json:"state"`
 	Status      int       `json:"resultStatus,omitempty"` // the operation's status once run
-	Finished    time.Time `json:"finished,omitzero"`
-	Replay      Replay    `json:"replay"`
+	// BreakGlass names the operator who overrode the quorum with the
+	// recovery shares (Override).
+	BreakGlass string    `json:"breakGlass,omitempty"`
+	Finished   time.Time `json:"finished,omitzero"`
+	Replay     Replay    `json:"replay"`
 }
 
 // Effective returns r's state at now: a pending request past its expiry
@@ -565,6 +568,35 @@ func (s *Service) Decide(ctx context.Context, id, voter string, groups []string,
 }
 
 var errExpired = errors.New("quorum: expired")
+
+// Override is break-glass: operator, having proved the recovery (unseal)
+// shares to the caller, runs pending request id without its approvals.
+// Like the approval that meets a quorum, it moves the request to Executing
+// in one transaction, so the operation still runs at most once.
+func (s *Service) Override(ctx context.Context, id, operator string) (*Request, error) {
+	if !validID(id) {
+		return nil, notFound(id)
+	}
+	var r Request
+	err := s.view.Update(ctx, func(tx barrier.Tx) error {
+		ok, err := getJSON(tx, requestPrefix+id, &r)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound(id)
+		}
+		if st := r.Effective(s.clock.Now()); st != Pending {
+			return &Error{Kind: errs.Conflict, Reason: ReasonNotPending, Msg: fmt.Sprintf("Approval request %s is %s; it can no longer be run.", id, st)}
+		}
+		r.State, r.BreakGlass = Executing, strings.ToLower(operator)
+		return putJSON(tx, requestPrefix+id, &r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
 
 // Finish records the outcome of request id's operation (status is the
 // HTTP status it answered; ok whether it succeeded).

@@ -132,3 +132,9 @@ func (s *Server) MigrateSeal(ctx context.Context, to string, shares [][]byte) (b
 	}
 	return st, err
 }
+
+// VerifyShares checks unseal (or recovery) shares without using them
+// (api.ShareVerifier: quorum break-glass).
+func (s *Server) VerifyShares(ctx context.Context, shares [][]byte) error {
+	return s.barrier.VerifyShares(ctx, shares)
+}
