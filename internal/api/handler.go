@@ -252,8 +252,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		setHeader(hdr, hdrClientRequestID, cid)
 		ev.CorrelationID = cid
 	}
-	setHeader(hdr, hdrStrictTransport, "max-age=31536000;includeSubDomains")
-	setHeader(hdr, hdrContentTypeOption, "nosniff")
+	hdr[hdrStrictTransport] = hvStrictTransport
+	hdr[hdrContentTypeOption] = hvNoSniff
 	sw := responsePool.Get().(*bufferedResponse)
 	sw.w = w
 	defer func() {
@@ -362,6 +362,20 @@ const (
 
 // setHeader is h.Set(key, v) for a key already in canonical form.
 func setHeader(h http.Header, key, v string) { h[key] = []string{v} }
+
+// Values of headers that every response (or every JSON response) carries,
+// shared instead of allocated per response. Each has len == cap, so that
+// an Add appends to a copy, never to the shared array; nothing in Keyward
+// or net/http writes a header value in place (net/http clones the map
+// before it writes it out).
+var (
+	hvStrictTransport = staticHeader("max-age=31536000;includeSubDomains")
+	hvNoSniff         = staticHeader("nosniff")
+	hvServiceVersion  = staticHeader("keyward/1")
+	hvJSON            = staticHeader("application/json; charset=utf-8")
+)
+
+func staticHeader(v string) []string { return []string{v}[:1:1] }
 
 func remoteIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
