@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/bench"
 	"github.com/keyward/keyward/internal/server"
 )
@@ -41,6 +43,7 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 		serverExe   string
 		http2       bool
 		protos      string
+		serverAudit string
 	)
 	var opsHelp strings.Builder
 	for _, o := range bench.Ops {
@@ -95,6 +98,16 @@ Examples:
 						return err
 					}
 					args = []string{"bench", "server", "--listen", "127.0.0.1:0", "--data", data, "--pprof", pprofAddr}
+				}
+				switch serverAudit {
+				case "":
+				case "on", "off":
+					if profileDir == "" {
+						args = []string{"bench", "server", "--listen", "127.0.0.1:0", "--data", data}
+					}
+					args = append(args, "--audit="+serverAudit)
+				default:
+					return errors.New("--server-audit: on or off")
 				}
 				srv, err := bench.StartServer(ctx, exe, append(args, serverFlags...), serverEnv, data, stderr)
 				if err != nil {
@@ -199,6 +212,7 @@ Examples:
 	f.BoolVar(&spawn, "spawn", false, "start `keyward server --dev` as a separate process for the run and stop it afterwards")
 	f.StringArrayVar(&serverFlags, "server-flag", nil, "extra flag for the spawned server (repeatable)")
 	f.StringVar(&serverExe, "server-exe", "", "with --spawn: the keyward binary to start (default: this one)")
+	f.StringVar(&serverAudit, "server-audit", "", "with --spawn: start the hidden profiling dev server (`keyward bench server`) with its audit log on or off (off: events are completed and observed but not written), to measure what the fail-closed audit costs in one build")
 	f.StringArrayVar(&serverEnv, "server-env", nil, "extra KEY=VALUE environment variable for the spawned server, e.g. GOGC=200 (repeatable)")
 	f.BoolVar(&http2, "http2", false, "compare the protocols in one run against the same server: HTTP/1.1 (one connection per worker), HTTP/2 with one connection × N streams and HTTP/2 with N connections × 1 stream (--protocols h1,h2,h2-conns)")
 	f.StringVar(&protos, "protocols", "h1", "comma-separated: h1 (one HTTP/1.1 keep-alive connection per worker), h2 (every worker multiplexed over one HTTP/2 connection, what an Azure SDK client does), h2-conns (one HTTP/2 connection per worker)")
@@ -266,32 +280,48 @@ func freeLoopbackAddr() (string, error) {
 // allocation profiles of the measured phase only. It is for profiling, not
 // for the figures: those come from the real `keyward server --dev`.
 func newBenchServerCmd(stdout, stderr io.Writer) *cobra.Command {
-	var listen, data, pprofAddr string
+	var listen, data, pprofAddr, auditMode string
 	cmd := &cobra.Command{
 		Use:    "server",
 		Short:  "Run a dev server with a loopback pprof endpoint (profiling only)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			host, _, err := net.SplitHostPort(pprofAddr)
-			if err != nil || !net.ParseIP(host).IsLoopback() {
-				return errors.New("--pprof must be a loopback address, e.g. 127.0.0.1:6060")
+			if pprofAddr != "" {
+				host, _, err := net.SplitHostPort(pprofAddr)
+				if err != nil || !net.ParseIP(host).IsLoopback() {
+					return errors.New("--pprof must be a loopback address, e.g. 127.0.0.1:6060")
+				}
 			}
-			setGCPercent(os.Getenv)
-			s, err := server.Start(cmd.Context(), server.Config{
+			cfg := server.Config{
 				Dev: true, Listen: listen, DataDir: data, DNSSuffix: "localhost",
 				Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-			})
+			}
+			switch auditMode {
+			case "on":
+			case "off":
+				// For measuring what the audit write costs, in this
+				// hidden benchmark server only: events are still
+				// completed and observed (alerts, metrics), not written.
+				cfg.TestOnlyWrapAuditSink = func(audit.Sink) audit.Sink { return discardSink{} }
+				fmt.Fprintln(stderr, "keyward bench server: AUDIT LOG OFF (benchmark only)")
+			default:
+				return errors.New("--audit: on or off")
+			}
+			setGCPercent(os.Getenv)
+			s, err := server.Start(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			mux := http.NewServeMux()
-			mux.HandleFunc("/debug/pprof/", pprof.Index)
-			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-			ps := &http.Server{Addr: pprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-			go ps.ListenAndServe()
-			defer ps.Close()
+			if pprofAddr != "" {
+				mux := http.NewServeMux()
+				mux.HandleFunc("/debug/pprof/", pprof.Index)
+				mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+				ps := &http.Server{Addr: pprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+				go ps.ListenAndServe()
+				defer ps.Close()
+			}
 			fmt.Fprintf(stdout, "Keyward dev server on https://%s, pprof on http://%s/debug/pprof/\n", s.Addr(), pprofAddr)
 			<-cmd.Context().Done()
 			return s.Close()
@@ -300,7 +330,15 @@ func newBenchServerCmd(stdout, stderr io.Writer) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on")
 	f.StringVar(&data, "data", "", "data directory")
-	f.StringVar(&pprofAddr, "pprof", "127.0.0.1:6060", "loopback address for net/http/pprof")
+	f.StringVar(&pprofAddr, "pprof", "", "loopback address for net/http/pprof, e.g. 127.0.0.1:6060 (empty: none)")
+	f.StringVar(&auditMode, "audit", "on", "on, or off: the audit sink discards events (to measure its cost; never for real use)")
 	cmd.MarkFlagRequired("data")
 	return cmd
 }
+
+// discardSink takes every event and writes none: the audit-off side of
+// `keyward bench --server-audit off`.
+type discardSink struct{}
+
+func (discardSink) Write(context.Context, *audit.Event) error { return nil }
+func (discardSink) Close() error                              { return nil }

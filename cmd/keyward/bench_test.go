@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -124,6 +125,29 @@ func TestBenchCommand(t *testing.T) {
 		}
 		if r.Server == nil || pid == nil || r.Server.PID != pid.PID || r.Server.PerRequest <= 0 {
 			t.Fatalf("--http2 run %d: server CPU missing or not the same server: %+v", i, r.Server)
+		}
+	}
+
+	// --server-audit on|off: the hidden benchmark server, with the audit
+	// log written or not (the cost of the audit in one build).
+	for _, mode := range []string{"on", "off"} {
+		stdout.Reset()
+		stderr.Reset()
+		data := filepath.Join(dir, "data-audit-"+mode)
+		args = []string{"bench", "--spawn", "--server-exe", exe, "--data", data, "--server-audit", mode,
+			"--op", "secret-get", "-c", "2", "-n", "40", "--warmup", "0s", "--no-raw", "--json"}
+		if err := run(context.Background(), args, func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr); err != nil {
+			t.Fatalf("keyward bench --server-audit %s: %v\n%s", mode, err, stderr.String())
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || len(out.Runs) != 1 || out.Runs[0].OK != 40 {
+			t.Fatalf("--server-audit %s: %v\n%s", mode, err, stdout.String())
+		}
+		log, err := os.ReadFile(filepath.Join(data, "audit.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Count(log, []byte(`"operation":"SecretGet"`)); (mode == "on") != (got >= 40) || mode == "off" && got != 0 {
+			t.Fatalf("--server-audit %s: %d SecretGet events in the audit log", mode, got)
 		}
 	}
 }

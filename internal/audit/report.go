@@ -37,6 +37,7 @@ type CallerUsage struct {
 // ReportFilter selects the events of a report.
 type ReportFilter struct {
 	Since time.Time // zero: from the beginning
+	Until time.Time // exclusive; zero: to the end
 	Vault string    // empty: every vault
 }
 
@@ -64,7 +65,7 @@ func UsageReport(inputs []Input, f ReportFilter) ([]ObjectUsage, error) {
 					Caller        Caller    `json:"caller"`
 				}
 				if json.Unmarshal(line, &e) == nil && e.Service == "vault" && e.ObjectID != "" &&
-					!e.Time.Before(f.Since) && (f.Vault == "" || strings.EqualFold(f.Vault, e.Vault)) {
+					!e.Time.Before(f.Since) && (f.Until.IsZero() || e.Time.Before(f.Until)) && (f.Vault == "" || strings.EqualFold(f.Vault, e.Vault)) {
 					k := key{strings.ToLower(e.Vault), ObjectBase(e.ObjectID)}
 					if objs[k] == nil {
 						objs[k] = map[ckey]*CallerUsage{}

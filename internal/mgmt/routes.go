@@ -54,6 +54,8 @@ func armRoutes() route.Table[handler, authz.Action] {
 		{Method: put, Pattern: vault, Op: "VaultCreateOrUpdate", Action: authz.VaultsWrite, Handle: func(c *call, p map[string]string) error { return c.writeVault(p["rg"], p["vault"], false) }},
 		{Method: patch, Pattern: vault, Op: "VaultUpdate", Action: authz.VaultsWrite, Handle: func(c *call, p map[string]string) error { return c.writeVault(p["rg"], p["vault"], true) }},
 		{Method: del, Pattern: vault, Op: "VaultDelete", Action: authz.VaultsDelete, Handle: func(c *call, p map[string]string) error { return c.deleteVault(p["rg"], p["vault"]) }},
+		{Method: get, Pattern: vault + "/providers/Keyward.Audit/events", Op: "AuditEventList", Action: AuditLogsRead, Handle: func(c *call, p map[string]string) error { return c.auditEvents(p["rg"], p["vault"]) }},
+		{Method: get, Pattern: vault + "/providers/Keyward.Audit/usage", Op: "AuditUsageReport", Action: AuditLogsRead, Handle: func(c *call, p map[string]string) error { return c.auditUsage(p["rg"], p["vault"]) }},
 		{Pattern: vault, Op: "Vault", Handle: func(c *call, p map[string]string) error { return c.otherMethod(p["sub"]) }},
 		{Method: put, Pattern: vault + "/accessPolicies/{kind}", Op: "VaultAccessPolicy{kind}", Action: authz.VaultsAccessPolicies, Handle: func(c *call, p map[string]string) error {
 			return c.updateAccessPolicies(p["rg"], p["vault"], strings.ToLower(p["kind"]))

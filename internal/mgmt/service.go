@@ -102,6 +102,8 @@ type Service struct {
 	pools   *mhsm.Service
 	poolURL func(string) string
 
+	auditSrc AuditSource // the audit report API's log (arm_audit.go); nil: none
+
 	mu sync.Mutex // serializes read-modify-write of records and reloads
 }
 

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/keyward/keyward/internal/audit"
@@ -185,3 +187,50 @@ func (s *Server) CheckpointPublicKey() ed25519.PublicKey {
 
 // AuditSinks reports the state of every audit sink.
 func (s *Server) AuditSinks() []audit.SinkState { return s.audit.Sinks() }
+
+// auditSource opens this node's audit log and its rotated files, oldest
+// first, for the audit report API (mgmt.AuditSource). The checkpoint file
+// is not read.
+func (s *Server) auditSource() ([]audit.Input, func(), error) {
+	path := cmp.Or(s.cfg.AuditPath, filepath.Join(s.cfg.DataDir, "audit.log"))
+	rotated, err := filepath.Glob(globEscape(path) + ".*")
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Strings(rotated) // audit.log.{time}-{seq}: time order
+	var files []*os.File
+	done := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	var inputs []audit.Input
+	for _, name := range append(rotated, path) {
+		if strings.HasSuffix(name, ".checkpoints") {
+			continue
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // rotated away meanwhile
+			}
+			done()
+			return nil, nil, err
+		}
+		files = append(files, f)
+		inputs = append(inputs, audit.Input{Name: filepath.Base(name), R: f})
+	}
+	return inputs, done, nil
+}
+
+// globEscape escapes the glob metacharacters of a literal path.
+func globEscape(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

@@ -63,7 +63,8 @@ type Config struct {
 
 	// TestOnlyWrapAuditSink and TestOnlyWrapStorage, when set, wrap the
 	// audit sink and the storage backend: tests put a layer there that
-	// fails like a full disk (ENOSPC). Never set outside tests.
+	// fails like a full disk (ENOSPC). Never set outside tests and the
+	// hidden benchmark server (`keyward bench --server-audit off`).
 	TestOnlyWrapAuditSink func(audit.Sink) audit.Sink
 	TestOnlyWrapStorage   func(storage.Backend) storage.Backend
 
