@@ -241,7 +241,9 @@ func TestBYOKAndRelease(t *testing.T) {
 		}
 		return strings.TrimSpace(out)
 	}
-	good := token(`{"x-ms-isolation-tee":{"x-ms-attestation-type":"sevsnpvm"},"svn":3}`)
+	// The authority binds the request's nonce into the token (MAA's nonce
+	// claim); the release request names the same one.
+	good := token(`{"x-ms-isolation-tee":{"x-ms-attestation-type":"sevsnpvm"},"svn":3,"nonce":"n-1"}`)
 	for _, k := range []struct {
 		name string
 		enc  azkeys.KeyEncryptionAlgorithm
@@ -296,6 +298,24 @@ func TestBYOKAndRelease(t *testing.T) {
 	}
 	if denials != 2 || strings.Contains(string(auditLog), good[len(good)-40:]) {
 		t.Fatalf("%d denied releases in the audit log (want 2), or a token in it", denials)
+	}
+	// The nonce binds the token to the request: a token bound to n-1 does
+	// not release for n-2 or for a request without a nonce, and a request
+	// that names a nonce is not served by a token that binds none.
+	unbound := token(`{"x-ms-isolation-tee":{"x-ms-attestation-type":"sevsnpvm"},"svn":3}`)
+	for name, p := range map[string]azkeys.ReleaseParameters{
+		"other nonce":           {TargetAttestationToken: &good, Nonce: to.Ptr("n-2")},
+		"no nonce in request":   {TargetAttestationToken: &good},
+		"no nonce in the token": {TargetAttestationToken: &unbound, Nonce: to.Ptr("n-1")},
+	} {
+		_, err := c.Release(ctx, "exportable-soft", "", p, nil)
+		var re *azcore.ResponseError
+		if !errors.As(err, &re) || re.StatusCode != http.StatusForbidden || re.ErrorCode != "Forbidden" {
+			t.Fatalf("%s: release not denied with 403: %v", name, err)
+		}
+	}
+	if _, err := c.Release(ctx, "exportable-soft", "", azkeys.ReleaseParameters{TargetAttestationToken: &unbound}, nil); err != nil {
+		t.Fatal("neither the request nor the token names a nonce: the release is the policy's alone:", err)
 	}
 	forged := good[:len(good)-4] + "AAAA"
 	if _, err := c.Release(ctx, "exportable", "", azkeys.ReleaseParameters{TargetAttestationToken: &forged}, nil); err == nil {

@@ -50,7 +50,7 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 	ev.ResourceID = audit.VaultResourceID(v.SubscriptionID, v.ResourceGroup, v.Name)
 	hdr := w.Header()
 	setHeader(hdr, hdrRegion, v.Location)
-	setHeader(hdr, hdrServiceVersion, "keyward/1")
+	hdr[hdrServiceVersion] = hvServiceVersion
 	ip := ev.Caller.IP
 	fam := "InterNetwork"
 	if strings.Contains(ip, ":") {

@@ -193,7 +193,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	h := w.Header()
 	if raw != nil {
-		setHeader(h, hdrContentType, "application/json; charset=utf-8")
+		h[hdrContentType] = hvJSON
 	}
 	setHeader(h, hdrContentLength, strconv.Itoa(len(raw)))
 	w.WriteHeader(status)

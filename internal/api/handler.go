@@ -112,7 +112,9 @@ type Management interface {
 	Anonymous(r *http.Request) bool
 	Audiences() []string
 	Unauthenticated(w http.ResponseWriter, r *http.Request, missing bool, reason string)
-	Serve(w http.ResponseWriter, r *http.Request, claims *identity.Claims)
+	// Serve takes the pipeline's throttling step (allow) itself, after
+	// authorization and before the operation (DESIGN.md).
+	Serve(w http.ResponseWriter, r *http.Request, claims *identity.Claims, allow func() (ok bool, retryAfter time.Duration))
 	// CheckAPIVersion is the surface's api-version rule; Fail words its
 	// failure and any other step's error, Throttled the 429.
 	CheckAPIVersion(r *http.Request) error
@@ -250,8 +252,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		setHeader(hdr, hdrClientRequestID, cid)
 		ev.CorrelationID = cid
 	}
-	setHeader(hdr, hdrStrictTransport, "max-age=31536000;includeSubDomains")
-	setHeader(hdr, hdrContentTypeOption, "nosniff")
+	hdr[hdrStrictTransport] = hvStrictTransport
+	hdr[hdrContentTypeOption] = hvNoSniff
 	sw := responsePool.Get().(*bufferedResponse)
 	sw.w = w
 	defer func() {
@@ -361,6 +363,20 @@ const (
 // setHeader is h.Set(key, v) for a key already in canonical form.
 func setHeader(h http.Header, key, v string) { h[key] = []string{v} }
 
+// Values of headers that every response (or every JSON response) carries,
+// shared instead of allocated per response. Each has len == cap, so that
+// an Add appends to a copy, never to the shared array; nothing in Keyward
+// or net/http writes a header value in place (net/http clones the map
+// before it writes it out).
+var (
+	hvStrictTransport = staticHeader("max-age=31536000;includeSubDomains")
+	hvNoSniff         = staticHeader("nosniff")
+	hvServiceVersion  = staticHeader("keyward/1")
+	hvJSON            = staticHeader("application/json; charset=utf-8")
+)
+
+func staticHeader(v string) []string { return []string{v}[:1:1] }
+
 func remoteIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -440,11 +456,12 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, ev *audit
 
 // serveManagement runs the pipeline's steps for ARM, each worded by the
 // surface: authenticate (a bearer token for the management audience),
-// api-version (ARM's rules), throttle (the principal's bucket and its
-// tenant's management bucket); mgmt.Serve then routes and authorizes.
+// api-version (ARM's rules); mgmt.Serve then routes, authorizes and
+// throttles (the principal's bucket and its tenant's management bucket,
+// drawn by the allow it is given) before the operation.
 func (h *Handler) serveManagement(w http.ResponseWriter, r *http.Request) {
 	if h.mgmt.Anonymous(r) {
-		h.mgmt.Serve(w, r, nil)
+		h.mgmt.Serve(w, r, nil, nil)
 		return
 	}
 	claims, missing, reason := h.bearer(r, h.mgmt.Audiences()...)
@@ -456,11 +473,10 @@ func (h *Handler) serveManagement(w http.ResponseWriter, r *http.Request) {
 		h.mgmt.Fail(w, r, err)
 		return
 	}
-	if d := h.allow(managementBucket(claims.TenantID), claims); !d.Allowed {
-		h.mgmt.Throttled(w, r, d.RetryAfter)
-		return
-	}
-	h.mgmt.Serve(w, r, claims)
+	h.mgmt.Serve(w, r, claims, func() (bool, time.Duration) {
+		d := h.allow(managementBucket(claims.TenantID), claims)
+		return d.Allowed, d.RetryAfter
+	})
 }
 
 // bearer is the authentication step for the management audience (ARM and

@@ -466,7 +466,7 @@ func releaseKey(rq *request) error {
 	if err := rq.decode(&b); err != nil {
 		return err
 	}
-	res, err := rq.h.vaults.ReleaseKey(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"], b.Target, b.Enc)
+	res, err := rq.h.vaults.ReleaseKey(rq.r.Context(), rq.vault, rq.params["name"], rq.params["version"], b.Target, b.Nonce, b.Enc)
 	if err != nil {
 		var denied *vault.ReleaseDenied
 		if errors.As(err, &denied) {

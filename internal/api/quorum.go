@@ -381,7 +381,7 @@ func (h *Handler) runApproved(rq *request, r *quorum.Request) *quorum.Request {
 		if rp.Delegated {
 			claims.IDType = "user"
 		}
-		h.mgmt.Serve(rec, r2, claims)
+		h.mgmt.Serve(rec, r2, claims, nil) // approved: not throttled again
 		if ev.Operation != r.Operation {
 			h.log.Error("an approved ARM request named another operation", "approval", r.ID, "operation", ev.Operation)
 		}

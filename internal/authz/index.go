@@ -231,7 +231,13 @@ func (x *Index) Decide(p Principal, a Action, s Scope, now time.Time) Decision {
 	if p.TenantID == "" || !strings.EqualFold(p.TenantID, s.TenantID) {
 		return deny("caller is not in the resource's tenant")
 	}
-	info := x.principals[pkey(p.TenantID, p.ObjectID)]
+	var kbuf [160]byte
+	var info *principalInfo
+	if k, ok := pkeyBytes(kbuf[:], p.TenantID, p.ObjectID); ok {
+		info = x.principals[string(k)]
+	} else {
+		info = x.principals[pkey(p.TenantID, p.ObjectID)]
+	}
 	if info == nil {
 		return deny("caller's principal does not exist in the directory")
 	}
@@ -244,9 +250,15 @@ func (x *Index) Decide(p Principal, a Action, s Scope, now time.Time) Decision {
 	if data && pv != nil && !pv.RBAC {
 		return decidePolicy(pv, p, ids, a, s)
 	}
-	req := normScope(s.String())
+	req := normScopeOf(s)
 	for _, id := range ids {
-		for _, c := range x.byPrincipal[pkey(p.TenantID, id)] {
+		var cs []*compiled
+		if k, ok := pkeyBytes(kbuf[:], p.TenantID, id); ok {
+			cs = x.byPrincipal[string(k)]
+		} else {
+			cs = x.byPrincipal[pkey(p.TenantID, id)]
+		}
+		for _, c := range cs {
 			if !covers(c.scope, req) || !c.a.ActiveAt(now) {
 				continue
 			}

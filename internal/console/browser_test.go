@@ -329,6 +329,33 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("assignments after assigning: %s", a)
 	}
 
+	// The audit page: Alice (Owner) reads the vault's events through the
+	// audit report API, filters them, and sees the key-usage report.
+	run("audit page",
+		chromedp.Navigate(ui+"vaults/dev/audit"),
+		chromedp.WaitVisible(css("#audit-events")),
+	)
+	if ev, usage := text("#audit-events"), text("#audit-usage"); !strings.Contains(ev, "SecretSet") || !strings.Contains(ev, "KeyRotate") ||
+		!strings.Contains(usage, "/secrets/db-password") || !strings.Contains(usage, "SecretGet") {
+		t.Fatalf("audit page:\n%s\n%s", ev, usage)
+	}
+	if strings.Contains(text("main"), "s3cr3t-value") {
+		t.Fatal("the audit page shows the secret value")
+	}
+	run("filter the audit events",
+		chromedp.SendKeys(css("#audit-operation"), "SecretSet"),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error { // so that the wait below waits for the next page
+			_, err := chromedp.Evaluate[any](`document.getElementById("audit-events").remove(); true`)(ctx, tg)
+			return err
+		}),
+		chromedp.Click(css("#audit-apply")),
+		chromedp.WaitVisible(css("#audit-events")),
+	)
+	if ops := eval(`Array.from(document.querySelectorAll("#audit-events tbody tr td:nth-child(2)")).map(function(td){return td.textContent}).join(",")`); ops != "SecretSet" {
+		t.Fatalf("events filtered by SecretSet: %v", ops)
+	}
+	shot("console-audit.png")
+
 	// The session cookie: __Host-, HttpOnly, Secure, SameSite=Lax; nothing
 	// readable by script, nothing in localStorage.
 	got, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{ui}})
@@ -394,6 +421,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	run("bob's keys", chromedp.Navigate(ui+"vaults/dev/keys"), chromedp.WaitVisible(css("#error")))
 	if msg := text("#error"); !strings.Contains(msg, "You are not allowed to do this") {
 		t.Fatalf("forbidden keys: %q", msg)
+	}
+
+	// Bob's role does not let him read the vault's audit log.
+	run("bob's audit", chromedp.Navigate(ui+"vaults/dev/audit"), chromedp.WaitVisible(css("#error")))
+	if strings.Contains(text("main"), "SecretSet") {
+		t.Fatal("bob sees the audit log")
 	}
 
 	// Every console page carried the strict policy; no URL held a token,

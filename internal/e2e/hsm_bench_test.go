@@ -25,7 +25,7 @@ var digestInfoSHA256 = []byte{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x
 func benchHSMSign(b *testing.B, kty azkeys.KeyType, alg string, mech uint, input func([]byte) []byte) {
 	digest := sha256.Sum256([]byte("benchmark"))
 	e := kwtest.Start(b, kwtest.Options{HSM: true})
-	be := &benchEnv{e: e}
+	be := &benchEnv{e: e, hc: e.HTTP, proto: "HTTP/2.0"}
 	tok, err := e.Credential().GetToken(b.Context(), tokenOpts(e))
 	if err != nil {
 		b.Fatal(err)

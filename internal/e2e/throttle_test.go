@@ -188,3 +188,53 @@ func TestARMThrottledByThePipeline(t *testing.T) {
 			refused.StatusCode, refused.Header.Get("Retry-After"), refused.Header.Get("x-ms-error-code"), body)
 	}
 }
+
+// TestARMAuthorizesBeforeThrottling: on ARM, as on the data plane, the
+// authorization step comes before the throttling step (DESIGN.md), for the
+// routes table and Microsoft.Authorization alike: a caller without a role
+// is answered 403 AuthorizationFailed every time and spends none of the
+// burst, while an authorized caller's burst of role-assignment reads is
+// throttled in ARM's shape.
+func TestARMAuthorizesBeforeThrottling(t *testing.T) {
+	e := startThrottled(t)
+	nobody := newSP(t, e, "throttle-nobody")
+	do := func(cred azcore.TokenCredential, path string) (int, string) {
+		tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{mgmtScope(e)}, TenantID: e.Info.TenantID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, strings.TrimSuffix(e.Info.ManagementURL, "/")+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		resp, err := e.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("x-ms-error-code")
+	}
+	sub := "/subscriptions/" + e.Info.SubscriptionID
+	for _, path := range []string{
+		sub + "/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01",
+		sub + "/providers/Microsoft.Authorization/roleDefinitions/" + newGUID() + "?api-version=2022-04-01",
+		sub + "?api-version=2022-12-01",
+	} {
+		for i := range 12 {
+			if status, code := do(nobody.Cred, path); status != http.StatusForbidden || code != "AuthorizationFailed" {
+				t.Fatalf("GET %s as a caller without a role, request %d: %d %s; want 403 AuthorizationFailed every time (authorization before throttling)", path, i+1, status, code)
+			}
+		}
+	}
+	throttled := false
+	for range 12 {
+		status, code := do(e.Credential(), sub+"/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01")
+		if status == http.StatusTooManyRequests && code == "TooManyRequests" {
+			throttled = true
+			break
+		} else if status != http.StatusOK {
+			t.Fatalf("role assignment list as the administrator: %d %s", status, code)
+		}
+	}
+	if !throttled {
+		t.Fatal("12 authorized role-assignment reads in a burst of 5 were never throttled")
+	}
+}

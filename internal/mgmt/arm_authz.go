@@ -3,6 +3,7 @@ package mgmt
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/errs"
+	"github.com/keyward/keyward/internal/route"
 	"github.com/keyward/keyward/internal/storage"
 )
 
@@ -19,36 +21,64 @@ import (
 // role definitions, role assignments, and the PIM schedule requests that
 // make assignments eligible, time-bound, and activated.
 
+// authzHandler prepares one Microsoft.Authorization operation at scope sc
+// (name is the resource's name, "" for lists): it validates the name and
+// reads the body, and returns what the authorization step must grant
+// before serve runs (internal/mgmt's one authorization step,
+// call.authorizeGrants). It never asks the engine itself.
+type authzHandler = func(c *call, sc authz.Scope, name string) (need []grant, serve func() error, err error)
+
+// authorizationRoutes is Microsoft.Authorization, served at any scope
+// (/, a subscription, a resource group, a vault, an object in a vault):
+// the part of the path after the scope, matched by internal/route.
+func authorizationRoutes() route.Table[authzHandler, authz.Action] {
+	const (
+		get = http.MethodGet
+		ma  = "/providers/Microsoft.Authorization"
+	)
+	return route.Compile([]route.Route[authzHandler, authz.Action]{
+		{Method: get, Pattern: ma + "/roleAssignments", Op: "RoleAssignmentList", Action: authz.RoleAssignmentsRead, Handle: (*call).listAssignments},
+		{Pattern: ma + "/roleAssignments/{name}", Op: "RoleAssignment", Handle: (*call).roleAssignment},
+		{Method: get, Pattern: ma + "/roleDefinitions", Op: "RoleDefinitionList", Action: authz.RoleDefinitionsRead, Handle: (*call).listRoleDefinitions},
+		{Pattern: ma + "/roleDefinitions/{name}", Op: "RoleDefinition", Handle: (*call).roleDefinition},
+		{Pattern: ma + "/roleEligibilityScheduleRequests/{name}", Op: "RoleEligibilityRequest", Handle: (*call).eligibilityRequest},
+		{Pattern: ma + "/roleAssignmentScheduleRequests/{name}", Op: "RoleAssignmentScheduleRequest", Handle: (*call).assignmentScheduleRequest},
+	})
+}
+
+// routeAuthorization serves Microsoft.Authorization at scopeStr: the
+// scope is resolved (it must be the caller's tenant's), the route found,
+// its handler prepares the request, the authorization step grants what it
+// needs (the route's Action on the scope, or what the handler names), and
+// the handler serves.
 func (c *call) routeAuthorization(scopeStr string, rest []string) error {
-	if len(rest) == 0 {
-		return c.notFound()
-	}
-	kind := strings.ToLower(rest[0])
-	name := ""
-	if len(rest) == 2 {
-		name = rest[1]
-	} else if len(rest) > 2 {
+	if len(rest) == 0 || len(rest) > 2 {
 		return c.notFound()
 	}
 	scope, err := c.resolveScope(scopeStr)
 	if err != nil {
 		return err
 	}
-	switch {
-	case kind == "roleassignments" && name == "" && c.r.Method == http.MethodGet:
-		return c.listAssignments(scope)
-	case kind == "roleassignments" && name != "":
-		return c.roleAssignment(scope, name)
-	case kind == "roledefinitions" && name == "" && c.r.Method == http.MethodGet:
-		return c.listRoleDefinitions(scope)
-	case kind == "roledefinitions" && name != "":
-		return c.roleDefinition(scope, name)
-	case kind == "roleeligibilityschedulerequests" && name != "":
-		return c.eligibilityRequest(scope, name)
-	case kind == "roleassignmentschedulerequests" && name != "":
-		return c.assignmentScheduleRequest(scope, name)
+	path := "/providers/Microsoft.Authorization/" + url.PathEscape(rest[0])
+	if len(rest) == 2 {
+		path += "/" + url.PathEscape(rest[1])
 	}
-	return c.notFound()
+	rt, params, _ := c.h.authzRoutes.Match(c.r.Method, path)
+	if rt == nil {
+		return c.notFound()
+	}
+	c.ev.Operation = rt.Op
+	need, serve, err := rt.Handle(c, scope, params["name"])
+	if err != nil {
+		return err
+	}
+	if rt.Action != "" {
+		need = append([]grant{{action: rt.Action, scope: scope}}, need...)
+	}
+	if err := c.authorizeGrants(need); err != nil {
+		return err
+	}
+	return serve()
 }
 
 // resolveScope parses an ARM scope and checks that what it names exists
@@ -154,11 +184,11 @@ func principalType(kind string) string {
 
 var principalFilterRE = regexp.MustCompile(`(?i)principalId\s+eq\s+'([0-9a-fA-F-]{36})'`)
 
-func (c *call) listAssignments(sc authz.Scope) error {
-	c.ev.Operation = "RoleAssignmentList"
-	if err := c.authorize(authz.RoleAssignmentsRead, sc); err != nil {
-		return err
-	}
+func (c *call) listAssignments(sc authz.Scope, _ string) ([]grant, func() error, error) {
+	return nil, func() error { return c.serveAssignmentList(sc) }, nil
+}
+
+func (c *call) serveAssignmentList(sc authz.Scope) error {
 	all, err := c.h.svc.Assignments(c.r.Context(), c.p.TenantID)
 	if err != nil {
 		return err
@@ -187,10 +217,10 @@ func (c *call) listAssignments(sc authz.Scope) error {
 	return nil
 }
 
-func (c *call) roleAssignment(sc authz.Scope, name string) error {
+func (c *call) roleAssignment(sc authz.Scope, name string) ([]grant, func() error, error) {
 	ctx := c.r.Context()
 	if _, err := uuid.Parse(name); err != nil {
-		return errBad("InvalidRoleAssignmentId", "The role assignment ID '%s' is not valid. The role assignment ID must be a GUID.", clip(name))
+		return nil, nil, errBad("InvalidRoleAssignmentId", "The role assignment ID '%s' is not valid. The role assignment ID must be a GUID.", clip(name))
 	}
 	c.ev.ObjectID = sc.String() + "/providers/Microsoft.Authorization/roleAssignments/" + strings.ToLower(name)
 	existing, err := c.h.svc.Assignment(ctx, name)
@@ -200,32 +230,30 @@ func (c *call) roleAssignment(sc authz.Scope, name string) error {
 	switch c.r.Method {
 	case http.MethodGet:
 		c.ev.Operation = "RoleAssignmentGet"
-		if err := c.authorize(authz.RoleAssignmentsRead, sc); err != nil {
-			return err
-		}
-		if existing == nil {
-			return errNotFound("RoleAssignmentNotFound", "The role assignment '%s' is not found.", clip(name))
-		}
-		c.reply(http.StatusOK, assignmentOut(existing))
-		return nil
+		return []grant{{action: authz.RoleAssignmentsRead, scope: sc}}, func() error {
+			if existing == nil {
+				return errNotFound("RoleAssignmentNotFound", "The role assignment '%s' is not found.", clip(name))
+			}
+			c.reply(http.StatusOK, assignmentOut(existing))
+			return nil
+		}, nil
 	case http.MethodDelete:
 		c.ev.Operation = "RoleAssignmentDelete"
 		s := sc
 		if existing != nil {
 			s.RoleDefinitionID = existing.RoleDefinitionID
 		}
-		if err := c.authorize(authz.RoleAssignmentsDelete, s); err != nil {
-			return err
-		}
-		if existing == nil {
-			c.reply(http.StatusNoContent, nil)
+		return []grant{{action: authz.RoleAssignmentsDelete, scope: s}}, func() error {
+			if existing == nil {
+				c.reply(http.StatusNoContent, nil)
+				return nil
+			}
+			if err := c.h.svc.Unassign(ctx, existing.ID); err != nil {
+				return err
+			}
+			c.reply(http.StatusOK, assignmentOut(existing))
 			return nil
-		}
-		if err := c.h.svc.Unassign(ctx, existing.ID); err != nil {
-			return err
-		}
-		c.reply(http.StatusOK, assignmentOut(existing))
-		return nil
+		}, nil
 	case http.MethodPut:
 		c.ev.Operation = "RoleAssignmentCreate"
 		var body struct {
@@ -238,26 +266,27 @@ func (c *call) roleAssignment(sc authz.Scope, name string) error {
 			} `json:"properties"`
 		}
 		if err := c.decode(&body); err != nil {
-			return err
+			return nil, nil, err
 		}
 		if body.Properties == nil {
-			return errBad("InvalidRequestContent", "The 'properties' property is required.")
+			return nil, nil, errBad("InvalidRequestContent", "The 'properties' property is required.")
 		}
 		pr := body.Properties
 		s := sc
 		s.RoleDefinitionID = authz.RoleGUID(pr.RoleDefinitionID)
-		if err := c.authorize(authz.RoleAssignmentsWrite, s); err != nil {
-			return err
-		}
-		a, status, err := c.createAssignment(ctx, sc, name, pr.RoleDefinitionID, pr.PrincipalID, pr.PrincipalType, pr.Description, pr.Condition, nil, nil, "")
-		if err != nil {
-			return err
-		}
-		c.reply(status, assignmentOut(a))
-		return nil
+		return []grant{{action: authz.RoleAssignmentsWrite, scope: s}}, func() error {
+			a, status, err := c.createAssignment(ctx, sc, name, pr.RoleDefinitionID, pr.PrincipalID, pr.PrincipalType, pr.Description, pr.Condition, nil, nil, "")
+			if err != nil {
+				return err
+			}
+			c.reply(status, assignmentOut(a))
+			return nil
+		}, nil
 	}
-	return &armError{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", message: "The method is not allowed on this resource."}
+	return nil, nil, errMethod
 }
+
+var errMethod = &armError{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", message: "The method is not allowed on this resource."}
 
 // createAssignment validates and stores an assignment the caller is
 // authorized to make.
@@ -356,11 +385,11 @@ func roleOut(sc authz.Scope, r *authz.RoleDefinition) roleDefWire {
 
 var roleNameFilterRE = regexp.MustCompile(`(?i)roleName\s+eq\s+'([^']{1,256})'`)
 
-func (c *call) listRoleDefinitions(sc authz.Scope) error {
-	c.ev.Operation = "RoleDefinitionList"
-	if err := c.authorize(authz.RoleDefinitionsRead, sc); err != nil {
-		return err
-	}
+func (c *call) listRoleDefinitions(sc authz.Scope, _ string) ([]grant, func() error, error) {
+	return nil, func() error { return c.serveRoleDefinitionList(sc) }, nil
+}
+
+func (c *call) serveRoleDefinitionList(sc authz.Scope) error {
 	custom, err := c.h.svc.CustomRoles(c.r.Context(), c.p.TenantID)
 	if err != nil {
 		return err
@@ -387,39 +416,37 @@ func (c *call) listRoleDefinitions(sc authz.Scope) error {
 	return nil
 }
 
-func (c *call) roleDefinition(sc authz.Scope, id string) error {
+func (c *call) roleDefinition(sc authz.Scope, id string) ([]grant, func() error, error) {
 	ctx := c.r.Context()
 	switch c.r.Method {
 	case http.MethodGet:
 		c.ev.Operation = "RoleDefinitionGet"
-		if err := c.authorize(authz.RoleDefinitionsRead, sc); err != nil {
-			return err
-		}
-		r, err := c.h.svc.Role(ctx, c.p.TenantID, id)
-		if err != nil {
-			return err
-		}
-		c.reply(http.StatusOK, roleOut(sc, r))
-		return nil
+		return []grant{{action: authz.RoleDefinitionsRead, scope: sc}}, func() error {
+			r, err := c.h.svc.Role(ctx, c.p.TenantID, id)
+			if err != nil {
+				return err
+			}
+			c.reply(http.StatusOK, roleOut(sc, r))
+			return nil
+		}, nil
 	case http.MethodDelete:
 		c.ev.Operation = "RoleDefinitionDelete"
-		if err := c.authorize(authz.RoleDefinitionsDelete, sc); err != nil {
-			return err
-		}
-		r, err := c.h.svc.DeleteRole(ctx, c.p.TenantID, id)
-		if errs.KindOf(err) == errs.NotFound {
-			c.reply(http.StatusNoContent, nil)
+		return []grant{{action: authz.RoleDefinitionsDelete, scope: sc}}, func() error {
+			r, err := c.h.svc.DeleteRole(ctx, c.p.TenantID, id)
+			if errs.KindOf(err) == errs.NotFound {
+				c.reply(http.StatusNoContent, nil)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			c.reply(http.StatusOK, roleOut(sc, r))
 			return nil
-		}
-		if err != nil {
-			return err
-		}
-		c.reply(http.StatusOK, roleOut(sc, r))
-		return nil
+		}, nil
 	case http.MethodPut:
 		c.ev.Operation = "RoleDefinitionCreateOrUpdate"
 		if _, err := uuid.Parse(id); err != nil {
-			return errBad("InvalidRoleDefinitionId", "The role definition ID '%s' is not valid: it must be a GUID.", clip(id))
+			return nil, nil, errBad("InvalidRoleDefinitionId", "The role definition ID '%s' is not valid: it must be a GUID.", clip(id))
 		}
 		var body struct {
 			Properties *struct {
@@ -430,58 +457,66 @@ func (c *call) roleDefinition(sc authz.Scope, id string) error {
 			} `json:"properties"`
 		}
 		if err := c.decode(&body); err != nil {
-			return err
+			return nil, nil, err
 		}
 		p := body.Properties
 		if p == nil || p.RoleName == "" || len(p.RoleName) > 256 || len(p.Description) > 2048 || len(p.AssignableScopes) == 0 ||
 			len(p.AssignableScopes) > 100 || len(p.Permissions) == 0 || len(p.Permissions) > 10 {
-			return errBad("InvalidRoleDefinition", "A custom role needs roleName, 1-100 assignableScopes and 1-10 permissions blocks.")
+			return nil, nil, errBad("InvalidRoleDefinition", "A custom role needs roleName, 1-100 assignableScopes and 1-10 permissions blocks.")
 		}
 		r := authz.RoleDefinition{ID: id, Name: p.RoleName, Description: p.Description, TenantID: c.p.TenantID}
+		// Each assignable scope is resolved and must be granted in
+		// turn: a scope that does not resolve answers when the step
+		// reaches it, after the grants before it.
+		var need []grant
 		for _, s := range p.AssignableScopes {
 			asc, err := c.resolveScope(s)
+			if err == nil && asc.SubscriptionID == "" {
+				err = errBad("InvalidAssignableScope", "Custom roles are assignable at subscriptions and below.")
+			}
 			if err != nil {
-				return err
+				need = append(need, grant{err: err})
+				break
 			}
-			if asc.SubscriptionID == "" {
-				return errBad("InvalidAssignableScope", "Custom roles are assignable at subscriptions and below.")
-			}
-			if err := c.authorize(authz.RoleDefinitionsWrite, asc); err != nil {
-				return err
-			}
+			need = append(need, grant{action: authz.RoleDefinitionsWrite, scope: asc})
 			r.AssignableScopes = append(r.AssignableScopes, asc.String())
 		}
-		for _, pw := range p.Permissions {
-			for _, list := range [][]string{pw.Actions, pw.NotActions, pw.DataActions, pw.NotDataActions} {
-				if len(list) > 500 {
-					return errBad("InvalidRoleDefinition", "A permission list has at most 500 entries.")
-				}
-				for _, a := range list {
-					if a == "" || len(a) > 256 || strings.ContainsAny(a, " \t\r\n") {
-						return errBad("InvalidActionOrNotAction", "'%s' is not a valid action.", clip(a))
-					}
-				}
-			}
-			for _, a := range append(append([]string{}, pw.DataActions...), pw.NotDataActions...) {
-				if !strings.HasPrefix(strings.ToLower(a), "microsoft.keyvault/") {
-					return errBad("InvalidDataAction", "'%s' is not a Key Vault data action.", clip(a))
-				}
-			}
-			r.Permissions = append(r.Permissions, authz.Perm{Actions: pw.Actions, NotActions: pw.NotActions,
-				DataActions: pw.DataActions, NotDataActions: pw.NotDataActions})
-		}
-		out, created, err := c.h.svc.PutRole(ctx, r)
-		if err != nil {
-			return err
-		}
-		status := http.StatusOK
-		if created {
-			status = http.StatusCreated
-		}
-		c.reply(status, roleOut(sc, out))
-		return nil
+		return need, func() error { return c.putRoleDefinition(sc, r, p.Permissions) }, nil
 	}
-	return &armError{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", message: "The method is not allowed on this resource."}
+	return nil, nil, errMethod
+}
+
+// putRoleDefinition validates a custom role's permissions and stores it.
+func (c *call) putRoleDefinition(sc authz.Scope, r authz.RoleDefinition, perms []permsWire) error {
+	for _, pw := range perms {
+		for _, list := range [][]string{pw.Actions, pw.NotActions, pw.DataActions, pw.NotDataActions} {
+			if len(list) > 500 {
+				return errBad("InvalidRoleDefinition", "A permission list has at most 500 entries.")
+			}
+			for _, a := range list {
+				if a == "" || len(a) > 256 || strings.ContainsAny(a, " \t\r\n") {
+					return errBad("InvalidActionOrNotAction", "'%s' is not a valid action.", clip(a))
+				}
+			}
+		}
+		for _, a := range append(append([]string{}, pw.DataActions...), pw.NotDataActions...) {
+			if !strings.HasPrefix(strings.ToLower(a), "microsoft.keyvault/") {
+				return errBad("InvalidDataAction", "'%s' is not a Key Vault data action.", clip(a))
+			}
+		}
+		r.Permissions = append(r.Permissions, authz.Perm{Actions: pw.Actions, NotActions: pw.NotActions,
+			DataActions: pw.DataActions, NotDataActions: pw.NotDataActions})
+	}
+	out, created, err := c.h.svc.PutRole(c.r.Context(), r)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	c.reply(status, roleOut(sc, out))
+	return nil
 }
 
 // --- PIM: eligible and time-bound assignments, activation ---
@@ -606,42 +641,46 @@ func (c *call) decodeSchedule() (*scheduleRequestBody, error) {
 // eligibilityRequest makes (AdminAssign) or removes (AdminRemove) an
 // eligible assignment. Making someone eligible is as privileged as
 // assigning the role.
-func (c *call) eligibilityRequest(sc authz.Scope, name string) error {
-	ctx := c.r.Context()
+func (c *call) eligibilityRequest(sc authz.Scope, name string) ([]grant, func() error, error) {
 	if _, err := uuid.Parse(name); err != nil {
-		return errBad("InvalidRequestId", "The request name must be a GUID.")
+		return nil, nil, errBad("InvalidRequestId", "The request name must be a GUID.")
 	}
 	if c.r.Method == http.MethodGet {
 		c.ev.Operation = "RoleEligibilityRequestGet"
-		if err := c.authorize(authz.RoleAssignmentsRead, sc); err != nil {
-			return err
-		}
-		es, err := c.h.svc.Eligibilities(ctx, c.p.TenantID)
-		if err != nil {
-			return err
-		}
-		for _, e := range es {
-			if e.ID == strings.ToLower(name) {
-				c.reply(http.StatusOK, scheduleOut("roleEligibilityScheduleRequests", sc, e.ID, &e.Assignment, "AdminAssign", "Provisioned", e.CreatedBy))
-				return nil
-			}
-		}
-		return errNotFound("RoleEligibilityScheduleRequestNotFound", "The request '%s' was not found.", clip(name))
+		return []grant{{action: authz.RoleAssignmentsRead, scope: sc}}, func() error { return c.getEligibilityRequest(sc, name) }, nil
 	}
 	if c.r.Method != http.MethodPut {
-		return &armError{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", message: "The method is not allowed on this resource."}
+		return nil, nil, errMethod
 	}
 	c.ev.Operation = "RoleEligibilityRequest"
 	body, err := c.decodeSchedule()
 	if err != nil {
+		return nil, nil, err
+	}
+	s := sc
+	s.RoleDefinitionID = authz.RoleGUID(body.Properties.RoleDefinitionID)
+	return []grant{{action: authz.RoleAssignmentsWrite, scope: s}}, func() error { return c.putEligibilityRequest(sc, name, body) }, nil
+}
+
+func (c *call) getEligibilityRequest(sc authz.Scope, name string) error {
+	es, err := c.h.svc.Eligibilities(c.r.Context(), c.p.TenantID)
+	if err != nil {
 		return err
 	}
+	for _, e := range es {
+		if e.ID == strings.ToLower(name) {
+			c.reply(http.StatusOK, scheduleOut("roleEligibilityScheduleRequests", sc, e.ID, &e.Assignment, "AdminAssign", "Provisioned", e.CreatedBy))
+			return nil
+		}
+	}
+	return errNotFound("RoleEligibilityScheduleRequestNotFound", "The request '%s' was not found.", clip(name))
+}
+
+func (c *call) putEligibilityRequest(sc authz.Scope, name string, body *scheduleRequestBody) error {
+	ctx := c.r.Context()
 	pr := body.Properties
 	s := sc
 	s.RoleDefinitionID = authz.RoleGUID(pr.RoleDefinitionID)
-	if err := c.authorize(authz.RoleAssignmentsWrite, s); err != nil {
-		return err
-	}
 	switch strings.ToLower(pr.RequestType) {
 	case "adminassign", "adminupdate":
 	case "adminremove":
@@ -691,41 +730,60 @@ func (c *call) eligibilityRequest(sc authz.Scope, name string) error {
 // (AdminAssign), activates an eligible one (SelfActivate: the caller, a
 // justification, at most the eligibility's maximum duration), or ends one
 // (AdminRemove, SelfDeactivate). Every activation is audited.
-func (c *call) assignmentScheduleRequest(sc authz.Scope, name string) error {
-	ctx := c.r.Context()
+func (c *call) assignmentScheduleRequest(sc authz.Scope, name string) ([]grant, func() error, error) {
 	if _, err := uuid.Parse(name); err != nil {
-		return errBad("InvalidRequestId", "The request name must be a GUID.")
+		return nil, nil, errBad("InvalidRequestId", "The request name must be a GUID.")
 	}
 	c.ev.ObjectID = sc.String() + "/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/" + strings.ToLower(name)
 	if c.r.Method == http.MethodGet {
 		c.ev.Operation = "RoleAssignmentScheduleRequestGet"
-		if err := c.authorize(authz.RoleAssignmentsRead, sc); err != nil {
-			return err
-		}
-		a, err := c.h.svc.Assignment(ctx, name)
-		if err != nil || !strings.EqualFold(a.TenantID, c.p.TenantID) {
-			return errNotFound("RoleAssignmentScheduleRequestNotFound", "The request '%s' was not found.", clip(name))
-		}
-		c.reply(http.StatusOK, scheduleOut("roleAssignmentScheduleRequests", sc, a.ID, a, "AdminAssign", "Provisioned", a.CreatedBy))
-		return nil
+		return []grant{{action: authz.RoleAssignmentsRead, scope: sc}}, func() error { return c.getAssignmentScheduleRequest(sc, name) }, nil
 	}
 	if c.r.Method != http.MethodPut {
-		return &armError{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed", message: "The method is not allowed on this resource."}
+		return nil, nil, errMethod
 	}
 	body, err := c.decodeSchedule()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
+	pr := body.Properties
+	s := sc
+	s.RoleDefinitionID = authz.RoleGUID(pr.RoleDefinitionID)
+	var need []grant
+	switch strings.ToLower(pr.RequestType) {
+	case "adminassign", "adminupdate":
+		c.ev.Operation = "RoleAssignmentScheduleRequest"
+		need = []grant{{action: authz.RoleAssignmentsWrite, scope: s}}
+	case "adminremove":
+		c.ev.Operation = "RoleAssignmentScheduleRemove"
+		need = []grant{{action: authz.RoleAssignmentsDelete, scope: s}}
+	case "selfdeactivate":
+		// No role is needed to end one's own activation; the handler
+		// checks that it is one's own (PIM's policy, not RBAC).
+		c.ev.Operation = "RoleAssignmentScheduleRemove"
+	case "selfactivate", "selfextend", "selfrenew":
+		// Activation is authorized by an eligibility in force, which
+		// the handler checks (PIM's policy, audited as such).
+		c.ev.Operation = "RoleActivation"
+	}
+	return need, func() error { return c.putAssignmentScheduleRequest(sc, name, body) }, nil
+}
+
+func (c *call) getAssignmentScheduleRequest(sc authz.Scope, name string) error {
+	a, err := c.h.svc.Assignment(c.r.Context(), name)
+	if err != nil || !strings.EqualFold(a.TenantID, c.p.TenantID) {
+		return errNotFound("RoleAssignmentScheduleRequestNotFound", "The request '%s' was not found.", clip(name))
+	}
+	c.reply(http.StatusOK, scheduleOut("roleAssignmentScheduleRequests", sc, a.ID, a, "AdminAssign", "Provisioned", a.CreatedBy))
+	return nil
+}
+
+func (c *call) putAssignmentScheduleRequest(sc authz.Scope, name string, body *scheduleRequestBody) error {
+	ctx := c.r.Context()
 	pr := body.Properties
 	now := c.h.svc.clock.Now()
 	switch strings.ToLower(pr.RequestType) {
 	case "adminassign", "adminupdate":
-		c.ev.Operation = "RoleAssignmentScheduleRequest"
-		s := sc
-		s.RoleDefinitionID = authz.RoleGUID(pr.RoleDefinitionID)
-		if err := c.authorize(authz.RoleAssignmentsWrite, s); err != nil {
-			return err
-		}
 		start, end, _, err := window(now, pr.ScheduleInfo)
 		if err != nil {
 			return err
@@ -737,15 +795,10 @@ func (c *call) assignmentScheduleRequest(sc authz.Scope, name string) error {
 		c.reply(http.StatusCreated, scheduleOut("roleAssignmentScheduleRequests", sc, a.ID, a, "AdminAssign", "Provisioned", c.p.ObjectID))
 		return nil
 	case "adminremove", "selfdeactivate":
-		c.ev.Operation = "RoleAssignmentScheduleRemove"
 		self := strings.EqualFold(pr.RequestType, "selfdeactivate")
 		s := sc
 		s.RoleDefinitionID = authz.RoleGUID(pr.RoleDefinitionID)
-		if !self {
-			if err := c.authorize(authz.RoleAssignmentsDelete, s); err != nil {
-				return err
-			}
-		} else if !strings.EqualFold(pr.PrincipalID, c.p.ObjectID) {
+		if self && !strings.EqualFold(pr.PrincipalID, c.p.ObjectID) {
 			return c.denyActivation("a principal can deactivate only its own assignments")
 		}
 		all, err := c.h.svc.Assignments(ctx, c.p.TenantID)
@@ -762,7 +815,6 @@ func (c *call) assignmentScheduleRequest(sc authz.Scope, name string) error {
 		c.reply(http.StatusCreated, map[string]any{"name": name, "properties": map[string]any{"requestType": pr.RequestType, "status": "Revoked"}})
 		return nil
 	case "selfactivate", "selfextend", "selfrenew":
-		c.ev.Operation = "RoleActivation"
 		return c.activate(ctx, sc, name, pr.PrincipalID, pr.RoleDefinitionID, pr.Justification, pr.ScheduleInfo, now)
 	}
 	return errBad("InvalidRequestType", "requestType must be AdminAssign, AdminUpdate, AdminRemove, SelfActivate or SelfDeactivate.")

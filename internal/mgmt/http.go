@@ -23,15 +23,16 @@ import (
 
 // Handler serves the management plane on management.{suffix}.
 type Handler struct {
-	svc       *Service
-	authority *identity.Authority
-	resource  string // the management audience, with trailing slash
-	vaultURL  func(name string) string
-	log       *slog.Logger
-	maxBody   int64
-	routes    route.Table[handler, authz.Action]
-	audiences []string
-	quorum    QuorumStep // quorum.go; nil: none
+	svc         *Service
+	authority   *identity.Authority
+	resource    string // the management audience, with trailing slash
+	vaultURL    func(name string) string
+	log         *slog.Logger
+	maxBody     int64
+	routes      route.Table[handler, authz.Action]
+	authzRoutes route.Table[authzHandler, authz.Action]
+	audiences   []string
+	quorum      QuorumStep // quorum.go; nil: none
 }
 
 // NewHandler returns the management-plane handler. resource is the
@@ -42,7 +43,7 @@ func NewHandler(svc *Service, authority *identity.Authority, resource string, va
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Handler{svc: svc, authority: authority, resource: resource, vaultURL: vaultURL, log: log, maxBody: 1 << 20,
-		routes: armRoutes(), audiences: []string{resource, strings.TrimSuffix(resource, "/")}}
+		routes: armRoutes(), authzRoutes: authorizationRoutes(), audiences: []string{resource, strings.TrimSuffix(resource, "/")}}
 }
 
 // call is one authenticated management request.
@@ -53,9 +54,10 @@ type call struct {
 	ev     *audit.Event
 	claims *identity.Claims
 	p      authz.Principal
-	sub    *Subscription // the subscription the path names, once authorizeRoute found it
-	segs   []string      // path segments as sent
-	low    []string      // lower-cased
+	sub    *Subscription                // the subscription the path names, once authorizeRoute found it
+	allow  func() (bool, time.Duration) // the pipeline's throttling step (may it proceed, else retry after), or nil
+	segs   []string                     // path segments as sent
+	low    []string                     // lower-cased
 	q      url.Values
 }
 
@@ -119,10 +121,10 @@ func (h *Handler) Throttled(w http.ResponseWriter, r *http.Request, retryAfter t
 		message: "The request was throttled: too many requests were received. Retry after the period in the Retry-After header."})
 }
 
-// ServeHTTP authenticates r itself and serves it (Serve).
+// ServeHTTP authenticates r itself and serves it (Serve), unthrottled.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.Anonymous(r) {
-		h.Serve(w, r, nil)
+		h.Serve(w, r, nil, nil)
 		return
 	}
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
@@ -139,17 +141,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Fail(w, r, err)
 		return
 	}
-	h.Serve(w, r, claims)
+	h.Serve(w, r, claims, nil)
 }
 
-// Serve routes, authorizes (authorizeRoute) and serves a request whose
-// caller is authenticated and whose api-version passed CheckAPIVersion
-// (claims is nil only for Anonymous requests), writing ARM's errors. One
-// audit event is recorded by the caller (api.Handler).
-func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, claims *identity.Claims) {
+// Serve routes, authorizes (authorizeGrants), throttles (allow, when not
+// nil: whether the request may proceed, else when to retry; a refusal is
+// answered with Throttled) and serves a request whose caller is authenticated and whose
+// api-version passed CheckAPIVersion (claims is nil only for Anonymous
+// requests), writing ARM's errors. One audit event is recorded by the
+// caller (api.Handler).
+func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, claims *identity.Claims, allow func() (ok bool, retryAfter time.Duration)) {
 	ev := audit.EventFrom(r.Context())
 	ev.Service = "management"
-	c := &call{h: h, w: w, r: r, ev: ev, q: r.URL.Query()}
+	c := &call{h: h, w: w, r: r, ev: ev, q: r.URL.Query(), allow: allow}
 	raw := strings.Trim(r.URL.EscapedPath(), "/")
 	if raw != "" {
 		for _, s := range strings.Split(raw, "/") {
@@ -173,7 +177,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, claims *identity
 		return
 	}
 	c.setCaller(claims)
-	if err := c.route(); err != nil {
+	if err := c.route(); err != nil && err != errAnswered {
 		c.fail(err)
 	}
 }
@@ -314,11 +318,48 @@ func (c *call) route() error {
 		if err := c.authorizeRoute(rt.Action, params); err != nil {
 			return err
 		}
+	} else if err := c.authorizeGrants(nil); err != nil {
+		return err
 	}
 	if c.h.quorum != nil && c.h.quorum(c.w, c.r, c.ev.Operation, params["vault"], c.p) {
 		return nil // quorum.go: the operation waits for its approvers
 	}
 	return rt.Handle(c, params)
+}
+
+// errAnswered is a step's error whose answer is already written.
+var errAnswered = errors.New("mgmt: answered")
+
+// grant is one thing the authorization step checks: action on scope, or,
+// when err is set, the error a handler met preparing the next grant
+// (answered in its turn, so the order of 403s and 400s is the handler's).
+type grant struct {
+	action authz.Action
+	scope  authz.Scope
+	err    error
+}
+
+// authorizeGrants is ARM's one authorization step, and the throttling
+// step after it: every route's grants are checked here, in order, before
+// its handler serves (routes with no action authorize item by item what
+// they list, or are the directory's, which authorizes on the tenant
+// root). Then the caller's request is drawn from the throttle.
+func (c *call) authorizeGrants(need []grant) error {
+	for _, g := range need {
+		if g.err != nil {
+			return g.err
+		}
+		if err := c.authorize(g.action, g.scope); err != nil {
+			return err
+		}
+	}
+	if c.allow != nil {
+		if ok, retry := c.allow(); !ok {
+			c.h.Throttled(c.w, c.r, retry)
+			return errAnswered
+		}
+	}
+	return nil
 }
 
 // authorizeRoute is the authorization step of every ARM route with an
@@ -334,5 +375,5 @@ func (c *call) authorizeRoute(a authz.Action, p map[string]string) error {
 		return err
 	}
 	c.sub = sub
-	return c.authorize(a, authz.Scope{TenantID: sub.TenantID, SubscriptionID: sub.ID, ResourceGroup: p["rg"], Vault: p["vault"]})
+	return c.authorizeGrants([]grant{{action: a, scope: authz.Scope{TenantID: sub.TenantID, SubscriptionID: sub.ID, ResourceGroup: p["rg"], Vault: p["vault"]}}})
 }

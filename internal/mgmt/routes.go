@@ -19,11 +19,13 @@ type handler = func(c *call, p map[string]string) error
 // not serve at all is ARM's 404 InvalidResourceType, not a 405.
 //
 // A route with an Action is authorized before its handler runs, by one
-// step (call.authorizeRoute): the action on the scope its path names
-// ({sub}, {rg}, {vault}). Routes without one are lists that show what the
-// caller may read, item by item, the directory (authorized on the tenant
-// root) and role-based access (Microsoft.Authorization, served at any
-// scope, found before this table: routeAuthorization). An Op may name a
+// step (call.authorizeRoute, then authorizeGrants, which also throttles):
+// the action on the scope its path names ({sub}, {rg}, {vault}). Routes
+// without one are lists that show what the caller may read, item by item,
+// and the directory (authorized on the tenant root). Role-based access
+// (Microsoft.Authorization, served at any scope) is found before this
+// table and has its own (authorizationRoutes), authorized by the same
+// step. An Op may name a
 // path parameter in braces: the audit event names it (VaultAccessPolicyAdd).
 func armRoutes() route.Table[handler, authz.Action] {
 	const (

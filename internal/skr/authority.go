@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -368,4 +369,40 @@ func (s *Signer) Sign(payload []byte) (string, error) {
 		return "", err
 	}
 	return jws.CompactSerialize()
+}
+
+// Nonce is the nonce the authority bound into the token: the "nonce"
+// claim (what Microsoft Azure Attestation returns for the attestation
+// request's nonce), else x-ms-runtime.client-payload.nonce (runtime data
+// the attested workload chose). ok is false when the token carries
+// neither claim; a claim that is not a string is bound to "" (which no
+// request nonce matches).
+func (t *Token) Nonce() (nonce string, ok bool) {
+	for _, name := range []string{"nonce", "x-ms-runtime.client-payload.nonce"} {
+		if v, found := Lookup(t.Claims, name); found {
+			s, _ := v.(string)
+			return s, true
+		}
+	}
+	return "", false
+}
+
+// CheckNonce binds a release request's nonce to its attestation token
+// (docs/HSM.md, "Secure key release"): a nonce in either must be in both,
+// and equal, so a token minted for one request cannot serve another that
+// names a different nonce, and a request that asks for freshness gets it.
+// The reason names no nonce value.
+func CheckNonce(t *Token, requestNonce string) (reason string, ok bool) {
+	tn, has := t.Nonce()
+	switch {
+	case !has && requestNonce == "":
+		return "", true
+	case !has:
+		return "the request has a nonce and the attestation token binds none (claim nonce or x-ms-runtime.client-payload.nonce)", false
+	case requestNonce == "":
+		return "the attestation token is bound to a nonce and the request has none", false
+	case tn == "" || subtle.ConstantTimeCompare([]byte(tn), []byte(requestNonce)) != 1:
+		return "the request's nonce is not the one the attestation token is bound to", false
+	}
+	return "", true
 }

@@ -86,3 +86,35 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckNonce: a nonce in the request or the token must be in both and
+// equal; where the token binds one (nonce claim, else
+// x-ms-runtime.client-payload.nonce) decides which claim counts.
+func TestCheckNonce(t *testing.T) {
+	tok := func(c map[string]any) *Token { return &Token{Claims: c} }
+	for _, tc := range []struct {
+		name    string
+		claims  map[string]any
+		request string
+		ok      bool
+	}{
+		{"neither", map[string]any{}, "", true},
+		{"equal", map[string]any{"nonce": "zq-abc"}, "zq-abc", true},
+		{"runtime payload", map[string]any{"x-ms-runtime": map[string]any{"client-payload": map[string]any{"nonce": "zq-r1"}}}, "zq-r1", true},
+		{"claim wins over payload", map[string]any{"nonce": "zq-a", "x-ms-runtime": map[string]any{"client-payload": map[string]any{"nonce": "zq-b"}}}, "zq-b", false},
+		{"different", map[string]any{"nonce": "zq-abc"}, "zq-abd", false},
+		{"prefix", map[string]any{"nonce": "zq-abc"}, "zq-ab", false},
+		{"request only", map[string]any{}, "zq-abc", false},
+		{"token only", map[string]any{"nonce": "zq-abc"}, "", false},
+		{"not a string", map[string]any{"nonce": 12.0}, "12", false},
+		{"empty claim", map[string]any{"nonce": ""}, "", false},
+	} {
+		reason, ok := CheckNonce(tok(tc.claims), tc.request)
+		if ok != tc.ok || (ok == (reason != "")) {
+			t.Errorf("%s: ok %v reason %q, want ok %v", tc.name, ok, reason, tc.ok)
+		}
+		if !ok && (strings.Contains(reason, "zq-abc") || strings.Contains(reason, tc.request) && tc.request != "") {
+			t.Errorf("%s: the reason %q names a nonce", tc.name, reason)
+		}
+	}
+}

@@ -50,8 +50,9 @@ func (e *ReleaseDenied) Error() string {
 // target (CRYPTO.md §4.5): the token must come from a configured authority,
 // the key's release policy must accept its claims, and the key material is
 // wrapped to the token's runtime key with enc (default
-// CKM_RSA_AES_KEY_WRAP).
-func (s *Service) ReleaseKey(ctx context.Context, v *Vault, name, version, target, enc string) (*ReleaseResult, error) {
+// CKM_RSA_AES_KEY_WRAP). nonce, the request's, must be the one the token
+// is bound to, if either has one (skr.CheckNonce).
+func (s *Service) ReleaseKey(ctx context.Context, v *Vault, name, version, target, nonce, enc string) (*ReleaseResult, error) {
 	if err := checkName(Keys, name); err != nil {
 		return nil, err
 	}
@@ -91,11 +92,11 @@ func (s *Service) ReleaseKey(ctx context.Context, v *Vault, name, version, targe
 	case ver.Payload.ReleasePolicy == nil || len(ver.Payload.ReleasePolicy.Data) == 0:
 		return nil, badParameter("Key %s has no release policy.", rec.Name)
 	case !a.Enabled:
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyDisabled", Msg: "Operation release is not allowed on a disabled key."}
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyDisabled", Op: "release"}
 	case a.NotYetValid(now):
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyNotYetValid", Msg: "Operation release is not allowed on a key that is not yet valid (nbf)."}
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyNotYetValid", Op: "release"}
 	case a.Expired(now):
-		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyExpired", Msg: "Operation release is not allowed on an expired key."}
+		return nil, &Error{Kind: Forbidden, Type: Keys, Name: name, Inner: "KeyExpired", Op: "release"}
 	}
 	if s.release == nil || s.release.Verifier == nil {
 		return nil, badParameter("Secure key release needs an attestation authority, and this Keyward has none configured (release.authorities; docs/RELEASE.md).")
@@ -103,6 +104,9 @@ func (s *Service) ReleaseKey(ctx context.Context, v *Vault, name, version, targe
 	tok, err := s.release.Verifier.Verify(target, now)
 	if err != nil {
 		return nil, badParameter("The attestation token is not valid: %s.", strings.TrimPrefix(strings.TrimPrefix(err.Error(), skr.ErrToken.Error()), ": "))
+	}
+	if reason, ok := skr.CheckNonce(tok, nonce); !ok {
+		return nil, &ReleaseDenied{Reason: reason}
 	}
 	pol, err := skr.ParsePolicy(ver.Payload.ReleasePolicy.Data)
 	if err != nil {
