@@ -108,8 +108,8 @@ func vaultResource(vaultURL string) (string, error) {
 		return "", fmt.Errorf("vault URL %q is not https://{vault}.vault.{suffix}", vaultURL)
 	}
 	_, rest, ok := strings.Cut(u.Host, ".")
-	if !ok || !strings.HasPrefix(rest, "vault.") {
-		return "", fmt.Errorf("vault URL %q is not https://{vault}.vault.{suffix}", vaultURL)
+	if !ok || !strings.HasPrefix(rest, "vault.") && !strings.HasPrefix(rest, "managedhsm.") {
+		return "", fmt.Errorf("vault URL %q is not https://{vault}.vault.{suffix} or https://{pool}.managedhsm.{suffix}", vaultURL)
 	}
 	return "https://" + rest, nil
 }

@@ -50,6 +50,7 @@ func poolRoutes() []kwroute {
 		{Method: http.MethodPatch, Pattern: "/settings/{setting}", Op: "HSMSettingUpdate", Object: "settings", Action: authz.HSMSettings, Handle: poolSetSetting},
 	}
 	out = append(out, poolSecurityDomainRoutes()...)
+	out = append(out, poolQuorumRoutes()...)
 	out = append(out, poolBackupRoutes()...)
 	for _, scope := range []string{"", "/keys", "/keys/{key}"} {
 		out = append(out, poolRBACRoutes(scope)...)
@@ -71,7 +72,7 @@ func poolRoutes() []kwroute {
 // poolOpen reports whether a route works on a pool that is not activated:
 // the security domain, role management, settings.
 func poolOpen(rt *kwroute) bool {
-	return rt.Object == "securitydomain" || rt.Object == "rbac" || rt.Object == "settings"
+	return rt.Object == "securitydomain" || rt.Object == "rbac" || rt.Object == "settings" || rt.Object == "approvals" || rt.Object == "quorumpolicy"
 }
 
 // Pools is the pool domain as the surface uses it (*mhsm.Service).
@@ -144,8 +145,13 @@ func (h *Handler) servePool(w http.ResponseWriter, r *http.Request, name string,
 	if rt.Object == "rbac" {
 		key = params["key"]
 	}
-	// 4. Local RBAC: the pool's own assignments, nothing else.
-	ok, err := h.pools.Authorize(r.Context(), p, h.poolPrincipals(claims), rt.Action, key)
+	// 4. Local RBAC: the pool's own assignments, nothing else. The
+	// approval routes have none: the request's approvers decide
+	// (quorum.go).
+	ok, err := rt.Action == "", error(nil)
+	if !ok {
+		ok, err = h.pools.Authorize(r.Context(), p, h.poolPrincipals(claims), rt.Action, key)
+	}
 	if err != nil {
 		h.writeErr(w, r, err)
 		return
@@ -169,6 +175,10 @@ func (h *Handler) servePool(w http.ResponseWriter, r *http.Request, name string,
 			h.throttled(w, r, d)
 			return
 		}
+	}
+	// 6. Quorum approval (quorum.go).
+	if h.divertPool(rq, rt) {
+		return
 	}
 	if err := rt.Handle(rq); err != nil {
 		h.writeErr(w, r, err)

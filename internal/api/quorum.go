@@ -74,7 +74,42 @@ func (h *Handler) divert(rq *request, rt *kwroute) bool {
 	if n := rq.params["name"]; n != "" {
 		target += "/" + n
 	}
-	return h.submitApproval(rq.w, rq.r, rq.vault, rq.principal, rt.Op, target, "vault", rq.base, rq.apiVersion)
+	return h.submitApproval(rq.w, rq.r, rq.vault, "", rq.principal, rt.Op, target, "vault", rq.base, rq.apiVersion)
+}
+
+// divertPool is the quorum step of a managed HSM pool: the pool's policy,
+// then its tenant's.
+func (h *Handler) divertPool(rq *request, rt *kwroute) bool {
+	if h.quorum == nil || !quorum.Protectable(rt.Op) {
+		return false
+	}
+	target := rt.Object
+	if n := rq.params["name"]; n != "" {
+		target += "/" + n
+	}
+	return h.submitApproval(rq.w, rq.r, rq.vault, rq.pool.Name, rq.principal, rt.Op, target, "pool", rq.base, rq.apiVersion)
+}
+
+// poolQuorumRoutes: a pool's policy is read and written by its
+// administrators (local RBAC role management).
+func poolQuorumRoutes() []kwroute {
+	return quorumRoutes(authz.HSMRoleAssignRead, authz.HSMRoleAssignWrite)
+}
+
+// policyScope is the quorum scope of rq's vault or pool.
+func policyScope(rq *request) string {
+	if rq.pool != nil {
+		return quorum.PoolScope(rq.pool.Name)
+	}
+	return quorum.VaultScope(rq.vault.Name)
+}
+
+// owns reports whether approval request r belongs to rq's vault or pool.
+func owns(rq *request, r *quorum.Request) bool {
+	if rq.pool != nil {
+		return strings.EqualFold(r.Pool, rq.pool.Name)
+	}
+	return r.Pool == "" && strings.EqualFold(r.Vault, rq.vault.Name)
 }
 
 // divertARM is the quorum step as ARM's routing calls it (mgmt.QuorumStep):
@@ -89,7 +124,7 @@ func (h *Handler) divertARM(w http.ResponseWriter, r *http.Request, op, vaultNam
 	}
 	base := strings.TrimSuffix(h.cfg.VaultResource(), "/")
 	base = "https://" + v.Name + "." + strings.TrimPrefix(base, "https://")
-	return h.submitApproval(w, r, v, p, op, "vaults/"+v.Name, "management", base, "7.5")
+	return h.submitApproval(w, r, v, "", p, op, "vaults/"+v.Name, "management", base, "7.5")
 }
 
 type replayKey struct{}
@@ -101,10 +136,14 @@ func replaying(ctx context.Context) bool { return ctx.Value(replayKey{}) != nil 
 // on vault v (the vault's policy, else its tenant's) and answers 202 with
 // the ApprovalRequired error; it reports whether it answered. base and
 // apiVersion are where the approval API is (the vault's data plane).
-func (h *Handler) submitApproval(w http.ResponseWriter, r *http.Request, v *vault.Vault, principal authz.Principal, op, target, surface, base, apiVersion string) bool {
+func (h *Handler) submitApproval(w http.ResponseWriter, r *http.Request, v *vault.Vault, pool string, principal authz.Principal, op, target, surface, base, apiVersion string) bool {
 	ctx := r.Context()
 	ev := audit.EventFrom(ctx)
-	p, err := h.quorum.Match(ctx, op, quorum.VaultScope(v.Name), quorum.TenantScope(v.TenantID))
+	scope, owner, where := quorum.VaultScope(v.Name), v.Name, "vault '"+v.Name+"'"
+	if pool != "" {
+		scope, owner, where = quorum.PoolScope(pool), pool, "managed HSM '"+pool+"'"
+	}
+	p, err := h.quorum.Match(ctx, op, scope, quorum.TenantScope(v.TenantID))
 	if err != nil {
 		h.quorumFail(w, r, surface, err)
 		return true
@@ -120,7 +159,11 @@ func (h *Handler) submitApproval(w http.ResponseWriter, r *http.Request, v *vaul
 			return true
 		}
 	}
-	req := &quorum.Request{ID: quorum.NewID(), Vault: v.Name, TenantID: v.TenantID,
+	vaultName := v.Name
+	if pool != "" {
+		vaultName = ""
+	}
+	req := &quorum.Request{ID: quorum.NewID(), Vault: vaultName, Pool: pool, TenantID: v.TenantID,
 		Requester: principal.ObjectID, Operation: op, Target: target,
 		Replay: quorum.Replay{Surface: surface, Method: r.Method, Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Host: r.Host,
 			Body: body, AppID: principal.AppID, Delegated: principal.Delegated, IP: ev.Caller.IP}}
@@ -136,14 +179,17 @@ func (h *Handler) submitApproval(w http.ResponseWriter, r *http.Request, v *vaul
 	if p.Group != "" {
 		who = fmt.Sprintf("%d approval(s) from its approvers or members of group %s", p.Required, p.Group)
 	}
-	where := "vault '" + v.Name + "'"
 	if strings.HasPrefix(p.Scope, "tenant/") {
 		where = "the tenant"
 	}
+	cli := "--vault " + owner
+	if pool != "" {
+		cli = "--vault-url " + base
+	}
 	msg := fmt.Sprintf("Operation %s on %s requires approval under the quorum policy of %s (%s; the requester's own approval does not count). "+
 		"Approval request %s was created and expires at %s; nothing was changed. An approver approves it with "+
-		"POST %s/approvals/%s/approve?api-version=%s or 'keyward approval approve %s --vault %s'; once approved the operation runs once, as the requester.",
-		op, target, where, who, req.ID, req.Expires.Format(time.RFC3339), base, req.ID, apiVersion, req.ID, v.Name)
+		"POST %s/approvals/%s/approve?api-version=%s or 'keyward approval approve %s %s'; once approved the operation runs once, as the requester.",
+		op, target, where, who, req.ID, req.Expires.Format(time.RFC3339), base, req.ID, apiVersion, req.ID, cli)
 	w.Header().Set("Location", base+"/approvals/"+req.ID+"?api-version="+apiVersion)
 	ev.ErrorCode = "ApprovalRequired"
 	writeJSON(w, http.StatusAccepted, approvalRequired{Error: wireErrorBody{Code: "ApprovalRequired", Message: msg}, Approval: h.approvalOut(req)})
@@ -179,7 +225,7 @@ func (h *Handler) vaultApproval(rq *request, id string) (*quorum.Request, error)
 	if err != nil {
 		return nil, err
 	}
-	if !strings.EqualFold(r.Vault, rq.vault.Name) || !r.Involves(rq.principal.ObjectID, h.voterGroups(rq.principal.TenantID, rq.principal.ObjectID)) {
+	if !owns(rq, r) || !r.Involves(rq.principal.ObjectID, h.voterGroups(rq.principal.TenantID, rq.principal.ObjectID)) {
 		return nil, &quorum.Error{Kind: errs.NotFound, Reason: quorum.ReasonNotFound, Msg: fmt.Sprintf("Approval request %s was not found.", clipString(id, 64))}
 	}
 	return r, nil
@@ -193,7 +239,7 @@ func listApprovals(rq *request) error {
 	state := rq.query.Get("state")
 	now := rq.h.clock.Now()
 	list, err := rq.h.quorum.List(rq.r.Context(), func(r *quorum.Request) bool {
-		return strings.EqualFold(r.Vault, rq.vault.Name) && r.Involves(rq.principal.ObjectID, groups) &&
+		return owns(rq, r) && r.Involves(rq.principal.ObjectID, groups) &&
 			(state == "" || strings.EqualFold(string(r.Effective(now)), state))
 	})
 	if err != nil {
@@ -341,20 +387,37 @@ func (h *Handler) runApproved(rq *request, r *quorum.Request) *quorum.Request {
 		}
 		return finish(rec.status)
 	}
-	rt, params, _ := h.routes.Match(r2.Method, r2.URL.EscapedPath())
+	routes := h.routes
+	if rq.pool != nil {
+		routes = h.poolRoutes
+	}
+	rt, params, _ := routes.Match(r2.Method, r2.URL.EscapedPath())
 	if rt == nil || rt.Op != r.Operation {
 		return finish(http.StatusInternalServerError)
 	}
 	ev.Operation = rt.Op
 	q := r2.URL.Query()
 	ev.APIVersion = clipString(q.Get("api-version"), 32)
-	rq2 := &request{h: h, w: rec, r: r2, ev: ev, vault: rq.vault, params: params, query: q, apiVersion: q.Get("api-version"),
+	rq2 := &request{h: h, w: rec, r: r2, ev: ev, vault: rq.vault, pool: rq.pool, params: params, query: q, apiVersion: q.Get("api-version"),
 		base:      "https://" + rp.Host,
 		principal: authz.Principal{TenantID: r.TenantID, ObjectID: r.Requester, AppID: rp.AppID, Delegated: rp.Delegated}}
 	if n := params["name"]; n != "" {
 		ev.ObjectID = rq2.objectURL(rt.Object, n, params["version"])
 	}
 	// The requester must still be allowed to do it.
+	if rq.pool != nil {
+		ev.Service, ev.Vault = "managedhsm", rq.pool.Name
+		claims := &identity.Claims{TenantID: r.TenantID, ObjectID: r.Requester}
+		ok, err := h.pools.Authorize(ctx, rq.pool, h.poolPrincipals(claims), rt.Action, params["name"])
+		if err != nil || !ok {
+			ev.Reason, ev.Result = "requester no longer authorized by the pool's local RBAC", audit.Denied
+			return finish(http.StatusForbidden)
+		}
+		if err := rt.Handle(rq2); err != nil {
+			h.writeErr(rec, r2, err)
+		}
+		return finish(rec.status)
+	}
 	v := rq.vault
 	d := h.authz.Authorize(rq2.principal, rt.Action, authz.Scope{TenantID: v.TenantID, SubscriptionID: v.SubscriptionID,
 		ResourceGroup: v.ResourceGroup, Vault: v.Name, ObjectType: rt.Object, ObjectName: params["name"], List: isList(rt)})
@@ -378,12 +441,12 @@ func getQuorumPolicy(rq *request) error {
 	if rq.h.quorum == nil {
 		return &quorum.Error{Kind: errs.NotFound, Reason: quorum.ReasonNoPolicy, Msg: "Quorum approval is not enabled."}
 	}
-	p, err := rq.h.quorum.Policy(rq.r.Context(), quorum.VaultScope(rq.vault.Name))
+	p, err := rq.h.quorum.Policy(rq.r.Context(), policyScope(rq))
 	if err != nil {
 		return err
 	}
 	if p == nil {
-		return &quorum.Error{Kind: errs.NotFound, Reason: quorum.ReasonNoPolicy, Msg: fmt.Sprintf("Vault '%s' has no quorum policy.", rq.vault.Name)}
+		return &quorum.Error{Kind: errs.NotFound, Reason: quorum.ReasonNoPolicy, Msg: "No quorum policy is set here."}
 	}
 	return rq.reply(http.StatusOK, p)
 }
@@ -396,7 +459,7 @@ func putQuorumPolicy(rq *request) error {
 	if err != nil {
 		return badParam("The request body could not be read.")
 	}
-	p, err := quorum.ParsePolicy(quorum.VaultScope(rq.vault.Name), raw)
+	p, err := quorum.ParsePolicy(policyScope(rq), raw)
 	if err != nil {
 		return err
 	}
@@ -410,10 +473,10 @@ func deleteQuorumPolicy(rq *request) error {
 	if rq.h.quorum == nil {
 		return &quorum.Error{Kind: errs.NotFound, Reason: quorum.ReasonNoPolicy, Msg: "Quorum approval is not enabled."}
 	}
-	if err := rq.h.quorum.DeletePolicy(rq.r.Context(), quorum.VaultScope(rq.vault.Name)); err != nil {
+	if err := rq.h.quorum.DeletePolicy(rq.r.Context(), policyScope(rq)); err != nil {
 		return err
 	}
-	return rq.reply(http.StatusOK, map[string]string{"scope": quorum.VaultScope(rq.vault.Name)})
+	return rq.reply(http.StatusOK, map[string]string{"scope": policyScope(rq)})
 }
 
 // quorumError words a quorum error (errors.go's table).
@@ -481,9 +544,23 @@ func sysQuorumOverride(h *Handler, rq *request) error {
 		}
 		return err
 	}
-	v, err := h.vaults.Vault(r.Vault)
-	if err != nil {
-		return err
+	rv := &request{h: h, w: rq.w, r: rq.r, ev: rq.ev}
+	if r.Pool != "" {
+		if h.pools == nil {
+			return badParam("Managed HSM pools are not available.")
+		}
+		p, err := h.pools.Get(r.Pool)
+		if err != nil {
+			return err
+		}
+		rv.pool, rv.vault = p, &p.Container
+	} else {
+		v, err := h.vaults.Vault(r.Vault)
+		if err != nil {
+			return err
+		}
+		rv.vault = v
+		rq.ev.ResourceID = audit.VaultResourceID(v.SubscriptionID, v.ResourceGroup, v.Name)
 	}
 	rq.ev.Approval.Outcome = "breakglass"
 	rq.ev.Reason = "BREAK-GLASS: quorum overridden with recovery shares"
@@ -493,9 +570,7 @@ func sysQuorumOverride(h *Handler, rq *request) error {
 		return err
 	}
 	h.log.Warn("BREAK-GLASS: quorum approval overridden with recovery shares", "approval", r.ID, "operation", r.Operation,
-		"target", r.Target, "vault", r.Vault, "requester", r.Requester, "operator", rq.ev.Caller.ObjectID)
-	rv := &request{h: h, w: rq.w, r: rq.r, ev: rq.ev, vault: v}
-	rq.ev.ResourceID = audit.VaultResourceID(v.SubscriptionID, v.ResourceGroup, v.Name)
+		"target", r.Target, "vault", r.Vault, "pool", r.Pool, "requester", r.Requester, "operator", rq.ev.Caller.ObjectID)
 	r = h.runApproved(rv, r)
 	writeJSON(rq.w, http.StatusOK, h.approvalOut(r))
 	return nil

@@ -110,19 +110,27 @@ func certificateRoutes() []kwroute {
 
 // extensionRoutes are Keyward's additions on the vault host.
 func extensionRoutes() []kwroute {
-	return []kwroute{
+	out := []kwroute{
 		// Event subscriptions (webhooks).
 		{Method: http.MethodGet, Pattern: "/eventsubscriptions", Op: "EventSubscriptionList", Object: "eventsubscriptions", Action: authz.EventSubscriptionsGet, Handle: listSubscriptions},
 		{Method: http.MethodPut, Pattern: "/eventsubscriptions/{name}", Op: "EventSubscriptionPut", Object: "eventsubscriptions", Action: authz.EventSubscriptionsRW, Handle: putSubscription},
 		{Method: http.MethodDelete, Pattern: "/eventsubscriptions/{name}", Op: "EventSubscriptionDelete", Object: "eventsubscriptions", Action: authz.EventSubscriptionsRW, Handle: deleteSubscription},
-		// Quorum approval (quorum.go, docs/QUORUM.md): the approval routes
-		// have no RBAC action; the request's approvers decide who may act.
+	}
+	return append(out, quorumRoutes(authz.VaultsRead, authz.VaultsWrite)...)
+}
+
+// quorumRoutes are the approval API and the quorum policy of a vault or a
+// pool (quorum.go, docs/QUORUM.md). The approval routes have no action:
+// the request's own approvers decide who may see and decide it. The
+// policy is read and written with the surface's actions.
+func quorumRoutes(read, write authz.Action) []kwroute {
+	return []kwroute{
 		{Method: http.MethodGet, Pattern: "/approvals", Op: "ApprovalList", Object: "approvals", Handle: listApprovals},
 		{Method: http.MethodGet, Pattern: "/approvals/{id}", Op: "ApprovalGet", Object: "approvals", Handle: getApproval},
 		{Method: http.MethodPost, Pattern: "/approvals/{id}/approve", Op: "ApprovalApprove", Object: "approvals", Handle: decideApproval(true)},
 		{Method: http.MethodPost, Pattern: "/approvals/{id}/reject", Op: "ApprovalReject", Object: "approvals", Handle: decideApproval(false)},
-		{Method: http.MethodGet, Pattern: "/quorumpolicy", Op: "QuorumPolicyGet", Object: "quorumpolicy", Action: authz.VaultsRead, Handle: getQuorumPolicy},
-		{Method: http.MethodPut, Pattern: "/quorumpolicy", Op: "QuorumPolicySet", Object: "quorumpolicy", Action: authz.VaultsWrite, Handle: putQuorumPolicy},
-		{Method: http.MethodDelete, Pattern: "/quorumpolicy", Op: "QuorumPolicyDelete", Object: "quorumpolicy", Action: authz.VaultsWrite, Handle: deleteQuorumPolicy},
+		{Method: http.MethodGet, Pattern: "/quorumpolicy", Op: "QuorumPolicyGet", Object: "quorumpolicy", Action: read, Handle: getQuorumPolicy},
+		{Method: http.MethodPut, Pattern: "/quorumpolicy", Op: "QuorumPolicySet", Object: "quorumpolicy", Action: write, Handle: putQuorumPolicy},
+		{Method: http.MethodDelete, Pattern: "/quorumpolicy", Op: "QuorumPolicyDelete", Object: "quorumpolicy", Action: write, Handle: deleteQuorumPolicy},
 	}
 }

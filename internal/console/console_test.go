@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"context"
 	"crypto/x509"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/kwtest"
@@ -120,6 +122,46 @@ func TestConsoleDeviceSignInCSRFAndExpiry(t *testing.T) {
 	// A vault name that is not one never becomes a host the console calls.
 	if resp, page = get(ui + "vaults/evil.example%2F/secrets"); resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "VaultNotFound") {
 		t.Fatalf("odd vault name: %d\n%s", resp.StatusCode, page)
+	}
+
+	// Quorum approval: the dev administrator's purge waits for carol, who
+	// approves it on the vault's approvals page.
+	devCall := func(method, path, body string) (int, string) {
+		t.Helper()
+		tok, err := e.Credential().GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://vault." + strings.SplitN(e.Info.VaultURL, ".vault.", 2)[1] + ".default"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(method, strings.TrimSuffix(e.Info.VaultURL, "/")+path+"?api-version=7.5", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := e.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, b := devCall(http.MethodPut, "/quorumpolicy", `{"operations":["SecretPurge"],"approvers":["`+carol.oid+`"],"approvalsRequired":1}`); st != http.StatusOK {
+		t.Fatalf("set quorum policy: %d %s", st, b)
+	}
+	devCall(http.MethodPut, "/secrets/quorum-ui", `{"value":"v"}`)
+	devCall(http.MethodDelete, "/secrets/quorum-ui", "")
+	st, b := devCall(http.MethodDelete, "/deletedsecrets/quorum-ui", "")
+	idm := regexp.MustCompile(`"approval":\{"id":"([0-9a-f-]+)"`).FindStringSubmatch(b)
+	if st != http.StatusAccepted || idm == nil {
+		t.Fatalf("purge: %d %s", st, b)
+	}
+	if resp, page = get(ui + "vaults/dev/approvals"); resp.StatusCode != http.StatusOK || !strings.Contains(page, `id="approval-`+idm[1]+`"`) || !strings.Contains(page, "Pending") {
+		t.Fatalf("approvals page: %d\n%s", resp.StatusCode, page)
+	}
+	resp, page = post(ui+"vaults/dev/approvals/"+idm[1]+"/approve", url.Values{"csrf": {csrf}}, map[string]string{"Origin": origin})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Approval request "+idm[1]+": Executed.") {
+		t.Fatalf("approve in the console: %d\n%s", resp.StatusCode, page)
+	}
+	if st, _ := devCall(http.MethodGet, "/deletedsecrets/quorum-ui", ""); st != http.StatusNotFound {
+		t.Fatalf("the approved purge did not run: %d", st)
 	}
 
 	// 30 idle minutes end the session.

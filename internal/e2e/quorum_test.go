@@ -335,3 +335,56 @@ func TestQuorumApprovalARMVaultDelete(t *testing.T) {
 		t.Fatalf("executed event: %+v %+v", ev, ev.Approval)
 	}
 }
+
+// TestQuorumApprovalPool: a managed HSM pool's own policy protects its key
+// purge (azkeys against the pool); the approval is decided on the pool's
+// data plane and the purge runs once, as the requester, under the pool's
+// local RBAC.
+func TestQuorumApprovalPool(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{})
+	ctx := context.Background()
+	a := newSP(t, e, "pool-approver")
+	if st, b := hsmCall(t, e, e.Credential(), "dev", http.MethodPut, "/quorumpolicy", map[string]any{
+		"operations": []string{"KeyPurge"}, "approvers": []string{a.ObjectID}, "approvalsRequired": 1}); st != http.StatusOK {
+		t.Fatalf("set pool policy: %d %s", st, b)
+	}
+	kc := keysFor(t, e, e.Info.ManagedHSMURL, e.Credential())
+	if _, err := kc.ImportKey(ctx, "quorum-pool", azkeys.ImportKeyParameters{HSM: to.Ptr(true),
+		Key: &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeOct), K: make([]byte, 32)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.DeleteKey(ctx, "quorum-pool", nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := kc.PurgeDeletedKey(ctx, "quorum-pool", nil)
+	re := wantErr(t, err, http.StatusAccepted, "ApprovalRequired")
+	var body struct{ Approval struct{ ID string } }
+	if err := json.NewDecoder(re.RawResponse.Body).Decode(&body); err != nil || body.Approval.ID == "" {
+		t.Fatalf("202 body: %v", err)
+	}
+	if _, err := kc.GetDeletedKey(ctx, "quorum-pool", nil); err != nil {
+		t.Fatalf("the diverted purge changed the key: %v", err)
+	}
+	// The vault's approval API does not show a pool's request.
+	if r := do(t, e, http.MethodGet, strings.TrimSuffix(e.Info.VaultURL, "/")+"/approvals/"+body.Approval.ID+"?api-version=7.5", vaultTokenFor(t, e, a.Cred), "", ""); r.Status != http.StatusNotFound {
+		t.Fatalf("pool request on the vault host: %d %s", r.Status, r.Body)
+	}
+	st, b := hsmCall(t, e, a.Cred, "dev", http.MethodPost, "/approvals/"+body.Approval.ID+"/approve", nil)
+	if st != http.StatusOK || !strings.Contains(string(b), `"state":"Executed"`) {
+		t.Fatalf("approve on the pool: %d %s", st, b)
+	}
+	_, err = kc.GetDeletedKey(ctx, "quorum-pool", nil)
+	wantErr(t, err, http.StatusNotFound, "KeyNotFound")
+	findAudit(t, e, "the approved pool purge", func(ev audit.Event) bool {
+		return ev.Approval != nil && ev.Approval.ID == body.Approval.ID && ev.Approval.Outcome == "executed" && ev.Service == "managedhsm" && ev.Operation == "KeyPurge"
+	})
+}
+
+func vaultTokenFor(t *testing.T, e *kwtest.Env, cred azcore.TokenCredential) string {
+	t.Helper()
+	tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://vault.localhost:" + port(e) + "/.default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Token
+}

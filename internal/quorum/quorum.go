@@ -107,7 +107,7 @@ func (p *Policy) TTL() time.Duration {
 
 // Protects reports whether p protects op.
 func (p *Policy) Protects(op string) bool {
-	return selfProtected(op) && strings.HasPrefix(p.Scope, "vault/") || slices.Contains(p.Operations, op)
+	return selfProtected(op) && (strings.HasPrefix(p.Scope, "vault/") || strings.HasPrefix(p.Scope, "pool/")) || slices.Contains(p.Operations, op)
 }
 
 func validID(s string) bool {
@@ -228,6 +228,7 @@ type Request struct {
 	ID          string    `json:"id"`
 	Scope       string    `json:"scope"` // the policy's
 	Vault       string    `json:"vault,omitempty"`
+	Pool        string    `json:"pool,omitempty"` // a managed HSM pool's request (Vault is then empty)
 	TenantID    string    `json:"tenantId"`
 	Requester   string    `json:"requester"`
 	Operation   string    `json:"operation"`
