@@ -267,6 +267,9 @@ func TestBYOKAndRelease(t *testing.T) {
 			t.Fatalf("%s: the released key is not the vault's key", k.name)
 		}
 	}
+	// The signer is Keyward's kept release signing key, which a verifier
+	// fetches from /sys/release-signing-keys (public, no token).
+	checkReleaseSigner(t, e, *lastRelease(ctx, t, c, good).Value)
 	for name, claims := range map[string]string{
 		"wrong tee": `{"x-ms-isolation-tee":{"x-ms-attestation-type":"tdxvm"},"svn":3}`,
 		"low svn":   `{"x-ms-isolation-tee":{"x-ms-attestation-type":"sevsnpvm"},"svn":1}`,
@@ -520,4 +523,41 @@ func countObjects(t *testing.T, e *kwtest.Env) int {
 	}
 	t.Fatal("the dev token is not in the slot list")
 	return 0
+}
+
+// lastRelease releases "exportable-soft" once more with tok (nonce n-1).
+func lastRelease(ctx context.Context, t *testing.T, c *azkeys.Client, tok string) azkeys.ReleaseResponse {
+	t.Helper()
+	rel, err := c.Release(ctx, "exportable-soft", "", azkeys.ReleaseParameters{TargetAttestationToken: &tok, Nonce: to.Ptr("n-1")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rel
+}
+
+// checkReleaseSigner verifies a release response with the key published
+// at /sys/release-signing-keys whose kid is the response's x5t#S256.
+func checkReleaseSigner(t *testing.T, e *kwtest.Env, jws string) {
+	t.Helper()
+	resp, err := e.HTTP.Get(strings.TrimSuffix(e.Info.AuthorityHost, "/") + "/sys/release-signing-keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set jose.JSONWebKeySet
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("release signing keys: %d %v", resp.StatusCode, err)
+	}
+	sig, err := jose.ParseSigned(jws, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x5t, _ := sig.Signatures[0].Header.ExtraHeaders["x5t#S256"].(string)
+	keys := set.Key(x5t)
+	if len(keys) != 1 || !keys[0].IsPublic() || len(keys[0].Certificates) != 1 {
+		t.Fatalf("the release signer %q is not published once with its certificate (%d keys published)", x5t, len(set.Keys))
+	}
+	if _, err := sig.Verify(keys[0].Key); err != nil {
+		t.Fatal("release response does not verify with the published signing key:", err)
+	}
 }

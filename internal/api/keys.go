@@ -495,7 +495,7 @@ func releaseKey(rq *request) error {
 	if err != nil {
 		return err
 	}
-	jws, err := rq.h.vaults.SignRelease(pj)
+	jws, err := rq.h.vaults.SignRelease(rq.r.Context(), pj)
 	if err != nil {
 		return err
 	}

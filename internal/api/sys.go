@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/barrier"
@@ -22,6 +23,8 @@ import (
 //	POST /sys/unseal             {"key":"<share>"} or {"reset":true}
 //	POST /sys/seal               (bearer token for the management audience)
 //	POST /sys/rotate-signing-key (bearer token for the management audience)
+//	GET  /sys/release-signing-keys          (public: the release signers' JWKS)
+//	POST /sys/rotate-release-signing-key    (bearer token for the management audience)
 //	POST /sys/seal-migrate       {"to":"pkcs11"|"shamir","keys":["<share>",…]} (bearer token)
 
 type sealStatusWire struct {
@@ -74,6 +77,8 @@ var sysRoutes = route.Compile([]route.Route[sysHandler, authz.Action]{
 	{Method: http.MethodPost, Pattern: "/sys/unseal", Op: "Unseal", Handle: sysUnseal},
 	{Method: http.MethodPost, Pattern: "/sys/seal", Op: "Seal", Action: authz.SysSeal, Handle: sysSeal},
 	{Method: http.MethodPost, Pattern: "/sys/rotate-signing-key", Op: "RotateSigningKey", Action: authz.SysRotateSigning, Handle: sysRotateSigningKey},
+	{Method: http.MethodGet, Pattern: "/sys/release-signing-keys", Op: "ReleaseSigningKeys", Handle: sysReleaseSigningKeys},
+	{Method: http.MethodPost, Pattern: "/sys/rotate-release-signing-key", Op: "RotateReleaseSigningKey", Action: authz.SysRotateSigning, Handle: sysRotateReleaseSigningKey},
 	{Method: http.MethodPost, Pattern: "/sys/seal-migrate", Op: "SealMigrate", Action: authz.SysSeal, Handle: sysSealMigrate},
 	{Method: http.MethodPost, Pattern: "/sys/quorum/override", Op: "QuorumBreakGlass", Action: authz.SysSeal, Handle: sysQuorumOverride},
 })
@@ -236,6 +241,26 @@ func sysSeal(h *Handler, rq *request) error {
 
 func sysRotateSigningKey(h *Handler, rq *request) error {
 	kid, err := h.authority.RotateSigningKey(rq.r.Context())
+	if err == nil {
+		writeJSON(rq.w, http.StatusOK, map[string]string{"kid": kid})
+	}
+	return err
+}
+
+// sysReleaseSigningKeys publishes the release signing keys ({"keys":[JWK
+// with x5c, x5t#S256]}, the active one last), as a JWKS is: public, no
+// token needed, so a workload can verify a release response's signer.
+func sysReleaseSigningKeys(h *Handler, rq *request) error {
+	ks, err := h.vaults.ReleaseSigners(rq.r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(rq.w, http.StatusOK, jose.JSONWebKeySet{Keys: append([]jose.JSONWebKey{}, ks...)})
+	return nil
+}
+
+func sysRotateReleaseSigningKey(h *Handler, rq *request) error {
+	kid, err := h.vaults.RotateReleaseSigner(rq.r.Context())
 	if err == nil {
 		writeJSON(rq.w, http.StatusOK, map[string]string{"kid": kid})
 	}

@@ -330,9 +330,20 @@ type Signer struct {
 	cert *x509.Certificate
 }
 
-// NewSigner makes a signer with a new key and a self-signed certificate
+// SignerKey is a release signing key as stored (sealed by the barrier):
+// its PKCS #8 key and self-signed certificate. A retired key no longer
+// signs and stays published until it is dropped.
+type SignerKey struct {
+	Kid     string     `json:"kid"` // base64url SHA-256 of the certificate (x5t#S256)
+	Created time.Time  `json:"created"`
+	Retired *time.Time `json:"retired,omitempty"`
+	PKCS8   []byte     `json:"pkcs8"`
+	Cert    []byte     `json:"cert"` // DER
+}
+
+// NewSignerKey makes a release signing key with a self-signed certificate
 // for name, valid from now for ten years.
-func NewSigner(name string, now time.Time) (*Signer, error) {
+func NewSignerKey(name string, now time.Time) (*SignerKey, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
@@ -347,8 +358,55 @@ func NewSigner(name string, now time.Time) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, _ := x509.ParseCertificate(der)
-	return &Signer{key: key, cert: cert}, nil
+	p8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(der)
+	return &SignerKey{Kid: base64.RawURLEncoding.EncodeToString(sum[:]), Created: now.UTC(), PKCS8: p8, Cert: der}, nil
+}
+
+// Signer parses the stored key into a signer.
+func (k *SignerKey) Signer() (*Signer, error) {
+	priv, err := x509.ParsePKCS8PrivateKey(k.PKCS8)
+	if err != nil {
+		return nil, fmt.Errorf("skr: release signing key %s: %w", k.Kid, err)
+	}
+	rk, ok := priv.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("skr: release signing key %s is not RSA", k.Kid)
+	}
+	cert, err := x509.ParseCertificate(k.Cert)
+	if err != nil {
+		return nil, fmt.Errorf("skr: release signing certificate %s: %w", k.Kid, err)
+	}
+	if !rk.PublicKey.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("skr: release signing key %s does not match its certificate", k.Kid)
+	}
+	return &Signer{key: rk, cert: cert}, nil
+}
+
+// JWK is the key's public half as a verifier fetches it: kid, RS256, use
+// sig, x5c and x5t#S256 (what a release response's header names).
+func (k *SignerKey) JWK() (jose.JSONWebKey, error) {
+	cert, err := x509.ParseCertificate(k.Cert)
+	if err != nil {
+		return jose.JSONWebKey{}, err
+	}
+	sum := sha256.Sum256(k.Cert)
+	return jose.JSONWebKey{Key: cert.PublicKey, KeyID: k.Kid, Algorithm: string(jose.RS256), Use: "sig",
+		Certificates: []*x509.Certificate{cert}, CertificateThumbprintSHA256: sum[:]}, nil
+}
+
+// NewSigner makes a signer with a new key and a self-signed certificate
+// for name, valid from now for ten years (not kept anywhere).
+func NewSigner(name string, now time.Time) (*Signer, error) {
+	k, err := NewSignerKey(name, now)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(k.PKCS8)
+	return k.Signer()
 }
 
 // Certificate is the signer's certificate (clients check x5c against it).

@@ -3,22 +3,39 @@ package vault
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/byok"
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/skr"
+	"github.com/keyward/keyward/internal/storage"
 )
 
 // Release is secure key release's configuration (Deps.Release): the
-// attestation authorities whose tokens are trusted, and the signer of
-// release responses.
+// attestation authorities whose tokens are trusted, and the name in the
+// release signing certificate. The signing key itself is kept in the
+// barrier (releaseSignersKey), made on first use and rotated by
+// RotateReleaseSigner; every node signs with the active one.
 type Release struct {
-	Verifier *skr.Verifier
-	Signer   *skr.Signer
+	Verifier   *skr.Verifier
+	SignerName string
 }
+
+// releaseSignersKey holds the release signing keys ([]skr.SignerKey, the
+// active one last) in the system view.
+const releaseSignersKey = "sys/release/signers"
+
+// retiredSignerKeep is how long a rotated-out release signing key stays
+// published (ReleaseSigners), so responses signed before the rotation
+// still verify against the fetched keys.
+const retiredSignerKeep = 30 * 24 * time.Hour
 
 // exporter is implemented by protectors that hold keys outside the
 // process (internal/hsm): ExportKey returns an exportable key's material
@@ -157,12 +174,123 @@ func (s *Service) exportMaterial(ctx context.Context, protector string, handle [
 	return m, nil
 }
 
-// SignRelease signs a release response payload (JWS compact form).
-func (s *Service) SignRelease(payload []byte) (string, error) {
-	if s.release == nil || s.release.Signer == nil {
-		return "", errors.New("vault: no release signer configured")
+// SignRelease signs a release response payload (JWS compact form) with
+// the active release signing key, made (and kept in the barrier) on first
+// use.
+func (s *Service) SignRelease(ctx context.Context, payload []byte) (string, error) {
+	if s.release == nil {
+		return "", errors.New("vault: secure key release is not configured")
 	}
-	return s.release.Signer.Sign(payload)
+	var active *skr.SignerKey
+	err := s.sys.Update(ctx, func(tx barrier.Tx) error {
+		ks, err := readSigners(tx)
+		if err != nil {
+			return err
+		}
+		if len(ks) > 0 && ks[len(ks)-1].Retired == nil {
+			active = ks[len(ks)-1]
+			return nil
+		}
+		if active, err = skr.NewSignerKey(s.signerName(), s.clock.Now()); err != nil {
+			return err
+		}
+		return writeSigners(tx, append(ks, active))
+	})
+	if err != nil {
+		return "", err
+	}
+	defer clear(active.PKCS8)
+	sg, err := active.Signer()
+	if err != nil {
+		return "", err
+	}
+	return sg.Sign(payload)
+}
+
+// RotateReleaseSigner makes a new release signing key active; the previous
+// ones stay published for retiredSignerKeep. It returns the new key's kid.
+func (s *Service) RotateReleaseSigner(ctx context.Context) (string, error) {
+	now := s.clock.Now()
+	nk, err := skr.NewSignerKey(s.signerName(), now)
+	if err != nil {
+		return "", err
+	}
+	defer clear(nk.PKCS8)
+	err = s.sys.Update(ctx, func(tx barrier.Tx) error {
+		ks, err := readSigners(tx)
+		if err != nil {
+			return err
+		}
+		kept := ks[:0]
+		for _, k := range ks {
+			if k.Retired == nil {
+				t := now.UTC()
+				k.Retired = &t
+			}
+			if now.Sub(*k.Retired) < retiredSignerKeep {
+				kept = append(kept, k)
+			}
+		}
+		return writeSigners(tx, append(kept, nk))
+	})
+	if err != nil {
+		return "", err
+	}
+	return nk.Kid, nil
+}
+
+// ReleaseSigners are the published release signing keys (public halves,
+// with their certificates), the active one last: what a verifier fetches
+// to check a release response's signature and x5c.
+func (s *Service) ReleaseSigners(ctx context.Context) ([]jose.JSONWebKey, error) {
+	var out []jose.JSONWebKey
+	err := s.sys.View(ctx, func(tx barrier.Tx) error {
+		ks, err := readSigners(tx)
+		if err != nil {
+			return err
+		}
+		for _, k := range ks {
+			clear(k.PKCS8)
+			jwk, err := k.JWK()
+			if err != nil {
+				return err
+			}
+			out = append(out, jwk)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *Service) signerName() string {
+	if s.release != nil && s.release.SignerName != "" {
+		return s.release.SignerName
+	}
+	return "Keyward secure key release"
+}
+
+func readSigners(tx barrier.Tx) ([]*skr.SignerKey, error) {
+	raw, err := tx.Get(releaseSignersKey)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	defer clear(raw)
+	var ks []*skr.SignerKey
+	if err := json.Unmarshal(raw, &ks); err != nil {
+		return nil, fmt.Errorf("vault: release signing keys: %w", err)
+	}
+	return ks, nil
+}
+
+func writeSigners(tx barrier.Tx, ks []*skr.SignerKey) error {
+	raw, err := json.Marshal(ks)
+	if err != nil {
+		return err
+	}
+	defer clear(raw)
+	return tx.Put(releaseSignersKey, raw)
 }
 
 func policyMsg(err error) string {
