@@ -18,6 +18,7 @@ import (
 
 	"github.com/keyward/keyward/internal/alerts"
 	"github.com/keyward/keyward/internal/audit"
+	kwcli "github.com/keyward/keyward/internal/cli"
 	"github.com/keyward/keyward/internal/server"
 )
 
@@ -184,9 +185,9 @@ const (
 	verifyUnverifiable = 3 // the chain holds, but events after the last checkpoint are not covered
 )
 
-func newAuditCmd(stdout io.Writer) *cobra.Command {
+func newAuditCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Verify and report on the audit log"}
-	cmd.AddCommand(newAuditVerifyCmd(stdout), newAuditReportCmd(stdout))
+	cmd.AddCommand(newAuditVerifyCmd(stdout), newAuditReportCmd(getenv, stdout))
 	return cmd
 }
 
@@ -261,10 +262,10 @@ at unseal); without it all checkpoints must share one key, which is printed.`,
 	return cmd
 }
 
-func newAuditReportCmd(stdout io.Writer) *cobra.Command {
-	var since, vault, format string
+func newAuditReportCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
+	var since, vault, format, devJSON, group string
 	cmd := &cobra.Command{
-		Use:   "report FILE...",
+		Use:   "report [FILE...]",
 		Short: "Key-usage report from the audit log: per object, who used it, how, how often, when, and denied attempts",
 		Long: `Report the use of every key, secret and certificate in the audit log files
 given (the log and its rotated files; checkpoint files are skipped): per object,
@@ -272,8 +273,14 @@ each principal that used it, the operations and their counts, first and last
 use, and the attempts that were denied. Verify the log first
 ('keyward audit verify') to know that it is whole.
 
+Without files, --vault NAME asks the server instead: its audit report API
+(GET {vault}/providers/Keyward.Audit/usage, docs/CONFIG.md), as the principal of
+--dev-json, the AZURE_* variables or 'keyward login', which needs
+Microsoft.Insights/logs/read on the vault (Owner, Contributor, Reader). The server
+answers from its own node's log.
+
 --since takes a duration back from now (720h) or a time (2026-12-01 or RFC 3339).`,
-		Args: cobra.MinimumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := audit.ReportFilter{Vault: vault}
 			if since != "" {
@@ -287,18 +294,33 @@ use, and the attempts that were denied. Verify the log first
 					return fmt.Errorf("--since %q: want a duration (720h), a date (2026-12-01) or an RFC 3339 time", since)
 				}
 			}
-			var inputs []audit.Input
-			for _, name := range args {
-				fh, err := os.Open(name)
+			var rep []audit.ObjectUsage
+			if len(args) == 0 {
+				if vault == "" {
+					return fmt.Errorf("give audit log files, or --vault NAME to ask the server")
+				}
+				raw, err := kwcli.AuditUsage(cmd.Context(), kwcli.IO{Getenv: getenv, Stdin: os.Stdin, Stdout: stdout, Stderr: cmd.ErrOrStderr()},
+					devJSON, vault, group, f.Since)
 				if err != nil {
 					return err
 				}
-				defer fh.Close()
-				inputs = append(inputs, audit.Input{Name: name, R: fh})
-			}
-			rep, err := audit.UsageReport(inputs, f)
-			if err != nil {
-				return err
+				if err := json.Unmarshal(raw, &rep); err != nil {
+					return fmt.Errorf("the audit report API's answer could not be read")
+				}
+			} else {
+				var inputs []audit.Input
+				for _, name := range args {
+					fh, err := os.Open(name)
+					if err != nil {
+						return err
+					}
+					defer fh.Close()
+					inputs = append(inputs, audit.Input{Name: name, R: fh})
+				}
+				var err error
+				if rep, err = audit.UsageReport(inputs, f); err != nil {
+					return err
+				}
 			}
 			switch format {
 			case "json":
@@ -329,7 +351,9 @@ use, and the attempts that were denied. Verify the log first
 		},
 	}
 	cmd.Flags().StringVar(&since, "since", "", "only events since (duration back from now, date or RFC 3339 time)")
-	cmd.Flags().StringVar(&vault, "vault", "", "only this vault")
+	cmd.Flags().StringVar(&vault, "vault", "", "only this vault (without files: the vault whose report the server gives)")
+	cmd.Flags().StringVar(&devJSON, "dev-json", "", "without files: a dev server's dev.json (else the AZURE_* variables or keyward login)")
+	cmd.Flags().StringVarP(&group, "resource-group", "g", "", "without files: the vault's resource group (default: looked up)")
 	cmd.Flags().StringVar(&format, "format", "csv", "csv or json")
 	return cmd
 }

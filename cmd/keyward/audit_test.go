@@ -14,7 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+
 	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/kwtest"
 )
 
 // TestAuditVerifyCommand: exit 0 on an intact, checkpointed log, 3 when
@@ -116,5 +120,46 @@ func TestAuditReportCommand(t *testing.T) {
 	}
 	if len(rep) != 3 || rep[2].Vault != "v2" || rep[2].Callers[0].Operations["KeySign"] != 1 {
 		t.Fatalf("json: %+v", rep)
+	}
+}
+
+// TestAuditReportRemote: `keyward audit report --vault NAME` without files
+// asks the server's audit report API, as the dev service principal.
+func TestAuditReportRemote(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{})
+	ctx := context.Background()
+	sc, err := azsecrets.NewClient(e.Info.VaultURL, e.Credential(), &azsecrets.ClientOptions{ClientOptions: e.ClientOptions()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.SetSecret(ctx, "remote-reported", azsecrets.SetSecretParameters{Value: to.Ptr("v")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.GetSecret(ctx, "remote-reported", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"audit", "report", "--vault", "dev", "--dev-json", filepath.Join(e.DataDir, "dev.json"), "--format", "json", "--since", "1h"},
+		func(string) string { return "" }, strings.NewReader(""), &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	var rep []audit.ObjectUsage
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	found := false
+	for _, o := range rep {
+		if strings.HasSuffix(o.Object, "/secrets/remote-reported") && len(o.Callers) == 1 &&
+			o.Callers[0].Operations["SecretGet"] == 1 && o.Callers[0].Operations["SecretSet"] == 1 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("the server's report lacks the secret's use:\n%s", out.String())
+	}
+	// Neither files nor --vault: an error, nothing printed.
+	out.Reset()
+	if err := run(ctx, []string{"audit", "report"}, func(string) string { return "" }, strings.NewReader(""), &out, &errOut); err == nil || out.Len() != 0 {
+		t.Fatalf("report without files or vault: %v %q", err, out.String())
 	}
 }

@@ -192,7 +192,7 @@ func newRootCmd(getenv func(string) string, stdin io.Reader, stdout, stderr io.W
 	root.AddCommand(newAccessCmd(getenv, stdin, stdout, stderr))
 	root.AddCommand(newAzCloudCmd(getenv, stdout))
 	root.AddCommand(clientCommands(getenv, stdin, stdout, stderr)...)
-	root.AddCommand(newAuditCmd(stdout))
+	root.AddCommand(newAuditCmd(getenv, stdout))
 	root.AddCommand(newBYOKCmd(stdout), newAttestationTokenCmd(stdout))
 	root.AddCommand(newKeyMgmtCmd(getenv, stdout))
 	root.AddCommand(newApprovalCmd(getenv, stdout))

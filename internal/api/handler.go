@@ -473,6 +473,14 @@ func (h *Handler) serveManagement(w http.ResponseWriter, r *http.Request) {
 		h.mgmt.Fail(w, r, err)
 		return
 	}
+	if h.quorum != nil && isTenantPolicyPath(r) { // quorum_tenant.go
+		if d := h.allow(managementBucket(claims.TenantID), claims); !d.Allowed {
+			h.mgmt.Throttled(w, r, d.RetryAfter)
+			return
+		}
+		h.serveTenantPolicy(w, r, claims)
+		return
+	}
 	h.mgmt.Serve(w, r, claims, func() (bool, time.Duration) {
 		d := h.allow(managementBucket(claims.TenantID), claims)
 		return d.Allowed, d.RetryAfter

@@ -273,7 +273,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	var prof *profiling
 	if cfg.Profile != nil && cfg.Requests <= 0 {
-		if prof, err = cfg.Profile.start(ctx, fmt.Sprintf("%s-c%d", cfg.Op, cfg.Concurrency), cfg.Duration); err != nil {
+		name := fmt.Sprintf("%s-c%d", cfg.Op, cfg.Concurrency)
+		switch {
+		case cfg.HTTP2 && cfg.HTTP2Conns:
+			name += "-h2conns"
+		case cfg.HTTP2:
+			name += "-h2"
+		}
+		if prof, err = cfg.Profile.start(ctx, name, cfg.Duration); err != nil {
 			return nil, err
 		}
 	}

@@ -56,6 +56,13 @@ type Config struct {
 	VaultResource, ManagementResource string
 	// VaultURL returns a vault's data-plane URL (https://{name}.vault.{suffix}[:port]/).
 	VaultURL func(name string) string
+	// PoolURL returns a managed HSM pool's data-plane URL and PoolResource
+	// is its token audience (nil/empty: the pool page lists no keys).
+	PoolURL      func(name string) string
+	PoolResource string
+	// KeymgmtURL is the Key Management engine's base URL (Vault's
+	// VAULT_ADDR; empty: none).
+	KeymgmtURL string
 	// SessionIdle and SessionMax bound a session; zero: 30 minutes, 12 hours.
 	SessionIdle, SessionMax time.Duration
 	Clock                   clock.Clock

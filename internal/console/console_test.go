@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/identity"
 	"github.com/keyward/keyward/internal/kwtest"
@@ -122,6 +123,49 @@ func TestConsoleDeviceSignInCSRFAndExpiry(t *testing.T) {
 	// A vault name that is not one never becomes a host the console calls.
 	if resp, page = get(ui + "vaults/evil.example%2F/secrets"); resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "VaultNotFound") {
 		t.Fatalf("odd vault name: %d\n%s", resp.StatusCode, page)
+	}
+
+	// Managed HSMs and key distribution (read-only pages): Carol, Owner on
+	// the subscription, lists the dev pool through ARM; its keys are the
+	// pool's local RBAC's to allow, and she has no role there, so the page
+	// says why instead. With Key Management Reader at the tenant root she
+	// sees the engine's keys and where they are distributed.
+	resp, page = get(ui + "hsms")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `href="/ui/hsms/dev"`) {
+		t.Fatalf("managed HSM list: %d\n%s", resp.StatusCode, page)
+	}
+	resp, page = get(ui + "hsms/dev")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "managedhsm") || !strings.Contains(page, "The keys could not be listed") {
+		t.Fatalf("managed HSM page: %d\n%s", resp.StatusCode, page)
+	}
+	if resp, page = get(ui + "hsms/no-such-pool"); resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "ManagedHsmNotFound") {
+		t.Fatalf("unknown pool: %d\n%s", resp.StatusCode, page)
+	}
+	if resp, page = get(ui + "keymgmt"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("key distribution without a keymgmt role: %d\n%s", resp.StatusCode, page)
+	}
+	// (At the tenant root, where only Keyward's bootstrap assigns: the
+	// dev administrator may not.)
+	if _, err := e.Server.Management().Assign(context.Background(), authz.Assignment{TenantID: e.Info.TenantID, Scope: "/",
+		RoleDefinitionID: authz.RoleKeyManagementReader, PrincipalID: carol.oid, PrincipalType: "User", CreatedBy: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := e.Credential().GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{e.Info.ManagementResource + ".default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kreq, _ := http.NewRequest(http.MethodPost, strings.TrimSuffix(e.Info.KeymgmtAddress, "/")+"/v1/keymgmt/key/console-listed", strings.NewReader(`{"type":"aes256-gcm96"}`))
+	kreq.Header.Set("Authorization", "Bearer "+tok.Token)
+	kresp, err := e.HTTP.Do(kreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kresp.Body.Close()
+	if kresp.StatusCode/100 != 2 {
+		t.Fatalf("keymgmt key: %d", kresp.StatusCode)
+	}
+	if resp, page = get(ui + "keymgmt"); resp.StatusCode != http.StatusOK || !strings.Contains(page, "console-listed") || !strings.Contains(page, "aes256-gcm96") {
+		t.Fatalf("key distribution page: %d\n%s", resp.StatusCode, page)
 	}
 
 	// Quorum approval: the dev administrator's purge waits for carol, who

@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/kwtest"
@@ -387,4 +388,58 @@ func vaultTokenFor(t *testing.T, e *kwtest.Env, cred azcore.TokenCredential) str
 		t.Fatal(err)
 	}
 	return tok.Token
+}
+
+// TestQuorumApprovalTenantPolicy: a tenant-wide policy, set on the
+// management host by the tenant's access administrator, protects every
+// vault without a policy of its own; only such an administrator may set it.
+func TestQuorumApprovalTenantPolicy(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{})
+	ctx := context.Background()
+	a := newSP(t, e, "tenant-approver")
+	mgmt := func(cred azcore.TokenCredential, method, body string) httpResult {
+		tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{mgmtScope(e)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return do(t, e, method, strings.TrimSuffix(e.Info.ManagementURL, "/")+"/providers/Keyward.Quorum/tenantPolicy?api-version=2026-01-01", tok.Token, "application/json", body)
+	}
+	pol := `{"operations":["SecretPurge"],"approvers":["` + a.ObjectID + `"],"approvalsRequired":1}`
+	unpriv := e.CredentialFor(e.Info.TenantID, e.Info.UnprivilegedClientID, e.Info.UnprivilegedClientSecret)
+	if r := mgmt(unpriv, http.MethodPut, pol); r.Status != http.StatusForbidden || !strings.Contains(r.Body, "AuthorizationFailed") {
+		t.Fatalf("tenant policy by an unprivileged principal: %d %s", r.Status, r.Body)
+	}
+	if r := mgmt(e.Credential(), http.MethodPut, `{"operations":["SecretPurge"],"approvalsRequired":1}`); r.Status != http.StatusBadRequest {
+		t.Fatalf("bad tenant policy: %d %s", r.Status, r.Body)
+	}
+	if r := mgmt(e.Credential(), http.MethodPut, pol); r.Status != http.StatusOK {
+		t.Fatalf("set tenant policy: %d %s", r.Status, r.Body)
+	}
+	if r := mgmt(e.Credential(), http.MethodGet, ""); r.Status != http.StatusOK || !strings.Contains(r.Body, `"scope":"tenant/`) {
+		t.Fatalf("get tenant policy: %d %s", r.Status, r.Body)
+	}
+	secrets := secretsFor(t, e, e.Info.VaultURL, e.Credential())
+	if _, err := secrets.SetSecret(ctx, "tenant-q", azsecrets.SetSecretParameters{Value: to.Ptr("v")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := secrets.DeleteSecret(ctx, "tenant-q", nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := secrets.PurgeDeletedSecret(ctx, "tenant-q", nil)
+	re := wantErr(t, err, http.StatusAccepted, "ApprovalRequired")
+	var body struct {
+		Approval struct{ ID, PolicyScope string }
+	}
+	if err := json.NewDecoder(re.RawResponse.Body).Decode(&body); err != nil || !strings.HasPrefix(body.Approval.PolicyScope, "tenant/") {
+		t.Fatalf("202 body: %+v %v", body, err)
+	}
+	r := do(t, e, http.MethodPost, strings.TrimSuffix(e.Info.VaultURL, "/")+"/approvals/"+body.Approval.ID+"/approve?api-version=7.5", vaultTokenFor(t, e, a.Cred), "", "")
+	if r.Status != http.StatusOK || !strings.Contains(r.Body, `"state":"Executed"`) {
+		t.Fatalf("approve: %d %s", r.Status, r.Body)
+	}
+	_, err = secrets.GetDeletedSecret(ctx, "tenant-q", nil)
+	wantErr(t, err, http.StatusNotFound, "SecretNotFound")
+	if r := mgmt(e.Credential(), http.MethodDelete, ""); r.Status != http.StatusOK {
+		t.Fatalf("delete tenant policy: %d %s", r.Status, r.Body)
+	}
 }

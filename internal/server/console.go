@@ -17,6 +17,9 @@ func (s *Server) newConsole() *console.Console {
 		VaultResource:      s.apiCfg.VaultResource(),
 		ManagementResource: s.apiCfg.ManagementResource(),
 		VaultURL:           s.VaultURL,
+		PoolURL:            s.PoolURL,
+		PoolResource:       s.apiCfg.ManagedHSMResource(),
+		KeymgmtURL:         s.KeymgmtAddress(),
 		Clock:              s.clock,
 	})
 	s.auth.RegisterRedirectURIs(identity.KeywardConsoleClientID, c.CallbackURL())
