@@ -261,7 +261,8 @@ func (s *Service) startIssuance(ctx context.Context, v *vault.Vault, name string
 	if err != nil {
 		return nil, err
 	}
-	key, err := s.certificateKey(ctx, v, name, pol, prevVersion)
+	version := vault.NewVersion()
+	key, err := s.certificateKey(ctx, v, name, version, pol, prevVersion)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +272,7 @@ func (s *Service) startIssuance(ctx context.Context, v *vault.Vault, name string
 		return nil, err
 	}
 	op := &certOpRecord{
-		Name: name, RequestID: newRequestID(), Version: vault.NewVersion(), Provider: iss.provider,
+		Name: name, RequestID: newRequestID(), Version: version, Provider: iss.provider,
 		Status: StatusInProgress, Preserve: preserve, Created: s.clock.Now().Unix(),
 		Attributes: attrs, Tags: tags, Key: *key,
 		StatusDetails: "Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later.",
@@ -328,9 +329,11 @@ func (s *Service) startIssuance(ctx context.Context, v *vault.Vault, name string
 	return op.out(), nil
 }
 
-// certificateKey generates the key of a new certificate version, or copies
-// the previous version's when the policy says reuse_key.
-func (s *Service) certificateKey(ctx context.Context, v *vault.Vault, name string, pol *CertificatePolicy, prevVersion string) (*certKey, error) {
+// certificateKey generates the key of a new certificate version (named
+// version in the protector: an HSM's CKA_ID is the key version ID, as for
+// every other key), or copies the previous version's when the policy says
+// reuse_key.
+func (s *Service) certificateKey(ctx context.Context, v *vault.Vault, name, version string, pol *CertificatePolicy, prevVersion string) (*certKey, error) {
 	kty, spec, err := pol.keySpec()
 	if err != nil {
 		return nil, err
@@ -352,6 +355,7 @@ func (s *Service) certificateKey(ctx context.Context, v *vault.Vault, name strin
 			return nil, err
 		}
 	}
+	spec.ID = version
 	return s.vaults.GenerateKey(ctx, v, kty, spec, pol.exportable())
 }
 
