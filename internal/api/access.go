@@ -102,7 +102,10 @@ func (h *Handler) checkAccess(rq *request, rt *kwroute, claims *identity.Claims)
 	rq.principal.Delegated = claims.IDType == "user" || claims.Scope != ""
 	scope := authz.Scope{TenantID: v.TenantID, SubscriptionID: v.SubscriptionID, ResourceGroup: v.ResourceGroup,
 		Vault: v.Name, ObjectType: rt.Object, ObjectName: rq.params["name"], List: isList(rt)}
-	caller := fmt.Sprintf("appid=%s;oid=%s;iss=%s", rq.principal.AppID, rq.principal.ObjectID, claims.Issuer)
+	// Worded only for a denial: an allowed request does not format it.
+	caller := func() string {
+		return fmt.Sprintf("appid=%s;oid=%s;iss=%s", rq.principal.AppID, rq.principal.ObjectID, claims.Issuer)
+	}
 	if na, ok := h.authz.(authz.NetworkAuthorizer); ok {
 		ip, _ := netip.ParseAddr(ev.Caller.IP)
 		d := na.AuthorizeNetwork(rq.principal, scope, authz.Client{IP: ip, Private: privateListener(rq.r.Context())})
@@ -111,7 +114,7 @@ func (h *Handler) checkAccess(rq *request, rt *kwroute, claims *identity.Claims)
 			ev.Result = audit.Denied
 			h.writeErr(rq.w, rq.r, &apiError{status: http.StatusForbidden, code: "Forbidden", inner: authz.CodeFirewall,
 				message: fmt.Sprintf("Client address is not authorized and caller is not a trusted service.\r\nClient address: %s\r\nCaller: %s\r\nVault: %s;location=%s",
-					ev.Caller.IP, caller, v.Name, v.Location)})
+					ev.Caller.IP, caller(), v.Name, v.Location)})
 			return false
 		}
 	}
@@ -137,11 +140,11 @@ func (h *Handler) checkAccess(rq *request, rt *kwroute, claims *identity.Claims)
 	if d.Code == authz.CodePolicy {
 		h.writeErr(rq.w, rq.r, &apiError{status: http.StatusForbidden, code: "Forbidden", inner: authz.CodePolicy,
 			message: fmt.Sprintf("The user, group or application '%s' does not have %s permission on key vault '%s;location=%s'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287",
-				caller, d.Missing, v.Name, v.Location)})
+				caller(), d.Missing, v.Name, v.Location)})
 		return false
 	}
 	h.writeErr(rq.w, rq.r, &apiError{status: http.StatusForbidden, code: "Forbidden", inner: authz.CodeRbac,
 		message: fmt.Sprintf("Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: %s\r\nAction: '%s'\r\nResource: '%s'\r\n%s\r\nVault: %s;location=%s\r\n",
-			caller, rt.Action, strings.ToLower(scope.String()), d.Reason, v.Name, v.Location)})
+			caller(), rt.Action, strings.ToLower(scope.String()), d.Reason, v.Name, v.Location)})
 	return false
 }

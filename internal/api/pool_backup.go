@@ -15,9 +15,9 @@ func poolBackupRoutes() []kwroute {
 	const o = "backup"
 	return []kwroute{
 		{Method: http.MethodPost, Pattern: "/backup", Op: "HSMFullBackup", Object: o, Action: authz.HSMBackupStart, Handle: startBackup},
-		{Method: http.MethodGet, Pattern: "/backup/{job}/pending", Op: "HSMFullBackupStatus", Object: o, Action: authz.HSMBackupStatus, Handle: jobStatus},
+		{Method: http.MethodGet, Pattern: "/backup/{job}/pending", Op: "HSMFullBackupStatus", Object: o, Action: authz.HSMBackupStatus, Handle: jobStatus(mhsm.JobBackup, mhsm.JobPreBackup)},
 		{Method: http.MethodPut, Pattern: "/restore", Op: "HSMFullRestore", Object: o, Action: authz.HSMRestoreStart, Handle: startRestore},
-		{Method: http.MethodGet, Pattern: "/restore/{job}/pending", Op: "HSMRestoreStatus", Object: o, Action: authz.HSMRestoreStatus, Handle: jobStatus},
+		{Method: http.MethodGet, Pattern: "/restore/{job}/pending", Op: "HSMRestoreStatus", Object: o, Action: authz.HSMRestoreStatus, Handle: jobStatus(mhsm.JobRestore, mhsm.JobSelective, mhsm.JobPreRestore)},
 		{Method: http.MethodPut, Pattern: "/keys/{name}/restore", Op: "HSMSelectiveKeyRestore", Object: "keys", Action: authz.HSMKeysRestore, Handle: startSelectiveRestore},
 		{Method: http.MethodPost, Pattern: "/prebackup", Op: "HSMPreFullBackup", Object: o, Action: authz.HSMBackupStart, Handle: startPreBackup},
 		{Method: http.MethodPut, Pattern: "/prerestore", Op: "HSMPreFullRestore", Object: o, Action: authz.HSMRestoreStart, Handle: startPreRestore},
@@ -169,10 +169,14 @@ func startSelectiveRestore(rq *request) error {
 	return rq.replyJob("restore", j)
 }
 
-func jobStatus(rq *request) error {
-	j, err := rq.h.pools.Job(rq.r.Context(), rq.pool, rq.params["job"])
-	if err != nil {
-		return err
+// jobStatus serves a status route: only jobs of its kinds, so that each
+// kind's status is read under its own data action.
+func jobStatus(kinds ...string) func(*request) error {
+	return func(rq *request) error {
+		j, err := rq.h.pools.Job(rq.r.Context(), rq.pool, rq.params["job"], kinds...)
+		if err != nil {
+			return err
+		}
+		return rq.reply(http.StatusOK, jobOut(j))
 	}
-	return rq.reply(http.StatusOK, jobOut(j))
 }

@@ -10,14 +10,18 @@ package backupstore
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -77,8 +81,9 @@ func Open(_ context.Context, uri, token string, opts Options) (mhsm.BlobStore, e
 		full += "?" + t
 	}
 	co := &container.ClientOptions{ClientOptions: azcore.ClientOptions{Retry: policy.RetryOptions{MaxRetries: 2}}}
-	if opts.Transport != nil {
-		co.Transport = opts.Transport
+	co.Transport = opts.Transport
+	if co.Transport == nil {
+		co.Transport = storageClient
 	}
 	c, err := container.NewClientWithNoCredential(full, co)
 	if err != nil {
@@ -158,4 +163,38 @@ func (d dir) Get(_ context.Context, name string) ([]byte, error) {
 		return nil, errors.New("the backup cannot be read")
 	}
 	return bytes.Clone(raw), nil
+}
+
+// storageClient carries blob requests. Blob storage never redirects, so a
+// redirect is answered as the error it is rather than followed (following
+// it would send the backup, or a read, to an address no rule checked —
+// plain http off loopback included). Connections to link-local (cloud
+// instance metadata), multicast and unspecified addresses are refused
+// whatever name resolved to them.
+var storageClient = &http.Client{
+	Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: dialControl}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+	},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// dialControl refuses addresses a backup container can never be at.
+func dialControl(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() ||
+		ip.IsMulticast() || ip.IsUnspecified() {
+		return errors.New("backupstore: the storage address is link-local, multicast or unspecified")
+	}
+	return nil
 }

@@ -372,6 +372,31 @@ func TestKeyMgmtTutorialAzure(t *testing.T) {
 	if _, err := kv.GetDeletedKey(ctx, "rsa-1", nil); err != nil {
 		t.Fatalf("rsa-1 not soft-deleted in the target: %v", err)
 	}
+	// The key exchange keys made for the imports (RSA-HSM, import only):
+	// each version is disabled once its import is done, and they go with
+	// the key on removal.
+	if _, err := kv.GetKey(ctx, "rsa-1-kek", "", nil); !isHTTPStatus(err, 404) {
+		t.Fatalf("rsa-1's key exchange key still in the target after remove: %v", err)
+	}
+	if _, err := kv.GetDeletedKey(ctx, "rsa-1-kek", nil); err != nil {
+		t.Fatalf("rsa-1's key exchange key not soft-deleted in the target: %v", err)
+	}
+	keks := 0
+	for pager := kv.NewListKeyPropertiesVersionsPager("rsa-2-kek", nil); pager.More(); {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, kp := range page.Value {
+			keks++
+			if kp.Attributes == nil || kp.Attributes.Enabled == nil || *kp.Attributes.Enabled {
+				t.Fatalf("a key exchange key version of rsa-2 is still enabled after its import: %s", *kp.KID)
+			}
+		}
+	}
+	if keks == 0 {
+		t.Fatal("rsa-2 (protection hsm) was imported without a key exchange key in the target")
+	}
 	if s, err := vc.Logical().Read("keymgmt/kms/keyvault/key/rsa-1"); err != nil || s != nil {
 		t.Fatalf("distribution still recorded: %v %v", s, err)
 	}

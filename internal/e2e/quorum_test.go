@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/authorization/armauthorization/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/keyward/keyward/internal/audit"
@@ -307,12 +308,37 @@ func TestQuorumApprovalARMVaultDelete(t *testing.T) {
 		}
 		return do(t, e, method, vaultURL+path+"?api-version=7.5", tok.Token, "application/json", body)
 	}
-	if r := call(e.Credential(), http.MethodPut, "/quorumpolicy", `{"operations":["VaultDelete","VaultAccessPolicyAdd"],"approvers":["`+a.ObjectID+`"],"approvalsRequired":1}`); r.Status != http.StatusOK {
+	if r := call(e.Credential(), http.MethodPut, "/quorumpolicy", `{"operations":["VaultDelete","VaultAccessPolicyAdd","RoleAssignmentCreate"],"approvers":["`+a.ObjectID+`"],"approvalsRequired":1}`); r.Status != http.StatusOK {
 		t.Fatalf("set policy: %d %s", r.Status, r.Body)
 	}
-	vaults := vaultsARM(t, e, e.Credential())
-	_, err := vaults.Delete(ctx, e.Info.ResourceGroup, name, nil)
+
+	// A role assignment at the vault's scope waits too, then is made once.
+	assignments := assignmentsARM(t, e, e.Credential())
+	raName := newGUID()
+	_, err := assignments.Create(ctx, vaultScope(e, name), raName, armauthorization.RoleAssignmentCreateParameters{
+		Properties: &armauthorization.RoleAssignmentProperties{
+			RoleDefinitionID: to.Ptr("/subscriptions/" + e.Info.SubscriptionID + "/providers/Microsoft.Authorization/roleDefinitions/4633458b-17de-408a-b874-0445c86b69e6"),
+			PrincipalID:      to.Ptr(e.Info.UnprivilegedObjectID),
+		}}, nil)
 	re := wantErr(t, err, http.StatusAccepted, "ApprovalRequired")
+	var ra struct {
+		Approval struct{ ID, Operation string }
+	}
+	if err := json.NewDecoder(re.RawResponse.Body).Decode(&ra); err != nil || ra.Approval.Operation != "RoleAssignmentCreate" {
+		t.Fatalf("role assignment 202: %+v %v", ra, err)
+	}
+	if _, err := assignments.Get(ctx, vaultScope(e, name), raName, nil); err == nil {
+		t.Fatal("the role assignment exists before approval")
+	}
+	if r := call(a.Cred, http.MethodPost, "/approvals/"+ra.Approval.ID+"/approve", ""); r.Status != http.StatusOK || !strings.Contains(r.Body, `"state":"Executed"`) {
+		t.Fatalf("approve the role assignment: %d %s", r.Status, r.Body)
+	}
+	if got, err := assignments.Get(ctx, vaultScope(e, name), raName, nil); err != nil || !strings.EqualFold(*got.Properties.PrincipalID, e.Info.UnprivilegedObjectID) {
+		t.Fatalf("the approved role assignment: %v", err)
+	}
+	vaults := vaultsARM(t, e, e.Credential())
+	_, err = vaults.Delete(ctx, e.Info.ResourceGroup, name, nil)
+	re = wantErr(t, err, http.StatusAccepted, "ApprovalRequired")
 	var body struct {
 		Approval struct{ ID, Operation, Requester string }
 	}

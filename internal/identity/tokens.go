@@ -432,15 +432,26 @@ func (a *Authority) tokenHash(raw string) [32]byte {
 // JWS: base64url and dots. Go's base64 decoder skips CR and LF, so without
 // this check a token with line breaks inserted into its signature would be
 // a different string that still validates.
+//
+// It runs on every request over the whole token (about 1.3 KB): a table
+// lookup per byte, OR-ed without a branch, instead of seven comparisons.
 func isCompactJWS(raw string) bool {
+	var bad byte
 	for i := 0; i < len(raw); i++ {
-		c := raw[i]
+		bad |= notJWSChar[raw[i]]
+	}
+	return bad == 0
+}
+
+// notJWSChar is 1 for every byte that is not base64url or '.'.
+var notJWSChar = func() (t [256]byte) {
+	for c := range t {
 		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
+			t[c] = 1
 		}
 	}
-	return true
-}
+	return t
+}()
 
 // tooLong reports whether c lives longer than this issuer issues tokens
 // for: exp more than Lifetime (plus Skew) after iat, after nbf, or after

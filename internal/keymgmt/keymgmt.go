@@ -78,6 +78,7 @@ const (
 	ReasonInvalidPurpose     = "InvalidPurpose"
 	ReasonInvalidProtection  = "InvalidProtection"
 	ReasonUnsupported        = "UnsupportedByProvider"
+	ReasonBusy               = "DistributionBusy"
 	ReasonExists             = "AlreadyExists"
 )
 

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/errs"
@@ -29,6 +30,10 @@ type Service struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // one per distribution: provider calls never overlap on a target
+	node  string                 // this process's lease holder name (lock)
+	// LeaseTTL is how long a distribution's lease (lock) holds when its
+	// holder never releases it (a node that died mid-call).
+	LeaseTTL time.Duration
 }
 
 // New returns a Service storing in view, with the named provider factories.
@@ -37,7 +42,7 @@ func New(view *barrier.View, clk clock.Clock, log *slog.Logger, providers map[st
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{view: view, clock: clk, log: log, providers: providers, CallTimeout: 20 * time.Second,
-		locks: map[string]*sync.Mutex{}}
+		locks: map[string]*sync.Mutex{}, node: uuid.NewString(), LeaseTTL: 5 * time.Minute}
 }
 
 // Providers lists the provider names this service knows.
@@ -393,7 +398,24 @@ func (s *Service) DeleteKMS(ctx context.Context, tenant, name string) error {
 
 // --- distributions ---
 
-func (s *Service) lock(tenant, kms, key string) func() {
+// lease is a distribution's storage-level lock: the node holding it and
+// until when. Taken and released in serializable transactions, it keeps
+// two nodes (an API call on one, the leader's reconciliation on another)
+// from calling the target for the same distribution at once.
+type lease struct {
+	Holder  string `json:"holder"`
+	Expires int64  `json:"expires"` // unix nanoseconds
+}
+
+func leasePath(tenant, kms, key string) string {
+	return tenantPrefix(tenant) + "lease/" + kms + "/" + key
+}
+
+// lock serializes work on one distribution: in this process by a mutex,
+// across nodes by a lease in storage. When another node holds an
+// unexpired lease it fails with Conflict (ReasonBusy) and nothing is
+// done; the caller retries (Reconcile does on its next run).
+func (s *Service) lock(ctx context.Context, tenant, kms, key string) (func(), error) {
 	id := distPath(tenant, kms, key)
 	s.mu.Lock()
 	l, ok := s.locks[id]
@@ -403,7 +425,37 @@ func (s *Service) lock(tenant, kms, key string) func() {
 	}
 	s.mu.Unlock()
 	l.Lock()
-	return l.Unlock
+	lp := leasePath(tenant, kms, key)
+	err := s.view.Update(ctx, func(tx barrier.Tx) error {
+		var cur lease
+		switch err := getJSON(tx, lp, &cur); {
+		case err == nil:
+			if cur.Holder != s.node && s.clock.Now().UnixNano() < cur.Expires {
+				return &errs.Error{Kind: errs.Conflict, Type: objDistribution, Name: key, Reason: ReasonBusy}
+			}
+		case !errors.Is(err, storage.ErrNotFound):
+			return err
+		}
+		return putJSON(tx, lp, lease{Holder: s.node, Expires: s.clock.Now().Add(s.LeaseTTL).UnixNano()})
+	})
+	if err != nil {
+		l.Unlock()
+		return nil, err
+	}
+	return func() {
+		// Released even when the caller's context is done.
+		err := s.view.Update(context.WithoutCancel(ctx), func(tx barrier.Tx) error {
+			var cur lease
+			if err := getJSON(tx, lp, &cur); err != nil || cur.Holder != s.node {
+				return nil
+			}
+			return tx.Delete(lp)
+		})
+		if err != nil {
+			s.log.Warn("keymgmt: releasing a distribution lease failed; it expires by itself", "kms", kms, "key", key, "error", err)
+		}
+		l.Unlock()
+	}, nil
 }
 
 // load reads the key, the KMS and (when it exists) the distribution.
@@ -453,7 +505,10 @@ func (s *Service) Distribute(ctx context.Context, tenant, kms, key string, purpo
 	if err != nil {
 		return nil, err
 	}
-	unlock := s.lock(tenant, kms, key)
+	unlock, err := s.lock(ctx, tenant, kms, key)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	k, m, d, err := s.load(ctx, tenant, kms, key)
 	if err != nil {
@@ -566,7 +621,10 @@ func (s *Service) ListDistributions(ctx context.Context, tenant, kms string) ([]
 // distribution. If the target refuses, the distribution stays (with the
 // error) and the error is returned.
 func (s *Service) RemoveDistribution(ctx context.Context, tenant, kms, key string) error {
-	unlock := s.lock(tenant, kms, key)
+	unlock, err := s.lock(ctx, tenant, kms, key)
+	if err != nil {
+		return err
+	}
 	defer unlock()
 	k, m, d, err := s.load(ctx, tenant, kms, key)
 	if err != nil {
@@ -611,7 +669,10 @@ func (s *Service) syncKey(ctx context.Context, tenant, key string) {
 
 // syncOne syncs one distribution and records the outcome on it.
 func (s *Service) syncOne(ctx context.Context, tenant, kms, key string) error {
-	unlock := s.lock(tenant, kms, key)
+	unlock, err := s.lock(ctx, tenant, kms, key)
+	if err != nil {
+		return err
+	}
 	defer unlock()
 	k, m, d, err := s.load(ctx, tenant, kms, key)
 	if err != nil {

@@ -266,3 +266,56 @@ func TestParsePurpose(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseAcrossNodes: two nodes (two Services on one storage) never
+// work on the same distribution at once. While node A holds a
+// distribution's lease, node B's distribute, reconcile and remove are
+// refused with ReasonBusy and never call the target; when A releases, B
+// proceeds; a lease its holder never released (a node that died) expires
+// after LeaseTTL and B takes over.
+func TestLeaseAcrossNodes(t *testing.T) {
+	a, clk, ft := newTestService(t)
+	b := New(a.view, clk, nil, a.providers)
+	ctx := context.Background()
+	if _, err := a.CreateKey(ctx, tenant, "k", TypeAES256); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.PutKMS(ctx, tenant, KMS{Name: "m", Provider: "fake", KeyCollection: "c", Credentials: map[string]string{"token": "t"}}); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := a.lock(ctx, tenant, "m", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Distribute(ctx, tenant, "m", "k", []string{"encrypt"}, ProtectionSoftware); reason(err) != ReasonBusy || errs.KindOf(err) != errs.Conflict {
+		t.Fatalf("distribute on node B while node A holds the lease: %v", err)
+	}
+	if ft.syncs != 0 {
+		t.Fatalf("node B called the target %d times while node A held the lease", ft.syncs)
+	}
+	unlock()
+	if _, err := b.Distribute(ctx, tenant, "m", "k", []string{"encrypt"}, ProtectionSoftware); err != nil {
+		t.Fatal("distribute on node B after node A released:", err)
+	}
+	syncs := ft.syncs
+
+	clk.Advance(time.Hour) // the distribution is due for reconciliation
+	// Node A dies holding the lease.
+	if _, err := a.lock(ctx, tenant, "m", "k"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := b.Reconcile(ctx)
+	if err != nil || len(rep.Failed) != 1 || ft.syncs != syncs {
+		t.Fatalf("reconcile on node B under node A's lease: %+v %v (target called %d times)", rep, err, ft.syncs-syncs)
+	}
+	if err := b.RemoveDistribution(ctx, tenant, "m", "k"); reason(err) != ReasonBusy {
+		t.Fatalf("remove on node B under node A's lease: %v", err)
+	}
+	clk.Advance(b.LeaseTTL)
+	if err := b.RemoveDistribution(ctx, tenant, "m", "k"); err != nil {
+		t.Fatal("remove on node B after node A's lease expired:", err)
+	}
+	if _, err := b.GetDistribution(ctx, tenant, "m", "k"); errs.KindOf(err) != errs.NotFound {
+		t.Fatalf("distribution after remove: %v", err)
+	}
+}

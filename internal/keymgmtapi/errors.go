@@ -38,6 +38,7 @@ var reasons = map[string]string{
 	keymgmt.ReasonDeletionNotAllowed: "deletion is not allowed for this key: set deletion_allowed to true first",
 	keymgmt.ReasonKeyDistributed:     "the key is distributed to a KMS provider: remove its distributions first",
 	keymgmt.ReasonKMSInUse:           "keys are distributed to this KMS provider: remove them first",
+	keymgmt.ReasonBusy:               "another node is working on this distribution: retry shortly",
 	keymgmt.ReasonInvalidProvider:    "invalid provider: must be one of azurekeyvault, awskms",
 	keymgmt.ReasonInvalidCollection:  "key_collection is required",
 	keymgmt.ReasonInvalidCredentials: "invalid credentials for this provider",

@@ -1,7 +1,9 @@
 package mgmt
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -68,6 +70,9 @@ func (c *call) routeAuthorization(scopeStr string, rest []string) error {
 		return c.notFound()
 	}
 	c.ev.Operation = rt.Op
+	// A role assignment at a vault's scope may need its approvers
+	// (quorum.go): keep its body to store the request.
+	c.keep = c.h.quorum != nil && c.r.Method == http.MethodPut && rt.Op == "RoleAssignment" && scope.Vault != "" && scope.ObjectType == ""
 	need, serve, err := rt.Handle(c, scope, params["name"])
 	if err != nil {
 		return err
@@ -77,6 +82,12 @@ func (c *call) routeAuthorization(scopeStr string, rest []string) error {
 	}
 	if err := c.authorizeGrants(need); err != nil {
 		return err
+	}
+	if c.keep && c.kept != nil {
+		c.r.Body = io.NopCloser(bytes.NewReader(c.kept))
+		if c.h.quorum(c.w, c.r, c.ev.Operation, scope.Vault, c.p) {
+			return nil // quorum.go: the assignment waits for its approvers
+		}
 	}
 	return serve()
 }

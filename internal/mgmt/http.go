@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -59,6 +60,10 @@ type call struct {
 	segs   []string                     // path segments as sent
 	low    []string                     // lower-cased
 	q      url.Values
+	// keep asks decode to keep the body it read in kept (the quorum step
+	// stores a role assignment request to run it once approved).
+	keep bool
+	kept []byte
 }
 
 var apiVersionRE = regexp.MustCompile(`^(20(1[5-9]|2[0-9]))-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(-preview(\.\d+)?)?$`)
@@ -266,6 +271,9 @@ func (c *call) decode(v any) error {
 		return errBad("InvalidRequestContent", "The request content could not be read.")
 	}
 	defer clear(raw)
+	if c.keep {
+		c.kept = bytes.Clone(raw)
+	}
 	return decodeBody(raw, v)
 }
 

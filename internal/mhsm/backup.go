@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -118,8 +119,9 @@ func putJob(tx barrier.Tx, j *Job) error {
 	return tx.Put(jobKey(j.ID), raw)
 }
 
-// Job returns a job of pool p.
-func (s *Service) Job(ctx context.Context, p *Pool, id string) (*Job, error) {
+// Job returns a job of pool p; with kinds, only a job of one of them (a
+// status route serves its own kinds, under its own data action).
+func (s *Service) Job(ctx context.Context, p *Pool, id string, kinds ...string) (*Job, error) {
 	notFound := fail(errs.NotFound, "JobNotFound", "The job %s was not found.", clip(id))
 	if id == "" || len(id) > 64 || strings.ContainsAny(id, "/") {
 		return nil, notFound
@@ -135,6 +137,9 @@ func (s *Service) Job(ctx context.Context, p *Pool, id string) (*Job, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if len(kinds) > 0 && !slices.Contains(kinds, j.Kind) {
+		return nil, notFound
 	}
 	s.abandoned(j)
 	return j, nil

@@ -41,6 +41,7 @@ var protectable = map[string]bool{
 	"QuorumPolicySet": true, "QuorumPolicyDelete": true,
 	// ARM (mgmt routes): deleting a vault, changing its access policies.
 	"VaultDelete": true, "VaultAccessPolicyAdd": true, "VaultAccessPolicyReplace": true, "VaultAccessPolicyRemove": true,
+	"RoleAssignmentCreate": true, // at a vault's scope
 }
 
 // Protectable reports whether op is an operation a policy can protect.

@@ -3,6 +3,8 @@ package vault
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"maps"
 	"slices"
 	"strings"
 
@@ -112,20 +114,18 @@ func (s *Service) HSMHandles(ctx context.Context, v *Vault) ([][]byte, error) {
 }
 
 // destroyOwned destroys the token objects of held that belong to v alone:
-// for a pool, those no other pool holds (none, if that cannot be told).
+// those no other vault (live or soft-deleted) and no other pool holds — a
+// key backup restored into another vault of the tenant, or a full backup
+// restored into another pool, shares the object. When that cannot be
+// told (an error, or a pool without the pool registry), nothing is
+// destroyed: an orphan object is better than a shared one destroyed.
 func (s *Service) destroyOwned(ctx context.Context, v *Vault, held [][]byte) {
 	if len(held) == 0 {
 		return
 	}
-	var elsewhere map[string]bool
-	if v.IsPool() {
-		if s.poolHandlesElsewhere == nil {
-			return
-		}
-		var err error
-		if elsewhere, err = s.poolHandlesElsewhere(ctx, v); err != nil {
-			return // an orphan object is better than a shared one destroyed
-		}
+	elsewhere, err := s.handlesElsewhere(ctx, v)
+	if err != nil {
+		return
 	}
 	for _, h := range held {
 		if !elsewhere[string(h)] {
@@ -290,4 +290,43 @@ func (s *Service) ImportPoolKeys(ctx context.Context, v *Vault, recs []PoolKeyRe
 		return 0, &Error{Kind: NotFound, Type: Keys, Name: only}
 	}
 	return n, err
+}
+
+// handlesElsewhere is the set of token object handles held by every vault
+// and pool container other than v.
+func (s *Service) handlesElsewhere(ctx context.Context, v *Vault) (map[string]bool, error) {
+	out := map[string]bool{}
+	if s.poolHandlesElsewhere != nil {
+		pools, err := s.poolHandlesElsewhere(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(out, pools)
+	} else if v.IsPool() {
+		return nil, errors.New("vault: the pools' token objects cannot be told")
+	}
+	if err := s.Load(ctx); err != nil { // vaults another node made
+		return nil, err
+	}
+	others := s.Vaults()
+	deleted, err := s.DeletedVaults(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, dv := range deleted {
+		others = append(others, &dv.Vault)
+	}
+	for _, o := range others {
+		if o.ID == v.ID {
+			continue
+		}
+		held, err := s.HSMHandles(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range held {
+			out[string(h)] = true
+		}
+	}
+	return out, nil
 }

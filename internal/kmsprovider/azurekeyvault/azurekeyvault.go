@@ -342,7 +342,14 @@ func (p *provider) importVersion(ctx context.Context, k *keymgmt.Key, v int, d *
 	var err error
 	hsm := d.Protection == keymgmt.ProtectionHSM
 	if hsm {
-		jwk, err = p.transferJWK(ctx, k, v)
+		var kekVersion string
+		jwk, kekVersion, err = p.transferJWK(ctx, k, v)
+		if kekVersion != "" {
+			// The key exchange key serves this one import: disabled
+			// after it, whatever its outcome (best effort: it can only
+			// import, and Remove deletes it).
+			defer func() { _ = p.setEnabled(context.WithoutCancel(ctx), kekName(k.Name), kekVersion, false) }()
+		}
 	} else {
 		jwk, err = softwareJWK(k, v)
 	}
@@ -368,32 +375,46 @@ func (p *provider) importVersion(ctx context.Context, k *keymgmt.Key, v int, d *
 // transferJWK is version v's key as Azure's BYOK specification delivers
 // it (CRYPTO.md §4): a key exchange key (RSA-HSM, key_ops import) made in
 // the target, the .byok transfer blob sealed for it, kty RSA-HSM or EC-HSM.
-func (p *provider) transferJWK(ctx context.Context, k *keymgmt.Key, v int) (*azkeys.JSONWebKey, error) {
-	kek, err := p.client.CreateKey(ctx, k.Name+"-kek", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSAHSM),
+// It returns the KEK's version, which the caller disables after the
+// import.
+func (p *provider) transferJWK(ctx context.Context, k *keymgmt.Key, v int) (*azkeys.JSONWebKey, string, error) {
+	params := azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSAHSM),
 		KeySize: to.Ptr(int32(3072)), KeyOps: []*azkeys.KeyOperation{to.Ptr(azkeys.KeyOperationImport)},
-		Tags: map[string]*string{TagKey: to.Ptr(k.Name + "-kek")}}, nil)
+		Tags: map[string]*string{TagKey: to.Ptr(kekName(k.Name))}}
+	kek, err := p.client.CreateKey(ctx, kekName(k.Name), params, nil)
+	if isStatus(err, http.StatusConflict) {
+		// Removed earlier and still soft-deleted: recover it, add a version.
+		if ok, rerr := p.recoverDeleted(ctx, kekName(k.Name)); rerr != nil || !ok {
+			return nil, "", err
+		}
+		kek, err = p.client.CreateKey(ctx, kekName(k.Name), params, nil)
+	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if kek.Key == nil || kek.Key.KID == nil {
-		return nil, errors.New("the target's key exchange key has no ID")
+		return nil, "", errors.New("the target's key exchange key has no ID")
 	}
+	kekVersion := kek.Key.KID.Version()
 	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(kek.Key.N), E: int(new(big.Int).SetBytes(kek.Key.E).Int64())}
 	der, err := k.PKCS8(v)
 	if err != nil {
-		return nil, err
+		return nil, kekVersion, err
 	}
 	blob, err := byok.Seal(pub, string(*kek.Key.KID), "CKM_RSA_AES_KEY_WRAP", der, "Keyward keymgmt")
 	if err != nil {
-		return nil, err
+		return nil, kekVersion, err
 	}
 	if strings.HasPrefix(k.Type, "ecdsa-") {
 		crv := map[string]azkeys.CurveName{keymgmt.TypeECDSAP256: azkeys.CurveNameP256, keymgmt.TypeECDSAP384: azkeys.CurveNameP384,
 			keymgmt.TypeECDSAP521: azkeys.CurveNameP521}[k.Type]
-		return &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeECHSM), Crv: to.Ptr(crv), T: blob}, nil
+		return &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeECHSM), Crv: to.Ptr(crv), T: blob}, kekVersion, nil
 	}
-	return &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeRSAHSM), T: blob}, nil
+	return &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeRSAHSM), T: blob}, kekVersion, nil
 }
+
+// kekName is the target key that holds name's key exchange keys.
+func kekName(name string) string { return name + "-kek" }
 
 // softwareJWK is version v's private key as a JWK (protection=software).
 func softwareJWK(k *keymgmt.Key, v int) (*azkeys.JSONWebKey, error) {
@@ -437,7 +458,7 @@ func clearJWK(j *azkeys.JSONWebKey) {
 func (p *provider) Remove(ctx context.Context, t keymgmt.Target) error {
 	cur, err := p.client.GetKey(ctx, t.Key.Name, "", nil)
 	if isStatus(err, http.StatusNotFound) {
-		return nil
+		return p.removeKEK(ctx, t.Key.Name)
 	}
 	if err != nil {
 		return err
@@ -447,6 +468,24 @@ func (p *provider) Remove(ctx context.Context, t keymgmt.Target) error {
 	}
 	_, err = p.client.DeleteKey(ctx, t.Key.Name, nil)
 	if err != nil && !isStatus(err, http.StatusNotFound) {
+		return err
+	}
+	return p.removeKEK(ctx, t.Key.Name)
+}
+
+// removeKEK deletes the key exchange keys made for name's imports (when
+// they are Keyward's: tagged with their own name).
+func (p *provider) removeKEK(ctx context.Context, name string) error {
+	kek, err := p.client.GetKey(ctx, kekName(name), "", nil)
+	if isStatus(err, http.StatusNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if kek.Tags[TagKey] == nil || *kek.Tags[TagKey] != kekName(name) {
+		return nil
+	}
+	if _, err := p.client.DeleteKey(ctx, kekName(name), nil); err != nil && !isStatus(err, http.StatusNotFound) {
 		return err
 	}
 	return nil
