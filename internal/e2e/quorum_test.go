@@ -19,11 +19,13 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/authorization/armauthorization/v2"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/keyvault/armkeyvault/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/kwtest"
+	"github.com/keyward/keyward/internal/securitydomain"
 	"github.com/keyward/keyward/internal/skr"
 )
 
@@ -575,4 +577,82 @@ func TestQuorumApprovalKeyRelease(t *testing.T) {
 	if strings.Contains(string(raw), res.Value[:40]) || strings.Contains(string(raw), strings.Split(res.Value, ".")[2]) {
 		t.Fatal("the released key's JWS is in the audit log")
 	}
+}
+
+// TestQuorumApprovalSecurityDomainDownload: a new managed HSM pool's policy
+// protects its security domain download (its activation); the download
+// answers ApprovalRequired and activates nothing; once approved it runs
+// once as the requester, and the security domain is kept for the requester
+// alone (GET /approvals/{id}/result on the pool's host, once).
+func TestQuorumApprovalSecurityDomainDownload(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{})
+	ctx := context.Background()
+	a := newSP(t, e, "sd-approver")
+	hc, err := armkeyvault.NewManagedHsmsClient(e.Info.SubscriptionID, e.Credential(), armOptions(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poller, err := hc.BeginCreateOrUpdate(ctx, e.Info.ResourceGroup, "qpool", armkeyvault.ManagedHsm{
+		Location: to.Ptr(e.Info.Location), SKU: &armkeyvault.ManagedHsmSKU{Family: to.Ptr(armkeyvault.ManagedHsmSKUFamilyB), Name: to.Ptr(armkeyvault.ManagedHsmSKUNameStandardB1)},
+		Properties: &armkeyvault.ManagedHsmProperties{TenantID: to.Ptr(e.Info.TenantID), InitialAdminObjectIDs: []*string{to.Ptr(e.Info.ObjectID)}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := poller.PollUntilDone(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, b := hsmCall(t, e, e.Credential(), "qpool", http.MethodPut, "/quorumpolicy", map[string]any{
+		"operations": []string{"HSMSecurityDomainDownload"}, "approvers": []string{a.ObjectID}, "approvalsRequired": 1}); st != http.StatusOK {
+		t.Fatalf("set pool policy: %d %s", st, b)
+	}
+	var certs []any
+	for i := 0; i < 3; i++ {
+		_, der := custodian(t)
+		certs = append(certs, map[string]any{"kty": "RSA", "x5c": []string{b64std(der)}})
+	}
+	st, raw := hsmCall(t, e, e.Credential(), "qpool", http.MethodPost, "/securitydomain/download", map[string]any{"certificates": certs, "required": 2})
+	var pending struct {
+		Error    struct{ Code string }
+		Approval struct{ ID, Operation string }
+	}
+	if st != http.StatusAccepted || json.Unmarshal(raw, &pending) != nil || pending.Error.Code != "ApprovalRequired" || pending.Approval.Operation != "HSMSecurityDomainDownload" {
+		t.Fatalf("diverted download: %d %s", st, raw)
+	}
+	id := pending.Approval.ID
+	active := func() armkeyvault.ActivationStatus {
+		got, err := hc.Get(ctx, e.Info.ResourceGroup, "qpool", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *got.Properties.SecurityDomainProperties.ActivationStatus
+	}
+	if s := active(); s != armkeyvault.ActivationStatusNotActivated {
+		t.Fatalf("after the diverted download: %s", s)
+	}
+	st, raw = hsmCall(t, e, a.Cred, "qpool", http.MethodPost, "/approvals/"+id+"/approve", nil)
+	if st != http.StatusOK || !strings.Contains(string(raw), `"state":"Executed"`) || !strings.Contains(string(raw), `"result":"Available"`) || strings.Contains(string(raw), "EncData") {
+		t.Fatalf("approve: %d %s", st, raw)
+	}
+	if s := active(); s != armkeyvault.ActivationStatusActive {
+		t.Fatalf("after the approved download: %s", s)
+	}
+	if st, raw := hsmCall(t, e, a.Cred, "qpool", http.MethodGet, "/approvals/"+id+"/result", nil); st != http.StatusForbidden || !strings.Contains(string(raw), "NotTheRequester") {
+		t.Fatalf("result as the approver: %d %s", st, raw)
+	}
+	st, raw = hsmCall(t, e, e.Credential(), "qpool", http.MethodGet, "/approvals/"+id+"/result", nil)
+	var dl struct{ Value string }
+	if st != http.StatusAccepted || json.Unmarshal(raw, &dl) != nil {
+		t.Fatalf("result as the requester: %d %s", st, raw)
+	}
+	doc, err := securitydomain.Parse([]byte(dl.Value))
+	if err != nil || doc.SharedKeys == nil || len(doc.SharedKeys.EncShares) != 3 || doc.SharedKeys.Required != 2 {
+		t.Fatalf("security domain from the result: %v", err)
+	}
+	if st, raw := hsmCall(t, e, e.Credential(), "qpool", http.MethodGet, "/approvals/"+id+"/result", nil); st != http.StatusNotFound || !strings.Contains(string(raw), "ResultNotAvailable") {
+		t.Fatalf("second read: %d %s", st, raw)
+	}
+	findAudit(t, e, "the approved download", func(ev audit.Event) bool {
+		return ev.Approval != nil && ev.Approval.ID == id && ev.Approval.Outcome == "executed" && ev.Service == "managedhsm" && ev.Operation == "HSMSecurityDomainDownload"
+	})
 }

@@ -43,13 +43,13 @@ var protectable = map[string]bool{
 	"VaultDelete": true, "VaultAccessPolicyAdd": true, "VaultAccessPolicyReplace": true, "VaultAccessPolicyRemove": true,
 	"RoleAssignmentCreate": true, // at a vault's scope
 	// Operations whose answer is for the requester alone (resultOps).
-	"KeyRelease": true,
+	"KeyRelease": true, "HSMSecurityDomainDownload": true,
 }
 
 // resultOps are the operations whose successful answer only the requester
 // may see: the runner stores it sealed with the request (FinishResult) and
 // the requester takes it once (TakeResult).
-var resultOps = map[string]bool{"KeyRelease": true}
+var resultOps = map[string]bool{"KeyRelease": true, "HSMSecurityDomainDownload": true}
 
 // KeepsResult reports whether op's successful answer is stored for its
 // requester.
