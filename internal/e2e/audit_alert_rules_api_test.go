@@ -142,4 +142,37 @@ func TestAlertRulesAPI(t *testing.T) {
 			t.Fatalf("the deleted rule fired: %+v", a)
 		}
 	}
+
+	if !e.Server.Alerts().Has(controlID) || e.Server.Alerts().Has(ruleID) {
+		t.Fatal("after the delete and a refresh the engine should run the control rule alone")
+	}
+
+	// A purged vault's rule does not pass to a new vault of the same name.
+	createVault(t, e, e.Credential(), "alertrulevault", true, nil)
+	tmpBase := strings.TrimSuffix(e.Info.ManagementURL, "/") + vaultScope(e, "alertrulevault") + "/providers/Microsoft.Insights/alertRules"
+	tmpID := vaultScope(e, "alertrulevault") + "/providers/Microsoft.Insights/alertRules/inherited"
+	if r := do(t, e, http.MethodPut, tmpBase+"/inherited"+q, admin, "application/json", body); r.Status != http.StatusCreated {
+		t.Fatalf("PUT on the second vault: %d %s", r.Status, r.Body)
+	}
+	if !e.Server.Alerts().Has(tmpID) {
+		t.Fatal("the second vault's rule is not installed")
+	}
+	vc := vaultsARM(t, e, e.Credential())
+	if _, err := vc.Delete(ctx, e.Info.ResourceGroup, "alertrulevault", nil); err != nil {
+		t.Fatal(err)
+	}
+	pp, err := vc.BeginPurgeDeleted(ctx, "alertrulevault", e.Info.Location, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pp.PollUntilDone(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	createVault(t, e, e.Credential(), "alertrulevault", true, nil)
+	if err := e.Server.Jobs().RunOnce(ctx, server.JobRefresh); err != nil {
+		t.Fatal(err)
+	}
+	if e.Server.Alerts().Has(tmpID) {
+		t.Fatal("a new vault under a purged vault's name inherited its alert rule")
+	}
 }

@@ -27,7 +27,7 @@ import (
 // filter's vaults forced to the vault and the vault's tenant checked on
 // every event. Its destinations name destinations of the config, never an
 // address the caller gives. Records live in the system namespace under
-// sys/alerts/rules/{vault ID}/{name}; every node loads them into its alert
+// sys/alerts/rules/{vault ID}/{name}; every node loads those of live vaults into its alert
 // engine (the server's refresh job), and the node that wrote one at once.
 
 // The actions of the alert rule routes.
@@ -94,12 +94,21 @@ func (s *Service) SetAlerts(dests []string, apply func([]alerts.Rule)) {
 	s.alertDests, s.alertApply = dests, apply
 }
 
-// AlertRules are every stored rule as the engine runs it.
+// AlertRules are the stored rules the engine runs: those whose vault is
+// live under its name. A rule of a deleted vault rests (and runs again if
+// the vault is recovered); a vault made anew under a purged vault's name
+// (another ID) does not inherit its rules.
 func (s *Service) AlertRules(ctx context.Context) ([]alerts.Rule, error) {
-	var out []alerts.Rule
+	var recs []*AlertRuleRecord
 	err := s.sys.View(ctx, func(tx barrier.Tx) error {
-		return scanJSON(tx, alertRulesPrefix, func(r *AlertRuleRecord) { out = append(out, r.engineRule()) })
+		return scanJSON(tx, alertRulesPrefix, func(r *AlertRuleRecord) { recs = append(recs, r) })
 	})
+	var out []alerts.Rule
+	for _, r := range recs {
+		if v, verr := s.vaults.Vault(r.Vault); verr == nil && v.ID == r.VaultID {
+			out = append(out, r.engineRule())
+		}
+	}
 	return out, err
 }
 
