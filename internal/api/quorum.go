@@ -49,12 +49,17 @@ type approvalWire struct {
 	Status      int           `json:"resultStatus,omitempty"`
 	Scope       string        `json:"policyScope"`
 	BreakGlass  string        `json:"breakGlass,omitempty"`
+	// Result is the state of the operation's answer kept for the requester
+	// (quorum.KeepsResult: Available, Delivered, Expired); GET
+	// /approvals/{id}/result delivers it once.
+	Result string `json:"result,omitempty"`
 }
 
 func (h *Handler) approvalOut(r *quorum.Request) approvalWire {
 	return approvalWire{ID: r.ID, Vault: r.Vault, Operation: r.Operation, Target: r.Target, Requester: r.Requester,
 		State: r.Effective(h.clock.Now()), Created: r.Created, Expires: r.Expires, Required: r.Required,
-		Approvals: r.Approvals, Rejections: r.Rejections, Fingerprint: r.Fingerprint, Status: r.Status, Scope: r.Scope, BreakGlass: r.BreakGlass}
+		Approvals: r.Approvals, Rejections: r.Rejections, Fingerprint: r.Fingerprint, Status: r.Status, Scope: r.Scope, BreakGlass: r.BreakGlass,
+		Result: r.ResultState(h.clock.Now())}
 }
 
 // approvalRequired is the 202 body: an Azure error (what the SDKs read
@@ -298,6 +303,43 @@ func decideApproval(approve bool) handler {
 	}
 }
 
+// getApprovalResult delivers the stored answer of an approved operation
+// (quorum.KeepsResult, e.g. a released key) to its requester, once: it is
+// deleted as it is read. Approvers get 403; anyone else 404.
+func getApprovalResult(rq *request) error {
+	h := rq.h
+	if h.quorum == nil {
+		return &quorum.Error{Kind: errs.NotFound, Reason: quorum.ReasonNotFound, Msg: "Quorum approval is not enabled."}
+	}
+	r, err := h.vaultApproval(rq, rq.params["id"])
+	if err != nil {
+		return err
+	}
+	rq.ev.Approval = &audit.Approval{ID: r.ID, Operation: r.Operation, Requester: r.Requester, Outcome: "result-refused"}
+	if !strings.EqualFold(r.Requester, rq.principal.ObjectID) {
+		return &quorum.Error{Kind: errs.Forbidden, Reason: "NotTheRequester", Msg: fmt.Sprintf("Only the requester of approval request %s receives its result.", r.ID)}
+	}
+	if r.ResultState(h.clock.Now()) == quorum.ResultAvailable {
+		// Set before TakeResult: its commit records the event (the audit
+		// gate); a failed take still answers (and records) its error status.
+		rq.ev.Approval.Outcome = "result-delivered"
+	}
+	res, err := h.quorum.TakeResult(rq.r.Context(), r.ID, rq.principal.ObjectID)
+	if err != nil {
+		return err
+	}
+	defer clear(res.Body)
+	ct := res.ContentType
+	if ct == "" {
+		ct = "application/json; charset=utf-8"
+	}
+	rq.w.Header().Set("Content-Type", ct)
+	rq.w.Header().Set("Cache-Control", "no-store")
+	rq.w.WriteHeader(res.Status)
+	_, _ = rq.w.Write(res.Body) // the header is sent: nothing else to say
+	return nil
+}
+
 // recorder holds the answer of a re-dispatched operation.
 type recorder struct {
 	hdr    http.Header
@@ -339,6 +381,17 @@ func (h *Handler) runApproved(rq *request, r *quorum.Request) *quorum.Request {
 	ctx = storage.WithPreCommit(ctx, gate)
 	rec := &recorder{hdr: http.Header{}}
 	finish := func(status int) *quorum.Request {
+		var res *quorum.Result
+		if status < 400 && quorum.KeepsResult(r.Operation) && rec.body.Len() > 0 {
+			// The answer is the requester's alone (a released key): kept
+			// sealed with the request, never in the approver's answer or
+			// the audit event.
+			st := status
+			if st == 0 {
+				st = http.StatusOK
+			}
+			res = &quorum.Result{Status: st, ContentType: rec.hdr.Get("Content-Type"), Body: rec.body.Bytes()}
+		}
 		if status == 0 {
 			status = http.StatusOK
 		}
@@ -355,7 +408,8 @@ func (h *Handler) runApproved(rq *request, r *quorum.Request) *quorum.Request {
 				h.log.Error("audit of an approved operation failed", "approval", r.ID, "request_id", ev.RequestID)
 			}
 		}
-		done, err := h.quorum.Finish(rq.r.Context(), r.ID, status, status < 400)
+		done, err := h.quorum.FinishResult(rq.r.Context(), r.ID, status, status < 400, res)
+		clear(rec.body.Bytes())
 		if err != nil {
 			h.log.Error("recording an approved operation's outcome failed", "approval", r.ID, "error", err)
 			r.State, r.Status = quorum.Failed, status

@@ -127,6 +127,7 @@ func quorumRoutes(read, write authz.Action) []kwroute {
 	return []kwroute{
 		{Method: http.MethodGet, Pattern: "/approvals", Op: "ApprovalList", Object: "approvals", Handle: listApprovals},
 		{Method: http.MethodGet, Pattern: "/approvals/{id}", Op: "ApprovalGet", Object: "approvals", Handle: getApproval},
+		{Method: http.MethodGet, Pattern: "/approvals/{id}/result", Op: "ApprovalResultGet", Object: "approvals", Handle: getApprovalResult},
 		{Method: http.MethodPost, Pattern: "/approvals/{id}/approve", Op: "ApprovalApprove", Object: "approvals", Handle: decideApproval(true)},
 		{Method: http.MethodPost, Pattern: "/approvals/{id}/reject", Op: "ApprovalReject", Object: "approvals", Handle: decideApproval(false)},
 		{Method: http.MethodGet, Pattern: "/quorumpolicy", Op: "QuorumPolicyGet", Object: "quorumpolicy", Action: read, Handle: getQuorumPolicy},

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -17,11 +19,14 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/authorization/armauthorization/v2"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/keyvault/armkeyvault/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/clock"
 	"github.com/keyward/keyward/internal/kwtest"
+	"github.com/keyward/keyward/internal/securitydomain"
+	"github.com/keyward/keyward/internal/skr"
 )
 
 // TestQuorumApprovalPurge is issue 20's proof of quorum approval: with a
@@ -468,4 +473,186 @@ func TestQuorumApprovalTenantPolicy(t *testing.T) {
 	if r := mgmt(e.Credential(), http.MethodDelete, ""); r.Status != http.StatusOK {
 		t.Fatalf("delete tenant policy: %d %s", r.Status, r.Body)
 	}
+}
+
+// TestQuorumApprovalKeyRelease: with a policy on key release, the official
+// azkeys Release answers ApprovalRequired and releases nothing; once two
+// approvers approve, the release runs once as the requester and its answer
+// (the signed release JWS) is kept sealed for the requester alone: GET
+// /approvals/{id}/result delivers it once (approvers get 403, strangers
+// 404, a second read 404); the approvals' answers and the audit log never
+// carry it.
+func TestQuorumApprovalKeyRelease(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{})
+	ctx := context.Background()
+	if e.Info.Attestation == nil {
+		t.Fatal("the dev server has no attestation authority")
+	}
+	admin := devObjectID(t, e)
+	a, b := newSP(t, e, "release-approver-a"), newSP(t, e, "release-approver-b")
+	stranger := newSP(t, e, "release-stranger")
+	vaultURL := strings.TrimSuffix(e.Info.VaultURL, "/")
+	call := func(cred azcore.TokenCredential, method, path, body string) httpResult {
+		return do(t, e, method, vaultURL+path+"?api-version=7.5", vaultTokenFor(t, e, cred), "application/json", body)
+	}
+	pol := `{"operations":["KeyRelease"],"approvers":["` + a.ObjectID + `","` + b.ObjectID + `"],"approvalsRequired":2,"expirySeconds":600}`
+	if r := call(e.Credential(), http.MethodPut, "/quorumpolicy", pol); r.Status != http.StatusOK {
+		t.Fatalf("set policy: %d %s", r.Status, r.Body)
+	}
+
+	keys := keysFor(t, e, e.Info.VaultURL, e.Credential())
+	relPol := `{"anyOf":[{"allOf":[{"claim":"x-ms-quorum-test","equals":"yes"}],"authority":"` + e.Info.Attestation.Issuer + `"}],"version":"1.0.0"}`
+	if _, err := keys.CreateKey(ctx, "quorum-release", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSA), KeySize: to.Ptr(int32(2048)),
+		KeyAttributes: &azkeys.KeyAttributes{Exportable: to.Ptr(true)}, ReleasePolicy: &azkeys.KeyReleasePolicy{EncodedPolicy: []byte(relPol)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	la, err := skr.LoadOrCreateLocalAuthority(filepath.Dir(e.Info.Attestation.KeyFile), e.Info.Attestation.Issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := la.Mint(map[string]any{"x-ms-quorum-test": "yes"}, &runtime.PublicKey, time.Now(), 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = keys.Release(ctx, "quorum-release", "", azkeys.ReleaseParameters{TargetAttestationToken: &tok}, nil)
+	re := wantErr(t, err, http.StatusAccepted, "ApprovalRequired")
+	var pending struct {
+		Approval struct{ ID, Operation, State string }
+	}
+	if err := json.NewDecoder(re.RawResponse.Body).Decode(&pending); err != nil || pending.Approval.Operation != "KeyRelease" || pending.Approval.State != "Pending" {
+		t.Fatalf("pending release: %+v %v", pending, err)
+	}
+	id := pending.Approval.ID
+	// Before the run there is nothing to deliver.
+	if r := call(e.Credential(), http.MethodGet, "/approvals/"+id+"/result", ""); r.Status != http.StatusNotFound || !strings.Contains(r.Body, "ResultNotAvailable") {
+		t.Fatalf("result while pending: %d %s", r.Status, r.Body)
+	}
+	if r := call(a.Cred, http.MethodPost, "/approvals/"+id+"/approve", ""); r.Status != http.StatusOK || !strings.Contains(r.Body, `"state":"Pending"`) {
+		t.Fatalf("first approval: %d %s", r.Status, r.Body)
+	}
+	r := call(b.Cred, http.MethodPost, "/approvals/"+id+"/approve", "")
+	if r.Status != http.StatusOK || !strings.Contains(r.Body, `"state":"Executed"`) || !strings.Contains(r.Body, `"result":"Available"`) || strings.Contains(r.Body, "eyJ") {
+		t.Fatalf("quorum approval (must not carry the released key): %d %s", r.Status, r.Body)
+	}
+	// Only the requester receives the result: an approver gets 403, a
+	// stranger 404, and neither consumes it.
+	if r := call(a.Cred, http.MethodGet, "/approvals/"+id+"/result", ""); r.Status != http.StatusForbidden || !strings.Contains(r.Body, "NotTheRequester") {
+		t.Fatalf("result as an approver: %d %s", r.Status, r.Body)
+	}
+	if r := call(stranger.Cred, http.MethodGet, "/approvals/"+id+"/result", ""); r.Status != http.StatusNotFound {
+		t.Fatalf("result as a stranger: %d %s", r.Status, r.Body)
+	}
+	r = call(e.Credential(), http.MethodGet, "/approvals/"+id+"/result", "")
+	var res struct{ Value string }
+	if r.Status != http.StatusOK || json.Unmarshal([]byte(r.Body), &res) != nil || strings.Count(res.Value, ".") != 2 {
+		t.Fatalf("result as the requester: %d %s", r.Status, r.Body)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(res.Value, ".")[1])
+	if err != nil || !strings.Contains(string(payload), `/keys/quorum-release/`) || !strings.Contains(string(payload), `"key_hsm"`) {
+		t.Fatalf("release JWS payload: %v %.300s", err, payload)
+	}
+	// Delivered once.
+	if r := call(e.Credential(), http.MethodGet, "/approvals/"+id+"/result", ""); r.Status != http.StatusNotFound || !strings.Contains(r.Body, "ResultNotAvailable") {
+		t.Fatalf("second read: %d %s", r.Status, r.Body)
+	}
+	if r := call(e.Credential(), http.MethodGet, "/approvals/"+id, ""); !strings.Contains(r.Body, `"result":"Delivered"`) {
+		t.Fatalf("request after delivery: %d %s", r.Status, r.Body)
+	}
+	// The audit log names the run and the delivery, never the released key.
+	findAudit(t, e, "the executed release", func(ev audit.Event) bool {
+		return ev.Operation == "KeyRelease" && ev.Approval != nil && ev.Approval.ID == id && ev.Approval.Outcome == "executed" &&
+			ev.Caller.ObjectID == admin && ev.Status == http.StatusOK
+	})
+	findAudit(t, e, "the delivery", func(ev audit.Event) bool {
+		return ev.Operation == "ApprovalResultGet" && ev.Approval != nil && ev.Approval.Outcome == "result-delivered" && ev.Status == http.StatusOK
+	})
+	raw, err := os.ReadFile(filepath.Join(e.DataDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), res.Value[:40]) || strings.Contains(string(raw), strings.Split(res.Value, ".")[2]) {
+		t.Fatal("the released key's JWS is in the audit log")
+	}
+}
+
+// TestQuorumApprovalSecurityDomainDownload: a new managed HSM pool's policy
+// protects its security domain download (its activation); the download
+// answers ApprovalRequired and activates nothing; once approved it runs
+// once as the requester, and the security domain is kept for the requester
+// alone (GET /approvals/{id}/result on the pool's host, once).
+func TestQuorumApprovalSecurityDomainDownload(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{})
+	ctx := context.Background()
+	a := newSP(t, e, "sd-approver")
+	hc, err := armkeyvault.NewManagedHsmsClient(e.Info.SubscriptionID, e.Credential(), armOptions(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poller, err := hc.BeginCreateOrUpdate(ctx, e.Info.ResourceGroup, "qpool", armkeyvault.ManagedHsm{
+		Location: to.Ptr(e.Info.Location), SKU: &armkeyvault.ManagedHsmSKU{Family: to.Ptr(armkeyvault.ManagedHsmSKUFamilyB), Name: to.Ptr(armkeyvault.ManagedHsmSKUNameStandardB1)},
+		Properties: &armkeyvault.ManagedHsmProperties{TenantID: to.Ptr(e.Info.TenantID), InitialAdminObjectIDs: []*string{to.Ptr(e.Info.ObjectID)}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := poller.PollUntilDone(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, b := hsmCall(t, e, e.Credential(), "qpool", http.MethodPut, "/quorumpolicy", map[string]any{
+		"operations": []string{"HSMSecurityDomainDownload"}, "approvers": []string{a.ObjectID}, "approvalsRequired": 1}); st != http.StatusOK {
+		t.Fatalf("set pool policy: %d %s", st, b)
+	}
+	var certs []any
+	for i := 0; i < 3; i++ {
+		_, der := custodian(t)
+		certs = append(certs, map[string]any{"kty": "RSA", "x5c": []string{b64std(der)}})
+	}
+	st, raw := hsmCall(t, e, e.Credential(), "qpool", http.MethodPost, "/securitydomain/download", map[string]any{"certificates": certs, "required": 2})
+	var pending struct {
+		Error    struct{ Code string }
+		Approval struct{ ID, Operation string }
+	}
+	if st != http.StatusAccepted || json.Unmarshal(raw, &pending) != nil || pending.Error.Code != "ApprovalRequired" || pending.Approval.Operation != "HSMSecurityDomainDownload" {
+		t.Fatalf("diverted download: %d %s", st, raw)
+	}
+	id := pending.Approval.ID
+	active := func() armkeyvault.ActivationStatus {
+		got, err := hc.Get(ctx, e.Info.ResourceGroup, "qpool", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *got.Properties.SecurityDomainProperties.ActivationStatus
+	}
+	if s := active(); s != armkeyvault.ActivationStatusNotActivated {
+		t.Fatalf("after the diverted download: %s", s)
+	}
+	st, raw = hsmCall(t, e, a.Cred, "qpool", http.MethodPost, "/approvals/"+id+"/approve", nil)
+	if st != http.StatusOK || !strings.Contains(string(raw), `"state":"Executed"`) || !strings.Contains(string(raw), `"result":"Available"`) || strings.Contains(string(raw), "EncData") {
+		t.Fatalf("approve: %d %s", st, raw)
+	}
+	if s := active(); s != armkeyvault.ActivationStatusActive {
+		t.Fatalf("after the approved download: %s", s)
+	}
+	if st, raw := hsmCall(t, e, a.Cred, "qpool", http.MethodGet, "/approvals/"+id+"/result", nil); st != http.StatusForbidden || !strings.Contains(string(raw), "NotTheRequester") {
+		t.Fatalf("result as the approver: %d %s", st, raw)
+	}
+	st, raw = hsmCall(t, e, e.Credential(), "qpool", http.MethodGet, "/approvals/"+id+"/result", nil)
+	var dl struct{ Value string }
+	if st != http.StatusAccepted || json.Unmarshal(raw, &dl) != nil {
+		t.Fatalf("result as the requester: %d %s", st, raw)
+	}
+	doc, err := securitydomain.Parse([]byte(dl.Value))
+	if err != nil || doc.SharedKeys == nil || len(doc.SharedKeys.EncShares) != 3 || doc.SharedKeys.Required != 2 {
+		t.Fatalf("security domain from the result: %v", err)
+	}
+	if st, raw := hsmCall(t, e, e.Credential(), "qpool", http.MethodGet, "/approvals/"+id+"/result", nil); st != http.StatusNotFound || !strings.Contains(string(raw), "ResultNotAvailable") {
+		t.Fatalf("second read: %d %s", st, raw)
+	}
+	findAudit(t, e, "the approved download", func(ev audit.Event) bool {
+		return ev.Approval != nil && ev.Approval.ID == id && ev.Approval.Outcome == "executed" && ev.Service == "managedhsm" && ev.Operation == "HSMSecurityDomainDownload"
+	})
 }

@@ -42,7 +42,22 @@ var protectable = map[string]bool{
 	// ARM (mgmt routes): deleting a vault, changing its access policies.
 	"VaultDelete": true, "VaultAccessPolicyAdd": true, "VaultAccessPolicyReplace": true, "VaultAccessPolicyRemove": true,
 	"RoleAssignmentCreate": true, // at a vault's scope
+	// Operations whose answer is for the requester alone (resultOps).
+	"KeyRelease": true, "HSMSecurityDomainDownload": true,
 }
+
+// resultOps are the operations whose successful answer only the requester
+// may see: the runner stores it sealed with the request (FinishResult) and
+// the requester takes it once (TakeResult).
+var resultOps = map[string]bool{"KeyRelease": true, "HSMSecurityDomainDownload": true}
+
+// KeepsResult reports whether op's successful answer is stored for its
+// requester.
+func KeepsResult(op string) bool { return resultOps[op] }
+
+// ResultTTL is how long a stored result waits for its requester after the
+// operation ran; past it, it is deleted when next touched and never shown.
+const ResultTTL = 24 * time.Hour
 
 // Protectable reports whether op is an operation a policy can protect.
 func Protectable(op string) bool { return protectable[op] }
@@ -249,6 +264,33 @@ type Request struct {
 	BreakGlass string    `json:"breakGlass,omitempty"`
 	Finished   time.Time `json:"finished,omitzero"`
 	Replay     Replay    `json:"replay"`
+	// Result is the state of the operation's stored answer (KeepsResult):
+	// "" (none), ResultAvailable or ResultDelivered; a result past
+	// ResultExpires reads as ResultExpired.
+	Result        string    `json:"result,omitempty"`
+	ResultExpires time.Time `json:"resultExpires,omitzero"`
+}
+
+// States of a stored result.
+const (
+	ResultAvailable = "Available"
+	ResultDelivered = "Delivered"
+	ResultExpired   = "Expired"
+)
+
+// ResultState is r's result state at now.
+func (r *Request) ResultState(now time.Time) string {
+	if r.Result == ResultAvailable && !now.Before(r.ResultExpires) {
+		return ResultExpired
+	}
+	return r.Result
+}
+
+// Result is an operation's stored answer.
+type Result struct {
+	Status      int    `json:"status"`
+	ContentType string `json:"contentType,omitempty"`
+	Body        []byte `json:"body"`
 }
 
 // Effective returns r's state at now: a pending request past its expiry
@@ -319,6 +361,7 @@ const (
 	ReasonVoted        = "AlreadyDecided"
 	ReasonBadPolicy    = "InvalidPolicy"
 	ReasonNoPolicy     = "PolicyNotFound"
+	ReasonNoResult     = "ResultNotAvailable"
 )
 
 // Error is a quorum error: a kind, a reason from the list above, and a
@@ -355,6 +398,9 @@ func New(view *barrier.View, clk clock.Clock) *Service {
 const (
 	policyPrefix  = "quorum/policies/"
 	requestPrefix = "quorum/requests/"
+	// resultPrefix holds stored results (sealed by the barrier like every
+	// record), apart from the request so that listing requests never reads them.
+	resultPrefix = "quorum/results/"
 )
 
 func getJSON(tx barrier.Tx, key string, v any) (bool, error) {
@@ -603,6 +649,13 @@ func (s *Service) Override(ctx context.Context, id, operator string) (*Request, 
 // Finish records the outcome of request id's operation (status is the
 // HTTP status it answered; ok whether it succeeded).
 func (s *Service) Finish(ctx context.Context, id string, status int, ok bool) (*Request, error) {
+	return s.FinishResult(ctx, id, status, ok, nil)
+}
+
+// FinishResult is Finish that also stores res, the operation's answer, for
+// the requester alone (when res is not nil, ok, and the operation
+// KeepsResult), in the same transaction.
+func (s *Service) FinishResult(ctx context.Context, id string, status int, ok bool, res *Result) (*Request, error) {
 	var r Request
 	err := s.view.Update(ctx, func(tx barrier.Tx) error {
 		found, err := getJSON(tx, requestPrefix+id, &r)
@@ -619,10 +672,80 @@ func (s *Service) Finish(ctx context.Context, id string, status int, ok bool) (*
 		if !ok {
 			r.State = Failed
 		}
+		if ok && res != nil && resultOps[r.Operation] {
+			r.Result, r.ResultExpires = ResultAvailable, r.Finished.Add(ResultTTL)
+			if err := putJSON(tx, resultPrefix+id, res); err != nil {
+				return err
+			}
+		}
 		return putJSON(tx, requestPrefix+id, &r)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &r, nil
+}
+
+// TakeResult returns the stored result of request id to its requester and
+// deletes it, in one transaction: a result is delivered at most once. Any
+// caller other than the requester, a request without a result, a result
+// already taken or past ResultTTL (deleted then) is ResultNotAvailable or
+// ApprovalNotFound, never the result.
+func (s *Service) TakeResult(ctx context.Context, id, requester string) (*Result, error) {
+	if !validID(id) {
+		return nil, notFound(id)
+	}
+	var res *Result
+	var gone bool
+	err := s.view.Update(ctx, func(tx barrier.Tx) error {
+		res, gone = nil, false
+		var r Request
+		ok, err := getJSON(tx, requestPrefix+id, &r)
+		if err != nil {
+			return err
+		}
+		if !ok || r.Requester != strings.ToLower(requester) {
+			return notFound(id)
+		}
+		switch r.ResultState(s.clock.Now()) {
+		case ResultAvailable:
+		case ResultExpired:
+			gone = true
+			r.Result = ResultExpired
+			if err := tx.Delete(resultPrefix + id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+			return putJSON(tx, requestPrefix+id, &r)
+		default:
+			return &Error{Kind: errs.NotFound, Reason: ReasonNoResult, Msg: fmt.Sprintf("Approval request %s has no result to deliver (state %s, result %s).", id, r.State, orNone(r.Result))}
+		}
+		res = new(Result)
+		found, err := getJSON(tx, resultPrefix+id, res)
+		if err != nil {
+			return err
+		}
+		if !found {
+			res = nil
+			return &Error{Kind: errs.NotFound, Reason: ReasonNoResult, Msg: fmt.Sprintf("Approval request %s has no result to deliver.", id)}
+		}
+		r.Result = ResultDelivered
+		if err := tx.Delete(resultPrefix + id); err != nil {
+			return err
+		}
+		return putJSON(tx, requestPrefix+id, &r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if gone {
+		return nil, &Error{Kind: errs.NotFound, Reason: ReasonNoResult, Msg: fmt.Sprintf("The result of approval request %s expired %s after the operation ran and was deleted.", id, ResultTTL)}
+	}
+	return res, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

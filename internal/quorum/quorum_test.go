@@ -202,3 +202,70 @@ func FuzzParsePolicy(f *testing.F) {
 		}
 	})
 }
+
+// A released key's answer is stored for the requester alone, delivered
+// once, and expires ResultTTL after the run.
+func TestResultDeliveredOnceToRequester(t *testing.T) {
+	s, clk := newService(t)
+	ctx := context.Background()
+	p := &Policy{Scope: VaultScope("v1"), Operations: []string{"KeyRelease"}, Approvers: []string{"a"}, Required: 1}
+	if err := s.SetPolicy(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	run := func() *Request {
+		r := &Request{ID: NewID(), Vault: "v1", TenantID: "t", Requester: "REQ", Operation: "KeyRelease", Target: "keys/k",
+			Replay: Replay{Method: "POST", Path: "/keys/k/release", RawQuery: "api-version=7.5"}}
+		if err := s.Submit(ctx, p, r); err != nil {
+			t.Fatal(err)
+		}
+		if _, run, err := s.Decide(ctx, r.ID, "a", nil, true); err != nil || !run {
+			t.Fatalf("Decide: %v %v", run, err)
+		}
+		done, err := s.FinishResult(ctx, r.ID, 200, true, &Result{Status: 200, ContentType: "application/json", Body: []byte(`{"value":"jws"}`)})
+		if err != nil || done.Result != ResultAvailable {
+			t.Fatalf("FinishResult: %+v %v", done, err)
+		}
+		return done
+	}
+	r := run()
+	if _, err := s.TakeResult(ctx, r.ID, "a"); reason(err) != ReasonNotFound {
+		t.Fatalf("approver takes the result: %v", err)
+	}
+	res, err := s.TakeResult(ctx, r.ID, "req")
+	if err != nil || string(res.Body) != `{"value":"jws"}` || res.Status != 200 {
+		t.Fatalf("requester takes the result: %+v %v", res, err)
+	}
+	if _, err := s.TakeResult(ctx, r.ID, "req"); reason(err) != ReasonNoResult {
+		t.Fatalf("second take: %v", err)
+	}
+	if got, _ := s.Get(ctx, r.ID); got.Result != ResultDelivered {
+		t.Fatalf("after delivery: %q", got.Result)
+	}
+	// Expiry: past ResultTTL the result is deleted, never shown.
+	r = run()
+	clk.Advance(ResultTTL)
+	if got, _ := s.Get(ctx, r.ID); got.ResultState(clk.Now()) != ResultExpired {
+		t.Fatalf("state past the TTL: %q", got.ResultState(clk.Now()))
+	}
+	if _, err := s.TakeResult(ctx, r.ID, "req"); reason(err) != ReasonNoResult {
+		t.Fatalf("take past the TTL: %v", err)
+	}
+	err = s.view.View(ctx, func(tx barrier.Tx) error {
+		ok, err := getJSON(tx, resultPrefix+r.ID, new(Result))
+		if ok {
+			t.Error("an expired result is still stored")
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A purge (no result kept) stores none even if given one.
+	q := submit(t, s, &Policy{Scope: VaultScope("v1"), Operations: []string{"KeyPurge"}, Approvers: []string{"a"}, Required: 1})
+	if _, _, err := s.Decide(ctx, q.ID, "a", nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := s.FinishResult(ctx, q.ID, 204, true, &Result{Body: []byte("x")}); err != nil || done.Result != "" {
+		t.Fatalf("purge result: %+v %v", done, err)
+	}
+}
