@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -62,6 +63,10 @@ type Rule struct {
 	Severity string `json:"severity,omitempty" toml:"severity"`
 	// Destinations names where the alert goes; empty: every destination.
 	Destinations []string `json:"destinations,omitempty" toml:"destinations"`
+	// Tenant confines the rule to events whose caller is of this tenant
+	// (rules made on the management plane, with Filter.Vaults forced to
+	// their vault); empty: every tenant.
+	Tenant string `json:"tenant,omitempty" toml:"-"`
 }
 
 // Alert is what a rule raised.
@@ -112,6 +117,7 @@ type Engine struct {
 
 type ruleState struct {
 	Rule
+	extra    bool                   // set by SetExtra (the management plane's rules)
 	hits     map[string][]time.Time // per group: event times within the window
 	lastFire map[string]time.Time
 	seen     map[string]bool // FirstTime rules
@@ -124,18 +130,65 @@ func New(clk clock.Clock, log *slog.Logger, rules []Rule, dests []Destination) *
 	}
 	e := &Engine{clock: clk, log: log, dests: dests}
 	for _, r := range rules {
-		if r.Threshold <= 0 {
-			r.Threshold = 1
-		}
-		if r.Window <= 0 {
-			r.Window = time.Minute
-		}
-		if r.Severity == "" {
-			r.Severity = "medium"
-		}
-		e.rules = append(e.rules, &ruleState{Rule: r, hits: map[string][]time.Time{}, lastFire: map[string]time.Time{}, seen: map[string]bool{}})
+		e.rules = append(e.rules, newState(normalize(r)))
 	}
 	return e
+}
+
+func normalize(r Rule) Rule {
+	if r.Threshold <= 0 {
+		r.Threshold = 1
+	}
+	if r.Window <= 0 {
+		r.Window = time.Minute
+	}
+	if r.Severity == "" {
+		r.Severity = "medium"
+	}
+	return r
+}
+
+func newState(r Rule) *ruleState {
+	return &ruleState{Rule: r, hits: map[string][]time.Time{}, lastFire: map[string]time.Time{}, seen: map[string]bool{}}
+}
+
+// SetExtra replaces the rules added at run time (the management plane's
+// alert rules, reloaded on every node by the refresh job); the rules given
+// to New stay. A rule whose definition did not change keeps its state:
+// the events counted in its window, its cooldowns and the groups a
+// first-time rule has seen. Names must not repeat those of New's rules.
+func (en *Engine) SetExtra(rules []Rule) {
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	old := map[string]*ruleState{}
+	var keep []*ruleState
+	for _, r := range en.rules {
+		if r.extra {
+			old[r.Name] = r
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	for _, r := range rules {
+		r = normalize(r)
+		st := old[r.Name]
+		if st == nil || !reflect.DeepEqual(st.Rule, r) {
+			st = newState(r)
+			st.extra = true
+		}
+		delete(old, r.Name)
+		keep = append(keep, st)
+	}
+	en.rules = keep
+}
+
+// Destinations names the engine's destinations, in config order.
+func (en *Engine) Destinations() []string {
+	out := make([]string, len(en.dests))
+	for i, d := range en.dests {
+		out[i] = d.Name
+	}
+	return out
 }
 
 // Observe evaluates e against every rule (audit.Log.Observe). It is
@@ -144,7 +197,7 @@ func (en *Engine) Observe(e *audit.Event) {
 	var out []Alert
 	en.mu.Lock()
 	for _, r := range en.rules {
-		if !r.Filter.match(e) {
+		if !r.match(e) {
 			continue
 		}
 		if a := en.hit(r, groupOf(r.GroupBy, e), e.Time, e); a != nil {
@@ -315,6 +368,13 @@ func objectBase(id string) string {
 		}
 	}
 	return id
+}
+
+func (r *ruleState) match(e *audit.Event) bool {
+	if r.Tenant != "" && !strings.EqualFold(r.Tenant, e.Caller.TenantID) {
+		return false
+	}
+	return r.Filter.match(e)
 }
 
 func (f *Filter) match(e *audit.Event) bool {

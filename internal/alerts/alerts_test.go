@@ -75,3 +75,59 @@ func TestWebhookSignature(t *testing.T) {
 		t.Fatal("signature does not bind key and body")
 	}
 }
+
+// TestSetExtraKeepsStateAndConfines: rules set at run time are confined to
+// their tenant, keep their window and cooldown across a reload when their
+// definition is unchanged, start afresh when it changed, and go away when
+// left out; the rules given to New stay.
+func TestSetExtraKeepsStateAndConfines(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC))
+	en := New(clk, nil, []Rule{{Name: "static", Filter: Filter{Operations: []string{"KeyGet"}}}}, nil)
+	rule := Rule{Name: "/v1/r", Filter: Filter{Operations: []string{"SecretGet"}, Vaults: []string{"v1"}},
+		Threshold: 2, Window: time.Minute, Cooldown: 10 * time.Minute, Tenant: "t1", Destinations: []string{"d"}}
+	en.SetExtra([]Rule{rule})
+	ev := func(tenant, vault, op string) {
+		en.Observe(&audit.Event{Time: clk.Now(), OperationName: op, Vault: vault, Caller: audit.Caller{TenantID: tenant}})
+	}
+	count := func(name string) int {
+		n := 0
+		for _, a := range en.Recent() {
+			if a.Rule == name {
+				n++
+			}
+		}
+		return n
+	}
+	ev("t2", "v1", "SecretGet") // another tenant: not counted
+	ev("t1", "v2", "SecretGet") // another vault: not counted
+	ev("t1", "v1", "SecretGet")
+	en.SetExtra([]Rule{rule}) // unchanged: the one event stays in the window
+	ev("t1", "v1", "SecretGet")
+	if count("/v1/r") != 1 {
+		t.Fatalf("want one alert after two events across a reload: %+v", en.Recent())
+	}
+	en.SetExtra([]Rule{rule}) // unchanged: the cooldown stays
+	ev("t1", "v1", "SecretGet")
+	ev("t1", "v1", "SecretGet")
+	if count("/v1/r") != 1 {
+		t.Fatalf("fired within its cooldown after a reload: %+v", en.Recent())
+	}
+	changed := rule
+	changed.Threshold = 3
+	en.SetExtra([]Rule{changed}) // changed: a fresh state, no cooldown
+	for range 3 {
+		ev("t1", "v1", "SecretGet")
+	}
+	if count("/v1/r") != 2 {
+		t.Fatalf("a changed rule did not start afresh: %+v", en.Recent())
+	}
+	en.SetExtra(nil)
+	clk.Advance(time.Hour)
+	for range 3 {
+		ev("t1", "v1", "SecretGet")
+	}
+	ev("t1", "v1", "KeyGet")
+	if count("/v1/r") != 2 || count("static") != 1 || !en.Has("static") || en.Has("/v1/r") {
+		t.Fatalf("after removal: %+v", en.Recent())
+	}
+}

@@ -58,6 +58,10 @@ func armRoutes() route.Table[handler, authz.Action] {
 		{Method: del, Pattern: vault, Op: "VaultDelete", Action: authz.VaultsDelete, Handle: func(c *call, p map[string]string) error { return c.deleteVault(p["rg"], p["vault"]) }},
 		{Method: get, Pattern: vault + "/providers/Keyward.Audit/events", Op: "AuditEventList", Action: AuditLogsRead, Handle: func(c *call, p map[string]string) error { return c.auditEvents(p["rg"], p["vault"]) }},
 		{Method: get, Pattern: vault + "/providers/Keyward.Audit/usage", Op: "AuditUsageReport", Action: AuditLogsRead, Handle: func(c *call, p map[string]string) error { return c.auditUsage(p["rg"], p["vault"]) }},
+		{Method: get, Pattern: vault + "/providers/Microsoft.Insights/alertRules", Op: "AlertRuleList", Action: AlertRulesRead, Handle: func(c *call, p map[string]string) error { return c.listAlertRules(p["rg"], p["vault"]) }},
+		{Method: get, Pattern: vault + "/providers/Microsoft.Insights/alertRules/{rule}", Op: "AlertRuleGet", Action: AlertRulesRead, Handle: func(c *call, p map[string]string) error { return c.getAlertRule(p["rg"], p["vault"], p["rule"]) }},
+		{Method: put, Pattern: vault + "/providers/Microsoft.Insights/alertRules/{rule}", Op: "AlertRuleCreateOrUpdate", Action: AlertRulesWrite, Handle: func(c *call, p map[string]string) error { return c.putAlertRule(p["rg"], p["vault"], p["rule"]) }},
+		{Method: del, Pattern: vault + "/providers/Microsoft.Insights/alertRules/{rule}", Op: "AlertRuleDelete", Action: AlertRulesDelete, Handle: func(c *call, p map[string]string) error { return c.deleteAlertRule(p["rg"], p["vault"], p["rule"]) }},
 		{Pattern: vault, Op: "Vault", Handle: func(c *call, p map[string]string) error { return c.otherMethod(p["sub"]) }},
 		{Method: put, Pattern: vault + "/accessPolicies/{kind}", Op: "VaultAccessPolicy{kind}", Action: authz.VaultsAccessPolicies, Handle: func(c *call, p map[string]string) error {
 			return c.updateAccessPolicies(p["rg"], p["vault"], strings.ToLower(p["kind"]))

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyward/keyward/internal/alerts"
 	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/clock"
@@ -103,6 +104,11 @@ type Service struct {
 	poolURL func(string) string
 
 	auditSrc AuditSource // the audit report API's log (arm_audit.go); nil: none
+
+	// The alert rule API (arm_alertrules.go): the config's destination
+	// names and the engine's loader; nil apply: no API.
+	alertDests []string
+	alertApply func([]alerts.Rule)
 
 	mu sync.Mutex // serializes read-modify-write of records and reloads
 }

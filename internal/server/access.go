@@ -50,6 +50,9 @@ func (s *Server) initAccess(cfg Config) error {
 	s.access.engine = authz.NewEngine(s.clock)
 	s.access.mgmt = mgmt.New(s.barrier, s.dir, s.vaults, s.access.engine, s.clock)
 	s.access.mgmt.SetAuditSource(s.auditSource)
+	if s.alerts != nil {
+		s.access.mgmt.SetAlerts(s.alerts.Destinations(), s.alerts.SetExtra)
+	}
 	s.access.handler = mgmt.NewHandler(s.access.mgmt, s.auth, s.apiCfg.ManagementResource(), s.VaultURL, s.log)
 	return nil
 }

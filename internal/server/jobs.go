@@ -52,6 +52,9 @@ func (s *Server) refresh(ctx context.Context) error {
 	if err := s.vaults.Load(ctx); err != nil && !errors.Is(err, barrier.ErrSealed) {
 		s.log.Warn("refreshing the vault registry failed", "error", err)
 	}
+	if err := s.access.mgmt.ReloadAlertRules(ctx); err != nil && !errors.Is(err, barrier.ErrSealed) {
+		s.log.Warn("reloading the alert rules failed", "error", err)
+	}
 	return nil
 }
 
