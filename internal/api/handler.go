@@ -216,6 +216,9 @@ func New(cfg Config, d Deps) *Handler {
 	}); ok && d.Quorum != nil {
 		m.SetQuorum(h.divertARM) // ARM's routing runs the quorum step (quorum.go)
 	}
+	if d.KeyMgmt != nil && d.Quorum != nil {
+		d.KeyMgmt.Quorum = h.divertKeyMgmt // quorum_tenant_approvals.go
+	}
 	return h
 }
 
@@ -479,6 +482,14 @@ func (h *Handler) serveManagement(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.serveTenantPolicy(w, r, claims)
+		return
+	}
+	if h.quorum != nil && isTenantApprovalPath(r) { // quorum_tenant_approvals.go
+		if d := h.allow(managementBucket(claims.TenantID), claims); !d.Allowed {
+			h.mgmt.Throttled(w, r, d.RetryAfter)
+			return
+		}
+		h.serveTenantApprovals(w, r, claims)
 		return
 	}
 	h.mgmt.Serve(w, r, claims, func() (bool, time.Duration) {

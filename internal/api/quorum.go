@@ -276,8 +276,16 @@ func decideApproval(approve bool) handler {
 		if h.quorum == nil {
 			return &quorum.Error{Kind: errs.NotFound, Reason: quorum.ReasonNotFound, Msg: "Quorum approval is not enabled."}
 		}
+		return h.decide(rq, approve, h.vaultApproval)
+	}
+}
+
+// decide is decideApproval over lookup (a vault's or pool's requests, or
+// the tenant's).
+func (h *Handler) decide(rq *request, approve bool, lookup func(*request, string) (*quorum.Request, error)) error {
+	{ // (one block: the body of decideApproval before tenant approvals)
 		id := rq.params["id"]
-		r, err := h.vaultApproval(rq, id)
+		r, err := lookup(rq, id)
 		if err != nil {
 			return err
 		}
@@ -307,11 +315,14 @@ func decideApproval(approve bool) handler {
 // (quorum.KeepsResult, e.g. a released key) to its requester, once: it is
 // deleted as it is read. Approvers get 403; anyone else 404.
 func getApprovalResult(rq *request) error {
-	h := rq.h
-	if h.quorum == nil {
+	if rq.h.quorum == nil {
 		return &quorum.Error{Kind: errs.NotFound, Reason: quorum.ReasonNotFound, Msg: "Quorum approval is not enabled."}
 	}
-	r, err := h.vaultApproval(rq, rq.params["id"])
+	return rq.h.approvalResult(rq, rq.h.vaultApproval)
+}
+
+func (h *Handler) approvalResult(rq *request, lookup func(*request, string) (*quorum.Request, error)) error {
+	r, err := lookup(rq, rq.params["id"])
 	if err != nil {
 		return err
 	}
@@ -367,7 +378,11 @@ func (w *recorder) Write(p []byte) (int, error) {
 func (h *Handler) runApproved(rq *request, r *quorum.Request) *quorum.Request {
 	start := time.Now()
 	rp := r.Replay
-	ev := &audit.Event{Time: h.clock.Now().UTC(), RequestID: uuid.NewString(), Service: "vault", Vault: rq.vault.Name,
+	vaultName := ""
+	if rq.vault != nil {
+		vaultName = rq.vault.Name
+	}
+	ev := &audit.Event{Time: h.clock.Now().UTC(), RequestID: uuid.NewString(), Service: "vault", Vault: vaultName,
 		ResourceID: rq.ev.ResourceID, Method: rp.Method, CorrelationID: r.ID, UserAgent: "keyward-quorum",
 		Caller:   audit.Caller{TenantID: r.TenantID, ObjectID: r.Requester, AppID: rp.AppID, IP: rp.IP},
 		Approval: &audit.Approval{ID: r.ID, Operation: r.Operation, Requester: r.Requester, Approvers: r.ApproverIDs(), Outcome: "executed"}}
@@ -440,6 +455,20 @@ func (h *Handler) runApproved(rq *request, r *quorum.Request) *quorum.Request {
 			h.log.Error("an approved ARM request named another operation", "approval", r.ID, "operation", ev.Operation)
 		}
 		return finish(rec.status)
+	}
+	if rp.Surface == "keymgmt" {
+		// Vault's keymgmt API: the surface authorizes the requester again
+		// at the tenant; the quorum step lets the replay pass.
+		if h.keymgmt == nil {
+			return finish(http.StatusInternalServerError)
+		}
+		ev.Service, ev.Operation = "keymgmt", r.Operation
+		h.keymgmt.Serve(rec, r2, authz.Principal{TenantID: r.TenantID, ObjectID: r.Requester, AppID: rp.AppID, Delegated: rp.Delegated})
+		ev.Operation = r.Operation
+		return finish(rec.status)
+	}
+	if rq.vault == nil {
+		return finish(http.StatusInternalServerError)
 	}
 	routes := h.routes
 	if rq.pool != nil {

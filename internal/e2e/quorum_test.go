@@ -656,3 +656,80 @@ func TestQuorumApprovalSecurityDomainDownload(t *testing.T) {
 		return ev.Approval != nil && ev.Approval.ID == id && ev.Approval.Outcome == "executed" && ev.Service == "managedhsm" && ev.Operation == "HSMSecurityDomainDownload"
 	})
 }
+
+// TestQuorumApprovalKeyMgmtCredentials: the tenant's policy protects a
+// keymgmt KMS provider write that carries credentials. Vault's Go client
+// gets the Vault-shaped pending answer (202, data.approval, a warning
+// naming ApprovalRequired) and nothing is written; the request is decided
+// on the management host's tenant-level approval API and then runs once,
+// as the requester.
+func TestQuorumApprovalKeyMgmtCredentials(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{})
+	ctx := context.Background()
+	a := newSP(t, e, "kms-approver")
+	stranger := newSP(t, e, "kms-stranger")
+	mgmt := func(cred azcore.TokenCredential, method, path, body string) httpResult {
+		tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{mgmtScope(e)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return do(t, e, method, strings.TrimSuffix(e.Info.ManagementURL, "/")+"/providers/Keyward.Quorum/"+path+"?api-version=2026-01-01", tok.Token, "application/json", body)
+	}
+	if r := mgmt(e.Credential(), http.MethodPut, "tenantPolicy", `{"operations":["KeyMgmtKMSCredentialsChange"],"approvers":["`+a.ObjectID+`"],"approvalsRequired":1}`); r.Status != http.StatusOK {
+		t.Fatalf("set tenant policy: %d %s", r.Status, r.Body)
+	}
+	vc := vaultClient(t, e)
+	caPEM, err := os.ReadFile(e.Info.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := vc.Logical().Write("keymgmt/kms/quorum-kv", map[string]any{
+		"provider": "azurekeyvault", "key_collection": "dev",
+		"credentials": map[string]any{"client_id": e.Info.ClientID, "client_secret": e.Info.ClientSecret,
+			"tenant_id": e.Info.TenantID, "authority_host": e.Info.AuthorityHost, "vault_url": e.Info.VaultURL, "ca_cert": string(caPEM)},
+	})
+	if err != nil || sec == nil || len(sec.Warnings) != 1 || !strings.Contains(sec.Warnings[0], "ApprovalRequired") {
+		t.Fatalf("diverted KMS write: %+v %v", sec, err)
+	}
+	appr, _ := sec.Data["approval"].(map[string]any)
+	id, _ := appr["id"].(string)
+	if id == "" || appr["operation"] != "KeyMgmtKMSCredentialsChange" || appr["state"] != "Pending" || strings.Contains(sec.Warnings[0], e.Info.ClientSecret) {
+		t.Fatalf("pending approval: %v", sec.Data)
+	}
+	if s, err := vc.Logical().Read("keymgmt/kms/quorum-kv"); err != nil || s != nil {
+		t.Fatalf("the diverted write changed something: %+v %v", s, err)
+	}
+	// The tenant-level approval API: the requester cannot approve, a
+	// stranger cannot see it, the approver lists and approves it.
+	if r := mgmt(e.Credential(), http.MethodPost, "approvals/"+id+"/approve", ""); r.Status != http.StatusForbidden || !strings.Contains(r.Body, "SelfApprovalForbidden") {
+		t.Fatalf("self approval: %d %s", r.Status, r.Body)
+	}
+	if r := mgmt(stranger.Cred, http.MethodGet, "approvals/"+id, ""); r.Status != http.StatusNotFound {
+		t.Fatalf("stranger: %d %s", r.Status, r.Body)
+	}
+	if r := mgmt(a.Cred, http.MethodGet, "approvals", ""); r.Status != http.StatusOK || !strings.Contains(r.Body, id) {
+		t.Fatalf("list as the approver: %d %s", r.Status, r.Body)
+	}
+	// A vault's approval API does not show a tenant-level request.
+	if r := do(t, e, http.MethodGet, strings.TrimSuffix(e.Info.VaultURL, "/")+"/approvals/"+id+"?api-version=7.5", vaultTokenFor(t, e, a.Cred), "", ""); r.Status != http.StatusNotFound {
+		t.Fatalf("tenant request on a vault host: %d %s", r.Status, r.Body)
+	}
+	if r := mgmt(a.Cred, http.MethodPost, "approvals/"+id+"/approve", ""); r.Status != http.StatusOK || !strings.Contains(r.Body, `"state":"Executed"`) {
+		t.Fatalf("approve: %d %s", r.Status, r.Body)
+	}
+	d := mustRead(t, vc, "keymgmt/kms/quorum-kv")
+	if d["provider"] != "azurekeyvault" || d["key_collection"] != "dev" || d["credentials"] != nil {
+		t.Fatalf("KMS after the approved write: %v", d)
+	}
+	findAudit(t, e, "the approved KMS write", func(ev audit.Event) bool {
+		return ev.Approval != nil && ev.Approval.ID == id && ev.Approval.Outcome == "executed" && ev.Service == "keymgmt" &&
+			ev.Operation == "KeyMgmtKMSCredentialsChange" && ev.Status < 300
+	})
+	raw, err := os.ReadFile(filepath.Join(e.DataDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), e.Info.ClientSecret) {
+		t.Fatal("the KMS credentials are in the audit log")
+	}
+}

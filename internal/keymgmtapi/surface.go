@@ -28,7 +28,17 @@ type Surface struct {
 	routes route.Table[handler, authz.Action]
 	// MaxBodyBytes caps request bodies.
 	MaxBodyBytes int64
+	// Quorum, when set, is the quorum approval step (internal/api): called
+	// after authorization for a protectable operation (today
+	// OpKMSCredentialsChange) with the request's body; true means it
+	// answered (the operation waits for approval).
+	Quorum func(w http.ResponseWriter, r *http.Request, op string, p authz.Principal, body []byte) bool
 }
+
+// OpKMSCredentialsChange is the quorum operation of a KMS provider write
+// that carries credentials (creating a provider or changing its
+// credentials); its route's own operation stays KeyMgmtKMSWrite.
+const OpKMSCredentialsChange = "KeyMgmtKMSCredentialsChange"
 
 // New returns the surface over svc, authorizing with az.
 func New(svc *keymgmt.Service, az authz.Authorizer, log *slog.Logger) *Surface {
@@ -47,6 +57,7 @@ type request struct {
 	tenant string
 	params map[string]string
 	body   map[string]any
+	raw    []byte
 }
 
 // Handles reports whether path belongs to this surface.
@@ -126,6 +137,9 @@ func (s *Surface) Serve(w http.ResponseWriter, r *http.Request, p authz.Principa
 			return
 		}
 	}
+	if _, creds := rq.body["credentials"]; creds && rt.Op == "KeyMgmtKMSWrite" && s.Quorum != nil && s.Quorum(w, r, OpKMSCredentialsChange, p, rq.raw) {
+		return
+	}
 	if err := rt.Handle(rq); err != nil {
 		s.writeErr(w, r, err)
 	}
@@ -170,7 +184,7 @@ func (rq *request) decode() error {
 	if err != nil {
 		return err
 	}
-	rq.body = b
+	rq.body, rq.raw = b, raw
 	return nil
 }
 

@@ -44,6 +44,9 @@ var protectable = map[string]bool{
 	"RoleAssignmentCreate": true, // at a vault's scope
 	// Operations whose answer is for the requester alone (resultOps).
 	"KeyRelease": true, "HSMSecurityDomainDownload": true,
+	// Tenant-level (the tenant's policy; decided on the management host):
+	// a keymgmt KMS provider write that carries credentials.
+	"KeyMgmtKMSCredentialsChange": true,
 }
 
 // resultOps are the operations whose successful answer only the requester

@@ -1,0 +1,159 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/authz"
+	"github.com/keyward/keyward/internal/errs"
+	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/quorum"
+)
+
+// Tenant-level approvals (docs/QUORUM.md): requests that act on no vault or
+// pool (today: a keymgmt KMS provider's credentials) are held by the
+// tenant's policy and decided on the management host:
+//
+//	GET  https://management.{suffix}/providers/Keyward.Quorum/approvals[/{id}]?api-version=2026-01-01
+//	POST …/approvals/{id}/approve, …/approvals/{id}/reject
+//	GET  …/approvals/{id}/result
+//
+// With the vault's rules: the request's approvers decide (no RBAC action),
+// anyone else gets 404, the requester cannot approve.
+
+const tenantApprovalsPath = "/providers/keyward.quorum/approvals"
+
+func isTenantApprovalPath(r *http.Request) bool {
+	p := strings.ToLower(strings.TrimSuffix(r.URL.Path, "/"))
+	return p == tenantApprovalsPath || strings.HasPrefix(p, tenantApprovalsPath+"/")
+}
+
+// tenantOwned reports whether r is a tenant-level request of tenant.
+func tenantOwned(r *quorum.Request, tenant string) bool {
+	return r.Vault == "" && r.Pool == "" && strings.EqualFold(r.TenantID, tenant)
+}
+
+// serveTenantApprovals is the approval API of tenant-level requests.
+func (h *Handler) serveTenantApprovals(w http.ResponseWriter, r *http.Request, claims *identity.Claims) {
+	ev := audit.EventFrom(r.Context())
+	ev.Service, ev.Authz = "management", "quorum"
+	ev.Caller.TenantID, ev.Caller.ObjectID, ev.Caller.AppID = claims.TenantID, claims.ObjectID, firstNonEmpty(claims.AZP, claims.AppID)
+	p := authz.Principal{TenantID: claims.TenantID, ObjectID: claims.ObjectID, AppID: ev.Caller.AppID,
+		Delegated: claims.IDType == "user" || claims.Scope != ""}
+	rest := strings.Trim(r.URL.Path[len(tenantApprovalsPath):], "/")
+	parts := strings.Split(rest, "/")
+	var id, verb string
+	if rest != "" {
+		id = parts[0]
+		if len(parts) > 1 {
+			verb = strings.ToLower(parts[1])
+		}
+		if len(parts) > 2 {
+			verb = "?"
+		}
+	}
+	rq := &request{h: h, w: w, r: r, ev: ev, principal: p, params: map[string]string{"id": id}, query: r.URL.Query(), apiVersion: r.URL.Query().Get("api-version")}
+	var err error
+	switch {
+	case id == "" && r.Method == http.MethodGet:
+		ev.Operation = "ApprovalList"
+		err = h.listTenantApprovals(rq)
+	case id != "" && verb == "" && r.Method == http.MethodGet:
+		ev.Operation = "ApprovalGet"
+		var a *quorum.Request
+		if a, err = h.tenantApproval(rq, id); err == nil {
+			writeJSON(w, http.StatusOK, h.approvalOut(a))
+		}
+	case (verb == "approve" || verb == "reject") && r.Method == http.MethodPost:
+		ev.Operation = "ApprovalApprove"
+		if verb == "reject" {
+			ev.Operation = "ApprovalReject"
+		}
+		err = h.decide(rq, verb == "approve", h.tenantApproval)
+	case verb == "result" && r.Method == http.MethodGet:
+		ev.Operation = "ApprovalResultGet"
+		err = h.approvalResult(rq, h.tenantApproval)
+	default:
+		ev.Operation = "Approval"
+		err = &apiError{status: http.StatusNotFound, code: "NotFound", message: "No such approval API route."}
+	}
+	if err != nil {
+		h.writeErr(w, r, err)
+	}
+}
+
+func (h *Handler) tenantApproval(rq *request, id string) (*quorum.Request, error) {
+	r, err := h.quorum.Get(rq.r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	if !tenantOwned(r, rq.principal.TenantID) || !r.Involves(rq.principal.ObjectID, h.voterGroups(rq.principal.TenantID, rq.principal.ObjectID)) {
+		return nil, &quorum.Error{Kind: errs.NotFound, Reason: quorum.ReasonNotFound, Msg: fmt.Sprintf("Approval request %s was not found.", clipString(id, 64))}
+	}
+	return r, nil
+}
+
+func (h *Handler) listTenantApprovals(rq *request) error {
+	groups := h.voterGroups(rq.principal.TenantID, rq.principal.ObjectID)
+	state := rq.query.Get("state")
+	now := h.clock.Now()
+	list, err := h.quorum.List(rq.r.Context(), func(r *quorum.Request) bool {
+		return tenantOwned(r, rq.principal.TenantID) && r.Involves(rq.principal.ObjectID, groups) &&
+			(state == "" || strings.EqualFold(string(r.Effective(now)), state))
+	})
+	if err != nil {
+		return err
+	}
+	out := page[approvalWire]{Value: make([]approvalWire, 0, len(list))}
+	for _, r := range list {
+		out.Value = append(out.Value, h.approvalOut(r))
+	}
+	writeJSON(rq.w, http.StatusOK, out)
+	return nil
+}
+
+// divertKeyMgmt is the quorum step of the keymgmt surface
+// (keymgmtapi.Surface.Quorum): the tenant's policy; the pending answer is
+// Vault-shaped: 202 with {"data":{"approval":…},"warnings":[…]}.
+func (h *Handler) divertKeyMgmt(w http.ResponseWriter, r *http.Request, op string, p authz.Principal, body []byte) bool {
+	if h.quorum == nil || replaying(r.Context()) {
+		return false
+	}
+	ctx := r.Context()
+	ev := audit.EventFrom(ctx)
+	pol, err := h.quorum.Match(ctx, op, quorum.TenantScope(p.TenantID))
+	if err != nil || pol == nil {
+		if err != nil {
+			h.log.Error("quorum policy lookup failed", "request_id", ev.RequestID, "error", err)
+			writeJSON(w, http.StatusInternalServerError, map[string][]string{"errors": {"internal error"}})
+			return true
+		}
+		return false
+	}
+	target := strings.TrimPrefix(r.URL.Path, "/v1/keymgmt/")
+	req := &quorum.Request{ID: quorum.NewID(), TenantID: p.TenantID, Requester: p.ObjectID, Operation: op, Target: target,
+		Replay: quorum.Replay{Surface: "keymgmt", Method: r.Method, Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Host: r.Host,
+			Body: body, AppID: p.AppID, Delegated: p.Delegated, IP: ev.Caller.IP}}
+	ev.Status, ev.Reason = http.StatusAccepted, "approval required"
+	ev.Approval = &audit.Approval{ID: req.ID, Operation: op, Requester: strings.ToLower(p.ObjectID), Outcome: "pending"}
+	if err := h.quorum.Submit(ctx, pol, req); err != nil {
+		ev.Status, ev.Reason, ev.Approval = 0, "", nil
+		h.log.Error("storing an approval request failed", "request_id", ev.RequestID, "error", err)
+		writeJSON(w, http.StatusInternalServerError, map[string][]string{"errors": {"internal error"}})
+		return true
+	}
+	base := strings.TrimSuffix(h.cfg.ManagementResource(), "/") + "/providers/Keyward.Quorum/approvals/" + req.ID
+	msg := fmt.Sprintf("ApprovalRequired: operation %s on %s requires %d approval(s) under the tenant's quorum policy (the requester's own does not count). "+
+		"Approval request %s was created and expires at %s; nothing was changed. An approver approves it with POST %s/approve?api-version=%s; "+
+		"once approved the write runs once, as the requester.", op, target, pol.Required, req.ID, req.Expires.Format(time.RFC3339), base, tenantPolicyAPIVersion)
+	w.Header().Set("Location", base+"?api-version="+tenantPolicyAPIVersion)
+	ev.ErrorCode = "ApprovalRequired"
+	writeJSON(w, http.StatusAccepted, map[string]any{"data": map[string]any{"approval": h.approvalOut(req)}, "warnings": []string{msg}})
+	return true
+}
+
+// tenantPolicyAPIVersion is the api-version of Keyward.Quorum's routes.
+const tenantPolicyAPIVersion = "2026-01-01"
