@@ -322,7 +322,11 @@ func newBenchServerCmd(stdout, stderr io.Writer) *cobra.Command {
 				go ps.ListenAndServe()
 				defer ps.Close()
 			}
-			fmt.Fprintf(stdout, "Keyward dev server on https://%s, pprof on http://%s/debug/pprof/\n", s.Addr(), pprofAddr)
+			if pprofAddr != "" {
+				fmt.Fprintf(stdout, "Keyward dev server on https://%s, pprof on http://%s/debug/pprof/\n", s.Addr(), pprofAddr)
+			} else {
+				fmt.Fprintf(stdout, "Keyward dev server on https://%s\n", s.Addr())
+			}
 			<-cmd.Context().Done()
 			return s.Close()
 		},
