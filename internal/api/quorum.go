@@ -126,7 +126,15 @@ func (h *Handler) divertARM(w http.ResponseWriter, r *http.Request, op, vaultNam
 	if vaultName == "" {
 		// A role assignment above a vault's scope: the tenant's policy,
 		// decided on the management host (quorum_tenant_approvals.go).
-		if op != "RoleAssignmentCreate" {
+		// A deleted vault's purge: the tenant's policy too (a deleted
+		// vault has no data plane to decide on).
+		switch op {
+		case "RoleAssignmentCreate":
+		case "DeletedVaultPurge":
+			if !h.deletedVaultExists(r) {
+				return false // the handler answers 404 as ARM does
+			}
+		default:
 			return false
 		}
 		return h.divertARMTenant(w, r, op, p)

@@ -74,6 +74,9 @@ func (h *Handler) serveTenantApprovals(w http.ResponseWriter, r *http.Request, c
 			ev.Operation = "ApprovalReject"
 		}
 		err = h.decide(rq, verb == "approve", h.tenantApproval)
+	case verb == "operation" && r.Method == http.MethodGet:
+		ev.Operation = "ApprovalOperationGet"
+		err = h.approvalOperation(rq)
 	case verb == "result" && r.Method == http.MethodGet:
 		ev.Operation = "ApprovalResultGet"
 		err = h.approvalResult(rq, h.tenantApproval)
@@ -202,8 +205,51 @@ func (h *Handler) divertARMTenant(w http.ResponseWriter, r *http.Request, op str
 	msg := fmt.Sprintf("Operation %s on %s requires %d approval(s) under the tenant's quorum policy (the requester's own approval does not count). "+
 		"Approval request %s was created and expires at %s; nothing was changed. An approver approves it with POST %s/approve?api-version=%s; "+
 		"once approved the operation runs once, as the requester.", op, clipString(target, 512), pol.Required, req.ID, req.Expires.Format(time.RFC3339), base, tenantPolicyAPIVersion)
-	w.Header().Set("Location", base+"?api-version="+tenantPolicyAPIVersion)
+	loc := base
+	if op == "DeletedVaultPurge" {
+		// The SDK's poller takes the 202 as accepted and polls Location:
+		// point it at the operation's status, not the request's record.
+		loc += "/operation"
+	}
+	w.Header().Set("Location", loc+"?api-version="+tenantPolicyAPIVersion)
 	audit.EventFrom(ctx).ErrorCode = "ApprovalRequired"
 	writeJSON(w, http.StatusAccepted, approvalRequired{Error: wireErrorBody{Code: "ApprovalRequired", Message: msg}, Approval: h.approvalOut(req)})
 	return true
+}
+
+// deletedVaultExists reports whether the deleted vault an ARM purge names
+// (…/deletedVaults/{name}/purge) exists.
+func (h *Handler) deletedVaultExists(r *http.Request) bool {
+	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if len(segs) < 2 {
+		return false
+	}
+	_, err := h.vaults.DeletedVault(r.Context(), segs[len(segs)-2])
+	return err == nil
+}
+
+// approvalOperation answers GET …/approvals/{id}/operation, the Location of
+// an ARM long-running operation that waits for its approvers (a deleted
+// vault's purge): as ARM's operation status, so the SDKs' pollers follow
+// it. Pending or running: 202 with Retry-After; executed: 200; rejected,
+// expired or failed: 409 with an ARM error. The body is the request.
+func (h *Handler) approvalOperation(rq *request) error {
+	a, err := h.tenantApproval(rq, rq.params["id"])
+	if err != nil {
+		return err
+	}
+	switch st := a.Effective(h.clock.Now()); st {
+	case quorum.Pending, quorum.Executing:
+		rq.w.Header().Set("Retry-After", "10")
+		writeJSON(rq.w, http.StatusAccepted, h.approvalOut(a))
+	case quorum.Executed, quorum.Overruled:
+		writeJSON(rq.w, http.StatusOK, h.approvalOut(a))
+	default:
+		msg := fmt.Sprintf("Approval request %s of operation %s is %s; the operation did not run.", a.ID, a.Operation, st)
+		if st == quorum.Failed {
+			msg = fmt.Sprintf("Approval request %s of operation %s was approved; the operation ran and failed with status %d.", a.ID, a.Operation, a.Status)
+		}
+		return &apiError{status: http.StatusConflict, code: "Approval" + string(st), message: msg}
+	}
+	return nil
 }
