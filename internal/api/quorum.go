@@ -130,9 +130,11 @@ func (h *Handler) divertARM(w http.ResponseWriter, r *http.Request, op, vaultNam
 		// vault has no data plane to decide on).
 		switch op {
 		case "RoleAssignmentCreate":
-		case "DeletedVaultPurge":
-			if !h.deletedVaultExists(r) {
-				return false // the handler answers 404 as ARM does
+		case "DeletedVaultPurge", "ManagedHsmDelete", "DeletedManagedHsmPurge":
+			// Managed HSM pools too: their ARM requester need not hold
+			// the pool's local RBAC, so the tenant decides.
+			if !h.armTargetExists(r, op) {
+				return false // the handler answers as ARM does
 			}
 		default:
 			return false

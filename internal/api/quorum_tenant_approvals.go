@@ -206,7 +206,7 @@ func (h *Handler) divertARMTenant(w http.ResponseWriter, r *http.Request, op str
 		"Approval request %s was created and expires at %s; nothing was changed. An approver approves it with POST %s/approve?api-version=%s; "+
 		"once approved the operation runs once, as the requester.", op, clipString(target, 512), pol.Required, req.ID, req.Expires.Format(time.RFC3339), base, tenantPolicyAPIVersion)
 	loc := base
-	if op == "DeletedVaultPurge" {
+	if op == "DeletedVaultPurge" || op == "ManagedHsmDelete" || op == "DeletedManagedHsmPurge" {
 		// The SDK's poller takes the 202 as accepted and polls Location:
 		// point it at the operation's status, not the request's record.
 		loc += "/operation"
@@ -217,14 +217,31 @@ func (h *Handler) divertARMTenant(w http.ResponseWriter, r *http.Request, op str
 	return true
 }
 
-// deletedVaultExists reports whether the deleted vault an ARM purge names
-// (…/deletedVaults/{name}/purge) exists.
-func (h *Handler) deletedVaultExists(r *http.Request) bool {
+// armTargetExists reports whether what an ARM request of op names exists:
+// the deleted vault or pool of a purge (…/{name}/purge), the pool of a
+// delete (…/managedHSMs/{name}).
+func (h *Handler) armTargetExists(r *http.Request, op string) bool {
 	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if len(segs) < 2 {
 		return false
 	}
-	_, err := h.vaults.DeletedVault(r.Context(), segs[len(segs)-2])
+	var err error
+	switch op {
+	case "DeletedVaultPurge":
+		_, err = h.vaults.DeletedVault(r.Context(), segs[len(segs)-2])
+	case "DeletedManagedHsmPurge":
+		if h.pools == nil {
+			return false
+		}
+		_, err = h.pools.GetDeleted(segs[len(segs)-2])
+	case "ManagedHsmDelete":
+		if h.pools == nil {
+			return false
+		}
+		_, err = h.pools.Get(segs[len(segs)-1])
+	default:
+		return false
+	}
 	return err == nil
 }
 
