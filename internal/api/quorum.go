@@ -120,8 +120,26 @@ func owns(rq *request, r *quorum.Request) bool {
 // divertARM is the quorum step as ARM's routing calls it (mgmt.QuorumStep):
 // after the route's authorization, before its handler.
 func (h *Handler) divertARM(w http.ResponseWriter, r *http.Request, op, vaultName string, p authz.Principal) bool {
-	if h.quorum == nil || !quorum.Protectable(op) || vaultName == "" || replaying(r.Context()) {
+	if h.quorum == nil || !quorum.Protectable(op) || replaying(r.Context()) {
 		return false
+	}
+	if vaultName == "" {
+		// A role assignment above a vault's scope: the tenant's policy,
+		// decided on the management host (quorum_tenant_approvals.go).
+		// A deleted vault's purge: the tenant's policy too (a deleted
+		// vault has no data plane to decide on).
+		switch op {
+		case "RoleAssignmentCreate":
+		case "DeletedVaultPurge", "ManagedHsmDelete", "DeletedManagedHsmPurge":
+			// Managed HSM pools too: their ARM requester need not hold
+			// the pool's local RBAC, so the tenant decides.
+			if !h.armTargetExists(r, op) {
+				return false // the handler answers as ARM does
+			}
+		default:
+			return false
+		}
+		return h.divertARMTenant(w, r, op, p)
 	}
 	v, err := h.vaults.Vault(vaultName)
 	if err != nil {

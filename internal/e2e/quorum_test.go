@@ -733,3 +733,56 @@ func TestQuorumApprovalKeyMgmtCredentials(t *testing.T) {
 		t.Fatal("the KMS credentials are in the audit log")
 	}
 }
+
+// TestQuorumApprovalRoleAssignmentAboveVault: the tenant's policy on
+// RoleAssignmentCreate holds a role assignment at a subscription's scope
+// (official armauthorization client: 202 ApprovalRequired, nothing made);
+// it is decided on the management host's tenant-level approval API and
+// then made once, as the requester, through ARM's routing.
+func TestQuorumApprovalRoleAssignmentAboveVault(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{})
+	ctx := context.Background()
+	a := newSP(t, e, "ra-approver")
+	mgmt := func(cred azcore.TokenCredential, method, path, body string) httpResult {
+		tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{mgmtScope(e)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return do(t, e, method, strings.TrimSuffix(e.Info.ManagementURL, "/")+"/providers/Keyward.Quorum/"+path+"?api-version=2026-01-01", tok.Token, "application/json", body)
+	}
+	if r := mgmt(e.Credential(), http.MethodPut, "tenantPolicy", `{"operations":["RoleAssignmentCreate"],"approvers":["`+a.ObjectID+`"],"approvalsRequired":1}`); r.Status != http.StatusOK {
+		t.Fatalf("set tenant policy: %d %s", r.Status, r.Body)
+	}
+	assignments := assignmentsARM(t, e, e.Credential())
+	scope := "/subscriptions/" + e.Info.SubscriptionID
+	raName := newGUID()
+	_, err := assignments.Create(ctx, scope, raName, armauthorization.RoleAssignmentCreateParameters{
+		Properties: &armauthorization.RoleAssignmentProperties{
+			RoleDefinitionID: to.Ptr("/subscriptions/" + e.Info.SubscriptionID + "/providers/Microsoft.Authorization/roleDefinitions/4633458b-17de-408a-b874-0445c86b69e6"),
+			PrincipalID:      to.Ptr(e.Info.UnprivilegedObjectID),
+		}}, nil)
+	re := wantErr(t, err, http.StatusAccepted, "ApprovalRequired")
+	var ra struct {
+		Error    struct{ Message string }
+		Approval struct{ ID, Operation, PolicyScope string }
+	}
+	if err := json.NewDecoder(re.RawResponse.Body).Decode(&ra); err != nil || ra.Approval.Operation != "RoleAssignmentCreate" ||
+		!strings.HasPrefix(ra.Approval.PolicyScope, "tenant/") || !strings.Contains(ra.Error.Message, "/providers/Keyward.Quorum/approvals/"+ra.Approval.ID+"/approve") {
+		t.Fatalf("role assignment 202: %+v %v", ra, err)
+	}
+	if _, err := assignments.Get(ctx, scope, raName, nil); err == nil {
+		t.Fatal("the role assignment exists before approval")
+	}
+	if r := mgmt(e.Credential(), http.MethodPost, "approvals/"+ra.Approval.ID+"/approve", ""); r.Status != http.StatusForbidden {
+		t.Fatalf("self approval: %d %s", r.Status, r.Body)
+	}
+	if r := mgmt(a.Cred, http.MethodPost, "approvals/"+ra.Approval.ID+"/approve", ""); r.Status != http.StatusOK || !strings.Contains(r.Body, `"state":"Executed"`) {
+		t.Fatalf("approve: %d %s", r.Status, r.Body)
+	}
+	if got, err := assignments.Get(ctx, scope, raName, nil); err != nil || !strings.EqualFold(*got.Properties.PrincipalID, e.Info.UnprivilegedObjectID) {
+		t.Fatalf("the approved role assignment: %v", err)
+	}
+	findAudit(t, e, "the approved role assignment", func(ev audit.Event) bool {
+		return ev.Approval != nil && ev.Approval.ID == ra.Approval.ID && ev.Approval.Outcome == "executed" && ev.Service == "management" && ev.Operation == "RoleAssignmentCreate"
+	})
+}

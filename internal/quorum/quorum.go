@@ -47,6 +47,11 @@ var protectable = map[string]bool{
 	// Tenant-level (the tenant's policy; decided on the management host):
 	// a keymgmt KMS provider write that carries credentials.
 	"KeyMgmtKMSCredentialsChange": true,
+	// ARM's purge of a deleted vault (the tenant's policy; a vault's own
+	// policy is gone with its vault's data plane).
+	"DeletedVaultPurge": true,
+	// ARM's delete and purge of a managed HSM pool (the tenant's policy).
+	"ManagedHsmDelete": true, "DeletedManagedHsmPurge": true,
 }
 
 // resultOps are the operations whose successful answer only the requester
