@@ -311,6 +311,7 @@ func cryptoHandler(op vault.CryptoOp) func(*request) error {
 			return err
 		}
 		rq.ev.ObjectID = rq.objectURL("keys", res.Name, res.Version)
+		rq.ev.Algorithm, rq.ev.Protection = b.Alg, res.Protection // the operation ran: a known algorithm
 		if op == vault.OpVerify {
 			return rq.reply(http.StatusOK, verifyResult{Value: res.Verified})
 		}
@@ -358,6 +359,7 @@ func kemHandler(op vault.CryptoOp) func(*request) error {
 		}
 		defer clear(res.SharedSecret)
 		rq.ev.ObjectID = rq.objectURL("keys", res.Name, res.Version)
+		rq.ev.Algorithm, rq.ev.Protection = b.Alg, res.Protection
 		kid := rq.objectURL("keys", res.Name, res.Version)
 		if op == vault.OpEncapsulate {
 			return rq.reply(http.StatusOK, encapsulateResult{Kid: kid, Value: res.Value, SharedSecret: res.SharedSecret})

@@ -80,6 +80,11 @@ type Event struct {
 	// diverted request, each decision, and the operation run once the
 	// quorum was met. Rare: such events are encoded by encoding/json.
 	Approval *Approval `json:"approval,omitempty"`
+	// Algorithm and Protection label a successful key operation for the
+	// metrics (internal/metrics): the algorithm it ran and where the key
+	// lives ("hsm", "software"). Not part of the logged event.
+	Algorithm  string `json:"-"`
+	Protection string `json:"-"`
 
 	// Node names the Keyward node whose chain the event belongs to; Seq is
 	// its place in that chain (from 1) and Prev the SHA-256 of the line

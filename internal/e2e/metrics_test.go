@@ -71,12 +71,12 @@ func TestMetricsShowTheRun(t *testing.T) {
 		return v
 	}
 	for series, want := range map[string]float64{
-		`keyward_requests_total{operation="SecretGet",status="200",surface="vault"}`:    3,
-		`keyward_requests_total{operation="SecretGet",status="404",surface="vault"}`:    2,
-		`keyward_requests_total{operation="SecretSet",status="200",surface="vault"}`:    1,
-		`keyward_requests_total{operation="KeySign",status="200",surface="vault"}`:      4,
-		`keyward_crypto_operations_total{operation="KeySign",result="allowed"}`:         4,
-		`keyward_request_duration_seconds_count{operation="SecretGet",surface="vault"}`: 5,
+		`keyward_requests_total{operation="SecretGet",status="200",surface="vault"}`:                                    3,
+		`keyward_requests_total{operation="SecretGet",status="404",surface="vault"}`:                                    2,
+		`keyward_requests_total{operation="SecretSet",status="200",surface="vault"}`:                                    1,
+		`keyward_requests_total{operation="KeySign",status="200",surface="vault"}`:                                      4,
+		`keyward_crypto_operations_total{algorithm="ES256",operation="KeySign",protection="software",result="allowed"}`: 4,
+		`keyward_request_duration_seconds_count{operation="SecretGet",surface="vault"}`:                                 5,
 		`keyward_sealed`: 0,
 		`keyward_audit_sink_healthy{required="true",sink="file"}`: 1,
 	} {

@@ -72,8 +72,8 @@ func New(src Sources) *Metrics {
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}},
 		[]string{"surface", "operation"})
 	m.crypto = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keyward_crypto_operations_total",
-		Help: "Key operations (sign, verify, encrypt, decrypt, wrap, unwrap, release) by operation, vault SKU protection and result."},
-		[]string{"operation", "result"})
+		Help: "Key operations (sign, verify, encrypt, decrypt, wrap, unwrap, encapsulate, decapsulate, release) by operation, algorithm, protection (hsm, software) and result; algorithm and protection are \"none\" for an operation that did not run."},
+		[]string{"operation", "algorithm", "protection", "result"})
 	m.throttle = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keyward_throttled_requests_total",
 		Help: "Requests answered 429 (throttled), by surface."}, []string{"surface"})
 	m.storage = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "keyward_storage_duration_seconds",
@@ -124,7 +124,11 @@ func (m *Metrics) Observe(e *audit.Event) {
 	s.count.Inc()
 	s.latency.Observe(e.LatencyMS / 1000)
 	if cryptoOps[op] {
-		m.crypto.WithLabelValues(op, string(e.Result)).Inc()
+		alg, prot := e.Algorithm, e.Protection
+		if alg == "" || prot == "" {
+			alg, prot = "none", "none"
+		}
+		m.crypto.WithLabelValues(op, alg, prot, string(e.Result)).Inc()
 	}
 	if e.Status == http.StatusTooManyRequests {
 		m.throttle.WithLabelValues(surface).Inc()

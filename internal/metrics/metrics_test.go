@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/audit"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestDashboardNamesExist: every keyward_* series the Grafana dashboard
@@ -45,5 +46,31 @@ func TestDashboardNamesExist(t *testing.T) {
 		if !have[base] {
 			t.Errorf("the dashboard queries %s, which is not exported", n)
 		}
+	}
+}
+
+// TestCryptoLabels: a key operation that ran is counted under its
+// algorithm and protection; one that did not (denied, no algorithm known)
+// under "none", so callers cannot add label values.
+func TestCryptoLabels(t *testing.T) {
+	m := New(Sources{})
+	m.Observe(&audit.Event{Service: "vault", OperationName: "KeySign", Status: 200, Result: audit.Allowed, Algorithm: "RS256", Protection: "hsm"})
+	m.Observe(&audit.Event{Service: "vault", OperationName: "KeySign", Status: 200, Result: audit.Allowed, Algorithm: "RS256", Protection: "hsm"})
+	m.Observe(&audit.Event{Service: "vault", OperationName: "KeyDecrypt", Status: 403, Result: audit.Denied})
+	m.Observe(&audit.Event{Service: "vault", OperationName: "SecretGet", Status: 200, Result: audit.Allowed, Algorithm: "x", Protection: "y"})
+	for labels, want := range map[[4]string]float64{
+		{"KeySign", "RS256", "hsm", string(audit.Allowed)}:   2,
+		{"KeyDecrypt", "none", "none", string(audit.Denied)}: 1,
+	} {
+		c, err := m.crypto.GetMetricWithLabelValues(labels[:]...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := testutil.ToFloat64(c); got != want {
+			t.Errorf("%v = %v, want %v", labels, got, want)
+		}
+	}
+	if n := testutil.CollectAndCount(m.crypto); n != 2 {
+		t.Errorf("%d crypto series, want 2 (a secret read is not a key operation)", n)
 	}
 }

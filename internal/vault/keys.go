@@ -781,11 +781,14 @@ func (op CryptoOp) producing() bool {
 
 // CryptoResult is what a cryptographic operation returns.
 type CryptoResult struct {
-	Kid      string // name/version of the key used
-	Name     string
-	Version  string
-	Value    []byte
-	Verified bool
+	Kid string // name/version of the key used
+	// Protection is where the key's private part lives: "hsm" (a PKCS#11
+	// token) or "software" (sealed by the barrier). For metrics only.
+	Protection string
+	Name       string
+	Version    string
+	Value      []byte
+	Verified   bool
 	// IV, Tag and AAD are AES encryption's (CryptoAES, pools.go).
 	IV, Tag, AAD []byte
 	// SharedSecret is ML-KEM encapsulation's (KEM); Value is then the
@@ -807,7 +810,7 @@ func (s *Service) KEM(ctx context.Context, v *Vault, name, version string, op Cr
 	if !ok || !keys.IsMLKEM(ver.Payload.Public.Alg) {
 		return nil, badParameter("Operation %s needs an ML-KEM key (kty AKP, alg ML-KEM-768 or ML-KEM-1024).", op)
 	}
-	res := &CryptoResult{Name: rec.Name, Version: ver.Version}
+	res := &CryptoResult{Name: rec.Name, Version: ver.Version, Protection: protection(ver)}
 	if op == OpEncapsulate {
 		res.SharedSecret, res.Value, err = kop.Encapsulate(ctx, alg)
 	} else {
@@ -826,7 +829,7 @@ func (s *Service) Crypto(ctx context.Context, v *Vault, name, version string, op
 	if err != nil {
 		return nil, err
 	}
-	res := &CryptoResult{Name: rec.Name, Version: ver.Version}
+	res := &CryptoResult{Name: rec.Name, Version: ver.Version, Protection: protection(ver)}
 	switch op {
 	case OpEncrypt:
 		res.Value, err = opr.Encrypt(ctx, alg, data)
@@ -847,6 +850,15 @@ func (s *Service) Crypto(ctx context.Context, v *Vault, name, version string, op
 		return nil, keyError(err)
 	}
 	return res, nil
+}
+
+// protection names where ver's private part lives, for metrics: "hsm"
+// when a PKCS#11 token holds it, "software" otherwise.
+func protection(ver *Version[keyPayload]) string {
+	if strings.HasPrefix(ver.Payload.Protector, "pkcs11") {
+		return "hsm"
+	}
+	return "software"
 }
 
 // cryptoOperator loads the key version for op after Azure's checks:

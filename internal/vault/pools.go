@@ -164,7 +164,7 @@ func (s *Service) CryptoAES(ctx context.Context, v *Vault, name, version string,
 	if !ok {
 		return nil, badParameter("Algorithm %s needs a symmetric (oct-HSM) key.", clip(alg))
 	}
-	res := &CryptoResult{Name: rec.Name, Version: ver.Version}
+	res := &CryptoResult{Name: rec.Name, Version: ver.Version, Protection: protection(ver)}
 	if op == OpEncrypt {
 		res.Value, res.IV, res.Tag, err = aop.EncryptAES(ctx, alg, data, iv, aad)
 		res.AAD = aad
