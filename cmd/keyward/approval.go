@@ -175,27 +175,11 @@ func (ac *approvalClient) setup(ctx context.Context) error {
 	if tenant == "" || clientID == "" || secret == "" || authority == "" {
 		return errors.New("no credentials: client credentials (--tenant, --client-id, KEYWARD_CLIENT_SECRET, --authority), KEYWARD_TOKEN or --dev-json")
 	}
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {secret},
-		"scope": {resource + "/.default"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, authority+"/"+url.PathEscape(tenant)+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
+	tok, err := clientCredentialsToken(ctx, ac.http, authority, tenant, clientID, secret, resource)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := ac.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		AccessToken string `json:"access_token"`
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("token endpoint: %s %s %s", resp.Status, out.Error, out.Description)
-	}
-	ac.token = out.AccessToken
+	ac.token = tok
 	return nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 // clientTLS is how the CLI's clients (operator, access) connect to a
@@ -67,4 +69,32 @@ func callJSON(ctx context.Context, c *http.Client, method, url, path, token stri
 		return json.Unmarshal(raw, out)
 	}
 	return nil
+}
+
+// clientCredentialsToken asks the token service at authority (its base
+// URL) for a token of resource with the OAuth client credentials grant.
+// Errors name the status and the Entra error code and description, never
+// the secret.
+func clientCredentialsToken(ctx context.Context, c *http.Client, authority, tenant, clientID, secret, resource string) (string, error) {
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {secret},
+		"scope": {strings.TrimSuffix(resource, "/") + "/.default"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(authority, "/")+"/"+url.PathEscape(tenant)+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("token endpoint: %s %s %s", resp.Status, out.Error, out.Description)
+	}
+	return out.AccessToken, nil
 }

@@ -238,25 +238,7 @@ func (hc *hsmClient) token(ctx context.Context) (string, error) {
 	}
 	resource := "https://" + u.Host[strings.Index(u.Host, ".")+1:]
 	authority := strings.TrimRight(cmp.Or(hc.authority, hc.address), "/")
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {hc.clientID},
-		"client_secret": {hc.secret}, "scope": {resource + "/.default"}}
-	var out struct {
-		AccessToken string `json:"access_token"`
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, authority+"/"+url.PathEscape(hc.tenant)+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := hc.http.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("token endpoint: %s", resp.Status)
-	}
-	return out.AccessToken, nil
+	return clientCredentialsToken(ctx, hc.http, authority, hc.tenant, hc.clientID, hc.secret, resource)
 }
 
 func (hc *hsmClient) call(ctx context.Context, method, path string, in, out any) error {

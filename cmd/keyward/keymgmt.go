@@ -209,27 +209,11 @@ func (kc *keymgmtClient) setup(ctx context.Context) error {
 		}
 		resource = st.ManagementResource
 	}
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {secret},
-		"scope": {strings.TrimSuffix(resource, "/") + "/.default"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(authority, "/")+"/"+url.PathEscape(tenant)+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
+	tok, err := clientCredentialsToken(ctx, kc.http, authority, tenant, clientID, secret, resource)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := kc.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		AccessToken string `json:"access_token"`
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("token endpoint: %s %s %s", resp.Status, out.Error, out.Description)
-	}
-	kc.token = out.AccessToken
+	kc.token = tok
 	return nil
 }
 

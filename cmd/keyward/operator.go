@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -273,30 +271,7 @@ func (oc *operatorClient) token(ctx context.Context) (string, error) {
 	if err := oc.call(ctx, http.MethodGet, "/sys/seal-status", "", nil, &st); err != nil {
 		return "", err
 	}
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID},
-		"client_secret": {secret}, "scope": {st.ManagementResource + "/.default"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, oc.addr+"/"+url.PathEscape(tenant)+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := oc.http.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		AccessToken string `json:"access_token"`
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
-		return "", fmt.Errorf("token endpoint: %s", resp.Status)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("token endpoint: %s: %s", out.Error, out.Description)
-	}
-	return out.AccessToken, nil
+	return clientCredentialsToken(ctx, oc.http, oc.addr, tenant, clientID, secret, st.ManagementResource)
 }
 
 func (oc *operatorClient) call(ctx context.Context, method, path, token string, in, out any) error {
