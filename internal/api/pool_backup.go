@@ -72,12 +72,37 @@ func (b *sasWire) check() error {
 	return nil
 }
 
-func startBackup(rq *request) error {
+// decodeBackup reads a backup's body: the SAS parameters themselves.
+func (rq *request) decodeBackup() (*sasWire, error) {
 	var b sasWire
 	if err := rq.decode(&b); err != nil {
-		return err
+		return nil, err
 	}
-	if err := b.check(); err != nil {
+	return &b, b.check()
+}
+
+// restoreWire is a restore's body. A full restore names its folder
+// folderToRestore, a selective key restore folder.
+type restoreWire struct {
+	SAS       *sasWire `json:"sasTokenParameters"`
+	Folder    string   `json:"folderToRestore"`
+	KeyFolder string   `json:"folder"`
+}
+
+func (rq *request) decodeRestore() (*restoreWire, error) {
+	var b restoreWire
+	if err := rq.decode(&b); err != nil {
+		return nil, err
+	}
+	if b.SAS == nil {
+		return nil, badParam("sasTokenParameters is required.")
+	}
+	return &b, b.SAS.check()
+}
+
+func startBackup(rq *request) error {
+	b, err := rq.decodeBackup()
+	if err != nil {
 		return err
 	}
 	j, err := rq.h.pools.StartBackup(rq.r.Context(), rq.pool, b.StorageResourceURI, b.Token)
@@ -90,11 +115,8 @@ func startBackup(rq *request) error {
 // startPreBackup is the 7.6 pre-flight check of a full backup (azadmin
 // BeginPreFullBackup), polled like a backup.
 func startPreBackup(rq *request) error {
-	var b sasWire
-	if err := rq.decode(&b); err != nil {
-		return err
-	}
-	if err := b.check(); err != nil {
+	b, err := rq.decodeBackup()
+	if err != nil {
 		return err
 	}
 	j, err := rq.h.pools.StartPreBackup(rq.r.Context(), rq.pool, b.StorageResourceURI, b.Token)
@@ -107,17 +129,8 @@ func startPreBackup(rq *request) error {
 // startPreRestore is the 7.6 pre-flight check of a full restore (azadmin
 // BeginPreFullRestore), polled like a restore.
 func startPreRestore(rq *request) error {
-	var b struct {
-		SAS    *sasWire `json:"sasTokenParameters"`
-		Folder string   `json:"folderToRestore"`
-	}
-	if err := rq.decode(&b); err != nil {
-		return err
-	}
-	if b.SAS == nil {
-		return badParam("sasTokenParameters is required.")
-	}
-	if err := b.SAS.check(); err != nil {
+	b, err := rq.decodeRestore()
+	if err != nil {
 		return err
 	}
 	j, err := rq.h.pools.StartPreRestore(rq.r.Context(), rq.pool, b.SAS.StorageResourceURI, b.SAS.Token, b.Folder)
@@ -128,17 +141,8 @@ func startPreRestore(rq *request) error {
 }
 
 func startRestore(rq *request) error {
-	var b struct {
-		SAS    *sasWire `json:"sasTokenParameters"`
-		Folder string   `json:"folderToRestore"`
-	}
-	if err := rq.decode(&b); err != nil {
-		return err
-	}
-	if b.SAS == nil {
-		return badParam("sasTokenParameters is required.")
-	}
-	if err := b.SAS.check(); err != nil {
+	b, err := rq.decodeRestore()
+	if err != nil {
 		return err
 	}
 	j, err := rq.h.pools.StartRestore(rq.r.Context(), rq.pool, b.SAS.StorageResourceURI, b.SAS.Token, b.Folder, "")
@@ -149,20 +153,11 @@ func startRestore(rq *request) error {
 }
 
 func startSelectiveRestore(rq *request) error {
-	var b struct {
-		SAS    *sasWire `json:"sasTokenParameters"`
-		Folder string   `json:"folder"`
-	}
-	if err := rq.decode(&b); err != nil {
+	b, err := rq.decodeRestore()
+	if err != nil {
 		return err
 	}
-	if b.SAS == nil {
-		return badParam("sasTokenParameters is required.")
-	}
-	if err := b.SAS.check(); err != nil {
-		return err
-	}
-	j, err := rq.h.pools.StartRestore(rq.r.Context(), rq.pool, b.SAS.StorageResourceURI, b.SAS.Token, b.Folder, rq.params["name"])
+	j, err := rq.h.pools.StartRestore(rq.r.Context(), rq.pool, b.SAS.StorageResourceURI, b.SAS.Token, b.KeyFolder, rq.params["name"])
 	if err != nil {
 		return err
 	}
