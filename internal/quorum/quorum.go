@@ -411,33 +411,12 @@ const (
 	resultPrefix = "quorum/results/"
 )
 
-func getJSON(tx barrier.Tx, key string, v any) (bool, error) {
-	raw, err := tx.Get(key)
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	defer clear(raw)
-	return true, json.Unmarshal(raw, v)
-}
-
-func putJSON(tx barrier.Tx, key string, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	defer clear(raw)
-	return tx.Put(key, raw)
-}
-
 // SetPolicy creates or replaces the policy at p.Scope.
 func (s *Service) SetPolicy(ctx context.Context, p *Policy) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	return s.view.Update(ctx, func(tx barrier.Tx) error { return putJSON(tx, policyPrefix+p.Scope, p) })
+	return s.view.Update(ctx, func(tx barrier.Tx) error { return barrier.PutJSON(tx, policyPrefix+p.Scope, p) })
 }
 
 // Policy returns the policy at scope, or nil.
@@ -445,7 +424,7 @@ func (s *Service) Policy(ctx context.Context, scope string) (*Policy, error) {
 	var p *Policy
 	err := s.view.View(ctx, func(tx barrier.Tx) error {
 		var q Policy
-		ok, err := getJSON(tx, policyPrefix+scope, &q)
+		ok, err := barrier.GetJSON(tx, policyPrefix+scope, &q)
 		if ok {
 			p = &q
 		}
@@ -457,7 +436,7 @@ func (s *Service) Policy(ctx context.Context, scope string) (*Policy, error) {
 // DeletePolicy removes the policy at scope.
 func (s *Service) DeletePolicy(ctx context.Context, scope string) error {
 	return s.view.Update(ctx, func(tx barrier.Tx) error {
-		ok, err := getJSON(tx, policyPrefix+scope, new(Policy))
+		ok, err := barrier.GetJSON(tx, policyPrefix+scope, new(Policy))
 		if err != nil {
 			return err
 		}
@@ -478,7 +457,7 @@ func (s *Service) Match(ctx context.Context, op string, scopes ...string) (*Poli
 	err := s.view.View(ctx, func(tx barrier.Tx) error {
 		for _, sc := range scopes {
 			var p Policy
-			ok, err := getJSON(tx, policyPrefix+sc, &p)
+			ok, err := barrier.GetJSON(tx, policyPrefix+sc, &p)
 			if err != nil {
 				return err
 			}
@@ -507,7 +486,7 @@ func (s *Service) Submit(ctx context.Context, p *Policy, r *Request) error {
 	r.State = Pending
 	r.Approvals, r.Rejections = []Vote{}, []Vote{}
 	r.Fingerprint = Fingerprint(&r.Replay)
-	return s.view.Update(ctx, func(tx barrier.Tx) error { return putJSON(tx, requestPrefix+r.ID, r) })
+	return s.view.Update(ctx, func(tx barrier.Tx) error { return barrier.PutJSON(tx, requestPrefix+r.ID, r) })
 }
 
 func notFound(id string) *Error {
@@ -523,7 +502,7 @@ func (s *Service) Get(ctx context.Context, id string) (*Request, error) {
 	var ok bool
 	err := s.view.View(ctx, func(tx barrier.Tx) error {
 		var err error
-		ok, err = getJSON(tx, requestPrefix+id, &r)
+		ok, err = barrier.GetJSON(tx, requestPrefix+id, &r)
 		return err
 	})
 	if err != nil {
@@ -573,7 +552,7 @@ func (s *Service) Decide(ctx context.Context, id, voter string, groups []string,
 	err = s.view.Update(ctx, func(tx barrier.Tx) error {
 		run, expired = false, false
 		r = new(Request)
-		ok, err := getJSON(tx, requestPrefix+id, r)
+		ok, err := barrier.GetJSON(tx, requestPrefix+id, r)
 		if err != nil {
 			return err
 		}
@@ -612,7 +591,7 @@ func (s *Service) Decide(ctx context.Context, id, voter string, groups []string,
 				run = true
 			}
 		}
-		return putJSON(tx, requestPrefix+id, r)
+		return barrier.PutJSON(tx, requestPrefix+id, r)
 	})
 	if err != nil && !expired {
 		return nil, false, err
@@ -635,7 +614,7 @@ func (s *Service) Override(ctx context.Context, id, operator string) (*Request, 
 	}
 	var r Request
 	err := s.view.Update(ctx, func(tx barrier.Tx) error {
-		ok, err := getJSON(tx, requestPrefix+id, &r)
+		ok, err := barrier.GetJSON(tx, requestPrefix+id, &r)
 		if err != nil {
 			return err
 		}
@@ -646,7 +625,7 @@ func (s *Service) Override(ctx context.Context, id, operator string) (*Request, 
 			return &Error{Kind: errs.Conflict, Reason: ReasonNotPending, Msg: fmt.Sprintf("Approval request %s is %s; it can no longer be run.", id, st)}
 		}
 		r.State, r.BreakGlass = Executing, strings.ToLower(operator)
-		return putJSON(tx, requestPrefix+id, &r)
+		return barrier.PutJSON(tx, requestPrefix+id, &r)
 	})
 	if err != nil {
 		return nil, err
@@ -666,7 +645,7 @@ func (s *Service) Finish(ctx context.Context, id string, status int, ok bool) (*
 func (s *Service) FinishResult(ctx context.Context, id string, status int, ok bool, res *Result) (*Request, error) {
 	var r Request
 	err := s.view.Update(ctx, func(tx barrier.Tx) error {
-		found, err := getJSON(tx, requestPrefix+id, &r)
+		found, err := barrier.GetJSON(tx, requestPrefix+id, &r)
 		if err != nil {
 			return err
 		}
@@ -682,11 +661,11 @@ func (s *Service) FinishResult(ctx context.Context, id string, status int, ok bo
 		}
 		if ok && res != nil && resultOps[r.Operation] {
 			r.Result, r.ResultExpires = ResultAvailable, r.Finished.Add(ResultTTL)
-			if err := putJSON(tx, resultPrefix+id, res); err != nil {
+			if err := barrier.PutJSON(tx, resultPrefix+id, res); err != nil {
 				return err
 			}
 		}
-		return putJSON(tx, requestPrefix+id, &r)
+		return barrier.PutJSON(tx, requestPrefix+id, &r)
 	})
 	if err != nil {
 		return nil, err
@@ -708,7 +687,7 @@ func (s *Service) TakeResult(ctx context.Context, id, requester string) (*Result
 	err := s.view.Update(ctx, func(tx barrier.Tx) error {
 		res, gone = nil, false
 		var r Request
-		ok, err := getJSON(tx, requestPrefix+id, &r)
+		ok, err := barrier.GetJSON(tx, requestPrefix+id, &r)
 		if err != nil {
 			return err
 		}
@@ -723,12 +702,12 @@ func (s *Service) TakeResult(ctx context.Context, id, requester string) (*Result
 			if err := tx.Delete(resultPrefix + id); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return err
 			}
-			return putJSON(tx, requestPrefix+id, &r)
+			return barrier.PutJSON(tx, requestPrefix+id, &r)
 		default:
 			return &Error{Kind: errs.NotFound, Reason: ReasonNoResult, Msg: fmt.Sprintf("Approval request %s has no result to deliver (state %s, result %s).", id, r.State, orNone(r.Result))}
 		}
 		res = new(Result)
-		found, err := getJSON(tx, resultPrefix+id, res)
+		found, err := barrier.GetJSON(tx, resultPrefix+id, res)
 		if err != nil {
 			return err
 		}
@@ -740,7 +719,7 @@ func (s *Service) TakeResult(ctx context.Context, id, requester string) (*Result
 		if err := tx.Delete(resultPrefix + id); err != nil {
 			return err
 		}
-		return putJSON(tx, requestPrefix+id, &r)
+		return barrier.PutJSON(tx, requestPrefix+id, &r)
 	})
 	if err != nil {
 		return nil, err

@@ -251,7 +251,7 @@ func TestResultDeliveredOnceToRequester(t *testing.T) {
 		t.Fatalf("take past the TTL: %v", err)
 	}
 	err = s.view.View(ctx, func(tx barrier.Tx) error {
-		ok, err := getJSON(tx, resultPrefix+r.ID, new(Result))
+		ok, err := barrier.GetJSON(tx, resultPrefix+r.ID, new(Result))
 		if ok {
 			t.Error("an expired result is still stored")
 		}

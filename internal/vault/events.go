@@ -116,7 +116,7 @@ func (s *Service) PutSubscription(ctx context.Context, v *Vault, sub Subscriptio
 		rand.Read(sub.Secret)
 	}
 	err = s.in(v).Update(ctx, func(tx barrier.Tx) error {
-		return putJSON(tx, v.subPrefix()+strings.ToLower(sub.Name), &sub)
+		return barrier.PutJSON(tx, v.subPrefix()+strings.ToLower(sub.Name), &sub)
 	})
 	if err != nil {
 		return nil, err
@@ -139,7 +139,7 @@ func (s *Service) Subscriptions(ctx context.Context, v *Vault) ([]*Subscription,
 func (s *Service) DeleteSubscription(ctx context.Context, v *Vault, name string) error {
 	return s.in(v).Update(ctx, func(tx barrier.Tx) error {
 		key := v.subPrefix() + strings.ToLower(name)
-		if ok, err := getJSON(tx, key, new(Subscription)); err != nil {
+		if ok, err := barrier.GetJSON(tx, key, new(Subscription)); err != nil {
 			return err
 		} else if !ok {
 			return &Error{Kind: NotFound, Name: name, Msg: fmt.Sprintf("Event subscription %s was not found.", clip(name))}
@@ -191,7 +191,7 @@ func (s *Service) emit(tx barrier.Tx, v *Vault, typ string, t ObjectType, name, 
 			continue
 		}
 		d := &Delivery{ID: uuid.NewString(), Subscription: sub.Name, Event: ev}
-		if err := putJSON(tx, jobs.DueKey(v.queuePrefix(), now.Unix(), d.ID), d); err != nil {
+		if err := barrier.PutJSON(tx, jobs.DueKey(v.queuePrefix(), now.Unix(), d.ID), d); err != nil {
 			return err
 		}
 	}
@@ -268,10 +268,10 @@ func (s *Service) DeliverDue(ctx context.Context, sender Sender) (int, error) {
 				d.Attempts++
 				d.LastError = sendErr.Error()
 				if d.Attempts > len(retryDelays) {
-					return putJSON(tx, v.deadPrefix()+d.ID, d)
+					return barrier.PutJSON(tx, v.deadPrefix()+d.ID, d)
 				}
 				next := time.Unix(now, 0).Add(retryDelays[d.Attempts-1]).Unix()
-				return putJSON(tx, jobs.DueKey(v.queuePrefix(), next, d.ID), d)
+				return barrier.PutJSON(tx, jobs.DueKey(v.queuePrefix(), next, d.ID), d)
 			})
 			if err != nil {
 				return sent, err

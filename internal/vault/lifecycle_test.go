@@ -77,13 +77,13 @@ func TestIndexRecordsBeforeViews(t *testing.T) {
 	// Rewrite the index record the way the previous layout stored it.
 	if err := view.Update(ctx, func(tx barrier.Tx) error {
 		var idx expiryIndex
-		if _, err := getJSON(tx, o.indexRecord("s"), &idx); err != nil || len(idx.Keys) == 0 {
+		if _, err := barrier.GetJSON(tx, o.indexRecord("s"), &idx); err != nil || len(idx.Keys) == 0 {
 			t.Fatalf("index record: %+v %v", idx, err)
 		}
 		for i, k := range idx.Keys {
 			idx.Keys[i] = view.StorageKey(k)
 		}
-		return putJSON(tx, o.indexRecord("s"), &idx)
+		return barrier.PutJSON(tx, o.indexRecord("s"), &idx)
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -173,7 +173,7 @@ func GetDeletedObject[P, T any](ctx context.Context, o Objects, name string, con
 			return err
 		}
 		ver := new(Version[P])
-		if _, err := getJSON(tx, o.versionKey(name, del.Latest), ver); err != nil {
+		if _, err := barrier.GetJSON(tx, o.versionKey(name, del.Latest), ver); err != nil {
 			return err
 		}
 		out = conv(&del.nameRecord, ver, del.info())
@@ -200,7 +200,7 @@ func RecoverObject[P, T any](ctx context.Context, o Objects, name string, conv C
 			return err
 		}
 		ver := new(Version[P])
-		if _, err := getJSON(tx, o.versionKey(name, rec.Latest), ver); err != nil {
+		if _, err := barrier.GetJSON(tx, o.versionKey(name, rec.Latest), ver); err != nil {
 			return err
 		}
 		out = conv(rec, ver, nil)

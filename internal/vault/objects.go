@@ -3,12 +3,10 @@ package vault
 import (
 	"cmp"
 	"encoding/json"
-	"errors"
 	"strings"
 
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/jobs"
-	"github.com/keyward/keyward/internal/storage"
 )
 
 // This file is the versioned object store shared by secrets, keys and
@@ -66,31 +64,10 @@ func (o objects) purgeKey(due int64, name string) string {
 	return jobs.DueKey(purgeQueue, due, o.t.coll()+"/"+strings.ToLower(name))
 }
 
-func getJSON(tx barrier.Tx, key string, v any) (bool, error) {
-	raw, err := tx.Get(key)
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	defer clear(raw)
-	return true, json.Unmarshal(raw, v)
-}
-
-func putJSON(tx barrier.Tx, key string, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	defer clear(raw)
-	return tx.Put(key, raw)
-}
-
 // live returns the live record of name, or a NotFound error.
 func (o objects) live(tx barrier.Tx, name string) (*nameRecord, error) {
 	rec := new(nameRecord)
-	ok, err := getJSON(tx, o.nameKey(name), rec)
+	ok, err := barrier.GetJSON(tx, o.nameKey(name), rec)
 	if err != nil {
 		return nil, err
 	}
@@ -103,13 +80,13 @@ func (o objects) live(tx barrier.Tx, name string) (*nameRecord, error) {
 // addVersion stores ver as the new latest version of name, creating the
 // object if needed. A soft-deleted name cannot be reused.
 func addVersion[P any](tx barrier.Tx, o objects, name string, ver *Version[P], managed bool) (*nameRecord, error) {
-	if ok, err := getJSON(tx, o.deletedKey(name), new(deletedRecord)); err != nil {
+	if ok, err := barrier.GetJSON(tx, o.deletedKey(name), new(deletedRecord)); err != nil {
 		return nil, err
 	} else if ok {
 		return nil, deletedButRecoverable(o.t, name)
 	}
 	rec := new(nameRecord)
-	ok, err := getJSON(tx, o.nameKey(name), rec)
+	ok, err := barrier.GetJSON(tx, o.nameKey(name), rec)
 	if err != nil {
 		return nil, err
 	}
@@ -119,10 +96,10 @@ func addVersion[P any](tx barrier.Tx, o objects, name string, ver *Version[P], m
 		return nil, &Error{Kind: Conflict, Type: o.t, Name: name, Reason: ReasonManagedAdd}
 	}
 	rec.Latest = ver.Version
-	if err := putJSON(tx, o.versionKey(name, ver.Version), ver); err != nil {
+	if err := barrier.PutJSON(tx, o.versionKey(name, ver.Version), ver); err != nil {
 		return nil, err
 	}
-	if err := putJSON(tx, o.nameKey(name), rec); err != nil {
+	if err := barrier.PutJSON(tx, o.nameKey(name), rec); err != nil {
 		return nil, err
 	}
 	if err := o.reindex(tx, rec.Name, ver.Version, ver.Attributes.Expires); err != nil {
@@ -156,7 +133,7 @@ func readVersion[P any](tx barrier.Tx, o objects, name, version string, c *decod
 		ver, ok, err = getShared[Version[P]](tx, c, o.v.ID, o.versionKey(name, version))
 	} else {
 		ver = new(Version[P])
-		ok, err = getJSON(tx, o.versionKey(name, version), ver)
+		ok, err = barrier.GetJSON(tx, o.versionKey(name, version), ver)
 	}
 	if err != nil {
 		return nil, err
@@ -169,7 +146,7 @@ func readVersion[P any](tx barrier.Tx, o objects, name, version string, c *decod
 
 // putVersion rewrites an existing version (attributes and tags change).
 func putVersion[P any](tx barrier.Tx, o objects, name string, ver *Version[P]) error {
-	if err := putJSON(tx, o.versionKey(name, ver.Version), ver); err != nil {
+	if err := barrier.PutJSON(tx, o.versionKey(name, ver.Version), ver); err != nil {
 		return err
 	}
 	rec, err := o.live(tx, name)
@@ -217,7 +194,7 @@ func listLatest[P any](tx barrier.Tx, o objects, after string, limit int, includ
 	}
 	for _, rec := range recs {
 		ver := new(Version[P])
-		if _, err := getJSON(tx, o.versionKey(rec.Name, rec.Latest), ver); err != nil {
+		if _, err := barrier.GetJSON(tx, o.versionKey(rec.Name, rec.Latest), ver); err != nil {
 			return nil, nil, false, err
 		}
 		vers = append(vers, ver)
@@ -267,7 +244,7 @@ func softDelete(tx barrier.Tx, o objects, name string, now, retentionDays int64)
 	if err := tx.Delete(o.nameKey(name)); err != nil {
 		return nil, err
 	}
-	if err := putJSON(tx, o.deletedKey(name), del); err != nil {
+	if err := barrier.PutJSON(tx, o.deletedKey(name), del); err != nil {
 		return nil, err
 	}
 	if err := o.unindex(tx, name); err != nil {
@@ -279,7 +256,7 @@ func softDelete(tx barrier.Tx, o objects, name string, now, retentionDays int64)
 // deleted returns the deleted record of name.
 func deleted(tx barrier.Tx, o objects, name string) (*deletedRecord, error) {
 	del := new(deletedRecord)
-	ok, err := getJSON(tx, o.deletedKey(name), del)
+	ok, err := barrier.GetJSON(tx, o.deletedKey(name), del)
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +297,7 @@ func listDeleted[P any](tx barrier.Tx, o objects, after string, limit int) ([]*d
 	vers := make([]*Version[P], 0, len(dels))
 	for _, d := range dels {
 		ver := new(Version[P])
-		if _, err := getJSON(tx, o.versionKey(d.Name, d.Latest), ver); err != nil {
+		if _, err := barrier.GetJSON(tx, o.versionKey(d.Name, d.Latest), ver); err != nil {
 			return nil, nil, false, err
 		}
 		vers = append(vers, ver)
@@ -341,7 +318,7 @@ func recoverDeleted(tx barrier.Tx, o objects, name string) (*nameRecord, error) 
 		return nil, err
 	}
 	rec := del.nameRecord
-	if err := putJSON(tx, o.nameKey(name), &rec); err != nil {
+	if err := barrier.PutJSON(tx, o.nameKey(name), &rec); err != nil {
 		return nil, err
 	}
 	return &rec, o.reindexLatest(tx, &rec)
@@ -385,22 +362,22 @@ func allVersions[P any](tx barrier.Tx, o objects, name string) (*nameRecord, []*
 
 // restoreObject writes a whole object from a backup. The name must be free.
 func restoreObject[P any](tx barrier.Tx, o objects, rec *nameRecord, vers []*Version[P]) error {
-	if ok, err := getJSON(tx, o.deletedKey(rec.Name), new(deletedRecord)); err != nil {
+	if ok, err := barrier.GetJSON(tx, o.deletedKey(rec.Name), new(deletedRecord)); err != nil {
 		return err
 	} else if ok {
 		return deletedButRecoverable(o.t, rec.Name)
 	}
-	if ok, err := getJSON(tx, o.nameKey(rec.Name), new(nameRecord)); err != nil {
+	if ok, err := barrier.GetJSON(tx, o.nameKey(rec.Name), new(nameRecord)); err != nil {
 		return err
 	} else if ok {
 		return &Error{Kind: Conflict, Type: o.t, Name: rec.Name, Reason: ReasonExists}
 	}
 	for _, ver := range vers {
-		if err := putJSON(tx, o.versionKey(rec.Name, ver.Version), ver); err != nil {
+		if err := barrier.PutJSON(tx, o.versionKey(rec.Name, ver.Version), ver); err != nil {
 			return err
 		}
 	}
-	if err := putJSON(tx, o.nameKey(rec.Name), rec); err != nil {
+	if err := barrier.PutJSON(tx, o.nameKey(rec.Name), rec); err != nil {
 		return err
 	}
 	return o.reindexLatest(tx, rec)

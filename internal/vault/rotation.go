@@ -157,7 +157,7 @@ func (s *Service) GetRotationPolicy(ctx context.Context, v *Vault, name string) 
 		if _, err := o.live(tx, name); err != nil {
 			return err
 		}
-		ok, err := getJSON(tx, o.policyKey(name), pol)
+		ok, err := barrier.GetJSON(tx, o.policyKey(name), pol)
 		if err == nil && !ok {
 			pol = DefaultRotationPolicy()
 		}
@@ -189,7 +189,7 @@ func (s *Service) SetRotationPolicy(ctx context.Context, v *Vault, name string, 
 			return err
 		}
 		old := new(RotationPolicy)
-		ok, err := getJSON(tx, o.policyKey(name), old)
+		ok, err := barrier.GetJSON(tx, o.policyKey(name), old)
 		if err != nil {
 			return err
 		}
@@ -198,7 +198,7 @@ func (s *Service) SetRotationPolicy(ctx context.Context, v *Vault, name string, 
 			p.Created = old.Created
 		}
 		p.Updated = now
-		if err := putJSON(tx, o.policyKey(name), p); err != nil {
+		if err := barrier.PutJSON(tx, o.policyKey(name), p); err != nil {
 			return err
 		}
 		rec, err := o.live(tx, name)

@@ -50,7 +50,7 @@ func (o objects) notifyLead(tx barrier.Tx, name string) (Duration, bool, error) 
 		return DefaultNotifyLead, true, nil
 	}
 	pol := new(RotationPolicy)
-	found, err := getJSON(tx, o.policyKey(name), pol)
+	found, err := barrier.GetJSON(tx, o.policyKey(name), pol)
 	if err != nil {
 		return Duration{}, false, err
 	}
@@ -90,7 +90,7 @@ func (o objects) reindex(tx barrier.Tx, name, version string, exp *int64) error 
 			return err
 		}
 	}
-	return putJSON(tx, o.indexRecord(name), &idx)
+	return barrier.PutJSON(tx, o.indexRecord(name), &idx)
 }
 
 // reindexLatest indexes the latest version of a live object.
@@ -98,7 +98,7 @@ func (o objects) reindexLatest(tx barrier.Tx, rec *nameRecord) error {
 	var ver struct {
 		Attributes Attributes `json:"attributes"`
 	}
-	if _, err := getJSON(tx, o.versionKey(rec.Name, rec.Latest), &ver); err != nil {
+	if _, err := barrier.GetJSON(tx, o.versionKey(rec.Name, rec.Latest), &ver); err != nil {
 		return err
 	}
 	return o.reindex(tx, rec.Name, rec.Latest, ver.Attributes.Expires)
@@ -106,7 +106,7 @@ func (o objects) reindexLatest(tx barrier.Tx, rec *nameRecord) error {
 
 func (o objects) unindex(tx barrier.Tx, name string) error {
 	var idx expiryIndex
-	ok, err := getJSON(tx, o.indexRecord(name), &idx)
+	ok, err := barrier.GetJSON(tx, o.indexRecord(name), &idx)
 	if err != nil || !ok {
 		return err
 	}
@@ -179,7 +179,7 @@ func (s *Service) NotifyDue(ctx context.Context) (int, error) {
 					var ver struct {
 						Attributes Attributes `json:"attributes"`
 					}
-					if _, err := getJSON(tx, o.versionKey(parts[1], parts[2]), &ver); err != nil {
+					if _, err := barrier.GetJSON(tx, o.versionKey(parts[1], parts[2]), &ver); err != nil {
 						return err
 					}
 					return s.emit(tx, v, eventType(t, what), t, rec.Name, parts[2], &ver.Attributes)

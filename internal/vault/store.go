@@ -81,10 +81,10 @@ func (s *Service) ObjectURL(v *Vault, t ObjectType, name, version string) string
 }
 
 // GetJSON reads key of a vault's view into v; false when it is absent.
-func GetJSON(tx barrier.Tx, key string, v any) (bool, error) { return getJSON(tx, key, v) }
+func GetJSON(tx barrier.Tx, key string, v any) (bool, error) { return barrier.GetJSON(tx, key, v) }
 
 // PutJSON writes v under key.
-func PutJSON(tx barrier.Tx, key string, v any) error { return putJSON(tx, key, v) }
+func PutJSON(tx barrier.Tx, key string, v any) error { return barrier.PutJSON(tx, key, v) }
 
 // PolicyKey is where an object's policy lives (purged with the object).
 func (o Objects) PolicyKey(name string) string { return o.policyKey(name) }
@@ -99,13 +99,13 @@ func (o Objects) Deleted(tx barrier.Tx, name string) (*DeletedRecord, error) {
 
 // IsDeleted reports whether name is soft-deleted.
 func (o Objects) IsDeleted(tx barrier.Tx, name string) (bool, error) {
-	return getJSON(tx, o.deletedKey(name), new(deletedRecord))
+	return barrier.GetJSON(tx, o.deletedKey(name), new(deletedRecord))
 }
 
 // Lookup returns the live record of name, if there is one.
 func (o Objects) Lookup(tx barrier.Tx, name string) (*Record, bool, error) {
 	rec := new(nameRecord)
-	ok, err := getJSON(tx, o.nameKey(name), rec)
+	ok, err := barrier.GetJSON(tx, o.nameKey(name), rec)
 	return rec, ok, err
 }
 
