@@ -188,7 +188,7 @@ func TestBYOKAndRelease(t *testing.T) {
 		crv  *azkeys.CurveName
 		file []byte
 	}{
-		"wrong kid": {azkeys.KeyTypeRSAHSM, nil, blob(rsaBYOK, func(m map[string]any) { m["header"].(map[string]any)["kid"] = kekID[:len(kekID)-1] + "0" })},
+		"wrong kid": {azkeys.KeyTypeRSAHSM, nil, blob(rsaBYOK, func(m map[string]any) { m["header"].(map[string]any)["kid"] = otherVersion(kekID) })},
 		"kid of another host": {azkeys.KeyTypeRSAHSM, nil, blob(rsaBYOK, func(m map[string]any) {
 			m["header"].(map[string]any)["kid"] = "https://other.vault.azure.net/keys/kek/" + kekID[len(kekID)-32:]
 		})},
@@ -560,4 +560,16 @@ func checkReleaseSigner(t *testing.T, e *kwtest.Env, jws string) {
 	if _, err := sig.Verify(keys[0].Key); err != nil {
 		t.Fatal("release response does not verify with the published signing key:", err)
 	}
+}
+
+// otherVersion returns kid with its version's last character changed, so it
+// names a version that does not exist (appending a fixed "0" would leave a
+// version that already ends in "0" unchanged, one run in sixteen).
+func otherVersion(kid string) string {
+	last := kid[len(kid)-1]
+	repl := byte('0')
+	if last == '0' {
+		repl = '1'
+	}
+	return kid[:len(kid)-1] + string(repl)
 }
