@@ -52,6 +52,10 @@ var protectable = map[string]bool{
 	"DeletedVaultPurge": true,
 	// ARM's delete and purge of a managed HSM pool (the tenant's policy).
 	"ManagedHsmDelete": true, "DeletedManagedHsmPurge": true,
+	// Sealing the instance (POST /sys/seal): the operator tenant's policy;
+	// decided on the management host, finished before it runs (the
+	// storage is unwritable once sealed).
+	"Seal": true,
 }
 
 // resultOps are the operations whose successful answer only the requester
