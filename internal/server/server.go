@@ -221,7 +221,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	keymgmtSurface := s.initKeyMgmt()
-	s.initPools(nil) // mhsm.go
+	if err := s.initPools(nil); err != nil { // mhsm.go
+		return nil, err
+	}
 	s.console = s.newConsole()
 	s.handler = api.New(s.apiCfg, api.Deps{
 		KeyMgmt:  keymgmtSurface,
