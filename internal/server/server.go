@@ -223,7 +223,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	keymgmtSurface := s.initKeyMgmt()
-	s.initPools(nil) // mhsm.go
+	if err := s.initPools(nil); err != nil { // mhsm.go
+		return nil, err
+	}
 	s.console = s.newConsole()
 	s.quorum = quorum.New(s.barrier.System(), s.clock)
 	s.handler = api.New(s.apiCfg, api.Deps{
