@@ -149,8 +149,19 @@ Store the admin secret now: it is shown once and only its hash is kept.
 			if err != nil {
 				return err
 			}
-			if err := oc.call(cmd.Context(), http.MethodPost, "/sys/seal", tok, nil, nil); err != nil {
+			// Under a quorum policy (docs/QUORUM.md) the answer is 202 with
+			// an ApprovalRequired error and the approval request: not sealed.
+			var pending struct {
+				Error    struct{ Code, Message string } `json:"error"`
+				Approval struct {
+					ID string `json:"id"`
+				} `json:"approval"`
+			}
+			if err := oc.call(cmd.Context(), http.MethodPost, "/sys/seal", tok, nil, &pending); err != nil {
 				return err
+			}
+			if pending.Error.Code != "" {
+				return fmt.Errorf("not sealed: %s: %s", pending.Error.Code, pending.Error.Message)
 			}
 			fmt.Fprintln(stdout, "Keyward is sealed.")
 			return nil

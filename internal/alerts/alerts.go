@@ -22,6 +22,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyward/keyward/internal/audit"
@@ -109,7 +110,11 @@ type Engine struct {
 	dests []Destination
 
 	mu    sync.Mutex
-	rules []*ruleState
+	rules []*ruleState // replaced, never changed in place; also in live
+	// live is rules for Observe, which matches every audit event against
+	// them without taking mu (a rule's definition never changes; its
+	// counters, changed by hit, stay under mu).
+	live  atomic.Pointer[[]*ruleState]
 	fired []Alert // the last alerts, newest last (Recent)
 
 	wg sync.WaitGroup
@@ -132,6 +137,7 @@ func New(clk clock.Clock, log *slog.Logger, rules []Rule, dests []Destination) *
 	for _, r := range rules {
 		e.rules = append(e.rules, newState(normalize(r)))
 	}
+	e.live.Store(&e.rules)
 	return e
 }
 
@@ -180,6 +186,7 @@ func (en *Engine) SetExtra(rules []Rule) {
 		keep = append(keep, st)
 	}
 	en.rules = keep
+	en.live.Store(&keep)
 }
 
 // Destinations names the engine's destinations, in config order.
@@ -195,16 +202,18 @@ func (en *Engine) Destinations() []string {
 // quick: deliveries happen on their own goroutines.
 func (en *Engine) Observe(e *audit.Event) {
 	var out []Alert
-	en.mu.Lock()
-	for _, r := range en.rules {
+	for _, r := range *en.live.Load() {
 		if !r.match(e) {
 			continue
 		}
-		if a := en.hit(r, groupOf(r.GroupBy, e), e.Time, e); a != nil {
+		group := groupOf(r.GroupBy, e)
+		en.mu.Lock()
+		a := en.hit(r, group, e.Time, e)
+		en.mu.Unlock()
+		if a != nil {
 			out = append(out, *a)
 		}
 	}
-	en.mu.Unlock()
 	for i := range out {
 		en.deliver(&out[i])
 	}

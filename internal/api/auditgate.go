@@ -147,6 +147,25 @@ func (g *auditGate) close() (recorded bool) {
 type requestState struct {
 	event audit.Event
 	gate  auditGate
+	// hv backs the values of the headers every request sets (request ID,
+	// client request ID, region, network info): allocated with the state
+	// instead of one slice each (setHeader).
+	hv  [4]string
+	nhv int
+}
+
+// setHeader is setHeader(h, key, v) with the value's slice taken from
+// st.hv while it lasts. Each slice has len == cap, so that an Add appends
+// to a copy; net/http clones the map before it writes it out.
+func (st *requestState) setHeader(h http.Header, key, v string) {
+	if st.nhv == len(st.hv) {
+		setHeader(h, key, v)
+		return
+	}
+	i := st.nhv
+	st.nhv++
+	st.hv[i] = v
+	h[key] = st.hv[i : i+1 : i+1]
 }
 
 var _ storage.PreCommitter = (*auditGate)(nil)

@@ -37,7 +37,8 @@ type request struct {
 	base       string // https://{host[:port]}, no trailing slash
 }
 
-func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string, ev *audit.Event) {
+func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string, st *requestState) {
+	ev := &st.event
 	if h.seal.Sealed() {
 		h.writeErr(w, r, barrier.ErrSealed)
 		return
@@ -49,14 +50,14 @@ func (h *Handler) serveVault(w http.ResponseWriter, r *http.Request, name string
 	}
 	ev.ResourceID = audit.VaultResourceID(v.SubscriptionID, v.ResourceGroup, v.Name)
 	hdr := w.Header()
-	setHeader(hdr, hdrRegion, v.Location)
+	st.setHeader(hdr, hdrRegion, v.Location)
 	hdr[hdrServiceVersion] = hvServiceVersion
 	ip := ev.Caller.IP
 	fam := "InterNetwork"
 	if strings.Contains(ip, ":") {
 		fam = "InterNetworkV6"
 	}
-	setHeader(hdr, hdrNetworkInfo, "conn_type=Ipv4;addr="+ip+";act_addr_fam="+fam+";")
+	st.setHeader(hdr, hdrNetworkInfo, "conn_type=Ipv4;addr="+ip+";act_addr_fam="+fam+";")
 
 	// The route is looked up first only to name the operation in the audit
 	// event; nothing is answered from it before authentication.
@@ -179,11 +180,10 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, v *vault.Vau
 
 // objectURL is the full identifier of an object: what the SDKs parse.
 func (rq *request) objectURL(collection, name, version string) string {
-	u := rq.base + "/" + collection + "/" + name
-	if version != "" {
-		u += "/" + version
+	if version == "" {
+		return rq.base + "/" + collection + "/" + name
 	}
-	return u
+	return rq.base + "/" + collection + "/" + name + "/" + version // one allocation
 }
 
 // decode reads a JSON body into v. Bodies are capped; anything that is not

@@ -250,9 +250,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		ev.Properties.TLSVersion = audit.TLSVersionName(r.TLS.Version)
 	}
 	hdr := w.Header()
-	setHeader(hdr, hdrRequestID, reqID)
+	st.setHeader(hdr, hdrRequestID, reqID)
 	if cid := r.Header.Get("x-ms-client-request-id"); cid != "" && len(cid) <= 128 {
-		setHeader(hdr, hdrClientRequestID, cid)
+		st.setHeader(hdr, hdrClientRequestID, cid)
 		ev.CorrelationID = cid
 	}
 	hdr[hdrStrictTransport] = hvStrictTransport
@@ -331,7 +331,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	if name, ok := strings.CutSuffix(host, ".vault."+h.cfg.DNSSuffix); ok && name != "" && !strings.Contains(name, ".") {
 		ev.Service = "vault"
 		ev.Vault = name
-		h.serveVault(sw, r, name, ev)
+		h.serveVault(sw, r, name, st)
 		return
 	}
 	if name, ok := strings.CutSuffix(host, ".managedhsm."+h.cfg.DNSSuffix); ok && name != "" && !strings.Contains(name, ".") {

@@ -457,6 +457,10 @@ func (h *Handler) runApproved(rq *request, r *quorum.Request) *quorum.Request {
 	}
 	r2.Host = rp.Host
 	ev.Path = r2.URL.Path
+	if rp.Surface == "sys" {
+		// /sys/seal: finished before it runs (quorum_seal.go).
+		return h.runSealApproved(ctx, r, ev, gate, start)
+	}
 	if rp.Surface == "management" {
 		// ARM: the stored request goes through mgmt's routing again, which
 		// authorizes the requester again; the quorum step lets it pass.
@@ -646,7 +650,11 @@ func sysQuorumOverride(h *Handler, rq *request) error {
 		return err
 	}
 	rv := &request{h: h, w: rq.w, r: rq.r, ev: rq.ev}
-	if r.Pool != "" {
+	switch {
+	case r.Vault == "" && r.Pool == "":
+		// A tenant-level request (keymgmt, ARM above a vault, seal): its
+		// surface authorizes the requester again.
+	case r.Pool != "":
 		if h.pools == nil {
 			return badParam("Managed HSM pools are not available.")
 		}
@@ -655,7 +663,7 @@ func sysQuorumOverride(h *Handler, rq *request) error {
 			return err
 		}
 		rv.pool, rv.vault = p, &p.Container
-	} else {
+	default:
 		v, err := h.vaults.Vault(r.Vault)
 		if err != nil {
 			return err

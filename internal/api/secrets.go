@@ -72,8 +72,9 @@ func setSecret(rq *request) error {
 	if err != nil {
 		return err
 	}
-	rq.ev.ObjectID = rq.objectURL("secrets", s.Name, s.Version)
-	return rq.reply(http.StatusOK, rq.secretOut(s, true))
+	out := rq.secretOut(s, true)
+	rq.ev.ObjectID = out.ID // objectURL("secrets", s.Name, s.Version)
+	return rq.reply(http.StatusOK, out)
 }
 
 func getSecret(rq *request) error {

@@ -133,7 +133,7 @@ func readVersion[P any](tx barrier.Tx, o objects, name, version string, c *decod
 		ver, ok, err = getShared[Version[P]](tx, c, o.v.ID, o.versionKey(name, version))
 	} else {
 		ver = new(Version[P])
-		ok, err = barrier.GetJSON(tx, o.versionKey(name, version), ver)
+		ok, err = getVersionJSON(tx, o.versionKey(name, version), ver)
 	}
 	if err != nil {
 		return nil, err
