@@ -66,6 +66,10 @@ type fileConfig struct {
 	// Identity and access (docs/ACCESS.md §5).
 	TrustedProxies []string `toml:"trusted_proxies"`
 	PrivateListen  string   `toml:"private_listen"`
+	// Managed HSM backup containers (docs/CONFIG.md, [backup]).
+	Backup struct {
+		AllowedHosts []string `toml:"allowed_hosts"`
+	} `toml:"backup"`
 	// Seal: "shamir" (default) or "pkcs11" (docs/HSM.md).
 	Seal struct {
 		Type string `toml:"type"`
@@ -294,6 +298,7 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 			if v := getenv("KEYWARD_TRUSTED_PROXIES"); v != "" {
 				cfg.TrustedProxies = strings.Split(v, ",")
 			}
+			cfg.Backup = backupConfig(&fc, getenv)
 			if cfg.SMTP, cfg.ACME, err = certificateConfig(&fc, getenv); err != nil {
 				return err
 			}
@@ -403,4 +408,14 @@ func printDevBanner(w io.Writer, s *server.Server, tempData bool) {
 		fmt.Fprintf(w, "\n    Data directory (temporary): %s\n", s.DataDir())
 	}
 	fmt.Fprintln(w)
+}
+
+// backupConfig is the [backup] section, KEYWARD_BACKUP_ALLOWED_HOSTS
+// (comma-separated) replacing its list.
+func backupConfig(fc *fileConfig, getenv func(string) string) server.BackupConfig {
+	b := server.BackupConfig{AllowedHosts: fc.Backup.AllowedHosts}
+	if v := getenv("KEYWARD_BACKUP_ALLOWED_HOSTS"); v != "" {
+		b.AllowedHosts = strings.Split(v, ",")
+	}
+	return b
 }

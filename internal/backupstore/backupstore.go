@@ -4,7 +4,10 @@
 // leading '?'), or a local directory (file:///path) for self-hosted users.
 // Plain-HTTP container URLs are accepted only on loopback (an emulator such
 // as azurite; DESIGN.md contract), so the server is never made to send a
-// backup in clear over a network.
+// backup in clear over a network. Which hosts and addresses a container may
+// be at is the netguard.Policy's decision ([backup] allowed_hosts): a
+// refused destination fails Open, and the connection itself is checked
+// again on the address it is made to.
 package backupstore
 
 import (
@@ -20,13 +23,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/keyward/keyward/internal/mhsm"
+	"github.com/keyward/keyward/internal/netguard"
 )
 
 // Options tune Open.
@@ -34,19 +37,35 @@ type Options struct {
 	// LocalRoot, when set, permits file:// containers: directories at or
 	// below it (the server's DATA/backups).
 	LocalRoot string
-	// Transport, when set, carries the blob requests (tests).
+	// Guard decides which hosts and addresses containers may be at; nil:
+	// the default policy (any host name, public addresses only).
+	Guard *netguard.Policy
+	// Transport, when set, carries the blob requests (tests); it bypasses
+	// the connection-time check (Open still applies Guard).
 	Transport policy.Transporter
 }
 
-// Opener returns an mhsm.Opener with opts.
+// Opener returns an mhsm.Opener with opts; its containers share one HTTP
+// client.
 func Opener(opts Options) mhsm.Opener {
+	opts.Guard = guard(opts.Guard)
+	if opts.Transport == nil {
+		opts.Transport = storageClient(opts.Guard)
+	}
 	return func(ctx context.Context, uri, token string) (mhsm.BlobStore, error) {
 		return Open(ctx, uri, token, opts)
 	}
 }
 
+func guard(g *netguard.Policy) *netguard.Policy {
+	if g == nil {
+		g, _ = netguard.New(nil, false)
+	}
+	return g
+}
+
 // Open opens the container uri with the SAS token token.
-func Open(_ context.Context, uri, token string, opts Options) (mhsm.BlobStore, error) {
+func Open(ctx context.Context, uri, token string, opts Options) (mhsm.BlobStore, error) {
 	u, err := url.Parse(uri)
 	if err != nil || u.Host == "" && u.Scheme != "file" {
 		return nil, errors.New("storageResourceUri is not an absolute URL")
@@ -75,6 +94,10 @@ func Open(_ context.Context, uri, token string, opts Options) (mhsm.BlobStore, e
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, errors.New("storageResourceUri must not carry a query (pass the SAS token as token)")
 	}
+	opts.Guard = guard(opts.Guard)
+	if err := opts.Guard.Check(ctx, u.Hostname()); err != nil {
+		return nil, err
+	}
 	base := strings.TrimSuffix(u.String(), "/")
 	full := base
 	if t := strings.TrimPrefix(token, "?"); t != "" {
@@ -83,7 +106,7 @@ func Open(_ context.Context, uri, token string, opts Options) (mhsm.BlobStore, e
 	co := &container.ClientOptions{ClientOptions: azcore.ClientOptions{Retry: policy.RetryOptions{MaxRetries: 2}}}
 	co.Transport = opts.Transport
 	if co.Transport == nil {
-		co.Transport = storageClient
+		co.Transport = storageClient(opts.Guard)
 	}
 	c, err := container.NewClientWithNoCredential(full, co)
 	if err != nil {
@@ -165,36 +188,23 @@ func (d dir) Get(_ context.Context, name string) ([]byte, error) {
 	return bytes.Clone(raw), nil
 }
 
-// storageClient carries blob requests. Blob storage never redirects, so a
-// redirect is answered as the error it is rather than followed (following
-// it would send the backup, or a read, to an address no rule checked —
-// plain http off loopback included). Connections to link-local (cloud
-// instance metadata), multicast and unspecified addresses are refused
-// whatever name resolved to them.
-var storageClient = &http.Client{
-	Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: dialControl}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-	},
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-}
-
-// dialControl refuses addresses a backup container can never be at.
-func dialControl(_, address string, _ syscall.RawConn) error {
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return err
+// storageClient carries blob requests to where g allows: every
+// connection is checked on the address it is made to (netguard). Blob
+// storage never redirects, so a redirect is answered as the error it is
+// rather than followed (following it would send the backup, or a read, to
+// an address no rule checked — plain http off loopback included).
+func storageClient(g *netguard.Policy) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 g.Proxy,
+			DialContext:           g.DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          100,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	ip := net.ParseIP(host)
-	if ip == nil || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() ||
-		ip.IsMulticast() || ip.IsUnspecified() {
-		return errors.New("backupstore: the storage address is link-local, multicast or unspecified")
-	}
-	return nil
 }

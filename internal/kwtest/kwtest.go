@@ -57,6 +57,9 @@ type Options struct {
 	Audit server.AuditConfig
 	// Alerts configures alert rules and destinations.
 	Alerts server.AlertsConfig
+	// Backup says where managed HSM backup containers may be; zero: the
+	// dev server's default (any public host, and loopback).
+	Backup server.BackupConfig
 	// HSM gives the dev server its own SoftHSM2 token (a real one, in the
 	// test binary's SoftHSM2 directory) and a premium vault; the test is
 	// skipped locally, and fails in CI, without SoftHSM2.
@@ -95,6 +98,7 @@ func Start(t testing.TB, opts Options) *Env {
 		EventRoots:        opts.EventRoots,
 		SMTP:              opts.SMTP,
 		ACME:              opts.ACME,
+		Backup:            opts.Backup,
 		TLS:               opts.TLS,
 		TokenLimits:       opts.TokenLimits,
 		AuditPath:         opts.AuditPath,

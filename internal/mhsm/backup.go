@@ -253,7 +253,13 @@ func (s *Service) open(ctx context.Context, uri, token string) (BlobStore, error
 	}
 	st, err := s.opener(ctx, uri, token)
 	if err != nil {
-		return nil, fail(errs.BadParameter, "InvalidStorage", "The storage container cannot be used: %s", clip(err.Error()))
+		// The opener's message is its own words (never the SAS token),
+		// with the container's host at most: room for a reason.
+		msg := err.Error()
+		if len(msg) > 200 {
+			msg = msg[:200] + "…"
+		}
+		return nil, fail(errs.BadParameter, "InvalidStorage", "The storage container cannot be used: %s", msg)
 	}
 	return st, nil
 }

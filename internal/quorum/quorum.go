@@ -740,3 +740,101 @@ func orNone(s string) string {
 	}
 	return s
 }
+
+// What Sweep did to a request (the record callback's what).
+const (
+	SweptExpired       = "expired"        // a pending request past its expiry is now Expired
+	SweptResultExpired = "result-expired" // a stored result past ResultTTL was deleted
+)
+
+// Sweep is the housekeeping of the sweep job: each pending request past its
+// expiry is written Expired, and each stored result past ResultTTL is
+// deleted (the request then reads result Expired). Each change is its own
+// transaction, which checks the condition again (a concurrent Decide or
+// TakeResult wins or loses cleanly) and calls record(r, what) before it
+// commits: record writes the audit event, and its error rolls the change
+// back. It returns how many requests expired and results were deleted.
+func (s *Service) Sweep(ctx context.Context, record func(r *Request, what string) error) (expired, results int, err error) {
+	now := s.clock.Now().UTC()
+	var ids []string
+	err = s.view.View(ctx, func(tx barrier.Tx) error {
+		ids = ids[:0]
+		var inner error
+		err := tx.Scan(requestPrefix, "", func(_ string, val []byte) bool {
+			var r Request
+			if inner = json.Unmarshal(val, &r); inner != nil {
+				return false
+			}
+			if r.Effective(now) == Expired && r.State == Pending || r.ResultState(now) == ResultExpired && r.Result == ResultAvailable {
+				ids = append(ids, r.ID)
+			}
+			return true
+		})
+		if err == nil {
+			err = inner
+		}
+		return err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, id := range ids {
+		var exp, res bool
+		err := s.view.Update(ctx, func(tx barrier.Tx) error {
+			exp, res = false, false
+			var r Request
+			ok, err := barrier.GetJSON(tx, requestPrefix+id, &r)
+			if err != nil || !ok {
+				return err
+			}
+			now := s.clock.Now().UTC()
+			if r.State == Pending && !now.Before(r.Expires) {
+				r.State, r.Finished, exp = Expired, now, true
+			}
+			if r.Result == ResultAvailable && !now.Before(r.ResultExpires) {
+				if err := tx.Delete(resultPrefix + id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+					return err
+				}
+				r.Result, res = ResultExpired, true
+			}
+			if !exp && !res {
+				return nil
+			}
+			if exp {
+				if err := record(&r, SweptExpired); err != nil {
+					return err
+				}
+			}
+			if res {
+				if err := record(&r, SweptResultExpired); err != nil {
+					return err
+				}
+			}
+			return barrier.PutJSON(tx, requestPrefix+id, &r)
+		})
+		if err != nil {
+			return expired, results, err
+		}
+		if exp {
+			expired++
+		}
+		if res {
+			results++
+		}
+	}
+	return expired, results, nil
+}
+
+// StoredResult reports whether request id has a stored result record
+// (whatever its expiry): for tests and diagnostics, never its content.
+func (s *Service) StoredResult(ctx context.Context, id string) (bool, error) {
+	var ok bool
+	err := s.view.View(ctx, func(tx barrier.Tx) error {
+		var res Result
+		var err error
+		ok, err = barrier.GetJSON(tx, resultPrefix+id, &res)
+		clear(res.Body)
+		return err
+	})
+	return ok, err
+}

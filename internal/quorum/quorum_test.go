@@ -3,6 +3,7 @@ package quorum
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -267,5 +268,70 @@ func TestResultDeliveredOnceToRequester(t *testing.T) {
 	}
 	if done, err := s.FinishResult(ctx, q.ID, 204, true, &Result{Body: []byte("x")}); err != nil || done.Result != "" {
 		t.Fatalf("purge result: %+v %v", done, err)
+	}
+}
+
+// TestSweep: the sweep writes a pending request past its expiry Expired
+// and deletes a stored result past ResultTTL, calling record before each
+// commit; a record error changes nothing; a second sweep finds nothing.
+func TestSweep(t *testing.T) {
+	s, clk := newService(t)
+	ctx := context.Background()
+	p := &Policy{Scope: VaultScope("v1"), Operations: []string{"KeyPurge", "KeyRelease"}, Approvers: []string{"a"}, Required: 1, TTLSeconds: 600}
+	if err := s.SetPolicy(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	pending := submit(t, s, p)
+	rel := &Request{ID: NewID(), Vault: "v1", TenantID: "t", Requester: "req", Operation: "KeyRelease", Target: "keys/k",
+		Replay: Replay{Method: "POST", Path: "/keys/k/release"}}
+	if err := s.Submit(ctx, p, rel); err != nil {
+		t.Fatal(err)
+	}
+	if _, run, err := s.Decide(ctx, rel.ID, "a", nil, true); err != nil || !run {
+		t.Fatalf("decide: %v %v", run, err)
+	}
+	if _, err := s.FinishResult(ctx, rel.ID, 200, true, &Result{Status: 200, Body: []byte(`{"value":"x"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	record := func(r *Request, what string) error { got = append(got, r.ID+" "+what); return nil }
+	// Nothing is due yet.
+	if e, n, err := s.Sweep(ctx, record); err != nil || e != 0 || n != 0 || len(got) != 0 {
+		t.Fatalf("early sweep: %d %d %v %v", e, n, err, got)
+	}
+	clk.Advance(11 * time.Minute)
+	// A failing record rolls the expiry back.
+	if _, _, err := s.Sweep(ctx, func(*Request, string) error { return errors.New("audit down") }); err == nil {
+		t.Fatal("sweep with a failing record succeeded")
+	}
+	if r, _ := s.Get(ctx, pending.ID); r.State != Pending {
+		t.Fatalf("state after a refused record: %s", r.State)
+	}
+	if e, n, err := s.Sweep(ctx, record); err != nil || e != 1 || n != 0 || !slices.Equal(got, []string{pending.ID + " " + SweptExpired}) {
+		t.Fatalf("expiry sweep: %d %d %v %v", e, n, err, got)
+	}
+	if r, _ := s.Get(ctx, pending.ID); r.State != Expired || r.Finished.IsZero() {
+		t.Fatalf("stored state after the sweep: %s", r.State)
+	}
+	if _, _, err := s.Decide(ctx, pending.ID, "a", nil, true); reason(err) != ReasonExpired {
+		t.Fatalf("decide after the sweep: %v", err)
+	}
+	if ok, err := s.StoredResult(ctx, rel.ID); err != nil || !ok {
+		t.Fatalf("result before its TTL: %v %v", ok, err)
+	}
+	clk.Advance(ResultTTL)
+	got = nil
+	if e, n, err := s.Sweep(ctx, record); err != nil || e != 0 || n != 1 || !slices.Equal(got, []string{rel.ID + " " + SweptResultExpired}) {
+		t.Fatalf("result sweep: %d %d %v %v", e, n, err, got)
+	}
+	if ok, err := s.StoredResult(ctx, rel.ID); err != nil || ok {
+		t.Fatalf("result after the sweep: %v %v", ok, err)
+	}
+	if r, _ := s.Get(ctx, rel.ID); r.Result != ResultExpired || r.State != Executed {
+		t.Fatalf("request after the result sweep: %+v", r)
+	}
+	got = nil
+	if e, n, err := s.Sweep(ctx, record); err != nil || e != 0 || n != 0 || len(got) != 0 {
+		t.Fatalf("second sweep: %d %d %v %v", e, n, err, got)
 	}
 }

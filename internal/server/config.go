@@ -81,6 +81,9 @@ type Config struct {
 	SMTP *SMTPConfig
 	ACME ACMEConfig
 
+	// Backup says where managed HSM backup containers may be.
+	Backup BackupConfig
+
 	// Throttle limits request rates per vault and per principal
 	// (docs/CONFIG.md, [throttle]). The zero value limits nothing;
 	// cmd/keyward sets defaults well above Azure's published limits.
@@ -121,6 +124,17 @@ type Config struct {
 	// Clock and Log are injected by tests; nil means the real ones.
 	Clock clock.Clock
 	Log   *slog.Logger
+}
+
+// BackupConfig says where managed HSM backups and restores may connect
+// (docs/CONFIG.md, [backup]; internal/netguard).
+type BackupConfig struct {
+	// AllowedHosts are host names, "*.suffix" wildcards, IP addresses and
+	// CIDRs. Empty: any host name, at a public address (dev mode: or
+	// loopback). Otherwise only the hosts listed; loopback, private and
+	// link-local addresses only when an address or CIDR entry covers them
+	// or the container's host is an exact name entry.
+	AllowedHosts []string
 }
 
 // StorageConfig selects and configures the storage backend.

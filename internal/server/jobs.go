@@ -41,6 +41,7 @@ func (s *Server) newJobs() *jobs.Runner {
 		jobs.Job{Name: JobDue, Every: cmp.Or(s.cfg.SchedulerInterval, time.Minute), LeaderOnly: true, Run: s.runDue},
 		jobs.Job{Name: JobAuditCheckpoint, Every: cmp.Or(s.cfg.Audit.CheckpointInterval, time.Minute), Run: s.auditCheckpoint},
 		jobs.Job{Name: JobKeyMgmt, Every: cmp.Or(s.cfg.SchedulerInterval, time.Minute), LeaderOnly: true, Run: s.reconcileKeyMgmt},
+		jobs.Job{Name: JobQuorumSweep, Every: cmp.Or(s.cfg.SchedulerInterval, time.Minute), LeaderOnly: true, Run: s.sweepQuorum},
 		jobs.Job{Name: JobExpiryAlerts, Every: cmp.Or(s.cfg.SchedulerInterval, time.Minute), LeaderOnly: true, Run: s.expiryAlerts},
 		jobs.Job{Name: JobAuditAlerts, Every: cmp.Or(s.cfg.Alerts.SinkCheckEvery, 30*time.Second), Run: s.auditAlerts})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/keyward/keyward/internal/backupstore"
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/mhsm"
+	"github.com/keyward/keyward/internal/netguard"
 	"github.com/keyward/keyward/internal/securitydomain"
 )
 
@@ -26,14 +27,21 @@ import (
 
 // initPools builds the pool service; pool keys use poolProtector (an HSM
 // when one is configured, the software protector otherwise).
-func (s *Server) initPools(poolProtector keys.Protector) {
+func (s *Server) initPools(poolProtector keys.Protector) error {
 	if poolProtector != nil {
 		s.vaults.SetPoolProtector(poolProtector)
 	}
 	s.pools = mhsm.New(s.barrier, s.vaults, s.clock)
-	s.pools.SetBackupOpener(backupstore.Opener(backupstore.Options{LocalRoot: filepath.Join(s.cfg.DataDir, "backups")}))
+	// Backup containers: [backup] allowed_hosts; the dev server may also
+	// reach loopback (a local azurite), never a private network.
+	guard, err := netguard.New(s.cfg.Backup.AllowedHosts, s.cfg.Dev)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	s.pools.SetBackupOpener(backupstore.Opener(backupstore.Options{LocalRoot: filepath.Join(s.cfg.DataDir, "backups"), Guard: guard}))
 	s.pools.SetLogger(s.log.Error)
 	s.access.mgmt.SetPools(s.pools, s.PoolURL)
+	return nil
 }
 
 // Pools is the managed HSM pool service (for tests and the CLI).

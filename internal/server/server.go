@@ -41,6 +41,8 @@ import (
 
 // Server is a running Keyward.
 type Server struct {
+	quorum *quorum.Service // approval requests (quorum.go: the sweep job)
+
 	console      *console.Console
 	cfg          Config
 	log          *slog.Logger
@@ -221,8 +223,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	keymgmtSurface := s.initKeyMgmt()
-	s.initPools(nil) // mhsm.go
+	if err := s.initPools(nil); err != nil { // mhsm.go
+		return nil, err
+	}
 	s.console = s.newConsole()
+	s.quorum = quorum.New(s.barrier.System(), s.clock)
 	s.handler = api.New(s.apiCfg, api.Deps{
 		KeyMgmt:  keymgmtSurface,
 		Operator: s, Authority: s.auth, Vaults: s.vaults, Certificates: s.certificates, Authz: s.access.engine, Management: s.access.handler,
@@ -230,7 +235,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Pools:    s.pools,
 		Throttle: throttle.New(s.clock, cfg.Throttle),
 		Audit:    s.audit, Metrics: s.metrics.Handler(), Clock: s.clock, Log: s.log,
-		Quorum: quorum.New(s.barrier.System(), s.clock),
+		Quorum: s.quorum,
 	})
 
 	s.console.SetBackend(s.handler)
