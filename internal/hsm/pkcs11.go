@@ -871,6 +871,24 @@ var pssParams = map[string][3]uint{ // hash mechanism, MGF, salt length
 
 var rsHash = map[string]crypto.Hash{keys.AlgRS256: crypto.SHA256, keys.AlgRS384: crypto.SHA384, keys.AlgRS512: crypto.SHA512}
 
+// signMechs is the C_SignInit mechanism of each alg, built once: the
+// binding only reads a Mechanism (it copies it into C memory per call), so
+// one value serves every goroutine and a signature allocates none.
+var signMechs = func() map[string][]*pkcs11.Mechanism {
+	m := map[string][]*pkcs11.Mechanism{}
+	for alg := range rsHash {
+		m[alg] = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)}
+	}
+	for alg, p := range pssParams {
+		m[alg] = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, pkcs11.NewPSSParams(p[0], p[1], p[2]))}
+	}
+	ecdsa := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)}
+	for _, alg := range []string{keys.AlgES256, keys.AlgES384, keys.AlgES512, keys.AlgES256K} {
+		m[alg] = ecdsa
+	}
+	return m
+}()
+
 // secp256k1 group order, for low-S normalization of ES256K.
 var k1N, _ = new(big.Int).SetString("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141", 16)
 
@@ -879,21 +897,18 @@ func (o *operator) Sign(ctx context.Context, alg string, digest []byte) ([]byte,
 		return nil, err
 	}
 	// The public key validates alg, key type and digest length exactly
-	// as the software path does (a nil signature is just "not valid").
-	if _, err := o.pub.Verify(alg, digest, nil); err != nil {
+	// as the software path does (without touching the key: a Verify with
+	// an empty signature cost RSA a modulus precomputation per request).
+	if err := o.pub.CheckSign(alg, digest); err != nil {
 		return nil, err
 	}
-	var mech []*pkcs11.Mechanism
+	mech := signMechs[alg]
+	if mech == nil {
+		return nil, fmt.Errorf("%w: %.20s", keys.ErrUnsupportedAlgorithm, alg)
+	}
 	input := digest
-	switch {
-	case rsHash[alg] != 0:
-		mech = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)}
-		input = slices.Concat(digestInfoPrefix[rsHash[alg]], digest)
-	case pssParams[alg] != [3]uint{}:
-		p := pssParams[alg]
-		mech = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, pkcs11.NewPSSParams(p[0], p[1], p[2]))}
-	default:
-		mech = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)}
+	if hh := rsHash[alg]; hh != 0 {
+		input = slices.Concat(digestInfoPrefix[hh], digest)
 	}
 	var sig []byte
 	err := o.h.do(ctx, func(s pkcs11.SessionHandle) error {

@@ -140,6 +140,15 @@ func (k *Key) Sign(alg string, digest []byte) ([]byte, error) {
 	return sig, nil
 }
 
+// CheckSign returns the error Sign or Verify would return for alg and
+// digest before any cryptography (unknown or mismatched alg, wrong digest
+// length, FIPS refusal): a backend that signs elsewhere (a PKCS#11 token)
+// validates a request exactly as the software path does, for free.
+func (k *Key) CheckSign(alg string, digest []byte) error {
+	_, err := k.sigParams(alg, digest)
+	return err
+}
+
 // Verify reports whether sig is a valid alg signature of digest. A wrong
 // signature, including one of the wrong length or with out-of-range values,
 // is (false, nil); errors are only for requests that cannot be evaluated
