@@ -70,10 +70,10 @@ func (c *call) routeAuthorization(scopeStr string, rest []string) error {
 		return c.notFound()
 	}
 	c.ev.Operation = rt.Op
-	// A role assignment at a vault's scope (decided on the vault) or above
-	// it (decided by the tenant's approvers) may need its approvers
-	// (quorum.go): keep its body to store the request.
-	c.keep = c.h.quorum != nil && c.r.Method == http.MethodPut && rt.Op == "RoleAssignment" && scope.ObjectType == ""
+	// A role assignment at a vault's scope or an object's in it (decided on
+	// the vault) or above it (decided by the tenant's approvers) may need
+	// its approvers (quorum.go): keep its body to store the request.
+	c.keep = c.h.quorum != nil && c.r.Method == http.MethodPut && rt.Op == "RoleAssignment"
 	need, serve, err := rt.Handle(c, scope, params["name"])
 	if err != nil {
 		return err
