@@ -113,7 +113,9 @@ func TestQuorumApprovalPIMAdminRequests(t *testing.T) {
 	approvalOf := func(err error, op string) string {
 		t.Helper()
 		re := wantErr(t, err, http.StatusAccepted, "ApprovalRequired")
-		var body struct{ Approval struct{ ID, Operation string } }
+		var body struct {
+			Approval struct{ ID, Operation string }
+		}
 		if err := json.NewDecoder(re.RawResponse.Body).Decode(&body); err != nil || body.Approval.Operation != op {
 			t.Fatalf("%s pending: %+v %v", op, body, err)
 		}

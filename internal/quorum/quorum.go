@@ -144,7 +144,9 @@ func (p *Policy) Protects(op string) bool {
 
 // grantsRole reports whether op grants a role the way a role assignment
 // does (PIM's admin requests): a policy on RoleAssignmentCreate protects it.
-func grantsRole(op string) bool { return op == "RoleEligibilityRequest" || op == "RoleAssignmentScheduleRequest" }
+func grantsRole(op string) bool {
+	return op == "RoleEligibilityRequest" || op == "RoleAssignmentScheduleRequest"
+}
 
 func validID(s string) bool {
 	if s == "" || len(s) > maxIDLen {
