@@ -31,6 +31,12 @@ type approvalClient struct {
 	caFile     string
 	token      string
 	http       *http.Client
+	// tenantLevel: the management host's tenant-level approvals
+	// (…/providers/Keyward.Quorum/approvals) instead of a vault's.
+	tenantLevel bool
+	mgmtURL     string
+	base        string // where /approvals is
+	apiVersion  string
 }
 
 // approvalDev is the part of dev.json these commands read.
@@ -40,6 +46,7 @@ type approvalDev struct {
 	ClientSecret  string `json:"client_secret"`
 	AuthorityHost string `json:"authority_host"`
 	VaultURL      string `json:"vault_url"`
+	ManagementURL string `json:"management_url"`
 	CAFile        string `json:"ca_file"`
 }
 
@@ -47,11 +54,15 @@ func newApprovalCmd(getenv func(string) string, stdout io.Writer) *cobra.Command
 	ac := &approvalClient{getenv: getenv}
 	cmd := &cobra.Command{
 		Use:   "approval",
-		Short: "Quorum approval requests of a vault (docs/QUORUM.md)",
+		Short: "Quorum approval requests of a vault, a pool or the tenant (docs/QUORUM.md)",
 		Long: `List, show, approve and reject the quorum approval requests of a vault.
 
 The vault is --vault-url, or --vault NAME on the host of $KEYWARD_VAULT_URL or
-the dev server's vault_url (--dev-json). Credentials: client credentials
+the dev server's vault_url (--dev-json). --tenant-level works on the tenant's
+requests instead (a seal, a keymgmt credentials change, a role assignment above
+a vault, a deleted vault's purge, a pool's delete or purge), decided on the
+management host: --management-url, $KEYWARD_MANAGEMENT_URL or the dev server's
+management_url. Credentials: client credentials
 (--tenant, --client-id and KEYWARD_CLIENT_SECRET or --client-secret-file,
 --authority or $KEYWARD_AUTHORITY_HOST), a token in $KEYWARD_TOKEN, or
 --dev-json for all of them. Output is JSON.`,
@@ -66,6 +77,8 @@ the dev server's vault_url (--dev-json). Credentials: client credentials
 	pf.StringVar(&ac.clientID, "client-id", "", "client ID")
 	pf.StringVar(&ac.secretFile, "client-secret-file", "", "file holding the client secret")
 	pf.StringVar(&ac.caFile, "ca-file", "", "PEM CA certificates to trust")
+	pf.BoolVar(&ac.tenantLevel, "tenant-level", false, "the tenant-level requests, on the management host")
+	pf.StringVar(&ac.mgmtURL, "management-url", "", "management URL (https://management.{suffix}[:port]) for --tenant-level")
 
 	call := func(method, path string) func(*cobra.Command, []string) error {
 		return func(c *cobra.Command, a []string) error {
@@ -126,22 +139,36 @@ func (ac *approvalClient) setup(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", ac.devJSON, err)
 		}
 	}
-	base := strings.TrimSuffix(cmp.Or(ac.vaultURL, ac.getenv("KEYWARD_VAULT_URL"), dev.VaultURL), "/")
-	if base == "" {
-		return errors.New("no vault: --vault-url, KEYWARD_VAULT_URL or --dev-json")
-	}
-	if ac.vault != "" && ac.vaultURL == "" {
-		u, err := url.Parse(base)
-		if err != nil {
+	var resource string
+	if ac.tenantLevel {
+		if ac.vault != "" || ac.vaultURL != "" {
+			return errors.New("--tenant-level works on the management host: no --vault or --vault-url")
+		}
+		m := strings.TrimSuffix(cmp.Or(ac.mgmtURL, ac.getenv("KEYWARD_MANAGEMENT_URL"), dev.ManagementURL), "/")
+		u, err := url.Parse(m)
+		if m == "" || err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" {
+			return fmt.Errorf("no management URL (https://management.{suffix}[:port]): --management-url, KEYWARD_MANAGEMENT_URL or --dev-json; got %q", m)
+		}
+		resource, ac.base, ac.apiVersion = m, m+"/providers/Keyward.Quorum", "2026-01-01"
+	} else {
+		base := strings.TrimSuffix(cmp.Or(ac.vaultURL, ac.getenv("KEYWARD_VAULT_URL"), dev.VaultURL), "/")
+		if base == "" {
+			return errors.New("no vault: --vault-url, KEYWARD_VAULT_URL or --dev-json")
+		}
+		if ac.vault != "" && ac.vaultURL == "" {
+			u, err := url.Parse(base)
+			if err != nil {
+				return err
+			}
+			_, rest, _ := strings.Cut(u.Host, ".")
+			base = "https://" + ac.vault + "." + rest
+		}
+		ac.vaultURL = base
+		var err error
+		if resource, err = vaultResource(base); err != nil {
 			return err
 		}
-		_, rest, _ := strings.Cut(u.Host, ".")
-		base = "https://" + ac.vault + "." + rest
-	}
-	ac.vaultURL = base
-	resource, err := vaultResource(base)
-	if err != nil {
-		return err
+		ac.base, ac.apiVersion = base, "7.5"
 	}
 	tlsCfg, err := clientTLS(cmp.Or(ac.caFile, dev.CAFile), ac.getenv)
 	if err != nil {
@@ -191,5 +218,5 @@ func (ac *approvalClient) call(ctx context.Context, method, path string, out any
 	if strings.Contains(path, "?") {
 		sep = "&"
 	}
-	return callJSON(ctx, ac.http, method, ac.vaultURL+path+sep+"api-version=7.5", path, ac.token, nil, out)
+	return callJSON(ctx, ac.http, method, ac.base+path+sep+"api-version="+ac.apiVersion, path, ac.token, nil, out)
 }

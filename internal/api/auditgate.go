@@ -152,6 +152,8 @@ type requestState struct {
 	// instead of one slice each (setHeader).
 	hv  [4]string
 	nhv int
+	// deadline bounds the request (requestTimeout; deadline.go).
+	deadline lazyDeadline
 }
 
 // setHeader is setHeader(h, key, v) with the value's slice taken from

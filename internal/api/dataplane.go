@@ -17,6 +17,7 @@ import (
 	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/jsonbody"
 	"github.com/keyward/keyward/internal/mhsm"
 	"github.com/keyward/keyward/internal/throttle"
 	"github.com/keyward/keyward/internal/vault"
@@ -207,6 +208,14 @@ func (rq *request) decode(v any) error {
 func decodeJSON(raw []byte, v any) error {
 	if len(bytes.TrimSpace(raw)) == 0 { // no string copy: bodies may hold secrets
 		return badParam("The request body is empty; a JSON object is required.")
+	}
+	// encoding/json would store invalid UTF-8 and unpaired surrogate
+	// escapes as U+FFFD: a value changed without a word. Refuse instead.
+	if p := jsonbody.Check(raw); p != nil {
+		if p.Surrogate {
+			return badParam("The request body is not valid JSON text: an unpaired UTF-16 surrogate escape at byte %d.", p.Offset)
+		}
+		return badParam("The request body is not valid JSON text: invalid UTF-8 at byte %d.", p.Offset)
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		var te *json.UnmarshalTypeError

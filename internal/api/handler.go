@@ -270,8 +270,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		// Its audit write may wait for other requests' (audit.WithLinger).
 		ctx = audit.WithLinger(ctx)
 	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
+	st.deadline.init(ctx, start.Add(requestTimeout)) // context.WithTimeout, its timer made only if waited on
+	defer st.deadline.stop()
+	ctx = &st.deadline
 	gate := &st.gate
 	gate.h, gate.ev, gate.start, gate.ctx = h, ev, start, context.WithoutCancel(ctx)
 	r = r.WithContext(storage.WithPreCommit(ctx, gate))

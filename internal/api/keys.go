@@ -310,12 +310,13 @@ func cryptoHandler(op vault.CryptoOp) func(*request) error {
 		if err != nil {
 			return err
 		}
-		rq.ev.ObjectID = rq.objectURL("keys", res.Name, res.Version)
+		kid := rq.objectURL("keys", res.Name, res.Version)
+		rq.ev.ObjectID = kid
 		rq.ev.Algorithm, rq.ev.Protection = b.Alg, res.Protection // the operation ran: a known algorithm
 		if op == vault.OpVerify {
 			return rq.reply(http.StatusOK, verifyResult{Value: res.Verified})
 		}
-		out := cryptoResult{Kid: rq.objectURL("keys", res.Name, res.Version), Value: res.Value, IV: res.IV, Tag: res.Tag, AAD: res.AAD}
+		out := cryptoResult{Kid: kid, Value: res.Value, IV: res.IV, Tag: res.Tag, AAD: res.AAD}
 		err = rq.reply(http.StatusOK, out)
 		if op == vault.OpDecrypt || op == vault.OpUnwrapKey {
 			clear(res.Value)

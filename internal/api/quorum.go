@@ -129,7 +129,7 @@ func (h *Handler) divertARM(w http.ResponseWriter, r *http.Request, op, vaultNam
 		// A deleted vault's purge: the tenant's policy too (a deleted
 		// vault has no data plane to decide on).
 		switch op {
-		case "RoleAssignmentCreate":
+		case "RoleAssignmentCreate", "RoleEligibilityRequest", "RoleAssignmentScheduleRequest":
 		case "DeletedVaultPurge", "ManagedHsmDelete", "DeletedManagedHsmPurge":
 			// Managed HSM pools too: their ARM requester need not hold
 			// the pool's local RBAC, so the tenant decides.
@@ -147,7 +147,27 @@ func (h *Handler) divertARM(w http.ResponseWriter, r *http.Request, op, vaultNam
 	}
 	base := strings.TrimSuffix(h.cfg.VaultResource(), "/")
 	base = "https://" + v.Name + "." + strings.TrimPrefix(base, "https://")
-	return h.submitApproval(w, r, v, "", p, op, "vaults/"+v.Name, "management", base, "7.5")
+	return h.submitApproval(w, r, v, "", p, op, "vaults/"+v.Name+armObjectSuffix(r.URL.Path, op), "management", base, "7.5")
+}
+
+// armObjectSuffix is "/{type}/{name}" for a role assignment at an object's
+// scope in a vault (…/vaults/{v}/keys/{k}/providers/Microsoft.Authorization/…),
+// else "".
+func armObjectSuffix(path, op string) string {
+	if op != "RoleAssignmentCreate" && op != "RoleEligibilityRequest" && op != "RoleAssignmentScheduleRequest" {
+		return ""
+	}
+	lower := strings.ToLower(path)
+	i := strings.Index(lower, "/providers/microsoft.keyvault/vaults/")
+	j := strings.Index(lower, "/providers/microsoft.authorization/")
+	if i < 0 || j < i {
+		return ""
+	}
+	segs := strings.Split(strings.Trim(path[i+len("/providers/microsoft.keyvault/vaults/"):j], "/"), "/")
+	if len(segs) != 3 {
+		return "" // the vault's own scope
+	}
+	return "/" + clipString(segs[1], 32) + "/" + clipString(segs[2], 127)
 }
 
 type replayKey struct{}

@@ -18,6 +18,41 @@ func init() {
 		{Method: post, Pattern: "/ui/vaults/{vault}/approvals/{id}/approve", Op: "ConsoleApprovalApprove", Handle: approvalDecide("approve")},
 		{Method: post, Pattern: "/ui/vaults/{vault}/approvals/{id}/reject", Op: "ConsoleApprovalReject", Handle: approvalDecide("reject")},
 	}})
+	// The tenant's own requests (a seal, keymgmt credentials, role
+	// assignments above a vault, a deleted vault's or a pool's purge),
+	// decided on the management host's Keyward.Quorum/approvals.
+	Register(&Page{Key: "tenant-approvals", Title: "Tenant approvals", Scope: Global, Order: 40, Routes: []route.Route[handler, string]{
+		{Method: get, Pattern: "/ui/approvals", Op: "ConsoleTenantApprovalList", Handle: tenantApprovalList},
+		{Method: post, Pattern: "/ui/approvals/{id}/approve", Op: "ConsoleTenantApprovalApprove", Handle: tenantApprovalDecide("approve")},
+		{Method: post, Pattern: "/ui/approvals/{id}/reject", Op: "ConsoleTenantApprovalReject", Handle: tenantApprovalDecide("reject")},
+	}})
+}
+
+// quorumAPIVersion is the api-version of Keyward.Quorum's routes.
+const quorumAPIVersion = "2026-01-01"
+
+func tenantApprovalList(q *req) error {
+	var l struct {
+		Value []approvalItem `json:"value"`
+	}
+	if err := q.arm(http.MethodGet, "/providers/Keyward.Quorum/approvals", quorumAPIVersion, nil, &l); err != nil {
+		return err
+	}
+	return q.render("approvals", http.StatusOK, "Tenant approvals", l.Value)
+}
+
+func tenantApprovalDecide(verb string) handler {
+	return func(q *req) error {
+		id := q.p["id"]
+		if !approvalIDRE.MatchString(id) {
+			return &apiError{Status: http.StatusBadRequest, Code: "BadParameter", Message: "That is not an approval request ID."}
+		}
+		var out approvalItem
+		if err := q.arm(http.MethodPost, "/providers/Keyward.Quorum/approvals/"+id+"/"+verb, quorumAPIVersion, nil, &out); err != nil {
+			return err
+		}
+		return q.redirect("/ui/approvals", "Approval request "+id+": "+out.State+".")
+	}
 }
 
 type approvalVote struct {

@@ -208,6 +208,47 @@ func TestConsoleDeviceSignInCSRFAndExpiry(t *testing.T) {
 		t.Fatalf("the approved purge did not run: %d", st)
 	}
 
+	// A tenant-level request (a role assignment at the subscription, under
+	// the tenant's policy): carol approves it on the console's tenant
+	// Approvals page, which calls the management host's approval API.
+	mgmtCall := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, strings.TrimSuffix(e.Info.ManagementURL, "/")+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := e.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, b := mgmtCall(http.MethodPut, "/providers/Keyward.Quorum/tenantPolicy?api-version=2026-01-01", `{"operations":["RoleAssignmentCreate"],"approvers":["`+carol.oid+`"],"approvalsRequired":1}`); st != http.StatusOK {
+		t.Fatalf("set the tenant policy: %d %s", st, b)
+	}
+	sub := "/subscriptions/" + e.Info.SubscriptionID
+	st, b = mgmtCall(http.MethodPut, sub+"/providers/Microsoft.Authorization/roleAssignments/3f1c9d2e-5b7a-4c1e-9f00-0a1b2c3d4e5f?api-version=2022-04-01",
+		`{"properties":{"roleDefinitionId":"`+sub+`/providers/Microsoft.Authorization/roleDefinitions/4633458b-17de-408a-b874-0445c86b69e6","principalId":"`+e.Info.UnprivilegedObjectID+`"}}`)
+	idm = regexp.MustCompile(`"approval":\{"id":"([0-9a-f-]+)"`).FindStringSubmatch(b)
+	if st != http.StatusAccepted || idm == nil {
+		t.Fatalf("role assignment above the vault: %d %s", st, b)
+	}
+	if resp, page = get(ui + "approvals"); resp.StatusCode != http.StatusOK || !strings.Contains(page, `id="approval-`+idm[1]+`"`) || !strings.Contains(page, "RoleAssignmentCreate") ||
+		!strings.Contains(page, `action="/ui/approvals/`+idm[1]+`/approve"`) {
+		t.Fatalf("tenant approvals page: %d\n%s", resp.StatusCode, page)
+	}
+	if _, page = get(ui + "vaults/dev/approvals"); strings.Contains(page, idm[1]) {
+		t.Fatal("the vault's approvals page shows a tenant-level request")
+	}
+	resp, page = post(ui+"approvals/"+idm[1]+"/approve", url.Values{"csrf": {csrf}}, map[string]string{"Origin": origin})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Approval request "+idm[1]+": Executed.") {
+		t.Fatalf("approve a tenant-level request in the console: %d\n%s", resp.StatusCode, page)
+	}
+	if st, b := mgmtCall(http.MethodGet, sub+"/providers/Microsoft.Authorization/roleAssignments/3f1c9d2e-5b7a-4c1e-9f00-0a1b2c3d4e5f?api-version=2022-04-01", ""); st != http.StatusOK {
+		t.Fatalf("the approved role assignment: %d %s", st, b)
+	}
+
 	// 30 idle minutes end the session.
 	clk.Advance(31 * time.Minute)
 	resp, page = get(ui + "vaults/dev/secrets")

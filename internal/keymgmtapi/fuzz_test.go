@@ -50,3 +50,17 @@ func FuzzParseBody(f *testing.F) {
 		}
 	})
 }
+
+// TestParseBodyRefusesInvalidText: bytes encoding/json would store as
+// U+FFFD are a 400, not a changed value.
+func TestParseBodyRefusesInvalidText(t *testing.T) {
+	for _, s := range []string{"{\"plaintext\":\"\xff\"}", `{"context":"\ud800"}`, "{\"\xc3\":1}"} {
+		var ae *apiError
+		if b, err := parseBody([]byte(s)); !errors.As(err, &ae) || ae.status != http.StatusBadRequest || b != nil {
+			t.Errorf("%q: %v %v", s, b, err)
+		}
+	}
+	if b, err := parseBody([]byte(`{"context":"é\ud83d\ude00"}`)); err != nil || b["context"] != "é\U0001F600" {
+		t.Errorf("valid text: %v %v", b, err)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/errs"
+	"github.com/keyward/keyward/internal/jsonbody"
 	"github.com/keyward/keyward/internal/keymgmt"
 	"github.com/keyward/keyward/internal/route"
 )
@@ -193,6 +194,12 @@ func parseBody(raw []byte) (map[string]any, error) {
 	if t := strings.TrimSpace(string(raw)); t == "" || t == "null" {
 		// Vault's client sends "null" for a write without data.
 		return map[string]any{}, nil
+	}
+	if p := jsonbody.Check(raw); p != nil { // encoding/json would replace it with U+FFFD
+		if p.Surrogate {
+			return nil, badRequest("failed to parse JSON input: an unpaired UTF-16 surrogate escape at byte %d", p.Offset)
+		}
+		return nil, badRequest("failed to parse JSON input: invalid UTF-8 at byte %d", p.Offset)
 	}
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
 	dec.UseNumber()

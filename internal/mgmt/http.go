@@ -19,6 +19,7 @@ import (
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/identity"
+	"github.com/keyward/keyward/internal/jsonbody"
 	"github.com/keyward/keyward/internal/route"
 )
 
@@ -281,6 +282,15 @@ func (c *call) decode(v any) error {
 func decodeBody(raw []byte, v any) error {
 	if len(strings.TrimSpace(string(raw))) == 0 {
 		return errBad("InvalidRequestContent", "The request content was invalid and could not be deserialized: the body is empty.")
+	}
+	// encoding/json would store invalid UTF-8 and unpaired surrogate
+	// escapes as U+FFFD (a tag changed without a word): refuse instead.
+	if p := jsonbody.Check(raw); p != nil {
+		what := "invalid UTF-8"
+		if p.Surrogate {
+			what = "an unpaired UTF-16 surrogate escape"
+		}
+		return errBad("InvalidRequestContent", "The request content was invalid and could not be deserialized: %s at byte %d.", what, p.Offset)
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		var te *json.UnmarshalTypeError
