@@ -129,7 +129,7 @@ func (h *Handler) divertARM(w http.ResponseWriter, r *http.Request, op, vaultNam
 		// A deleted vault's purge: the tenant's policy too (a deleted
 		// vault has no data plane to decide on).
 		switch op {
-		case "RoleAssignmentCreate":
+		case "RoleAssignmentCreate", "RoleEligibilityRequest", "RoleAssignmentScheduleRequest":
 		case "DeletedVaultPurge", "ManagedHsmDelete", "DeletedManagedHsmPurge":
 			// Managed HSM pools too: their ARM requester need not hold
 			// the pool's local RBAC, so the tenant decides.
@@ -154,7 +154,7 @@ func (h *Handler) divertARM(w http.ResponseWriter, r *http.Request, op, vaultNam
 // scope in a vault (…/vaults/{v}/keys/{k}/providers/Microsoft.Authorization/…),
 // else "".
 func armObjectSuffix(path, op string) string {
-	if op != "RoleAssignmentCreate" {
+	if op != "RoleAssignmentCreate" && op != "RoleEligibilityRequest" && op != "RoleAssignmentScheduleRequest" {
 		return ""
 	}
 	lower := strings.ToLower(path)

@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/authorization/armauthorization/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/keyward/keyward/internal/audit"
+	"github.com/keyward/keyward/internal/authz"
 	"github.com/keyward/keyward/internal/kwtest"
 )
 
@@ -83,4 +85,66 @@ func TestQuorumApprovalRoleAssignmentObjectScope(t *testing.T) {
 	if _, err := gc.GetSecret(ctx, "obj-scoped", "", nil); err != nil {
 		t.Fatalf("the grantee cannot read the secret after the approved assignment: %v", err)
 	}
+}
+
+// TestQuorumApprovalPIMAdminRequests: a policy on RoleAssignmentCreate also
+// protects PIM's admin requests, which grant like an assignment: a
+// time-bound assignment (roleAssignmentScheduleRequests AdminAssign) and an
+// eligibility (roleEligibilityScheduleRequests AdminAssign) wait for the
+// vault's approver; the grantee gets nothing until the approval; the
+// approved time-bound assignment is then in force. Activation of an
+// eligibility that exists (SelfActivate) is not diverted.
+func TestQuorumApprovalPIMAdminRequests(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{})
+	ctx := context.Background()
+	a := newSP(t, e, "pim-approver")
+	grantee := newSP(t, e, "pim-grantee")
+	vaultURL := strings.TrimSuffix(e.Info.VaultURL, "/")
+	if r := do(t, e, http.MethodPut, vaultURL+"/quorumpolicy?api-version=7.5", vaultTokenFor(t, e, e.Credential()), "application/json",
+		`{"operations":["RoleAssignmentCreate"],"approvers":["`+a.ObjectID+`"],"approvalsRequired":1}`); r.Status != http.StatusOK {
+		t.Fatalf("set policy: %d %s", r.Status, r.Body)
+	}
+	scope := vaultScope(e, devVaultName(e))
+	role := "/providers/Microsoft.Authorization/roleDefinitions/" + authz.RoleKeyVaultSecretsOfficer
+	setS := func() error {
+		_, err := secretsFor(t, e, e.Info.VaultURL, grantee.Cred).SetSecret(ctx, "pim-q", azsecrets.SetSecretParameters{Value: to.Ptr("v")}, nil)
+		return err
+	}
+	approvalOf := func(err error, op string) string {
+		t.Helper()
+		re := wantErr(t, err, http.StatusAccepted, "ApprovalRequired")
+		var body struct {
+			Approval struct{ ID, Operation string }
+		}
+		if err := json.NewDecoder(re.RawResponse.Body).Decode(&body); err != nil || body.Approval.Operation != op {
+			t.Fatalf("%s pending: %+v %v", op, body, err)
+		}
+		return body.Approval.ID
+	}
+	_, err := scheduleRequests(t, e, e.Credential()).Create(ctx, scope, newGUID(), armauthorization.RoleAssignmentScheduleRequest{
+		Properties: &armauthorization.RoleAssignmentScheduleRequestProperties{
+			PrincipalID: to.Ptr(grantee.ObjectID), RoleDefinitionID: to.Ptr(role), RequestType: to.Ptr(armauthorization.RequestTypeAdminAssign),
+			ScheduleInfo: &armauthorization.RoleAssignmentScheduleRequestPropertiesScheduleInfo{StartDateTime: to.Ptr(time.Now().UTC()),
+				Expiration: &armauthorization.RoleAssignmentScheduleRequestPropertiesScheduleInfoExpiration{Type: to.Ptr(armauthorization.TypeAfterDuration), Duration: to.Ptr("PT8H")}},
+		}}, nil)
+	id := approvalOf(err, "RoleAssignmentScheduleRequest")
+	wantDenied(t, "time-bound assignment pending approval", setS(), authz.CodeRbac, string(authz.SecretsSetSecret))
+
+	ec, err := armauthorization.NewRoleEligibilityScheduleRequestsClient(e.Credential(), armOptions(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ec.Create(ctx, scope, newGUID(), armauthorization.RoleEligibilityScheduleRequest{Properties: &armauthorization.RoleEligibilityScheduleRequestProperties{
+		PrincipalID: to.Ptr(grantee.ObjectID), RoleDefinitionID: to.Ptr(role), RequestType: to.Ptr(armauthorization.RequestTypeAdminAssign)}}, nil)
+	approvalOf(err, "RoleEligibilityRequest")
+
+	if r := do(t, e, http.MethodPost, vaultURL+"/approvals/"+id+"/approve?api-version=7.5", vaultTokenFor(t, e, a.Cred), "", ""); r.Status != http.StatusOK || !strings.Contains(r.Body, `"state":"Executed"`) {
+		t.Fatalf("approve the time-bound assignment: %d %s", r.Status, r.Body)
+	}
+	if err := setS(); err != nil {
+		t.Fatalf("the approved time-bound assignment grants nothing: %v", err)
+	}
+	findAudit(t, e, "the executed PIM assignment", func(ev audit.Event) bool {
+		return ev.Approval != nil && ev.Approval.ID == id && ev.Approval.Outcome == "executed" && ev.Operation == "RoleAssignmentScheduleRequest"
+	})
 }

@@ -80,7 +80,10 @@ func (c *call) routeAuthorization(scopeStr string, rest []string) error {
 	// A role assignment at a vault's scope or an object's in it (decided on
 	// the vault) or above it (decided by the tenant's approvers) may need
 	// its approvers (quorum.go): keep its body to store the request.
-	c.keep = c.h.quorum != nil && c.r.Method == http.MethodPut && rt.Op == "RoleAssignment"
+	// PIM's admin requests (an eligibility, a time-bound assignment) grant
+	// like an assignment does and go through the same step.
+	c.keep = c.h.quorum != nil && c.r.Method == http.MethodPut &&
+		(rt.Op == "RoleAssignment" || rt.Op == "RoleEligibilityRequest" || rt.Op == "RoleAssignmentScheduleRequest")
 	need, serve, err := rt.Handle(c, scope, params["name"])
 	if err != nil {
 		return err
@@ -675,6 +678,9 @@ func (c *call) eligibilityRequest(sc authz.Scope, name string) ([]grant, func() 
 	body, err := c.decodeSchedule()
 	if err != nil {
 		return nil, nil, err
+	}
+	if strings.EqualFold(body.Properties.RequestType, "AdminRemove") {
+		c.ev.Operation = "RoleEligibilityRemove"
 	}
 	s := sc
 	s.RoleDefinitionID = authz.RoleGUID(body.Properties.RoleDefinitionID)

@@ -41,7 +41,10 @@ var protectable = map[string]bool{
 	"QuorumPolicySet": true, "QuorumPolicyDelete": true,
 	// ARM (mgmt routes): deleting a vault, changing its access policies.
 	"VaultDelete": true, "VaultAccessPolicyAdd": true, "VaultAccessPolicyReplace": true, "VaultAccessPolicyRemove": true,
-	"RoleAssignmentCreate": true, // at a vault's scope
+	"RoleAssignmentCreate": true, // at any scope
+	// PIM's admin requests: an eligibility (AdminAssign/AdminUpdate) and a
+	// time-bound assignment; protected by RoleAssignmentCreate too.
+	"RoleEligibilityRequest": true, "RoleAssignmentScheduleRequest": true,
 	// Operations whose answer is for the requester alone (resultOps).
 	"KeyRelease": true, "HSMSecurityDomainDownload": true,
 	// Tenant-level (the tenant's policy; decided on the management host):
@@ -135,7 +138,14 @@ func (p *Policy) TTL() time.Duration {
 
 // Protects reports whether p protects op.
 func (p *Policy) Protects(op string) bool {
-	return selfProtected(op) && (strings.HasPrefix(p.Scope, "vault/") || strings.HasPrefix(p.Scope, "pool/")) || slices.Contains(p.Operations, op)
+	return selfProtected(op) && (strings.HasPrefix(p.Scope, "vault/") || strings.HasPrefix(p.Scope, "pool/")) || slices.Contains(p.Operations, op) ||
+		grantsRole(op) && slices.Contains(p.Operations, "RoleAssignmentCreate")
+}
+
+// grantsRole reports whether op grants a role the way a role assignment
+// does (PIM's admin requests): a policy on RoleAssignmentCreate protects it.
+func grantsRole(op string) bool {
+	return op == "RoleEligibilityRequest" || op == "RoleAssignmentScheduleRequest"
 }
 
 func validID(s string) bool {

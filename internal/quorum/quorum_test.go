@@ -335,3 +335,20 @@ func TestSweep(t *testing.T) {
 		t.Fatalf("second sweep: %d %d %v %v", e, n, err, got)
 	}
 }
+
+// TestRoleAssignmentCreateCoversPIM: a policy on RoleAssignmentCreate
+// protects PIM's admin requests; one on them alone does not protect plain
+// assignments; activation is never protectable.
+func TestRoleAssignmentCreateCoversPIM(t *testing.T) {
+	ra := &Policy{Scope: TenantScope("t"), Operations: []string{"RoleAssignmentCreate"}, Approvers: []string{"a"}, Required: 1}
+	pim := &Policy{Scope: TenantScope("t"), Operations: []string{"RoleEligibilityRequest"}, Approvers: []string{"a"}, Required: 1}
+	if !ra.Protects("RoleEligibilityRequest") || !ra.Protects("RoleAssignmentScheduleRequest") || ra.Protects("KeyPurge") {
+		t.Fatal("RoleAssignmentCreate does not cover PIM's admin requests")
+	}
+	if pim.Protects("RoleAssignmentCreate") || pim.Protects("RoleAssignmentScheduleRequest") || !pim.Protects("RoleEligibilityRequest") {
+		t.Fatal("a PIM-only policy protects more than it names")
+	}
+	if Protectable("RoleActivation") || Protectable("RoleEligibilityRemove") {
+		t.Fatal("activation or removal is protectable")
+	}
+}
