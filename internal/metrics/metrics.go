@@ -44,7 +44,10 @@ type Metrics struct {
 
 	mu     sync.Mutex
 	cached map[reqKey]reqSeries // label lookups are cached: the hot path does no hashing of label values
+	crypts map[cryptoKey]prometheus.Counter
 }
+
+type cryptoKey struct{ op, alg, prot, result string }
 
 type reqKey struct {
 	surface, op string
@@ -63,7 +66,7 @@ var cryptoOps = map[string]bool{"KeySign": true, "KeyVerify": true, "KeyEncrypt"
 // New returns the metrics, registered with the Go and process collectors
 // and the state read from src.
 func New(src Sources) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), cached: map[reqKey]reqSeries{}}
+	m := &Metrics{reg: prometheus.NewRegistry(), cached: map[reqKey]reqSeries{}, crypts: map[cryptoKey]prometheus.Counter{}}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keyward_requests_total",
 		Help: "Requests answered, by surface (vault, management, identity, sys, ...), Azure operation name and HTTP status."},
 		[]string{"surface", "operation", "status"})
@@ -128,7 +131,18 @@ func (m *Metrics) Observe(e *audit.Event) {
 		if alg == "" || prot == "" {
 			alg, prot = "none", "none"
 		}
-		m.crypto.WithLabelValues(op, alg, prot, string(e.Result)).Inc()
+		k := cryptoKey{op, alg, prot, string(e.Result)}
+		m.mu.Lock()
+		c, ok := m.crypts[k]
+		if !ok && len(m.crypts) < 10000 {
+			c = m.crypto.WithLabelValues(k.op, k.alg, k.prot, k.result)
+			m.crypts[k] = c
+		}
+		m.mu.Unlock()
+		if c == nil { // beyond the cache bound: look up each time
+			c = m.crypto.WithLabelValues(k.op, k.alg, k.prot, k.result)
+		}
+		c.Inc()
 	}
 	if e.Status == http.StatusTooManyRequests {
 		m.throttle.WithLabelValues(surface).Inc()

@@ -37,9 +37,9 @@ func newDecodeCache(max int) *decodeCache {
 	return &decodeCache{m: make(map[string]decoded), max: max}
 }
 
-func (c *decodeCache) lookup(key string, raw []byte) any {
+func (c *decodeCache) lookup(key []byte, raw []byte) any {
 	c.mu.RLock()
-	e, ok := c.m[key]
+	e, ok := c.m[string(key)] // no allocation for the lookup
 	c.mu.RUnlock()
 	if !ok || !bytes.Equal(e.raw, raw) {
 		return nil
@@ -77,15 +77,16 @@ func getShared[T any](tx barrier.Tx, c *decodeCache, vaultID, key string) (*T, b
 	if err != nil {
 		return nil, false, err
 	}
-	key = vaultID + "/" + key
-	if v, ok := c.lookup(key, raw).(*T); ok {
+	var buf [192]byte
+	ck := append(append(append(buf[:0], vaultID...), '/'), key...) // vaultID + "/" + key
+	if v, ok := c.lookup(ck, raw).(*T); ok {
 		return v, true, nil
 	}
 	v := new(T)
 	if err := json.Unmarshal(raw, v); err != nil {
 		return nil, false, err
 	}
-	c.store(key, raw, v)
+	c.store(string(ck), raw, v)
 	return v, true, nil
 }
 

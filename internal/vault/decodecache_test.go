@@ -11,13 +11,13 @@ func TestDecodeCacheServesOnlyIdenticalBytes(t *testing.T) {
 	want := &nameRecord{Name: "k", Latest: "v1"}
 	c.store("a", raw, want)
 	raw[0] = 'X' // the cache keeps its own copy
-	if got := c.lookup("a", []byte(`{"name":"k","latest":"v1"}`)); got != want {
+	if got := c.lookup([]byte("a"), []byte(`{"name":"k","latest":"v1"}`)); got != want {
 		t.Fatalf("identical bytes: got %v, want the stored value", got)
 	}
-	if got := c.lookup("a", []byte(`{"name":"k","latest":"v2"}`)); got != nil {
+	if got := c.lookup([]byte("a"), []byte(`{"name":"k","latest":"v2"}`)); got != nil {
 		t.Fatalf("changed bytes served a stale value: %v", got)
 	}
-	if got := c.lookup("b", []byte(`{"name":"k","latest":"v1"}`)); got != nil {
+	if got := c.lookup([]byte("b"), []byte(`{"name":"k","latest":"v1"}`)); got != nil {
 		t.Fatalf("other key served: %v", got)
 	}
 	for i := range 10 {

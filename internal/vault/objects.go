@@ -58,7 +58,7 @@ func (o objects) versionsPrefix(name string) string {
 	return o.base() + "/v/" + strings.ToLower(name) + "/"
 }
 func (o objects) versionKey(name, version string) string {
-	return o.versionsPrefix(name) + strings.ToLower(version)
+	return o.base() + "/v/" + strings.ToLower(name) + "/" + strings.ToLower(version) // one allocation
 }
 func (o objects) purgeKey(due int64, name string) string {
 	return jobs.DueKey(purgeQueue, due, o.t.coll()+"/"+strings.ToLower(name))
