@@ -61,6 +61,13 @@ func (c *call) routeAuthorization(scopeStr string, rest []string) error {
 	if err != nil {
 		return err
 	}
+	if scope.Vault != "" {
+		// At a vault's scope or an object's in it: the vault's event (its
+		// audit report finds it by name, and by resource ID below the
+		// vault's), as every other ARM request on the vault is.
+		c.ev.Vault = clip(scope.Vault)
+		c.ev.ResourceID = audit.VaultResourceID(scope.SubscriptionID, scope.ResourceGroup, scope.Vault)
+	}
 	path := "/providers/Microsoft.Authorization/" + url.PathEscape(rest[0])
 	if len(rest) == 2 {
 		path += "/" + url.PathEscape(rest[1])
