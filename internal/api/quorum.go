@@ -498,6 +498,17 @@ func (h *Handler) runApproved(rq *request, r *quorum.Request) *quorum.Request {
 		}
 		return finish(rec.status)
 	}
+	if rp.Surface == "tenantpolicy" {
+		// The tenant policy's own change: served again as the requester,
+		// who is authorized again (Keyward/directory/write).
+		claims := &identity.Claims{TenantID: r.TenantID, ObjectID: r.Requester, AppID: rp.AppID, AZP: rp.AppID, IDType: "app"}
+		if rp.Delegated {
+			claims.IDType = "user"
+		}
+		h.serveTenantPolicy(rec, r2, claims)
+		ev.Operation = r.Operation
+		return finish(rec.status)
+	}
 	if rp.Surface == "keymgmt" {
 		// Vault's keymgmt API: the surface authorizes the requester again
 		// at the tenant; the quorum step lets the replay pass.

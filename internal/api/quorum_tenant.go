@@ -1,9 +1,11 @@
 package api
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/authz"
@@ -68,6 +70,9 @@ func (h *Handler) serveTenantPolicy(w http.ResponseWriter, r *http.Request, clai
 		writeJSON(w, status, b)
 		return true
 	}
+	if r.Method != http.MethodGet && h.divertTenantPolicy(w, r, op, scope, p) {
+		return true
+	}
 	switch r.Method {
 	case http.MethodGet:
 		pol, err := h.quorum.Policy(ctx, scope)
@@ -97,5 +102,46 @@ func (h *Handler) serveTenantPolicy(w http.ResponseWriter, r *http.Request, clai
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"scope": scope})
 	}
+	return true
+}
+
+// divertTenantPolicy is the quorum step of the tenant policy's own changes:
+// a tenant policy that names QuorumTenantPolicySet or
+// QuorumTenantPolicyDelete protects itself (opt-in; a vault's always
+// does). The request waits on the management host's tenant-level
+// approvals; the approved one is replayed here, authorized again.
+func (h *Handler) divertTenantPolicy(w http.ResponseWriter, r *http.Request, op, scope string, p authz.Principal) bool {
+	ctx := r.Context()
+	if h.quorum == nil || replaying(ctx) {
+		return false
+	}
+	pol, err := h.quorum.Match(ctx, op, scope)
+	if err != nil {
+		h.quorumFail(w, r, "management", err)
+		return true
+	}
+	if pol == nil {
+		return false
+	}
+	var body []byte
+	if r.Body != nil && r.Body != http.NoBody {
+		if body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)); err != nil {
+			h.quorumFail(w, r, "management", badParam("The request body could not be read."))
+			return true
+		}
+	}
+	req, err := h.submitTenant(r, pol, op, "tenantPolicy", "tenantpolicy", p, body)
+	if err != nil {
+		h.quorumFail(w, r, "management", err)
+		return true
+	}
+	base := strings.TrimSuffix(h.cfg.ManagementResource(), "/") + "/providers/Keyward.Quorum/approvals/" + req.ID
+	msg := fmt.Sprintf("Operation %s requires %d approval(s) under the tenant's quorum policy, which protects itself (the requester's own approval does not count). "+
+		"Approval request %s was created and expires at %s; nothing was changed. An approver approves it with POST %s/approve?api-version=%s "+
+		"or 'keyward approval approve %s --tenant-level'; once approved the change runs once, as the requester.",
+		op, pol.Required, req.ID, req.Expires.Format(time.RFC3339), base, tenantPolicyAPIVersion, req.ID)
+	w.Header().Set("Location", base+"?api-version="+tenantPolicyAPIVersion)
+	audit.EventFrom(ctx).ErrorCode = "ApprovalRequired"
+	writeJSON(w, http.StatusAccepted, approvalRequired{Error: wireErrorBody{Code: "ApprovalRequired", Message: msg}, Approval: h.approvalOut(req)})
 	return true
 }

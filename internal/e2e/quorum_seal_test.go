@@ -176,3 +176,56 @@ func TestQuorumApprovalSeal(t *testing.T) {
 		t.Fatalf("the overridden request: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestQuorumApprovalTenantPolicySelfProtected: a tenant policy that names
+// QuorumTenantPolicyDelete and QuorumTenantPolicySet protects itself, so a
+// directory administrator cannot remove a seal policy alone: the delete
+// and the replacement answer 202 and change nothing; the requester cannot
+// approve; once approved each runs once, as the requester.
+func TestQuorumApprovalTenantPolicySelfProtected(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{})
+	a := newSP(t, e, "tenant-policy-approver")
+	adminTok, tokA := tokenFor(t, e.Credential(), mgmtScope(e)), tokenFor(t, a.Cred, mgmtScope(e))
+	api := func(tok, method, path, body string) httpResult {
+		return do(t, e, method, strings.TrimSuffix(e.Info.ManagementURL, "/")+"/providers/Keyward.Quorum/"+path+"?api-version=2026-01-01", tok, "application/json", body)
+	}
+	if r := api(adminTok, http.MethodPut, "tenantPolicy", `{"operations":["Seal","QuorumTenantPolicySet","QuorumTenantPolicyDelete"],"approvers":["`+a.ObjectID+`"],"approvalsRequired":1}`); r.Status != http.StatusOK {
+		t.Fatalf("set tenant policy: %d %s", r.Status, r.Body)
+	}
+	pendingID := func(r httpResult, op string) string {
+		t.Helper()
+		var out struct {
+			Error    struct{ Code string }
+			Approval struct{ ID, Operation string }
+		}
+		if r.Status != http.StatusAccepted || json.Unmarshal([]byte(r.Body), &out) != nil || out.Error.Code != "ApprovalRequired" || out.Approval.Operation != op {
+			t.Fatalf("%s under the tenant policy: %d %s", op, r.Status, r.Body)
+		}
+		return out.Approval.ID
+	}
+	del := pendingID(api(adminTok, http.MethodDelete, "tenantPolicy", ""), "QuorumTenantPolicyDelete")
+	set := pendingID(api(adminTok, http.MethodPut, "tenantPolicy", `{"operations":["KeyPurge"],"approvers":["`+a.ObjectID+`"],"approvalsRequired":1}`), "QuorumTenantPolicySet")
+	if r := api(adminTok, http.MethodGet, "tenantPolicy", ""); r.Status != http.StatusOK || !strings.Contains(r.Body, `"Seal"`) {
+		t.Fatalf("the policy changed before approval: %d %s", r.Status, r.Body)
+	}
+	if r := api(adminTok, http.MethodPost, "approvals/"+del+"/approve", ""); r.Status != http.StatusForbidden {
+		t.Fatalf("self approval: %d %s", r.Status, r.Body)
+	}
+	if r := api(tokA, http.MethodPost, "approvals/"+set+"/approve", ""); r.Status != http.StatusOK || !strings.Contains(r.Body, `"state":"Executed"`) {
+		t.Fatalf("approve the replacement: %d %s", r.Status, r.Body)
+	}
+	if r := api(adminTok, http.MethodGet, "tenantPolicy", ""); r.Status != http.StatusOK || !strings.Contains(r.Body, `"KeyPurge"`) || strings.Contains(r.Body, `"Seal"`) {
+		t.Fatalf("the approved replacement: %d %s", r.Status, r.Body)
+	}
+	// The replacement no longer protects itself: the pending delete still
+	// runs, once approved, as the requester.
+	if r := api(tokA, http.MethodPost, "approvals/"+del+"/approve", ""); r.Status != http.StatusOK || !strings.Contains(r.Body, `"state":"Executed"`) {
+		t.Fatalf("approve the delete: %d %s", r.Status, r.Body)
+	}
+	if r := api(adminTok, http.MethodGet, "tenantPolicy", ""); r.Status != http.StatusNotFound {
+		t.Fatalf("the approved delete: %d %s", r.Status, r.Body)
+	}
+	findAudit(t, e, "the executed tenant policy delete", func(ev audit.Event) bool {
+		return ev.Approval != nil && ev.Approval.ID == del && ev.Approval.Outcome == "executed" && ev.Operation == "QuorumTenantPolicyDelete" && ev.Status == http.StatusOK
+	})
+}

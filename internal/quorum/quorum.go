@@ -55,6 +55,9 @@ var protectable = map[string]bool{
 	"DeletedVaultPurge": true,
 	// ARM's delete and purge of a managed HSM pool (the tenant's policy).
 	"ManagedHsmDelete": true, "DeletedManagedHsmPurge": true,
+	// The tenant policy itself (replace, delete): opt-in, by naming these
+	// in the tenant's policy; decided on the management host.
+	"QuorumTenantPolicySet": true, "QuorumTenantPolicyDelete": true,
 	// Sealing the instance (POST /sys/seal): the operator tenant's policy;
 	// decided on the management host, finished before it runs (the
 	// storage is unwritable once sealed).
