@@ -225,3 +225,8 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// AppendJSONString appends s quoted as encoding/json quotes a string by
+// default (HTML-safe; see appendString), for other hand-written encoders
+// on the request path.
+func AppendJSONString(b []byte, s string) []byte { return appendString(b, s) }
