@@ -41,6 +41,14 @@ func benchHSMSign(b *testing.B, kty azkeys.KeyType, alg string, mech uint, input
 		p.Curve = to.Ptr(azkeys.CurveNameP256)
 	}
 	v := be.createKey(b, "hsm", p)
+	// The same key type in software (RSA / EC, no -HSM), for the stack's
+	// own cost in the same run: keyward-software minus Go's signature.
+	sp := p
+	sp.Kty = to.Ptr(azkeys.KeyTypeRSA)
+	if kty == azkeys.KeyTypeECHSM {
+		sp.Kty = to.Ptr(azkeys.KeyTypeEC)
+	}
+	sv := be.createKey(b, "software", sp)
 	// pkcs11 and keyward: one goroutine per core; the -c4 variants: four
 	// per core, so that the token is kept busy while other requests are in
 	// TLS, HTTP and audit (a server's rate, not one client's round trips).
@@ -100,15 +108,15 @@ func benchHSMSign(b *testing.B, kty azkeys.KeyType, alg string, mech uint, input
 			})
 		})
 	}
-	for _, par := range []int{1, 4} {
-		name := "keyward"
-		if par > 1 {
-			name = fmt.Sprintf("keyward-c%d", par)
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, run := range []struct {
+		name, path string
+		par        int
+	}{{"keyward", "keys/hsm/" + v, 1}, {"keyward-c4", "keys/hsm/" + v, 4}, {"keyward-software", "keys/software/" + sv, 1}} {
+		par := run.par
+		b.Run(run.name, func(b *testing.B) {
 			body, _ := json.Marshal(map[string]string{"alg": alg, "value": b64(digest[:])})
 			b.SetParallelism(par)
-			path := "keys/hsm/" + v + "/sign?api-version=7.6"
+			path := run.path + "/sign?api-version=7.6"
 			be.do(b, http.MethodPost, path, body) // warm: token cache, key cache, connections
 			b.ResetTimer()
 			defer reportCPU(b)()
