@@ -109,7 +109,7 @@ type Engine struct {
 	log   *slog.Logger
 	dests []Destination
 
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	rules []*ruleState // replaced, never changed in place; also in live
 	// live is rules for Observe, which matches every audit event against
 	// them without taking mu (a rule's definition never changes; its
@@ -202,11 +202,24 @@ func (en *Engine) Destinations() []string {
 // quick: deliveries happen on their own goroutines.
 func (en *Engine) Observe(e *audit.Event) {
 	var out []Alert
+	var buf [256]byte
 	for _, r := range *en.live.Load() {
 		if !r.match(e) {
 			continue
 		}
-		group := groupOf(r.GroupBy, e)
+		g := appendGroup(buf[:0], r.GroupBy, e)
+		if r.FirstTime {
+			// Nearly every matching event is a repeat (first-read sees
+			// every secret get): answer it under the read lock, without
+			// making the group's string.
+			en.mu.RLock()
+			seen := r.seen[string(g)]
+			en.mu.RUnlock()
+			if seen {
+				continue
+			}
+		}
+		group := string(g)
 		en.mu.Lock()
 		a := en.hit(r, group, e.Time, e)
 		en.mu.Unlock()
@@ -341,28 +354,29 @@ func (en *Engine) Recent() []Alert {
 	return append([]Alert(nil), en.fired...)
 }
 
-func groupOf(by string, e *audit.Event) string {
+// appendGroup appends the group of e under by to dst.
+func appendGroup(dst []byte, by string, e *audit.Event) []byte {
 	caller := e.Caller.ObjectID
 	if caller == "" {
 		caller = e.Caller.AppID
 	}
 	switch by {
 	case "caller":
-		return caller
+		return append(dst, caller...)
 	case "ip":
-		return e.Caller.IP
+		return append(dst, e.Caller.IP...)
 	case "vault":
-		return e.Vault
+		return append(dst, e.Vault...)
 	case "object":
-		return objectBase(e.ObjectID)
+		return append(dst, objectBase(e.ObjectID)...)
 	case "caller+object":
-		return caller + " " + objectBase(e.ObjectID)
+		return append(append(append(dst, caller...), ' '), objectBase(e.ObjectID)...)
 	case "operation":
-		return e.OperationName
+		return append(dst, e.OperationName...)
 	case "caller+ip":
-		return caller + " " + e.Caller.IP
+		return append(append(append(dst, caller...), ' '), e.Caller.IP...)
 	}
-	return ""
+	return dst
 }
 
 // objectBase is an object URL without its version: .../secrets/{name}.

@@ -131,3 +131,31 @@ func TestSetExtraKeepsStateAndConfines(t *testing.T) {
 		t.Fatalf("after removal: %+v", en.Recent())
 	}
 }
+
+// TestFirstTimeGroups: a first-time rule fires once per group (the
+// built-in first-read: caller and object without its version), and a
+// repeat, answered under the read lock, allocates nothing.
+func TestFirstTimeGroups(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC))
+	en := New(clk, nil, Filtered(Builtin(), []string{"auth-failure-burst"}), nil)
+	read := func(oid, id string) *audit.Event {
+		return &audit.Event{Time: clk.Now(), Status: 200, OperationName: "SecretGet", Result: "allowed",
+			ObjectID: id, Caller: audit.Caller{ObjectID: oid}}
+	}
+	a := read("alice", "https://v.vault.local/secrets/s/1")
+	en.Observe(a)
+	en.Observe(read("alice", "https://v.vault.local/secrets/s/2")) // another version: the same object
+	en.Observe(read("bob", "https://v.vault.local/secrets/s/1"))
+	en.Observe(read("alice", "https://v.vault.local/secrets/t"))
+	r := en.Recent()
+	if len(r) != 3 || r[0].Group != "alice https://v.vault.local/secrets/s" || r[1].Group != "bob https://v.vault.local/secrets/s" ||
+		r[2].Group != "alice https://v.vault.local/secrets/t" {
+		t.Fatalf("want one first-read per caller and object: %+v", r)
+	}
+	if n := testing.AllocsPerRun(100, func() { en.Observe(a) }); n != 0 {
+		t.Fatalf("a repeated read: %v allocations", n)
+	}
+	if len(en.Recent()) != 3 {
+		t.Fatal("a repeat fired")
+	}
+}

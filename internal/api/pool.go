@@ -196,10 +196,16 @@ func poolResource(rt *kwroute, key string) string {
 }
 
 // poolPrincipals is the caller and the groups it belongs to.
+// poolPrincipals are the caller and every group it belongs to, nested
+// groups included (from Deps.Groups, else the authorization index, as the
+// vaults' RBAC decides), for pool role assignments.
 func (h *Handler) poolPrincipals(c *identity.Claims) []string {
 	out := []string{c.ObjectID}
 	if h.groups != nil {
-		out = append(out, h.groups(c.TenantID, c.ObjectID)...)
+		return append(out, h.groups(c.TenantID, c.ObjectID)...)
+	}
+	if e, ok := h.authz.(*authz.Engine); ok {
+		out = append(out, e.Index().MemberOf(c.TenantID, c.ObjectID)...)
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package authz
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -193,6 +194,16 @@ func (x *Index) Principal(tenant, oid string) (PrincipalRecord, bool) {
 		return PrincipalRecord{}, false
 	}
 	return p.rec, true
+}
+
+// MemberOf returns the groups a principal belongs to, directly or through
+// nested groups (a copy; nil for an unknown principal).
+func (x *Index) MemberOf(tenant, oid string) []string {
+	p, ok := x.principals[pkey(tenant, oid)]
+	if !ok {
+		return nil
+	}
+	return slices.Clone(p.memberOf)
 }
 
 // Vault returns the policy of vault name, if the index has one.

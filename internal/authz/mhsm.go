@@ -151,6 +151,20 @@ func HSMScopeCovers(scope string, a Action, key string) bool {
 	return keyAction && key != "" && strings.EqualFold(name, key)
 }
 
+// HSMAssignableAt reports whether a role whose assignable scopes are
+// assignable may be assigned at scope: one of them is scope or above it
+// ("/" is above everything, "/keys" above every "/keys/{name}").
+func HSMAssignableAt(assignable []string, scope string) bool {
+	sc := strings.ToLower(scope)
+	for _, a := range assignable {
+		a = strings.ToLower(a)
+		if a == "/" || a == sc || strings.HasPrefix(sc, a+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // DecideHSM reports whether any of principals' assignments grants a on key
 // (DataActions minus NotDataActions of its role, within its scope). defs
 // maps role definition GUIDs (lower case) to definitions.
@@ -172,7 +186,10 @@ func DecideHSM(principals []string, a Action, key string, asg []HSMAssignment, d
 			continue
 		}
 		d, ok := defs[strings.ToLower(x.RoleDefinitionID)]
-		if !ok {
+		if !ok || !d.BuiltIn && !HSMAssignableAt(d.AssignableScopes, x.Scope) {
+			// A custom role counts only where it is assignable (an
+			// assignment made before its scopes were narrowed grants
+			// nothing outside them).
 			continue
 		}
 		for _, p := range d.Permissions {

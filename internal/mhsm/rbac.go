@@ -242,6 +242,10 @@ func (s *Service) PutAssignment(ctx context.Context, p *Pool, scope, id, roleDef
 	if err != nil {
 		return nil, fail(errs.BadParameter, "RoleDefinitionDoesNotExist", "The role definition %s does not exist in this managed HSM.", clip(guid))
 	}
+	if !d.BuiltIn && !authz.HSMAssignableAt(d.AssignableScopes, scope) {
+		return nil, fail(errs.BadParameter, "RoleAssignmentScopeNotAllowed", "The role %s is not assignable at scope %s; its assignable scopes are %s.",
+			clip(d.Name), clip(scope), clip(strings.Join(d.AssignableScopes, ", ")))
+	}
 	if old, err := s.Assignment(ctx, p, id); err == nil {
 		if !strings.EqualFold(old.RoleDefinitionID, d.ID) || !strings.EqualFold(old.PrincipalID, principalID) || old.Scope != scope {
 			return nil, fail(errs.Conflict, "RoleAssignmentUpdateNotPermitted", "A role assignment cannot be changed; delete it and create another.")

@@ -559,7 +559,9 @@ type keyBackupVersion struct {
 // keyBackupOf is backupOf for keys: each version travels with its
 // material (sealed at rest by the key protector), which only software keys
 // can give. hsm is the refusal for a key an HSM protects.
-func (s *Service) keyBackupOf(tx barrier.Tx, k objects, name string, managed bool, hsm string) (*backup[keyBackupVersion], error) {
+func (s *Service) keyBackupOf(tx barrier.Tx, v *Vault, name string, managed bool, hsm string) (*backup[keyBackupVersion], error) {
+	k := s.objs(v, Keys)
+	mp := s.materialProtector(v) // a pool's protector, or the vault's HSM
 	b, err := backupOf[keyPayload](tx, k, name, managed)
 	if err != nil {
 		return nil, err
@@ -573,8 +575,8 @@ func (s *Service) keyBackupOf(tx barrier.Tx, k objects, name string, managed boo
 		if ver.Payload.Protector != s.software.Name() {
 			// An HSM key travels as its handle, which holds the key
 			// wrapped by the HSM's own backup key (hsm.Restore).
-			hb, ok := s.hsm.(hsmBackup)
-			if !ok || ver.Payload.Protector != s.hsm.Name() || !hb.CanBackup(m) {
+			hb, ok := mp.(hsmBackup)
+			if !ok || ver.Payload.Protector != mp.Name() || !hb.CanBackup(m) {
 				clear(m)
 				return nil, badParameter("%s", hsm)
 			}
@@ -591,20 +593,32 @@ type hsmBackup interface {
 	Restore(ctx context.Context, handle []byte) error
 }
 
-// restoreHSMObjects puts the HSM keys of a backup back into the token
-// (unwrapped with the HSM's backup key) before the key is stored. A backup
-// of HSM keys restores only into a Keyward using the same HSM token.
+// restoreHSMObjects checks that every key version of a backup fits v (a
+// pool holds RSA-HSM, EC-HSM and oct-HSM keys; a vault no oct-HSM key) and
+// puts its HSM keys back into v's token (unwrapped with the HSM's backup
+// key) before the key is stored. The token is v's own protector's: a
+// pool's pool protector, a vault's HSM. A backup of HSM keys restores only
+// into a Keyward using the same HSM token.
 func (s *Service) restoreHSMObjects(ctx context.Context, v *Vault, b *backup[keyBackupVersion]) error {
+	target := s.materialProtector(v)
 	for _, bv := range b.Versions {
+		kty := bv.Payload.Version.Payload.Kty
+		if v.IsPool() {
+			if _, _, err := s.poolProtector(kty); err != nil {
+				return badParameter("The backup holds a %s key; a managed HSM holds RSA-HSM, EC-HSM and oct-HSM keys only.", clip(kty))
+			}
+		} else if strings.HasPrefix(kty, "oct") {
+			return badParameter("The backup holds a %s key, which only a managed HSM holds.", clip(kty))
+		}
 		p := bv.Payload.Version.Payload.Protector
 		if p == s.software.Name() {
 			continue
 		}
-		hb, ok := s.hsm.(hsmBackup)
-		if !ok || p != s.hsm.Name() {
-			return badParameter("The backup holds HSM-protected keys, and this Keyward has no HSM configured.")
+		hb, ok := target.(hsmBackup)
+		if !ok || p != target.Name() {
+			return badParameter("The backup holds HSM-protected keys, and this Keyward has no HSM configured for %s.", v.Name)
 		}
-		if v.SKU != "premium" && strings.HasSuffix(bv.Payload.Version.Payload.Kty, "-HSM") {
+		if !v.IsPool() && v.SKU != "premium" && strings.HasSuffix(kty, "-HSM") {
 			return badParameter("The backup holds HSM-protected keys, which need a premium vault; vault %s is standard.", v.Name)
 		}
 		if err := hb.Restore(ctx, bv.Payload.Material); err != nil {
@@ -665,7 +679,7 @@ func (s *Service) BackupKey(ctx context.Context, v *Vault, name string) ([]byte,
 	var b *backup[keyBackupVersion]
 	err := s.in(v).View(ctx, func(tx barrier.Tx) error {
 		var err error
-		b, err = s.keyBackupOf(tx, s.objs(v, Keys), name, false,
+		b, err = s.keyBackupOf(tx, v, name, false,
 			"This HSM-protected key cannot be backed up: it was made without a backup copy, or by an HSM this Keyward does not use.")
 		return err
 	})

@@ -293,7 +293,7 @@ func (s *Service) SetKeyEnabled(tx barrier.Tx, v *Vault, name, version string, e
 // ManagedKeyBackup is the backup of the managed key name (NotFound when
 // it does not back a certificate); hsm refuses a key an HSM holds.
 func (s *Service) ManagedKeyBackup(tx barrier.Tx, v *Vault, name, hsm string) (*KeyBackup, error) {
-	return s.keyBackupOf(tx, s.objs(v, Keys), name, true, hsm)
+	return s.keyBackupOf(tx, v, name, true, hsm)
 }
 
 // WipeKeyBackup clears the key material a key backup holds.
