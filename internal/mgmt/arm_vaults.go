@@ -942,7 +942,9 @@ type deletedWire struct {
 	} `json:"properties"`
 }
 
-func deletedOut(dv *vault.DeletedVault) deletedWire {
+// deletedOut is a deleted vault as ARM answers it; tags are the original
+// vault's (DeletedVaultProperties.tags, "Tags of the original vault").
+func deletedOut(dv *vault.DeletedVault, tags map[string]string) deletedWire {
 	v := dv.Vault
 	var w deletedWire
 	w.ID = "/subscriptions/" + v.SubscriptionID + "/providers/Microsoft.KeyVault/locations/" + v.Location + "/deletedVaults/" + v.Name
@@ -951,7 +953,10 @@ func deletedOut(dv *vault.DeletedVault) deletedWire {
 	w.Properties.Location = v.Location
 	w.Properties.DeletionDate = fmtTime(dv.DeletionDate)
 	w.Properties.ScheduledPurgeDate = fmtTime(dv.ScheduledPurgeDate)
-	w.Properties.Tags = map[string]string{}
+	w.Properties.Tags = tags
+	if w.Properties.Tags == nil {
+		w.Properties.Tags = map[string]string{}
+	}
 	w.Properties.PurgeProtectionEnabled = v.PurgeProtected
 	return w
 }
@@ -965,7 +970,11 @@ func (c *call) listDeletedVaults() error {
 	out := []deletedWire{}
 	for _, dv := range dvs {
 		if strings.EqualFold(dv.Vault.SubscriptionID, sub.ID) {
-			out = append(out, deletedOut(dv))
+			p, err := c.h.svc.Props(c.r.Context(), &dv.Vault)
+			if err != nil {
+				return err
+			}
+			out = append(out, deletedOut(dv, p.Tags))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -986,7 +995,11 @@ func (c *call) getDeletedVault(loc, name string) error {
 	if err != nil {
 		return err
 	}
-	c.reply(http.StatusOK, deletedOut(dv))
+	p, err := c.h.svc.Props(c.r.Context(), &dv.Vault)
+	if err != nil {
+		return err
+	}
+	c.reply(http.StatusOK, deletedOut(dv, p.Tags))
 	return nil
 }
 
