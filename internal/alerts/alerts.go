@@ -400,11 +400,22 @@ func (r *ruleState) match(e *audit.Event) bool {
 	return r.Filter.match(e)
 }
 
+// resultOf is the result a rule's filter sees: a request that quorum
+// approval diverted (answered 202 ApprovalRequired, its approval outcome
+// "pending") did not run, so it is "pending", not "allowed"; the operation
+// is matched when it is executed, by the event that names every approver.
+func resultOf(e *audit.Event) audit.Result {
+	if e.Approval != nil && e.Approval.Outcome == "pending" {
+		return "pending"
+	}
+	return e.Result
+}
+
 func (f *Filter) match(e *audit.Event) bool {
 	if len(f.Operations) > 0 && !matchAny(f.Operations, e.OperationName) && !matchAny(f.Operations, e.Operation) {
 		return false
 	}
-	if len(f.Results) > 0 && !contains(f.Results, string(e.Result)) {
+	if len(f.Results) > 0 && !contains(f.Results, string(resultOf(e))) {
 		return false
 	}
 	if len(f.Statuses) > 0 {

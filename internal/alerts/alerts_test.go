@@ -159,3 +159,34 @@ func TestFirstTimeGroups(t *testing.T) {
 		t.Fatal("a repeat fired")
 	}
 }
+
+// TestPendingApprovalIsNotTheOperation: a seal that quorum approval
+// diverted (202, approval outcome "pending") did not happen, so the
+// built-in seal-change rule does not fire on it; it fires on the executed
+// seal, and a rule may ask for pending requests by their own result.
+func TestPendingApprovalIsNotTheOperation(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC))
+	var rules []Rule
+	for _, r := range Builtin() {
+		if r.Name == "seal-change" {
+			rules = append(rules, r)
+		}
+	}
+	if len(rules) != 1 {
+		t.Fatal("no built-in seal-change rule")
+	}
+	rules = append(rules, Rule{Name: "seal-requested", Filter: Filter{Operations: []string{"Seal"}, Results: []string{"pending"}}})
+	en := New(clk, nil, rules, nil)
+	seal := func(outcome string, status int) {
+		en.Observe(&audit.Event{Time: clk.Now(), Service: "sys", OperationName: "Seal", Operation: "Seal", Status: status,
+			Result: audit.Allowed, Approval: &audit.Approval{ID: "q1", Operation: "Seal", Outcome: outcome}})
+	}
+	seal("pending", 202)
+	if r := en.Recent(); len(r) != 1 || r[0].Rule != "seal-requested" {
+		t.Fatalf("a pending seal: want only seal-requested, got %+v", r)
+	}
+	seal("executed", 204)
+	if r := en.Recent(); len(r) != 2 || r[1].Rule != "seal-change" {
+		t.Fatalf("an executed seal: want seal-change, got %+v", r)
+	}
+}

@@ -77,3 +77,33 @@ func FuzzB64URLUnmarshal(f *testing.F) {
 		checkB64URLUnmarshal(t, data)
 	})
 }
+
+func BenchmarkB64URL(b *testing.B) {
+	sig := make([]byte, 64) // a P-256 signature
+	enc, _ := b64urlMarshalReference(sig)
+	b.Run("marshal/reference", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = b64urlMarshalReference(sig)
+		}
+	})
+	b.Run("marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = b64url(sig).MarshalJSON()
+		}
+	})
+	b.Run("unmarshal/reference", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = b64urlUnmarshalReference(enc)
+		}
+	})
+	b.Run("unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		var v b64url
+		for b.Loop() {
+			_ = v.UnmarshalJSON(enc)
+		}
+	})
+}

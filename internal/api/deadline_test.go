@@ -129,3 +129,28 @@ func TestLazyDeadlineAllocs(t *testing.T) {
 		t.Fatalf("%v allocations", n)
 	}
 }
+
+// BenchmarkRequestDeadline: what a request that never waits on its
+// context (a bbolt read: Err only) pays for its deadline.
+func BenchmarkRequestDeadline(b *testing.B) {
+	parent, cancel := context.WithCancel(context.Background()) // as net/http's request context
+	defer cancel()
+	b.Run("WithTimeout", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx, cancel := context.WithTimeout(parent, requestTimeout)
+			_ = ctx.Err()
+			cancel()
+		}
+	})
+	b.Run("lazyDeadline", func(b *testing.B) {
+		b.ReportAllocs()
+		c := new(lazyDeadline)
+		for b.Loop() {
+			*c = lazyDeadline{}
+			c.init(parent, time.Now().Add(requestTimeout))
+			_ = c.Err()
+			c.stop()
+		}
+	})
+}
