@@ -12,16 +12,20 @@ func TestBackupConfig(t *testing.T) {
 	md, err := toml.Decode(`
 [backup]
 allowed_hosts = ["*.blob.core.windows.net", "10.20.0.0/16", "minio.corp"]
+
+[events]
+allowed_hosts = ["hooks.example.com"]
 `, &fc)
 	if err != nil || len(md.Undecoded()) != 0 {
 		t.Fatalf("%v, undecoded %v", err, md.Undecoded())
 	}
-	b := backupConfig(&fc, func(string) string { return "" })
-	if !slices.Equal(b.AllowedHosts, []string{"*.blob.core.windows.net", "10.20.0.0/16", "minio.corp"}) {
-		t.Fatalf("from the file: %v", b.AllowedHosts)
+	b, ev := backupConfig(&fc, func(string) string { return "" })
+	if !slices.Equal(b.AllowedHosts, []string{"*.blob.core.windows.net", "10.20.0.0/16", "minio.corp"}) || !slices.Equal(ev.AllowedHosts, []string{"hooks.example.com"}) {
+		t.Fatalf("from the file: %v %v", b.AllowedHosts, ev.AllowedHosts)
 	}
-	env := map[string]string{"KEYWARD_BACKUP_ALLOWED_HOSTS": "127.0.0.1,localhost"}
-	if b := backupConfig(&fc, func(k string) string { return env[k] }); !slices.Equal(b.AllowedHosts, []string{"127.0.0.1", "localhost"}) {
-		t.Fatalf("from the environment: %v", b.AllowedHosts)
+	env := map[string]string{"KEYWARD_BACKUP_ALLOWED_HOSTS": "127.0.0.1,localhost", "KEYWARD_EVENTS_ALLOWED_HOSTS": "10.1.0.0/16"}
+	b, ev = backupConfig(&fc, func(k string) string { return env[k] })
+	if !slices.Equal(b.AllowedHosts, []string{"127.0.0.1", "localhost"}) || !slices.Equal(ev.AllowedHosts, []string{"10.1.0.0/16"}) {
+		t.Fatalf("from the environment: %v %v", b.AllowedHosts, ev.AllowedHosts)
 	}
 }

@@ -70,6 +70,10 @@ type fileConfig struct {
 	Backup struct {
 		AllowedHosts []string `toml:"allowed_hosts"`
 	} `toml:"backup"`
+	// Event webhook endpoints (docs/CONFIG.md, [events]).
+	Events struct {
+		AllowedHosts []string `toml:"allowed_hosts"`
+	} `toml:"events"`
 	// Seal: "shamir" (default) or "pkcs11" (docs/HSM.md).
 	Seal struct {
 		Type string `toml:"type"`
@@ -298,7 +302,7 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 			if v := getenv("KEYWARD_TRUSTED_PROXIES"); v != "" {
 				cfg.TrustedProxies = strings.Split(v, ",")
 			}
-			cfg.Backup = backupConfig(&fc, getenv)
+			cfg.Backup, cfg.Events = backupConfig(&fc, getenv)
 			if cfg.SMTP, cfg.ACME, err = certificateConfig(&fc, getenv); err != nil {
 				return err
 			}
@@ -410,12 +414,16 @@ func printDevBanner(w io.Writer, s *server.Server, tempData bool) {
 	fmt.Fprintln(w)
 }
 
-// backupConfig is the [backup] section, KEYWARD_BACKUP_ALLOWED_HOSTS
-// (comma-separated) replacing its list.
-func backupConfig(fc *fileConfig, getenv func(string) string) server.BackupConfig {
-	b := server.BackupConfig{AllowedHosts: fc.Backup.AllowedHosts}
+// backupConfig is the [backup] and [events] sections,
+// KEYWARD_BACKUP_ALLOWED_HOSTS and KEYWARD_EVENTS_ALLOWED_HOSTS
+// (comma-separated) replacing their lists.
+func backupConfig(fc *fileConfig, getenv func(string) string) (backup, events server.BackupConfig) {
+	backup.AllowedHosts, events.AllowedHosts = fc.Backup.AllowedHosts, fc.Events.AllowedHosts
 	if v := getenv("KEYWARD_BACKUP_ALLOWED_HOSTS"); v != "" {
-		b.AllowedHosts = strings.Split(v, ",")
+		backup.AllowedHosts = strings.Split(v, ",")
 	}
-	return b
+	if v := getenv("KEYWARD_EVENTS_ALLOWED_HOSTS"); v != "" {
+		events.AllowedHosts = strings.Split(v, ",")
+	}
+	return backup, events
 }

@@ -204,6 +204,18 @@ func (rq *request) decode(v any) error {
 	return decodeJSON(raw, v)
 }
 
+// checkText refuses a body encoding/json would change without a word:
+// invalid UTF-8 and unpaired surrogate escapes become U+FFFD.
+func checkText(raw []byte) error {
+	if p := jsonbody.Check(raw); p != nil {
+		if p.Surrogate {
+			return badParam("The request body is not valid JSON text: an unpaired UTF-16 surrogate escape at byte %d.", p.Offset)
+		}
+		return badParam("The request body is not valid JSON text: invalid UTF-8 at byte %d.", p.Offset)
+	}
+	return nil
+}
+
 // decodeJSON is the one JSON decoder for request bodies.
 func decodeJSON(raw []byte, v any) error {
 	if len(bytes.TrimSpace(raw)) == 0 { // no string copy: bodies may hold secrets
@@ -211,11 +223,8 @@ func decodeJSON(raw []byte, v any) error {
 	}
 	// encoding/json would store invalid UTF-8 and unpaired surrogate
 	// escapes as U+FFFD: a value changed without a word. Refuse instead.
-	if p := jsonbody.Check(raw); p != nil {
-		if p.Surrogate {
-			return badParam("The request body is not valid JSON text: an unpaired UTF-16 surrogate escape at byte %d.", p.Offset)
-		}
-		return badParam("The request body is not valid JSON text: invalid UTF-8 at byte %d.", p.Offset)
+	if err := checkText(raw); err != nil {
+		return err
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		var te *json.UnmarshalTypeError

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"net/http"
+	"net/url"
 
 	"github.com/keyward/keyward/internal/vault"
 )
@@ -27,6 +28,14 @@ func putSubscription(rq *request) error {
 	var b subscriptionWire
 	if err := rq.decode(&b); err != nil {
 		return err
+	}
+	// Deliveries go where the endpoint says: refuse a destination the
+	// server may not reach now, rather than fail every delivery later
+	// (each connection is checked again when it is made).
+	if u, err := url.Parse(b.Endpoint); err == nil && u.Host != "" && rq.h.webhookGuard != nil {
+		if err := rq.h.webhookGuard(rq.r.Context(), u.Hostname()); err != nil {
+			return badParam("endpointUrl cannot be used: %s.", clipString(err.Error(), 200))
+		}
 	}
 	sub, err := rq.h.vaults.PutSubscription(rq.r.Context(), rq.vault, vault.Subscription{
 		Name: rq.params["name"], Endpoint: b.Endpoint, EventTypes: b.EventTypes})

@@ -156,6 +156,8 @@ type Handler struct {
 	pools      Pools
 	poolRoutes route.Table[handler, authz.Action]
 	groups     func(tenant, objectID string) []string
+	// webhookGuard: Deps.WebhookGuard.
+	webhookGuard func(ctx context.Context, host string) error
 	// console is the web console (internal/console); nil: none.
 	console Surface
 	// quorum holds quorum approval policies and requests (quorum.go); nil: off.
@@ -185,6 +187,9 @@ type Deps struct {
 	KeyMgmt *keymgmtapi.Surface
 	// Pools are the managed HSM pools (pool.go); nil: 404.
 	Pools Pools
+	// WebhookGuard checks an event subscription's endpoint host before it
+	// is stored ([events] allowed_hosts); nil: no check.
+	WebhookGuard func(ctx context.Context, host string) error
 	// Groups lists a principal's groups, for pool RBAC; nil: none.
 	Groups func(tenant, objectID string) []string
 	// Console serves the web console under /ui/ on the control host; nil: none.
@@ -210,7 +215,7 @@ func New(cfg Config, d Deps) *Handler {
 	h := &Handler{cfg: cfg, seal: d.Operator, operator: d.Operator, authority: d.Authority, vaults: d.Vaults, certs: d.Certificates,
 		authz: d.Authz, throttle: d.Throttle, audit: d.Audit, metrics: d.Metrics, clock: d.Clock, log: d.Log, routes: dataPlaneRoutes(),
 		vaultAudiences: []string{aud, aud + "/"}, mgmt: d.Management, keymgmt: d.KeyMgmt, tokens: d.Authority.Surface(cfg.Resources()), console: d.Console,
-		pools: d.Pools, poolRoutes: route.Compile(poolRoutes()), groups: d.Groups, quorum: d.Quorum}
+		pools: d.Pools, poolRoutes: route.Compile(poolRoutes()), groups: d.Groups, quorum: d.Quorum, webhookGuard: d.WebhookGuard}
 	if m, ok := d.Management.(interface {
 		SetQuorum(func(http.ResponseWriter, *http.Request, string, string, authz.Principal) bool)
 	}); ok && d.Quorum != nil {

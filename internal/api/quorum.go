@@ -194,13 +194,10 @@ func (h *Handler) submitApproval(w http.ResponseWriter, r *http.Request, v *vaul
 	if p == nil {
 		return false
 	}
-	var body []byte
-	if r.Body != nil && r.Body != http.NoBody {
-		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
-		if err != nil {
-			h.quorumFail(w, r, surface, badParam("The request body could not be read."))
-			return true
-		}
+	body, err := h.quorumBody(w, r)
+	if err != nil {
+		h.quorumFail(w, r, surface, err)
+		return true
 	}
 	vaultName := v.Name
 	if pool != "" {
@@ -714,4 +711,23 @@ func sysQuorumOverride(h *Handler, rq *request) error {
 	r = h.runApproved(rv, r)
 	writeJSON(rq.w, http.StatusOK, h.approvalOut(r))
 	return nil
+}
+
+// quorumBody reads the body a diverted request keeps for its replay. It is
+// checked as JSON text now, as the operation's own decoder will check it,
+// so a body that would be refused is refused before anyone is asked to
+// approve it.
+func (h *Handler) quorumBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	if err != nil {
+		return nil, badParam("The request body could not be read.")
+	}
+	if err := checkText(body); err != nil {
+		clear(body)
+		return nil, err
+	}
+	return body, nil
 }

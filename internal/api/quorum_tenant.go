@@ -123,12 +123,10 @@ func (h *Handler) divertTenantPolicy(w http.ResponseWriter, r *http.Request, op,
 	if pol == nil {
 		return false
 	}
-	var body []byte
-	if r.Body != nil && r.Body != http.NoBody {
-		if body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)); err != nil {
-			h.quorumFail(w, r, "management", badParam("The request body could not be read."))
-			return true
-		}
+	body, err := h.quorumBody(w, r)
+	if err != nil {
+		h.quorumFail(w, r, "management", err)
+		return true
 	}
 	req, err := h.submitTenant(r, pol, op, "tenantPolicy", "tenantpolicy", p, body)
 	if err != nil {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -188,12 +187,10 @@ func (h *Handler) divertARMTenant(w http.ResponseWriter, r *http.Request, op str
 	if pol == nil {
 		return false
 	}
-	var body []byte
-	if r.Body != nil && r.Body != http.NoBody {
-		if body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)); err != nil {
-			h.quorumFail(w, r, "management", badParam("The request body could not be read."))
-			return true
-		}
+	body, err := h.quorumBody(w, r)
+	if err != nil {
+		h.quorumFail(w, r, "management", err)
+		return true
 	}
 	target := strings.TrimPrefix(r.URL.Path, "/")
 	req, err := h.submitTenant(r, pol, op, target, "management", p, body)

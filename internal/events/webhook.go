@@ -28,6 +28,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/netguard"
 	"github.com/keyward/keyward/internal/vault"
 )
 
@@ -40,14 +41,20 @@ type Webhook struct {
 var _ vault.Sender = (*Webhook)(nil)
 
 // NewWebhook returns a sender. roots, when not nil, replaces the system
-// roots for verifying endpoints (private CAs, tests).
-func NewWebhook(clk clock.Clock, roots *x509.CertPool) *Webhook {
+// roots for verifying endpoints (private CAs, tests). guard, when not nil,
+// decides which hosts and addresses deliveries may connect to, checked on
+// the address each connection is made to ([events] allowed_hosts).
+func NewWebhook(clk clock.Clock, roots *x509.CertPool, guard *netguard.Policy) *Webhook {
+	tr := &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		MaxIdleConnsPerHost: 4,
+	}
+	if guard != nil {
+		tr.DialContext = guard.DialContext
+	}
 	return &Webhook{clock: clk, client: &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-			MaxIdleConnsPerHost: 4,
-		},
+		Timeout:   10 * time.Second,
+		Transport: tr,
 		// A webhook must answer itself; following redirects would let an
 		// endpoint bounce deliveries elsewhere.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

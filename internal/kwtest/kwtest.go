@@ -60,6 +60,9 @@ type Options struct {
 	// Backup says where managed HSM backup containers may be; zero: the
 	// dev server's default (any public host, and loopback).
 	Backup server.BackupConfig
+	// Events says where event webhook endpoints may be; zero: the dev
+	// server's default.
+	Events server.BackupConfig
 	// HSM gives the dev server its own SoftHSM2 token (a real one, in the
 	// test binary's SoftHSM2 directory) and a premium vault; the test is
 	// skipped locally, and fails in CI, without SoftHSM2.
@@ -99,6 +102,7 @@ func Start(t testing.TB, opts Options) *Env {
 		SMTP:              opts.SMTP,
 		ACME:              opts.ACME,
 		Backup:            opts.Backup,
+		Events:            opts.Events,
 		TLS:               opts.TLS,
 		TokenLimits:       opts.TokenLimits,
 		AuditPath:         opts.AuditPath,

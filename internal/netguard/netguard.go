@@ -37,6 +37,7 @@ type Policy struct {
 	suffixes []string        // ".example.com" for "*.example.com"
 	prefixes []netip.Prefix  // addresses and CIDRs
 	loopback bool            // loopback addresses are allowed (dev mode)
+	key      string          // the setting named in refusals
 
 	// lookup resolves a name for Check (tests replace it).
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
@@ -51,7 +52,7 @@ type Policy struct {
 // is an exact name entry (the operator vouches for that name, whatever it
 // resolves to), or it is loopback and allowLoopback is set.
 func New(allowed []string, allowLoopback bool) (*Policy, error) {
-	p := &Policy{names: map[string]bool{}, loopback: allowLoopback, lookup: systemLookup}
+	p := &Policy{names: map[string]bool{}, loopback: allowLoopback, lookup: systemLookup, key: "[backup] allowed_hosts"}
 	for _, raw := range allowed {
 		e := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(raw)), ".")
 		e = strings.TrimSuffix(strings.TrimPrefix(e, "["), "]")
@@ -78,6 +79,13 @@ func New(allowed []string, allowLoopback bool) (*Policy, error) {
 		p.names[e] = true
 	}
 	return p, nil
+}
+
+// Named sets the setting refusals name (default "[backup] allowed_hosts")
+// and returns p.
+func (p *Policy) Named(key string) *Policy {
+	p.key = key
+	return p
 }
 
 // SetLookup replaces the resolver Check uses (tests: a name that resolves
@@ -134,7 +142,7 @@ func (p *Policy) AllowHost(host string) error {
 		if p.covered(a.Unmap().WithZone("")) {
 			return nil
 		}
-		return refuse("host %s is not in [backup] allowed_hosts", h)
+		return refuse("host %s is not in %s", h, p.key)
 	}
 	if p.names[h] {
 		return nil
@@ -144,7 +152,7 @@ func (p *Policy) AllowHost(host string) error {
 			return nil
 		}
 	}
-	return refuse("host %s is not in [backup] allowed_hosts", h)
+	return refuse("host %s is not in %s", h, p.key)
 }
 
 func (p *Policy) covered(a netip.Addr) bool {
@@ -171,7 +179,7 @@ func (p *Policy) AllowAddr(host string, a netip.Addr) error {
 	case p.names[canonical(host)]:
 		return nil
 	case !Public(a):
-		return refuse("address %s is not public and not in [backup] allowed_hosts", a)
+		return refuse("address %s is not public and not in %s", a, p.key)
 	}
 	return nil
 }

@@ -81,8 +81,10 @@ type Config struct {
 	SMTP *SMTPConfig
 	ACME ACMEConfig
 
-	// Backup says where managed HSM backup containers may be.
+	// Backup says where managed HSM backup containers may be; Events
+	// where event webhook endpoints may be (same rules).
 	Backup BackupConfig
+	Events BackupConfig
 
 	// Throttle limits request rates per vault and per principal
 	// (docs/CONFIG.md, [throttle]). The zero value limits nothing;
@@ -126,8 +128,9 @@ type Config struct {
 	Log   *slog.Logger
 }
 
-// BackupConfig says where managed HSM backups and restores may connect
-// (docs/CONFIG.md, [backup]; internal/netguard).
+// BackupConfig says where managed HSM backups and restores ([backup]),
+// or event webhook deliveries ([events]), may connect (docs/CONFIG.md;
+// internal/netguard).
 type BackupConfig struct {
 	// AllowedHosts are host names, "*.suffix" wildcards, IP addresses and
 	// CIDRs. Empty: any host name, at a public address (dev mode: or

@@ -30,6 +30,7 @@ import (
 	"github.com/keyward/keyward/internal/keymgmt"
 	"github.com/keyward/keyward/internal/metrics"
 	"github.com/keyward/keyward/internal/mhsm"
+	"github.com/keyward/keyward/internal/netguard"
 	"github.com/keyward/keyward/internal/quorum"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/bolt"
@@ -218,7 +219,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.vaults = vault.New(s.barrier, s.clock, deps)
 	s.certificates = certificates.New(s.vaults, certificates.Deps{ExternalCA: external, Mailer: mailer})
-	s.webhook = events.NewWebhook(s.clock, cfg.EventRoots)
+	// Webhook endpoints: [events] allowed_hosts, as backups (mhsm.go).
+	hooks, err := netguard.New(cfg.Events.AllowedHosts, cfg.Dev)
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	hooks.Named("[events] allowed_hosts")
+	s.webhook = events.NewWebhook(s.clock, cfg.EventRoots, hooks)
 	if err := s.initAccess(cfg); err != nil {
 		return nil, err
 	}
@@ -235,7 +242,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Pools:    s.pools,
 		Throttle: throttle.New(s.clock, cfg.Throttle),
 		Audit:    s.audit, Metrics: s.metrics.Handler(), Clock: s.clock, Log: s.log,
-		Quorum: s.quorum,
+		Quorum:       s.quorum,
+		WebhookGuard: hooks.Check,
 	})
 
 	s.console.SetBackend(s.handler)
