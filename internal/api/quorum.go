@@ -53,13 +53,15 @@ type approvalWire struct {
 	// (quorum.KeepsResult: Available, Delivered, Expired); GET
 	// /approvals/{id}/result delivers it once.
 	Result string `json:"result,omitempty"`
+	// Consumed: when an executed AuditSinkRemove was used by an unseal.
+	Consumed time.Time `json:"consumed,omitzero"`
 }
 
 func (h *Handler) approvalOut(r *quorum.Request) approvalWire {
 	return approvalWire{ID: r.ID, Vault: r.Vault, Operation: r.Operation, Target: r.Target, Requester: r.Requester,
 		State: r.Effective(h.clock.Now()), Created: r.Created, Expires: r.Expires, Required: r.Required,
 		Approvals: r.Approvals, Rejections: r.Rejections, Fingerprint: r.Fingerprint, Status: r.Status, Scope: r.Scope, BreakGlass: r.BreakGlass,
-		Result: r.ResultState(h.clock.Now())}
+		Result: r.ResultState(h.clock.Now()), Consumed: r.Consumed}
 }
 
 // approvalRequired is the 202 body: an Azure error (what the SDKs read

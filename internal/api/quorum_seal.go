@@ -57,7 +57,9 @@ func (h *Handler) divertSeal(rq *request, claims *identity.Claims) bool {
 	return true
 }
 
-// runSealApproved runs an approved (or overridden) seal: the requester is
+// runSealApproved runs an approved (or overridden) seal, or records an
+// approved AuditSinkRemove (quorum_audit_sinks.go) the same way without
+// sealing: the requester is
 // authorized again; the request is finished (Executed) in a transaction
 // whose pre-commit gate records ev, the operation's event; then the
 // instance is sealed. If the event or the record cannot be written, the
@@ -84,8 +86,14 @@ func (h *Handler) runSealApproved(ctx context.Context, r *quorum.Request, ev *au
 		}
 		return done
 	}
-	if r.Operation != "Seal" || h.operator == nil {
+	if r.Operation != "Seal" && r.Operation != "AuditSinkRemove" || h.operator == nil {
 		return fail(http.StatusInternalServerError)
+	}
+	// An approved AuditSinkRemove is a permission: recording it Executed
+	// is the operation (the next unseal without the sink consumes it).
+	okStatus := http.StatusNoContent
+	if r.Operation == "AuditSinkRemove" {
+		okStatus = http.StatusOK
 	}
 	claims := &identity.Claims{TenantID: r.TenantID, ObjectID: r.Requester, AppID: rp.AppID, AZP: rp.AppID}
 	if err := h.authorizeOperator(ev, claims, authz.SysSeal); err != nil {
@@ -95,9 +103,9 @@ func (h *Handler) runSealApproved(ctx context.Context, r *quorum.Request, ev *au
 	ev.Authz = "rbac"
 	// Finish before run: the event (outcome executed, status 204) is
 	// recorded by the gate before the Executed record commits.
-	ev.Status, ev.Result = http.StatusNoContent, audit.Allowed
+	ev.Status, ev.Result = okStatus, audit.Allowed
 	ev.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
-	done, err := h.quorum.Finish(ctx, r.ID, http.StatusNoContent, true)
+	done, err := h.quorum.Finish(ctx, r.ID, okStatus, true)
 	if err != nil {
 		// Not sealed. The request stays Executing (never run again).
 		h.log.Error("recording an approved seal before sealing failed; not sealed", "approval", r.ID, "error", err)
@@ -117,6 +125,9 @@ func (h *Handler) runSealApproved(ctx context.Context, r *quorum.Request, ev *au
 			h.log.Error("audit of an approved seal failed; not sealed", "approval", r.ID, "request_id", ev.RequestID)
 			return done
 		}
+	}
+	if r.Operation != "Seal" {
+		return done
 	}
 	if err := h.operator.Seal(context.WithoutCancel(ctx)); err != nil {
 		h.log.Error("sealing after an approved seal request failed", "approval", r.ID, "error", err)

@@ -26,6 +26,8 @@ import (
 //	GET  /sys/release-signing-keys          (public: the release signers' JWKS)
 //	POST /sys/rotate-release-signing-key    (bearer token for the management audience)
 //	POST /sys/seal-migrate       {"to":"pkcs11"|"shamir","keys":["<share>",…]} (bearer token)
+//	GET  /sys/audit/sinks        (bearer token; quorum_audit_sinks.go)
+//	POST /sys/audit/sinks/remove {"sink":"<identity>"} (bearer token)
 
 type sealStatusWire struct {
 	// ManagementResource is the audience operator commands request tokens for.
@@ -81,6 +83,8 @@ var sysRoutes = route.Compile([]route.Route[sysHandler, authz.Action]{
 	{Method: http.MethodPost, Pattern: "/sys/rotate-release-signing-key", Op: "RotateReleaseSigningKey", Action: authz.SysRotateSigning, Handle: sysRotateReleaseSigningKey},
 	{Method: http.MethodPost, Pattern: "/sys/seal-migrate", Op: "SealMigrate", Action: authz.SysSeal, Handle: sysSealMigrate},
 	{Method: http.MethodPost, Pattern: "/sys/quorum/override", Op: "QuorumBreakGlass", Action: authz.SysSeal, Handle: sysQuorumOverride},
+	{Method: http.MethodGet, Pattern: "/sys/audit/sinks", Op: "AuditSinkList", Action: authz.SysSeal, Handle: sysAuditSinks},
+	{Method: http.MethodPost, Pattern: "/sys/audit/sinks/remove", Op: "AuditSinkRemove", Action: authz.SysSeal}, // routeSys: sysAuditSinkRemove
 })
 
 // SealMigrator is implemented by an Operator that can move its barrier
@@ -163,6 +167,9 @@ func (h *Handler) routeSys(rq *request) error {
 		}
 		if rt.Op == "Seal" && h.divertSeal(rq, claims) {
 			return nil
+		}
+		if rt.Op == "AuditSinkRemove" {
+			return h.sysAuditSinkRemove(rq, claims)
 		}
 	}
 	return rt.Handle(h, rq)

@@ -62,6 +62,10 @@ var protectable = map[string]bool{
 	// decided on the management host, finished before it runs (the
 	// storage is unwritable once sealed).
 	"Seal": true,
+	// Removing an audit sink from the configuration (the operator tenant's
+	// policy): the approved request is a permission the next unseal
+	// without that sink consumes (ConsumeExecuted).
+	"AuditSinkRemove": true,
 }
 
 // resultOps are the operations whose successful answer only the requester
@@ -294,6 +298,9 @@ type Request struct {
 	// ResultExpires reads as ResultExpired.
 	Result        string    `json:"result,omitempty"`
 	ResultExpires time.Time `json:"resultExpires,omitzero"`
+	// Consumed is when an executed request that is a permission (an
+	// AuditSinkRemove) was used; it cannot be used again.
+	Consumed time.Time `json:"consumed,omitzero"`
 }
 
 // States of a stored result.
@@ -387,6 +394,9 @@ const (
 	ReasonBadPolicy    = "InvalidPolicy"
 	ReasonNoPolicy     = "PolicyNotFound"
 	ReasonNoResult     = "ResultNotAvailable"
+	// ReasonSinkRemovalNotApproved: an unseal found a known audit sink
+	// missing from the configuration without an approved removal.
+	ReasonSinkRemovalNotApproved = "AuditSinkRemovalNotApproved"
 )
 
 // Error is a quorum error: a kind, a reason from the list above, and a
@@ -752,6 +762,44 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// SinkRemovalTarget is the target of an AuditSinkRemove request for the
+// audit sink whose identity is id.
+func SinkRemovalTarget(id string) string { return "sys/audit/sinks/" + id }
+
+// ConsumeExecuted, inside tx (a transaction of the system view the
+// Service uses), finds the oldest request of tenant (tenant-level: no
+// vault, no pool) for op on target that is Executed and not yet consumed,
+// marks it consumed at now and returns it; nil when there is none. An
+// approved AuditSinkRemove is such a permission: used once, by the unseal
+// that finds the sink gone.
+func ConsumeExecuted(tx barrier.Tx, tenant, op, target string, now time.Time) (*Request, error) {
+	var found *Request
+	var inner error
+	err := tx.Scan(requestPrefix, "", func(_ string, val []byte) bool {
+		r := new(Request)
+		if inner = json.Unmarshal(val, r); inner != nil {
+			return false
+		}
+		if r.Operation == op && r.Target == target && r.State == Executed && r.Consumed.IsZero() &&
+			r.Vault == "" && r.Pool == "" && strings.EqualFold(r.TenantID, tenant) &&
+			(found == nil || r.Created.Before(found.Created)) {
+			found = r
+		}
+		return true
+	})
+	if err == nil {
+		err = inner
+	}
+	if err != nil || found == nil {
+		return nil, err
+	}
+	found.Consumed = now.UTC()
+	if err := barrier.PutJSON(tx, requestPrefix+found.ID, found); err != nil {
+		return nil, err
+	}
+	return found, nil
 }
 
 // What Sweep did to a request (the record callback's what).

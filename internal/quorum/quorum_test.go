@@ -352,3 +352,57 @@ func TestRoleAssignmentCreateCoversPIM(t *testing.T) {
 		t.Fatal("activation or removal is protectable")
 	}
 }
+
+// An executed tenant-level request is a permission ConsumeExecuted uses
+// once: only for its operation, target and tenant, only once Executed.
+func TestConsumeExecutedOnce(t *testing.T) {
+	s, clk := newService(t)
+	ctx := context.Background()
+	p := &Policy{Scope: TenantScope("t"), Operations: []string{"AuditSinkRemove"}, Approvers: []string{"a"}, Required: 1}
+	if err := s.SetPolicy(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	target := SinkRemovalTarget("http:https://collector.example:8088/a")
+	r := &Request{ID: NewID(), TenantID: "t", Requester: "req", Operation: "AuditSinkRemove", Target: target,
+		Replay: Replay{Surface: "sys", Method: "POST", Path: "/sys/audit/sinks/remove"}}
+	if err := s.Submit(ctx, p, r); err != nil {
+		t.Fatal(err)
+	}
+	consume := func(tenant, target string) *Request {
+		t.Helper()
+		var got *Request
+		err := s.view.Update(ctx, func(tx barrier.Tx) error {
+			var err error
+			got, err = ConsumeExecuted(tx, tenant, "AuditSinkRemove", target, clk.Now())
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := consume("t", target); got != nil {
+		t.Fatalf("a pending request was consumed: %+v", got)
+	}
+	if _, run, err := s.Decide(ctx, r.ID, "a", nil, true); err != nil || !run {
+		t.Fatalf("approve: %v %v", run, err)
+	}
+	if _, err := s.Finish(ctx, r.ID, 200, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := consume("other", target); got != nil {
+		t.Fatal("another tenant consumed it")
+	}
+	if got := consume("t", SinkRemovalTarget("stdout")); got != nil {
+		t.Fatal("another sink's removal consumed it")
+	}
+	if got := consume("t", target); got == nil || got.ID != r.ID || got.Consumed.IsZero() {
+		t.Fatalf("consume: %+v", got)
+	}
+	if got := consume("t", target); got != nil {
+		t.Fatal("consumed twice")
+	}
+	if stored, err := s.Get(ctx, r.ID); err != nil || stored.Consumed.IsZero() || stored.State != Executed {
+		t.Fatalf("stored: %+v %v", stored, err)
+	}
+}

@@ -274,5 +274,17 @@ func (s *Server) devStart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.cfg.DataDir, "dev.json"), append(raw, '\n'), 0o600)
+	if err := writeFileAtomic(filepath.Join(s.cfg.DataDir, "dev.json"), append(raw, '\n'), 0o600); err != nil {
+		return err
+	}
+	// Last, before anything is served: an audit sink removed without
+	// approval leaves the dev server sealed (audit_sinks.go), its
+	// connection details known.
+	if err := s.checkAuditSinks(ctx); err != nil {
+		s.sealLocked()
+		if !sinkRefusal(err) {
+			return err
+		}
+	}
+	return nil
 }

@@ -86,6 +86,13 @@ func (s *Server) hsmAutoUnseal(ctx context.Context) error {
 		s.sealLocked()
 		return err
 	}
+	if err := s.checkAuditSinks(ctx); err != nil {
+		s.sealLocked()
+		if sinkRefusal(err) {
+			return nil // logged; the node starts sealed
+		}
+		return err
+	}
 	s.log.Info("unsealed by the HSM", "token", s.hsm.TokenLabel())
 	return nil
 }
@@ -110,6 +117,10 @@ func (s *Server) initPKCS11(ctx context.Context, shares, threshold int) (*api.In
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	if err := s.afterUnseal(ctx); err != nil {
+		s.sealLocked()
+		return nil, err
+	}
+	if err := s.checkAuditSinks(ctx); err != nil { // a new instance: records its sinks
 		s.sealLocked()
 		return nil, err
 	}

@@ -412,6 +412,17 @@ func (s *Server) Unseal(ctx context.Context, share []byte) (barrier.Status, erro
 		s.sealLocked()
 		return s.barrier.Status(ctx)
 	}
+	if err := s.checkAuditSinks(ctx); err != nil {
+		// An audit sink removed without approval (audit_sinks.go): the
+		// operator is told why; other errors stay sealed as above.
+		s.sealLocked()
+		st, serr := s.barrier.Status(ctx)
+		if sinkRefusal(err) {
+			return st, err
+		}
+		s.log.Error("unseal: checking the audit sinks failed; staying sealed", "error", err)
+		return st, serr
+	}
 	s.log.Info("unsealed")
 	return st, nil
 }
