@@ -221,12 +221,71 @@ shares again. Shares are arguments, or read from standard input one per line.`,
 	}
 	migrateSealCmd.Flags().StringVar(&migrateTo, "to", "", "pkcs11 or shamir")
 	_ = migrateSealCmd.MarkFlagRequired("to")
-	for _, c := range []*cobra.Command{sealCmd, rotateCmd, migrateSealCmd} {
+	sinksCmd := &cobra.Command{
+		Use:   "audit-sinks",
+		Short: "List the audit sinks Keyward knows (recorded at unseal) and those it is configured with",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tok, err := oc.token(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Known, Configured       []string
+				RemovalRequiresApproval bool
+			}
+			if err := oc.call(cmd.Context(), http.MethodGet, "/sys/audit/sinks", tok, nil, &out); err != nil {
+				return err
+			}
+			for _, id := range out.Known {
+				fmt.Fprintf(stdout, "known       %s\n", id)
+			}
+			for _, id := range out.Configured {
+				fmt.Fprintf(stdout, "configured  %s\n", id)
+			}
+			fmt.Fprintf(stdout, "Removal requires approval: %t\n", out.RemovalRequiresApproval)
+			return nil
+		},
+	}
+	sinkRemoveCmd := &cobra.Command{
+		Use:   "audit-sink-remove IDENTITY",
+		Short: "Ask for the permission to remove a known audit sink (under a quorum policy: an approval request)",
+		Long: `Ask for the permission to remove a known audit sink (its identity as
+'keyward operator audit-sinks' lists it). Under an operator tenant policy
+naming AuditSinkRemove this creates a tenant-level approval request
+(approvers: keyward approval approve ID --tenant-level); once approved, remove
+the sink from the configuration and restart: the unseal uses the approval once.
+Without such a policy no permission is needed (docs/QUORUM.md).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tok, err := oc.token(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var out struct {
+				Error    struct{ Code, Message string } `json:"error"`
+				Approval struct {
+					ID string `json:"id"`
+				} `json:"approval"`
+				Message string `json:"message"`
+			}
+			if err := oc.call(cmd.Context(), http.MethodPost, "/sys/audit/sinks/remove", tok, map[string]string{"sink": args[0]}, &out); err != nil {
+				return err
+			}
+			if out.Error.Code != "" {
+				fmt.Fprintf(stdout, "Approval request %s: %s\n", out.Approval.ID, out.Error.Message)
+				return nil
+			}
+			fmt.Fprintln(stdout, out.Message)
+			return nil
+		},
+	}
+	for _, c := range []*cobra.Command{sealCmd, rotateCmd, migrateSealCmd, sinksCmd, sinkRemoveCmd} {
 		c.Flags().StringVar(&oc.tenant, "tenant", "", "tenant ID (env KEYWARD_TENANT_ID)")
 		c.Flags().StringVar(&oc.clientID, "client-id", "", "administrator client ID (env KEYWARD_CLIENT_ID)")
 		c.Flags().StringVar(&oc.secretFile, "client-secret-file", "", "file holding the client secret (or env KEYWARD_CLIENT_SECRET)")
 	}
-	cmd.AddCommand(initCmd, unsealCmd, statusCmd, sealCmd, rotateCmd, migrateSealCmd, newMigrateCmd(getenv, stdout))
+	cmd.AddCommand(initCmd, unsealCmd, statusCmd, sealCmd, rotateCmd, migrateSealCmd, sinksCmd, sinkRemoveCmd, newMigrateCmd(getenv, stdout))
 	return cmd
 }
 
