@@ -5,14 +5,18 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,6 +72,7 @@ type AuditSinkConfig struct {
 // writes them.
 func (s *Server) auditTargets(file audit.Sink) ([]audit.Target, error) {
 	ts := []audit.Target{{Name: "file", Sink: file, Required: !s.cfg.Audit.FileBestEffort}}
+	seen := map[string]int{}
 	for i, c := range s.cfg.Audit.Sinks {
 		name := fmt.Sprintf("%s-%d", c.Type, i+1)
 		var roots *x509.CertPool
@@ -97,8 +102,14 @@ func (s *Server) auditTargets(file audit.Sink) ([]audit.Target, error) {
 			}
 			client := &http.Client{Timeout: 10 * time.Second,
 				Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}
+			id := SinkIdentity(c)
+			seen[id]++
+			buf, err := sinkBuffer(s.cfg.DataDir, name, id, seen[id])
+			if err != nil {
+				return nil, fmt.Errorf("audit sink %s: %w", name, err)
+			}
 			hs, err := auditsink.NewHTTP(auditsink.HTTPOptions{URL: c.URL, Header: h, Client: client, BufferBytes: c.BufferBytes,
-				BufferPath: filepath.Join(s.cfg.DataDir, name+".buffer")})
+				BufferPath: buf})
 			if err != nil {
 				return nil, fmt.Errorf("audit sink %s: %w", name, err)
 			}
@@ -109,6 +120,33 @@ func (s *Server) auditTargets(file audit.Sink) ([]audit.Target, error) {
 		ts = append(ts, audit.Target{Name: name, Sink: sink, Required: c.Required})
 	}
 	return ts, nil
+}
+
+// sinkBuffer is the disk buffer of an HTTP sink: named after the sink's
+// identity (SinkIdentity; the n-th sink of that identity), never after its
+// place in the configuration. Named by place, removing the first of two
+// sinks made the second open the removed one's buffer and send its unsent
+// events to another collector. A buffer named by place (http-N.buffer,
+// before this naming) is adopted by the sink now at that place if that
+// sink has no buffer of its own yet: the one start after the upgrade keeps
+// the old rule.
+func sinkBuffer(dir, name, identity string, n int) (string, error) {
+	sum := sha256.Sum256([]byte(identity + "\x00" + strconv.Itoa(n)))
+	path := filepath.Join(dir, "http-"+hex.EncodeToString(sum[:8])+".buffer")
+	legacy := filepath.Join(dir, name+".buffer")
+	if _, err := os.Stat(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return path, err
+	}
+	if _, err := os.Stat(legacy); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return path, nil
+		}
+		return "", err
+	}
+	if err := os.Rename(legacy+".offset", path+".offset"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	return path, os.Rename(legacy, path)
 }
 
 // JobAuditCheckpoint signs a checkpoint of the audit chain when events were
