@@ -768,12 +768,18 @@ func orNone(s string) string {
 // audit sink whose identity is id.
 func SinkRemovalTarget(id string) string { return "sys/audit/sinks/" + id }
 
+// PermissionLifetime is how long an executed request that is a permission
+// (an approved AuditSinkRemove) can be used: an approval given for a change
+// made a week later is still the approvers' decision; one left unused for
+// longer is not, and the change must be asked for again.
+const PermissionLifetime = 7 * 24 * time.Hour
+
 // ConsumeExecuted, inside tx (a transaction of the system view the
 // Service uses), finds the oldest request of tenant (tenant-level: no
-// vault, no pool) for op on target that is Executed and not yet consumed,
-// marks it consumed at now and returns it; nil when there is none. An
-// approved AuditSinkRemove is such a permission: used once, by the unseal
-// that finds the sink gone.
+// vault, no pool) for op on target that is Executed, not yet consumed and
+// finished less than PermissionLifetime before now, marks it consumed at
+// now and returns it; nil when there is none. An approved AuditSinkRemove
+// is such a permission: used once, by the unseal that finds the sink gone.
 func ConsumeExecuted(tx barrier.Tx, tenant, op, target string, now time.Time) (*Request, error) {
 	var found *Request
 	var inner error
@@ -783,6 +789,7 @@ func ConsumeExecuted(tx barrier.Tx, tenant, op, target string, now time.Time) (*
 			return false
 		}
 		if r.Operation == op && r.Target == target && r.State == Executed && r.Consumed.IsZero() &&
+			now.Before(r.Finished.Add(PermissionLifetime)) &&
 			r.Vault == "" && r.Pool == "" && strings.EqualFold(r.TenantID, tenant) &&
 			(found == nil || r.Created.Before(found.Created)) {
 			found = r

@@ -405,4 +405,35 @@ func TestConsumeExecutedOnce(t *testing.T) {
 	if stored, err := s.Get(ctx, r.ID); err != nil || stored.Consumed.IsZero() || stored.State != Executed {
 		t.Fatalf("stored: %+v %v", stored, err)
 	}
+	// A permission left unused past its lifetime is not one any more.
+	late := &Request{ID: NewID(), TenantID: "t", Requester: "req", Operation: "AuditSinkRemove", Target: target,
+		Replay: Replay{Surface: "sys", Method: "POST", Path: "/sys/audit/sinks/remove"}}
+	if err := s.Submit(ctx, p, late); err != nil {
+		t.Fatal(err)
+	}
+	if _, run, err := s.Decide(ctx, late.ID, "a", nil, true); err != nil || !run {
+		t.Fatalf("approve: %v %v", run, err)
+	}
+	if _, err := s.Finish(ctx, late.ID, 200, true); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(PermissionLifetime - time.Second)
+	if got := consume("t", target); got == nil || got.ID != late.ID {
+		t.Fatalf("a permission within its lifetime was not consumed: %+v", got)
+	}
+	old := &Request{ID: NewID(), TenantID: "t", Requester: "req", Operation: "AuditSinkRemove", Target: target,
+		Replay: Replay{Surface: "sys", Method: "POST", Path: "/sys/audit/sinks/remove"}}
+	if err := s.Submit(ctx, p, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, run, err := s.Decide(ctx, old.ID, "a", nil, true); err != nil || !run {
+		t.Fatalf("approve: %v %v", run, err)
+	}
+	if _, err := s.Finish(ctx, old.ID, 200, true); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(PermissionLifetime)
+	if got := consume("t", target); got != nil {
+		t.Fatalf("a permission past its lifetime was consumed: %+v", got)
+	}
 }
