@@ -195,6 +195,46 @@ func TestQuorumApprovalAuditSinkRemove(t *testing.T) {
 			t.Fatalf("a refused removal was audited as done: %+v", ev)
 		}
 	}
+	e.Server.Close()
+
+	// Break-glass: with /a back, its removal is requested and run at once
+	// with the unseal share (a wrong share is refused); the restart
+	// without /a unseals, and the removal's event says break-glass.
+	e = rig.start("/a")
+	if e.Server.Sealed() {
+		t.Fatal("sealed with every known sink configured")
+	}
+	adminTok = tokenFor(t, e.Credential(), mgmtScope(e))
+	r = do(t, e, http.MethodPost, sysURL(e, "/sys/audit/sinks/remove"), adminTok, "application/json", `{"sink":"`+rig.id("/a")+`"}`)
+	pending.Approval.ID = ""
+	if r.Status != http.StatusAccepted || json.Unmarshal([]byte(r.Body), &pending) != nil || pending.Approval.ID == "" {
+		t.Fatalf("removal request for break-glass: %d %s", r.Status, r.Body)
+	}
+	id3 := pending.Approval.ID
+	share, err := os.ReadFile(filepath.Join(e.DataDir, "dev-unseal.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	override := func(key string) httpResult {
+		return do(t, e, http.MethodPost, sysURL(e, "/sys/quorum/override"), adminTok, "application/json", `{"approval":"`+id3+`","keys":["`+key+`"]}`)
+	}
+	if r := override(strings.Repeat("00", 33)); r.Status != http.StatusForbidden {
+		t.Fatalf("break-glass with a wrong share: %d %s", r.Status, r.Body)
+	}
+	if r := override(strings.TrimSpace(string(share))); r.Status != http.StatusOK || !strings.Contains(r.Body, `"state":"Executed"`) {
+		t.Fatalf("break-glass removal: %d %s", r.Status, r.Body)
+	}
+	e.Server.Close()
+	e = rig.start()
+	if e.Server.Sealed() {
+		t.Fatal("sealed after a break-glass removal")
+	}
+	bg := findAudit(t, e, "the break-glass sink removal", func(ev audit.Event) bool {
+		return ev.Operation == "AuditSinkRemove" && ev.Method == "UNSEAL" && ev.Approval != nil && ev.Approval.ID == id3
+	})
+	if bg.Approval.Outcome != "breakglass" || !strings.Contains(bg.Reason, "BREAK-GLASS") || !strings.Contains(bg.Reason, rig.id("/a")) {
+		t.Fatalf("break-glass removal event: %+v %+v", bg, bg.Approval)
+	}
 }
 
 // TestAuditSinkRemoveAudited: without a policy naming AuditSinkRemove, a
