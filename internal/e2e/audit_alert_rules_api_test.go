@@ -99,25 +99,20 @@ func TestAlertRulesAPI(t *testing.T) {
 			}
 		}
 	}
-	waitFor := func(rule string, want int) {
+	deliveries := func(rule string, want int) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if h, _ := rcv.counts(rule); h == want {
-				return
-			} else if h > want || time.Now().After(deadline) {
-				t.Fatalf("%s: %d webhook deliveries, want %d", rule, h, want)
-			}
-			time.Sleep(20 * time.Millisecond)
+		waitFor(t, rule+" webhook deliveries", func() bool { h, _ := rcv.counts(rule); return h >= want })
+		if h, _ := rcv.counts(rule); h != want {
+			t.Fatalf("%s: %d webhook deliveries, want %d", rule, h, want)
 		}
 	}
 	pattern()
-	waitFor(ruleID, 1)
-	waitFor(controlID, 1)
+	deliveries(ruleID, 1)
+	deliveries(controlID, 1)
 	clk.Advance(2 * time.Minute) // past window and cooldown
 	pattern()
-	waitFor(ruleID, 2) // the same sequence alerts again while the rule exists
-	waitFor(controlID, 2)
+	deliveries(ruleID, 2) // the same sequence alerts again while the rule exists
+	deliveries(controlID, 2)
 
 	// Deleted: the sequence no longer alerts under the rule, while the
 	// control rule shows it was observed.
@@ -132,7 +127,7 @@ func TestAlertRulesAPI(t *testing.T) {
 	}
 	clk.Advance(2 * time.Minute)
 	pattern()
-	waitFor(controlID, 3)
+	deliveries(controlID, 3)
 	e.Server.Alerts().Wait()
 	if h, _ := rcv.counts(ruleID); h != 2 {
 		t.Fatalf("the deleted rule delivered %d alerts, want still 2", h)

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
@@ -59,14 +58,9 @@ func TestHAAlertRulesReload(t *testing.T) {
 			t.Fatal("the stranger read the secret on B")
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if h, _ := rcv.counts(ruleID); h == 1 {
-			break
-		} else if h > 1 || time.Now().After(deadline) {
-			t.Fatalf("%d deliveries from B's engine, want 1", h)
-		}
-		time.Sleep(20 * time.Millisecond)
+	waitFor(t, "the delivery from B's engine", func() bool { h, _ := rcv.counts(ruleID); return h >= 1 })
+	if h, _ := rcv.counts(ruleID); h != 1 {
+		t.Fatalf("%d deliveries from B's engine, want 1", h)
 	}
 	fired := 0
 	for _, al := range b.Server.Alerts().Recent() {
