@@ -68,6 +68,7 @@ Examples:
   keyward bench --spawn --op secret-get -c 16 -d 10s
   keyward bench --spawn --op rsa-sign-rs256 -c 1,4,16,64 -d 5s
   keyward bench --spawn --op secret-get -c 16 -d 10s --http2
+  keyward bench --spawn --op hsm-sign-rs256 -c 16 -d 10s --client-procs 1
   keyward bench --data ./.keyward-dev --server-pid 1234 --op ec-sign-es256`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -219,6 +220,7 @@ Examples:
 	f.BoolVar(&cfg.NetHTTP, "net-http", false, "send HTTP/1.1 load through Go's net/http client instead of the lean one (more client CPU on the shared cores)")
 	f.BoolVar(&noRaw, "no-raw", false, "skip the raw-primitive run")
 	f.DurationVar(&cfg.RawDuration, "raw-duration", 5*time.Second, "duration of the raw-primitive run")
+	f.IntVar(&cfg.RawGoroutines, "raw-goroutines", 0, "goroutines of the raw-primitive run (default: one per core; hsm-sign-*: one token session per worker, --concurrency)")
 	f.IntVar(&cfg.SecretSize, "secret-size", 64, "secret value size in bytes")
 	f.IntVar(&cfg.Names, "names", 1, "distinct secrets: get reads random ones, set cycles through them")
 	f.BoolVar(&cfg.Populate, "populate", false, "secret-get/secret-list: write the --names secrets first")

@@ -52,6 +52,10 @@ type Config struct {
 	// RawDuration, and reports the ratio server ÷ raw.
 	Raw         bool
 	RawDuration time.Duration
+	// RawGoroutines, when > 0, is how many goroutines run the raw
+	// primitive (default: one per core; for the HSM operations, one token
+	// session per worker, Concurrency).
+	RawGoroutines int
 	// SecretSize is the value size of secret operations, in bytes.
 	SecretSize int
 	// Names is the number of distinct secrets: get reads random ones, set
@@ -337,7 +341,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.restoreProcs()
 	}
 	if cfg.Raw {
-		raw := runRaw(ctx, o, cfg.RawDuration)
+		raw, err := runRaw(ctx, o, cfg.RawDuration, cfg.RawGoroutines)
+		if err != nil {
+			return nil, fmt.Errorf("raw %s: %w", o.rawName, err)
+		}
 		rep.Raw = raw
 		rep.SetRaw(raw)
 	}
@@ -545,11 +552,30 @@ func latency(lat []time.Duration) Latency {
 	}
 }
 
-// runRaw runs the primitive on GOMAXPROCS goroutines for d.
-func runRaw(ctx context.Context, o *op, d time.Duration) *Raw {
-	g := runtime.GOMAXPROCS(0)
+// runRaw runs the primitive on g goroutines (0: o's choice, else
+// GOMAXPROCS) for d. A primitive that fails ends the run with its error.
+func runRaw(ctx context.Context, o *op, d time.Duration, g int) (*Raw, error) {
+	if g <= 0 {
+		g = o.rawGoroutines
+	}
+	if g <= 0 {
+		g = runtime.GOMAXPROCS(0)
+	}
+	if o.rawInit != nil {
+		if err := o.rawInit(); err != nil {
+			if o.rawClose != nil {
+				o.rawClose()
+			}
+			return nil, err
+		}
+	}
+	if o.rawClose != nil {
+		defer o.rawClose()
+	}
 	var total atomic.Int64
 	var wg sync.WaitGroup
+	var errOnce sync.Once
+	var rawErr error
 	stop := time.Now().Add(d)
 	start := time.Now()
 	cpu0 := selfCPU()
@@ -559,9 +585,11 @@ func runRaw(ctx context.Context, o *op, d time.Duration) *Raw {
 		go func() {
 			defer wg.Done()
 			var n int64
+			defer func() { total.Add(n) }()
 			for ctx.Err() == nil {
 				for range 16 {
-					if f() != nil {
+					if err := f(); err != nil {
+						errOnce.Do(func() { rawErr = err })
 						return
 					}
 					n++
@@ -570,16 +598,20 @@ func runRaw(ctx context.Context, o *op, d time.Duration) *Raw {
 					break
 				}
 			}
-			total.Add(n)
 		}()
 	}
 	wg.Wait()
+	if rawErr != nil {
+		return nil, rawErr
+	}
 	secs := time.Since(start).Seconds()
 	r := &Raw{Primitive: o.rawName, Goroutines: g, Seconds: secs, Ops: total.Load(), OpsPerSecond: float64(total.Load()) / secs}
 	if r.Ops > 0 {
 		cpu := (selfCPU() - cpu0).Seconds()
 		r.CPUMicrosPerOp = cpu / float64(r.Ops) * 1e6
-		r.Utilization = cpu / (secs * float64(g))
+		// The cores the run could have used: more goroutines than
+		// cores (the HSM operations) still use at most every core.
+		r.Utilization = cpu / (secs * float64(min(g, runtime.GOMAXPROCS(0))))
 	}
-	return r
+	return r, ctx.Err()
 }

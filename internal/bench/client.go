@@ -26,6 +26,17 @@ type DevInfo struct {
 	VaultURL     string `json:"vault_url"`
 	CAFile       string `json:"ca_file"`
 	Listen       string `json:"listen"`
+	// HSM is the dev server's SoftHSM2 token (absent without SoftHSM2):
+	// the HSM operations' raw side signs in it from this process.
+	HSM *DevHSM `json:"hsm,omitempty"`
+}
+
+// DevHSM locates the dev server's SoftHSM2 token (dev.json "hsm").
+type DevHSM struct {
+	Module       string `json:"module"`
+	SoftHSM2Conf string `json:"softhsm2_conf"`
+	TokenLabel   string `json:"token_label"`
+	UserPIN      string `json:"user_pin"`
 }
 
 // ReadDevInfo reads dev.json.

@@ -34,6 +34,8 @@ const (
 	OpWrap       = "rsa-wrap-oaep256"
 	OpUnwrap     = "rsa-unwrap-oaep256"
 	OpAESGCM     = "aes-gcm-encrypt"
+	OpHSMRS256   = "hsm-sign-rs256"
+	OpHSMES256   = "hsm-sign-es256"
 )
 
 // Ops lists every operation with a one-line description.
@@ -47,6 +49,8 @@ var Ops = []struct{ Name, Help string }{
 	{OpWrap, "RSA-2048 wrapkey, RSA-OAEP-256 (public-key operation)"},
 	{OpUnwrap, "RSA-2048 unwrapkey, RSA-OAEP-256 (private-key operation)"},
 	{OpAESGCM, "AES-256-GCM encrypt on a managed HSM key (needs --hsm-url)"},
+	{OpHSMRS256, "RSA-HSM 2048 sign, RS256, in the dev server's SoftHSM2 token; raw: C_SignInit + C_Sign on the same token object from this process"},
+	{OpHSMES256, "EC-HSM P-256 sign, ES256, in the dev server's SoftHSM2 token; raw: as hsm-sign-rs256"},
 }
 
 // request is what a worker sends.
@@ -61,6 +65,12 @@ type op struct {
 	next    func(i int64, rng *mrand.Rand) request
 	raw     func() func() error
 	rawName string
+	// rawGoroutines, when > 0, is how many goroutines run raw (default:
+	// GOMAXPROCS, one per core).
+	rawGoroutines int
+	// rawInit, when set, runs before the raw phase (and rawClose after).
+	rawInit  func() error
+	rawClose func()
 }
 
 // session is an authenticated client of one vault (or managed HSM).
@@ -260,6 +270,30 @@ func setup(ctx context.Context, s *session, cfg *Config) (*op, error) {
 		return &op{next: constReq(http.MethodPost, "keys/"+cfg.Prefix+"-ec/"+version+"/sign"+apiVersion, body),
 			rawName: "ecdsa.SignASN1, P-256",
 			raw:     each(func() error { _, err := ecdsa.SignASN1(rand.Reader, priv, digest[:]); return err })}, nil
+
+	case OpHSMRS256, OpHSMES256:
+		d := s.tok.d.HSM
+		if d == nil {
+			return nil, fmt.Errorf("%s needs the dev server's SoftHSM2 token, and its dev.json has none: install SoftHSM2 (apt-get install -y softhsm2) or point KEYWARD_HSM_MODULE at its library, and restart the dev server", cfg.Op)
+		}
+		es := cfg.Op == OpHSMES256
+		name, params, alg := cfg.Prefix+"-hsm-rsa", map[string]any{"kty": "RSA-HSM", "key_size": 2048}, "RS256"
+		rawName := "C_SignInit + C_Sign, CKM_RSA_PKCS over DigestInfo ‖ SHA-256, RSA 2048, same token object (SoftHSM2)"
+		if es {
+			name, params, alg = cfg.Prefix+"-hsm-ec", map[string]any{"kty": "EC-HSM", "crv": "P-256"}, "ES256"
+			rawName = "C_SignInit + C_Sign, CKM_ECDSA, P-256, same token object (SoftHSM2)"
+		}
+		version, err := createKey(ctx, s, name, params)
+		if err != nil {
+			return nil, err
+		}
+		body, _ := json.Marshal(map[string]string{"alg": alg, "value": b64(digest[:])})
+		r := newHSMRaw(d, version, es, digest[:])
+		// The raw side runs as many token sessions as the server's load
+		// has requests in flight (the server's own pool then bounds how
+		// many reach the token: hsm.sessions, 8 by default).
+		return &op{next: constReq(http.MethodPost, "keys/"+name+"/"+version+"/sign"+apiVersion, body),
+			rawName: rawName, raw: r.each, rawGoroutines: cfg.Concurrency, rawInit: r.init, rawClose: r.close}, nil
 
 	case OpAESGCM:
 		if cfg.HSMURL == "" {

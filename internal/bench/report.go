@@ -34,7 +34,7 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "ratio:     server %.0f req/s ÷ raw %.0f ops/s = %.3f\n", r.RPS, r.Raw.OpsPerSecond, r.Ratio)
 		if r.Raw.Utilization > 0 && r.Raw.Utilization < 0.9 {
 			fmt.Fprintf(w, "warning:   the raw run got only %.0f%% of %d cores (other processes were running): its rate is understated and the ratio overstated; the cpu ratio is not affected\n",
-				100*r.Raw.Utilization, r.Raw.Goroutines)
+				100*r.Raw.Utilization, min(r.Raw.Goroutines, max(r.Machine.CPUs, 1)))
 		}
 		if r.CPURatio > 0 {
 			fmt.Fprintf(w, "cpu ratio: raw %.2f µs CPU/op ÷ server %.1f µs CPU/request = %.3f (the ratio with the cores to the server alone)\n",
