@@ -3,10 +3,13 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +25,7 @@ import (
 
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/bench"
+	"github.com/keyward/keyward/internal/devca"
 	"github.com/keyward/keyward/internal/hsm"
 	"github.com/keyward/keyward/internal/server"
 )
@@ -46,6 +50,9 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 		http2       bool
 		protos      string
 		serverAudit string
+		floor       bool
+		floorAudit  bool
+		floorExe    string
 	)
 	var opsHelp strings.Builder
 	for _, o := range bench.Ops {
@@ -70,14 +77,33 @@ Examples:
   keyward bench --spawn --op secret-get -c 16 -d 10s
   keyward bench --spawn --op rsa-sign-rs256 -c 1,4,16,64 -d 5s
   keyward bench --spawn --op secret-get -c 16 -d 10s --http2
+  keyward bench --spawn --op secret-get -c 16 -d 10s --http2 --floor
   keyward bench --spawn --op hsm-sign-rs256 -c 16 -d 10s --client-procs 1
-  keyward bench --data ./.keyward-dev --server-pid 1234 --op ec-sign-es256`,
+  keyward bench --data ./.keyward-dev --server-pid 1234 --op ec-sign-es256
+
+--floor (secret-get only) also starts a bare net/http TLS server as its own
+process (the hidden ` + "`keyward bench floor-server`" + `), with the TLS and
+http.Server settings of Keyward's listener and the dev server's certificate,
+answering every request with a secret-get response captured from Keyward
+(status, headers, body), after one audit-sized chained write(2) to a file
+(--floor-audit, default on). Each protocol shape runs against Keyward, then
+at once against the floor with the same client, requests and headers; the
+report gives both servers' CPU per request, Keyward − floor (what Keyward's
+own pipeline costs) and Keyward ÷ floor.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			concs, err := parseInts(conc)
 			if err != nil {
 				return fmt.Errorf("--concurrency: %w", err)
+			}
+			if floor {
+				if cfg.Op != bench.OpSecretGet {
+					return fmt.Errorf("--floor: the floor is a bare HTTPS server answering with a captured %s response, a baseline for %s only; %s's baseline is its raw primitive (the raw run)", bench.OpSecretGet, bench.OpSecretGet, cfg.Op)
+				}
+				if !spawn && data == "" {
+					return errors.New("--floor needs the dev server's data directory (its TLS certificate and audit log): give --spawn or --data DIR")
+				}
 			}
 			if spawn {
 				if data == "" {
@@ -129,6 +155,13 @@ Examples:
 				cfg.DevJSON = filepath.Join(data, "dev.json")
 			}
 			cfg.Progress = stderr
+			if floor {
+				stop, err := startFloor(ctx, &cfg, data, floorExe, serverEnv, floorAudit, stderr)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			if clientProf != "" {
 				f, err := os.Create(clientProf)
 				if err != nil {
@@ -193,9 +226,16 @@ Examples:
 					return err
 				}
 			}
+			if floor && !asJSON {
+				fmt.Fprintln(stdout)
+				bench.WriteFloor(stdout, reports)
+			}
 			var failed int64
 			for _, r := range reports {
 				failed += r.Requests - r.OK
+				if r.Floor != nil {
+					failed += r.Floor.Requests - r.Floor.OK
+				}
 			}
 			if failed > 0 {
 				return fmt.Errorf("%d requests failed", failed)
@@ -233,7 +273,134 @@ Examples:
 	f.StringVar(&profileDir, "profile-dir", "", "with --spawn: run a profiling dev server and save its CPU and allocation profiles of each measured phase here")
 	f.IntVar(&cfg.ClientProcs, "client-procs", 0, "GOMAXPROCS of this tool during the load (default: every core; the raw run always uses every core)")
 	f.StringVar(&clientProf, "client-cpuprofile", "", "write this tool's own CPU profile (setup, load and raw phases) to a file")
-	cmd.AddCommand(newBenchServerCmd(stdout, stderr))
+	f.BoolVar(&floor, "floor", false, "secret-get: also measure a bare net/http TLS server (same TLS and server settings, a captured secret-get response) with the same load, right after each Keyward run, and report Keyward − floor")
+	f.BoolVar(&floorAudit, "floor-audit", true, "with --floor: the floor server appends one audit-sized, SHA-256 chained line per request to a file (the fail-closed audit's mandatory write)")
+	f.StringVar(&floorExe, "floor-exe", "", "with --floor: the keyward binary whose hidden `bench floor-server` runs the floor (default: this one, whatever --server-exe is)")
+	cmd.AddCommand(newBenchServerCmd(stdout, stderr), newBenchFloorServerCmd())
+	return cmd
+}
+
+// startFloor captures a secret-get response (and its audit line's size)
+// from the dev server of cfg and starts `keyward bench floor-server` (this
+// binary) answering with it; it sets cfg.Floor.
+func startFloor(ctx context.Context, cfg *bench.Config, data, exe string, env []string, withAudit bool, stderr io.Writer) (func(), error) {
+	fr, err := bench.CaptureFloorResponse(ctx, *cfg, filepath.Join(data, "audit.log"))
+	if err != nil {
+		return nil, fmt.Errorf("--floor: %w", err)
+	}
+	dir := filepath.Join(data, "floor")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	respFile := filepath.Join(dir, "response.json")
+	if err := bench.WriteFloorResponse(respFile, fr); err != nil {
+		return nil, err
+	}
+	info, err := bench.ReadDevInfo(cfg.DevJSON)
+	if err != nil {
+		return nil, err
+	}
+	if exe == "" {
+		if exe, err = os.Executable(); err != nil {
+			return nil, err
+		}
+	}
+	ready := filepath.Join(dir, "ready.json")
+	args := []string{"bench", "floor-server", "--listen", "127.0.0.1:0", "--tls-dir", filepath.Dir(info.CAFile),
+		"--response", respFile, "--ready", ready}
+	auditLine := 0
+	if withAudit {
+		args = append(args, "--audit-file", filepath.Join(dir, "audit.log"))
+		auditLine = fr.AuditLineBytes
+	}
+	srv, r, err := bench.StartFloorServer(ctx, exe, args, env, ready, stderr)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Floor = &bench.FloorTarget{Addr: r.Listen, PID: srv.PID(), AuditLineBytes: auditLine}
+	return func() { srv.Stop() }, nil
+}
+
+// newBenchFloorServerCmd is the hidden `keyward bench floor-server`: the
+// floor of `keyward bench --floor`, a bare net/http TLS server with the
+// TLS configuration and http.Server settings of Keyward's listener
+// (server.ListenerTLSConfig, server.NewHTTPServer) and the dev server's
+// certificate, answering every request on any host and path with one
+// captured response (bench.FloorHandler). It is a measuring instrument, not
+// a server: it holds no secret but the captured bundle of a benchmark
+// secret.
+func newBenchFloorServerCmd() *cobra.Command {
+	var listen, tlsDir, respFile, auditFile, ready string
+	cmd := &cobra.Command{
+		Use:    "floor-server",
+		Short:  "Run the bare HTTPS floor server of keyward bench --floor (benchmark only)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			host, _, err := net.SplitHostPort(listen)
+			if err != nil || !net.ParseIP(host).IsLoopback() {
+				return errors.New("--listen must be a loopback address, e.g. 127.0.0.1:0")
+			}
+			fr, err := bench.ReadFloorResponse(respFile)
+			if err != nil {
+				return err
+			}
+			cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, devca.CertFile), filepath.Join(tlsDir, devca.KeyFile))
+			if err != nil {
+				return err
+			}
+			// The chain Keyward's dev listener sends: the leaf, then the CA.
+			if caPEM, err := os.ReadFile(filepath.Join(tlsDir, devca.CACertFile)); err == nil {
+				if b, _ := pem.Decode(caPEM); b != nil {
+					cert.Certificate = append(cert.Certificate, b.Bytes)
+				}
+			}
+			tlsCfg, err := server.ListenerTLSConfig(server.TLSConfig{})
+			if err != nil {
+				return err
+			}
+			tlsCfg.Certificates = []tls.Certificate{cert}
+			var af *os.File
+			if auditFile != "" {
+				if af, err = os.OpenFile(auditFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY|os.O_TRUNC, 0o600); err != nil {
+					return err
+				}
+				defer af.Close()
+			}
+			setGCPercent(os.Getenv) // as keyward server does
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			hs := server.NewHTTPServer(bench.NewFloorHandler(fr, af), tlsCfg, log.New(io.Discard, "", 0))
+			done := make(chan error, 1)
+			go func() { done <- hs.ServeTLS(ln, "", "") }()
+			raw, _ := json.Marshal(bench.FloorReady{Listen: ln.Addr().String(), AuditFile: auditFile})
+			if err := os.WriteFile(ready+".tmp", raw, 0o600); err != nil {
+				return err
+			}
+			if err := os.Rename(ready+".tmp", ready); err != nil {
+				return err
+			}
+			select {
+			case err := <-done:
+				return err
+			case <-cmd.Context().Done():
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return hs.Shutdown(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", "127.0.0.1:0", "loopback address to listen on")
+	f.StringVar(&tlsDir, "tls-dir", "", "the dev server's TLS directory (server-cert.pem, server-key.pem, ca.pem)")
+	f.StringVar(&respFile, "response", "", "the captured response (JSON, from keyward bench --floor)")
+	f.StringVar(&auditFile, "audit-file", "", "append one chained audit-sized line per request here (empty: no audit write)")
+	f.StringVar(&ready, "ready", "", "write {\"listen\": ADDR} here once listening")
+	for _, n := range []string{"tls-dir", "response", "ready"} {
+		cmd.MarkFlagRequired(n)
+	}
 	return cmd
 }
 

@@ -128,6 +128,89 @@ func TestBenchCommand(t *testing.T) {
 		}
 	}
 
+	// --floor: the bare net/http floor server beside Keyward, for each
+	// protocol shape, in one run; both rows filled, nothing failed, and
+	// the floor wrote its chained audit line per request.
+	stdout.Reset()
+	stderr.Reset()
+	floorData := filepath.Join(dir, "data-floor")
+	args = []string{"bench", "--spawn", "--server-exe", exe, "--floor-exe", exe, "--data", floorData,
+		"--op", "secret-get", "-c", "4", "-d", "1s", "--warmup", "300ms", "--no-raw", "--http2", "--floor", "--json"}
+	if err := run(context.Background(), args, func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr); err != nil {
+		t.Fatalf("keyward bench --floor: %v\n%s", err, stderr.String())
+	}
+	type floorRun struct {
+		Target   string           `json:"target"`
+		Protocol string           `json:"protocol"`
+		Shape    string           `json:"shape"`
+		Requests int64            `json:"requests"`
+		OK       int64            `json:"ok"`
+		Errors   map[string]int64 `json:"errors"`
+		Latency  struct {
+			P99 float64 `json:"p99"`
+		} `json:"latency_ms"`
+		Server *struct {
+			PID        int     `json:"pid"`
+			PerRequest float64 `json:"cpu_us_per_request"`
+		} `json:"server"`
+	}
+	var fl struct {
+		Runs []struct {
+			floorRun
+			Floor   *floorRun `json:"floor"`
+			VsFloor *struct {
+				Floor     float64 `json:"floor_cpu_us_per_request"`
+				Keyward   float64 `json:"keyward_cpu_us_per_request"`
+				Pipeline  float64 `json:"keyward_minus_floor_cpu_us_per_request"`
+				Ratio     float64 `json:"keyward_over_floor_cpu"`
+				FloorP99  float64 `json:"floor_p99_ms"`
+				AuditLine int     `json:"floor_audit_line_bytes"`
+			} `json:"vs_floor"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &fl); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, stdout.String())
+	}
+	if len(fl.Runs) != len(want) {
+		t.Fatalf("--floor --http2: want %d runs: %s", len(want), stdout.String())
+	}
+	var floorRequests int64
+	for i, r := range fl.Runs {
+		f, vs := r.Floor, r.VsFloor
+		if f == nil || vs == nil || f.Target != "floor" || r.Target != "" {
+			t.Fatalf("--floor run %d: no floor row: %+v", i, r)
+		}
+		if r.Protocol != want[i].proto || f.Protocol != want[i].proto || r.Shape != want[i].shape || f.Shape != want[i].shape {
+			t.Fatalf("--floor run %d: keyward %s %q, floor %s %q; want %s %q", i, r.Protocol, r.Shape, f.Protocol, f.Shape, want[i].proto, want[i].shape)
+		}
+		for _, x := range []*floorRun{&r.floorRun, f} {
+			if x.Requests == 0 || x.OK != x.Requests || len(x.Errors) != 0 || x.Server == nil || x.Server.PerRequest <= 0 || x.Latency.P99 <= 0 {
+				t.Fatalf("--floor run %d (%s): %+v", i, x.Target, x)
+			}
+		}
+		if f.Server.PID == r.Server.PID {
+			t.Fatalf("--floor run %d: the floor's CPU was read from Keyward's process %d", i, f.Server.PID)
+		}
+		if vs.Floor != f.Server.PerRequest || vs.Keyward != r.Server.PerRequest || vs.Pipeline != vs.Keyward-vs.Floor ||
+			vs.Ratio <= 0 || vs.FloorP99 != f.Latency.P99 || vs.AuditLine <= 0 {
+			t.Fatalf("--floor run %d: vs_floor %+v", i, vs)
+		}
+		floorRequests += f.Requests
+	}
+	floorLog, err := os.ReadFile(filepath.Join(floorData, "floor", "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The warm-ups wrote lines too.
+	if n := int64(bytes.Count(floorLog, []byte("\n"))); n < floorRequests || n*int64(fl.Runs[0].VsFloor.AuditLine) != int64(len(floorLog)) {
+		t.Fatalf("floor audit log: %d lines, %d bytes, for %d measured requests of %d-byte lines", n, len(floorLog), floorRequests, fl.Runs[0].VsFloor.AuditLine)
+	}
+	// --floor has a meaning for secret-get only.
+	args = []string{"bench", "--spawn", "--server-exe", exe, "--op", "ec-sign-es256", "--floor"}
+	if err := run(context.Background(), args, func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "--floor") {
+		t.Fatalf("--floor with ec-sign-es256: %v", err)
+	}
+
 	// --server-audit on|off: the hidden benchmark server, with the audit
 	// log written or not (the cost of the audit in one build).
 	for _, mode := range []string{"on", "off"} {

@@ -34,12 +34,23 @@ func (b *b64url) UnmarshalJSON(data []byte) error {
 		}
 		s = []byte(str)
 	}
+	raw, err := decodeB64URL(s)
+	if err != nil {
+		return err
+	}
+	*b = raw
+	return nil
+}
+
+// decodeB64URL decodes the content of a JSON string (escapes already
+// resolved) as base64url, padded or not, into a new slice (never nil).
+func decodeB64URL(s []byte) (b64url, error) {
 	s = bytes.TrimRight(s, "=")
 	raw := make([]byte, base64.RawURLEncoding.DecodedLen(len(s)))
 	n, err := base64.RawURLEncoding.Decode(raw, s)
 	if err != nil {
-		return errors.New("not base64url")
+		clear(raw)
+		return nil, errors.New("not base64url")
 	}
-	*b = raw[:n]
-	return nil
+	return raw[:n], nil
 }

@@ -190,18 +190,29 @@ func (rq *request) objectURL(collection, name, version string) string {
 // decode reads a JSON body into v. Bodies are capped; anything that is not
 // a JSON object of the expected shape is a 400.
 func (rq *request) decode(v any) error {
-	body := http.MaxBytesReader(rq.w, rq.r.Body, rq.h.cfg.MaxBodyBytes)
-	raw, err := io.ReadAll(body)
+	raw, err := rq.readBody()
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return &apiError{status: http.StatusRequestEntityTooLarge, code: "RequestEntityTooLarge",
-				message: fmt.Sprintf("The request body is larger than %d bytes.", rq.h.cfg.MaxBodyBytes)}
-		}
-		return badParam("The request body could not be read.")
+		return err
 	}
 	defer clear(raw)
 	return decodeJSON(raw, v)
+}
+
+// readBody reads the whole body, capped at MaxBodyBytes (413 above it).
+// The caller clears it when done: bodies may hold secrets.
+func (rq *request) readBody() ([]byte, error) {
+	body := http.MaxBytesReader(rq.w, rq.r.Body, rq.h.cfg.MaxBodyBytes)
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		clear(raw)
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &apiError{status: http.StatusRequestEntityTooLarge, code: "RequestEntityTooLarge",
+				message: fmt.Sprintf("The request body is larger than %d bytes.", rq.h.cfg.MaxBodyBytes)}
+		}
+		return nil, badParam("The request body could not be read.")
+	}
+	return raw, nil
 }
 
 // checkText refuses a body encoding/json would change without a word:

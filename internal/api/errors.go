@@ -184,10 +184,14 @@ func body(code, msg, inner string) wireError {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	var raw []byte
-	if sb, ok := v.(*secretBundle); ok { // every secret get: by hand (secretjson.go)
-		if raw, ok = sb.appendJSON(make([]byte, 0, sb.sizeHint())); !ok {
+	switch x := v.(type) {
+	case *secretBundle: // every secret get: by hand (secretjson.go)
+		var ok bool
+		if raw, ok = x.appendJSON(make([]byte, 0, x.sizeHint())); !ok {
 			raw = nil
 		}
+	case verifyResult: // by hand (cryptojson.go; the other key operations: replyCrypto)
+		raw = x.appendJSON(make([]byte, 0, 16))
 	}
 	if v != nil && raw == nil {
 		var err error
@@ -196,6 +200,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 			raw, _ = json.Marshal(body("InternalServerError", "The server encountered an internal error.", ""))
 		}
 	}
+	writeJSONBytes(w, status, raw)
+}
+
+// writeJSONBytes writes raw (JSON, or nil for no body) as the response.
+func writeJSONBytes(w http.ResponseWriter, status int, raw []byte) {
 	h := w.Header()
 	if raw != nil {
 		h[hdrContentType] = hvJSON

@@ -284,7 +284,7 @@ type verifyResult struct {
 func cryptoHandler(op vault.CryptoOp) func(*request) error {
 	return func(rq *request) error {
 		var b cryptoBody
-		err := rq.decode(&b)
+		err := rq.decodeCrypto(&b)
 		defer clear(b.Value)
 		if err != nil {
 			return err
@@ -317,7 +317,7 @@ func cryptoHandler(op vault.CryptoOp) func(*request) error {
 			return rq.reply(http.StatusOK, verifyResult{Value: res.Verified})
 		}
 		out := cryptoResult{Kid: kid, Value: res.Value, IV: res.IV, Tag: res.Tag, AAD: res.AAD}
-		err = rq.reply(http.StatusOK, out)
+		err = rq.replyCrypto(&out)
 		if op == vault.OpDecrypt || op == vault.OpUnwrapKey {
 			clear(res.Value)
 		}
@@ -339,7 +339,7 @@ type encapsulateResult struct {
 func kemHandler(op vault.CryptoOp) func(*request) error {
 	return func(rq *request) error {
 		var b cryptoBody
-		if err := rq.decode(&b); err != nil {
+		if err := rq.decodeCrypto(&b); err != nil {
 			return err
 		}
 		if b.Alg == "" {
@@ -365,7 +365,7 @@ func kemHandler(op vault.CryptoOp) func(*request) error {
 		if op == vault.OpEncapsulate {
 			return rq.reply(http.StatusOK, encapsulateResult{Kid: kid, Value: res.Value, SharedSecret: res.SharedSecret})
 		}
-		err = rq.reply(http.StatusOK, cryptoResult{Kid: kid, Value: res.Value})
+		err = rq.replyCrypto(&cryptoResult{Kid: kid, Value: res.Value})
 		clear(res.Value)
 		return err
 	}

@@ -79,6 +79,10 @@ type Config struct {
 	// of a slow operation, and spares the server the CPU an idle Go
 	// scheduler spends spinning on the second core.
 	ClientProcs int
+	// Floor, when set, is a bare floor server (floor.go) that the same
+	// load drives right after the Keyward run, with the same requests,
+	// headers and shape; the report holds both and their difference.
+	Floor *FloorTarget
 
 	restoreProcs func()
 }
@@ -113,6 +117,9 @@ func (c *Config) Defaults() {
 
 // Report is the result of a run. Times are in the unit their name says.
 type Report struct {
+	// Target is "floor" for the floor server's run (Report.Floor), empty
+	// for Keyward's.
+	Target      string `json:"target,omitempty"`
 	Op          string `json:"op"`
 	Concurrency int    `json:"concurrency"`
 	Protocol    string `json:"protocol"` // "HTTP/1.1" or "HTTP/2.0"
@@ -140,7 +147,11 @@ type Report struct {
 	// fraction of the raw rate the server would reach with every core to
 	// itself, which Ratio cannot show when client and server share them.
 	CPURatio float64 `json:"cpu_ratio_to_raw,omitempty"`
-	Machine  Machine `json:"machine"`
+	// Floor is the floor server's run of the same shape, right after this
+	// one (--floor), and VsFloor the two side by side.
+	Floor   *Report  `json:"floor,omitempty"`
+	VsFloor *VsFloor `json:"vs_floor,omitempty"`
+	Machine Machine  `json:"machine"`
 }
 
 // Latency percentiles over every measured request, in milliseconds.
@@ -255,28 +266,64 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	rep := &Report{Op: cfg.Op, Concurrency: cfg.Concurrency, Errors: map[string]int64{}, Shape: shape(&cfg)}
-	rep.Machine = machine()
 	if cfg.ClientProcs > 0 {
 		prev := runtime.GOMAXPROCS(cfg.ClientProcs)
 		restore := sync.OnceFunc(func() { runtime.GOMAXPROCS(prev) })
 		defer restore()
 		cfg.restoreProcs = restore
 	}
+	if err := measure(ctx, s, o, &cfg, tok, cfg.ServerPID, true, rep); err != nil {
+		return nil, err
+	}
+	if cfg.Floor != nil {
+		fs, cleanup, err := s.floorSession(&cfg, cfg.Floor.Addr)
+		if err != nil {
+			return nil, err
+		}
+		frep := &Report{Target: "floor", Op: cfg.Op, Concurrency: cfg.Concurrency, Errors: map[string]int64{}, Shape: shape(&cfg)}
+		err = measure(ctx, fs, o, &cfg, tok, cfg.Floor.PID, false, frep)
+		cleanup()
+		if err != nil {
+			return nil, fmt.Errorf("floor: %w", err)
+		}
+		rep.Floor = frep
+		rep.VsFloor = compareFloor(rep, frep, cfg.Floor.AuditLineBytes)
+	}
+	if cfg.restoreProcs != nil {
+		cfg.restoreProcs()
+	}
+	if cfg.Raw {
+		raw, err := runRaw(ctx, o, cfg.RawDuration, cfg.RawGoroutines)
+		if err != nil {
+			return nil, fmt.Errorf("raw %s: %w", o.rawName, err)
+		}
+		rep.Raw = raw
+		rep.SetRaw(raw)
+	}
+	return rep, ctx.Err()
+}
+
+// measure runs the warm-up and the measured phase of cfg against s and
+// fills rep, with the CPU time of process pid (0: none); profile takes
+// cfg.Profile's profiles (Keyward's run only).
+func measure(ctx context.Context, s *session, o *op, cfg *Config, tok string, pid int, profile bool, rep *Report) error {
+	var err error
+	rep.Machine = machine()
 	rep.ClientProcs = runtime.GOMAXPROCS(0)
 	if cfg.Warmup > 0 {
-		if _, err := load(ctx, s, o, &cfg, tok, cfg.Warmup, 0); err != nil {
-			return nil, err
+		if _, err := load(ctx, s, o, cfg, tok, cfg.Warmup, 0); err != nil {
+			return err
 		}
 	}
 	rep.Machine.LoadAvgBefore = loadAvg()
 	var srvBefore stat
-	if cfg.ServerPID > 0 {
-		if srvBefore, err = procStat(cfg.ServerPID); err != nil {
-			return nil, fmt.Errorf("server pid %d: %w", cfg.ServerPID, err)
+	if pid > 0 {
+		if srvBefore, err = procStat(pid); err != nil {
+			return fmt.Errorf("server pid %d: %w", pid, err)
 		}
 	}
 	var prof *profiling
-	if cfg.Profile != nil && cfg.Requests <= 0 {
+	if profile && cfg.Profile != nil && cfg.Requests <= 0 {
 		name := fmt.Sprintf("%s-c%d", cfg.Op, cfg.Concurrency)
 		switch {
 		case cfg.HTTP2 && cfg.HTTP2Conns:
@@ -285,18 +332,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			name += "-h2"
 		}
 		if prof, err = cfg.Profile.start(ctx, name, cfg.Duration); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	cliBefore := selfCPU()
-	res, err := load(ctx, s, o, &cfg, tok, cfg.Duration, cfg.Requests)
+	res, err := load(ctx, s, o, cfg, tok, cfg.Duration, cfg.Requests)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	cliCPU := selfCPU() - cliBefore
 	if prof != nil {
 		if err := prof.stop(ctx); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	rep.Machine.LoadAvgAfter = loadAvg()
@@ -319,13 +366,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.RPS = float64(rep.Requests) / rep.Seconds
 	rep.Latency = latency(res.lat)
 	rep.Client = perRequest(Process{CPUSeconds: cliCPU.Seconds()}, rep)
-	if cfg.ServerPID > 0 {
-		after, err := procStat(cfg.ServerPID)
+	if pid > 0 {
+		after, err := procStat(pid)
 		if err != nil {
-			return nil, fmt.Errorf("server pid %d: %w", cfg.ServerPID, err)
+			return fmt.Errorf("server pid %d: %w", pid, err)
 		}
-		p := Process{PID: cfg.ServerPID, CPUSeconds: after.cpu.sub(srvBefore.cpu).Seconds()}
-		p.RSSBytes, p.RSSAnonBytes, p.RSSFileBytes = procMem(cfg.ServerPID)
+		p := Process{PID: pid, CPUSeconds: after.cpu.sub(srvBefore.cpu).Seconds()}
+		p.RSSBytes, p.RSSAnonBytes, p.RSSFileBytes = procMem(pid)
 		p = perRequest(p, rep)
 		if rep.Requests > 0 {
 			p.MinorFaultsPerRequest = float64(after.minflt-srvBefore.minflt) / float64(rep.Requests)
@@ -337,18 +384,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		rep.Server = &p
 	}
-	if cfg.restoreProcs != nil {
-		cfg.restoreProcs()
-	}
-	if cfg.Raw {
-		raw, err := runRaw(ctx, o, cfg.RawDuration, cfg.RawGoroutines)
-		if err != nil {
-			return nil, fmt.Errorf("raw %s: %w", o.rawName, err)
-		}
-		rep.Raw = raw
-		rep.SetRaw(raw)
-	}
-	return rep, ctx.Err()
+	return nil
 }
 
 // shape describes how cfg's workers share connections.

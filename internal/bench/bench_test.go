@@ -2,14 +2,22 @@ package bench
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/keyward/keyward/internal/devca"
 	"github.com/keyward/keyward/internal/kwtest"
+	"github.com/keyward/keyward/internal/server"
 )
 
 // checkShape checks what every report must hold, not how fast it was.
@@ -174,5 +182,126 @@ func TestLatencyPercentiles(t *testing.T) {
 	l := latency(lat)
 	if l.P50 != 500 || l.P90 != 900 || l.P99 != 990 || l.P999 != 999 || l.Max != 1000 || l.Mean != 500.5 {
 		t.Fatalf("%+v", l)
+	}
+}
+
+// TestFloor captures a secret-get response from a dev server, serves it
+// from the floor handler behind Keyward's listener settings with the dev
+// certificate, and drives Keyward and the floor in one Run on each
+// protocol shape: both rows filled, no request failed, and the floor's
+// audit file holds one chained line of the captured size per request.
+func TestFloor(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{})
+	devJSON := filepath.Join(e.DataDir, "dev.json")
+	ctx := context.Background()
+	if _, err := CaptureFloorResponse(ctx, Config{DevJSON: devJSON, Op: OpES256}, filepath.Join(e.DataDir, "audit.log")); err == nil {
+		t.Fatal("a floor was captured for ec-sign-es256")
+	}
+	fr, err := CaptureFloorResponse(ctx, Config{DevJSON: devJSON, Op: OpSecretGet}, filepath.Join(e.DataDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bundle struct {
+		Value string `json:"value"`
+		ID    string `json:"id"`
+	}
+	if fr.Status != 200 || json.Unmarshal(fr.Body, &bundle) != nil || bundle.Value == "" || bundle.ID == "" {
+		t.Fatalf("captured %d %s", fr.Status, fr.Body)
+	}
+	if !slices.Contains(fr.Vary, "X-Ms-Request-Id") || fr.Header.Get("Content-Type") == "" || fr.Header.Get("Date") != "" {
+		t.Fatalf("captured header %v, vary %v", fr.Header, fr.Vary)
+	}
+	if fr.AuditLineBytes < 200 {
+		t.Fatalf("audit line of %d bytes", fr.AuditLineBytes)
+	}
+	// Saved and loaded as floor-server does.
+	respFile := filepath.Join(t.TempDir(), "response.json")
+	if err := WriteFloorResponse(respFile, fr); err != nil {
+		t.Fatal(err)
+	}
+	if fr, err = ReadFloorResponse(respFile); err != nil {
+		t.Fatal(err)
+	}
+
+	tlsDir := filepath.Join(e.DataDir, "tls")
+	cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, devca.CertFile), filepath.Join(tlsDir, devca.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, err := server.ListenerTLSConfig(server.TLSConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg.Certificates = []tls.Certificate{cert}
+	auditPath := filepath.Join(t.TempDir(), "floor-audit.log")
+	af, err := os.OpenFile(auditPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer af.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := server.NewHTTPServer(NewFloorHandler(fr, af), tlsCfg, nil)
+	go hs.ServeTLS(ln, "", "")
+	defer hs.Close()
+
+	var floorRequests int64
+	for _, v := range []struct{ h2, conns bool }{{false, false}, {true, false}, {true, true}} {
+		r, err := Run(ctx, Config{
+			DevJSON: devJSON, Op: OpSecretGet, Concurrency: 3, Requests: 60, HTTP2: v.h2, HTTP2Conns: v.conns,
+			ServerPID: os.Getpid(), Floor: &FloorTarget{Addr: ln.Addr().String(), PID: os.Getpid(), AuditLineBytes: fr.AuditLineBytes},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkShape(t, r, true, false)
+		if r.Floor == nil || r.VsFloor == nil || r.Floor.Target != "floor" {
+			t.Fatalf("%s %s: no floor run", r.Protocol, r.Shape)
+		}
+		checkShape(t, r.Floor, true, false)
+		if r.Floor.Protocol != r.Protocol || r.Floor.Shape != r.Shape || r.Floor.Requests != 60 {
+			t.Fatalf("floor ran %s %q %d requests; keyward %s %q", r.Floor.Protocol, r.Floor.Shape, r.Floor.Requests, r.Protocol, r.Shape)
+		}
+		vs := r.VsFloor
+		if vs.KeywardCPUMicros != r.Server.CPUMicrosPerRequest || vs.FloorCPUMicros != r.Floor.Server.CPUMicrosPerRequest ||
+			vs.PipelineCPUMicros != vs.KeywardCPUMicros-vs.FloorCPUMicros || vs.FloorP99 != r.Floor.Latency.P99 ||
+			vs.KeywardP99 != r.Latency.P99 || vs.FloorAuditLineBytes != fr.AuditLineBytes || vs.FloorRPS <= 0 {
+			t.Fatalf("vs floor %+v", vs)
+		}
+		floorRequests += r.Floor.Requests
+	}
+
+	// One line per floor request, each the captured size, each carrying
+	// the SHA-256 of the line before it.
+	raw, err := os.ReadFile(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(raw), "\n")
+	lines = lines[:len(lines)-1]
+	if int64(len(lines)) != floorRequests {
+		t.Fatalf("%d audit lines for %d floor requests", len(lines), floorRequests)
+	}
+	var prev [32]byte
+	for i, l := range lines {
+		if len(l) != fr.AuditLineBytes {
+			t.Fatalf("line %d: %d bytes, want %d", i, len(l), fr.AuditLineBytes)
+		}
+		body := l[:len(l)-1]
+		if got := body[len(body)-64:]; got != hex.EncodeToString(prev[:]) {
+			t.Fatalf("line %d: prev %s, want %x", i, got, prev)
+		}
+		prev = sha256.Sum256([]byte(body))
+	}
+}
+
+// TestFloorVaryValue: a varying header keeps its length and shape.
+func TestFloorVaryValue(t *testing.T) {
+	tmpl := "044d9ff8-3055-4c62-b533-365d822886e7"
+	a, b := varyValue(tmpl, 1), varyValue(tmpl, 0x1234)
+	if len(a) != len(tmpl) || len(b) != len(tmpl) || a == b || a[:24] != tmpl[:24] || !strings.HasSuffix(b, "1234") || strings.Count(b, "-") != 4 {
+		t.Fatalf("%s, %s", a, b)
 	}
 }

@@ -44,6 +44,24 @@ func (r *Report) WriteText(w io.Writer) {
 	for _, code := range sortedKeys(r.ErrorSample) {
 		fmt.Fprintf(w, "error %s:  %s\n", code, oneLine(r.ErrorSample[code]))
 	}
+	if f, v := r.Floor, r.VsFloor; f != nil && v != nil {
+		aud := "no audit write"
+		if v.FloorAuditLineBytes > 0 {
+			aud = fmt.Sprintf("one %d-byte chained audit write(2)/request", v.FloorAuditLineBytes)
+		}
+		fmt.Fprintf(w, "floor:     bare net/http TLS server, %s, same run right after: %d requests in %.2fs: %.0f req/s; %d errors%s; p99 %.3fms\n",
+			aud, f.Requests, f.Seconds, f.RPS, f.Requests-f.OK, errorsText(f.Errors), f.Latency.P99)
+		if s := f.Server; s != nil {
+			fmt.Fprintf(w, "floor cpu: pid %d, %.1f µs CPU/request, %.2f cores busy; syscalls %.2f read-like, %.2f write-like per request; load %s -> %s\n",
+				s.PID, s.CPUMicrosPerRequest, s.Utilization, s.ReadSyscallsPerRequest, s.WriteSyscallsPerRequest,
+				floats(f.Machine.LoadAvgBefore), floats(f.Machine.LoadAvgAfter))
+			fmt.Fprintf(w, "vs floor:  keyward %.1f − floor %.1f = %.1f µs CPU/request (Keyward's own pipeline); keyward ÷ floor = %.2f\n",
+				v.KeywardCPUMicros, v.FloorCPUMicros, v.PipelineCPUMicros, v.CPURatio)
+		}
+		for _, code := range sortedKeys(f.ErrorSample) {
+			fmt.Fprintf(w, "floor error %s: %s\n", code, oneLine(f.ErrorSample[code]))
+		}
+	}
 }
 
 func floats(v []float64) string {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -74,5 +75,50 @@ func (s *Server) Stop() error {
 	case <-time.After(10 * time.Second):
 		s.Cmd.Process.Kill()
 		return <-s.done
+	}
+}
+
+// FloorReady is what `keyward bench floor-server` writes to its --ready
+// file once it listens.
+type FloorReady struct {
+	Listen    string `json:"listen"`
+	AuditFile string `json:"audit_file,omitempty"`
+}
+
+// StartFloorServer runs `exe args...` (normally `keyward bench
+// floor-server ... --ready readyFile`) and waits until it has written
+// readyFile.
+func StartFloorServer(ctx context.Context, exe string, args, env []string, readyFile string, stderr io.Writer) (*Server, *FloorReady, error) {
+	os.Remove(readyFile)
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout = io.Discard
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	s := &Server{Cmd: cmd, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait() }()
+	deadline := time.After(time.Minute)
+	for {
+		select {
+		case err := <-s.done:
+			return nil, nil, fmt.Errorf("floor server exited before it was ready: %v", err)
+		case <-ctx.Done():
+			s.Stop()
+			return nil, nil, ctx.Err()
+		case <-deadline:
+			s.Stop()
+			return nil, nil, errors.New("floor server did not become ready within a minute")
+		case <-time.After(20 * time.Millisecond):
+		}
+		raw, err := os.ReadFile(readyFile)
+		if err != nil {
+			continue
+		}
+		var r FloorReady
+		if json.Unmarshal(raw, &r) == nil && r.Listen != "" {
+			return s, &r, nil
+		}
 	}
 }

@@ -76,17 +76,9 @@ func (s *Server) startPrivate(tlsCfg *tls.Config) error {
 		return fmt.Errorf("private listener: %w", err)
 	}
 	s.access.privateListener = l
-	s.access.privateHTTP = &http.Server{
-		Handler:           s.handler,
-		TLSConfig:         tlsCfg.Clone(), // net/http configures HTTP/2 in it: not shared
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		ConnContext:       func(ctx context.Context, _ net.Conn) context.Context { return api.WithPrivateListener(ctx) },
-	}
+	// net/http configures HTTP/2 in the TLS config: not shared.
+	s.access.privateHTTP = NewHTTPServer(s.handler, tlsCfg.Clone(), slog.NewLogLogger(s.log.Handler(), slog.LevelDebug))
+	s.access.privateHTTP.ConnContext = func(ctx context.Context, _ net.Conn) context.Context { return api.WithPrivateListener(ctx) }
 	s.done.Add(1)
 	go func() {
 		defer s.done.Done()

@@ -255,16 +255,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 
-	s.http = &http.Server{
-		Handler:           s.handler,
-		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
+	s.http = NewHTTPServer(s.handler, tlsCfg, slog.NewLogLogger(s.log.Handler(), slog.LevelDebug))
 	// Before the public listener serves: net/http writes its HTTP/2
 	// settings into the TLS config, which the private one clones.
 	if err := s.startPrivate(tlsCfg); err != nil {
