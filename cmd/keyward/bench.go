@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -25,6 +26,7 @@ import (
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/bench"
 	"github.com/keyward/keyward/internal/devca"
+	"github.com/keyward/keyward/internal/hsm"
 	"github.com/keyward/keyward/internal/server"
 )
 
@@ -465,6 +467,9 @@ func newBenchServerCmd(stdout, stderr io.Writer) *cobra.Command {
 			cfg := server.Config{
 				Dev: true, Listen: listen, DataDir: data, DNSSuffix: "localhost",
 				Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+				// Its own SoftHSM2 token, as `keyward server --dev` makes
+				// (the hsm-sign-* operations sign in it).
+				DevHSMModule: cmp.Or(os.Getenv("KEYWARD_HSM_MODULE"), hsm.DefaultSoftHSMModule),
 			}
 			switch auditMode {
 			case "on":
