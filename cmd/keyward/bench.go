@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +24,6 @@ import (
 
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/bench"
-	"github.com/keyward/keyward/internal/devca"
 	"github.com/keyward/keyward/internal/hsm"
 	"github.com/keyward/keyward/internal/server"
 )
@@ -345,15 +343,9 @@ func newBenchFloorServerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, devca.CertFile), filepath.Join(tlsDir, devca.KeyFile))
+			cert, err := bench.DevCertificate(tlsDir)
 			if err != nil {
 				return err
-			}
-			// The chain Keyward's dev listener sends: the leaf, then the CA.
-			if caPEM, err := os.ReadFile(filepath.Join(tlsDir, devca.CACertFile)); err == nil {
-				if b, _ := pem.Decode(caPEM); b != nil {
-					cert.Certificate = append(cert.Certificate, b.Bytes)
-				}
 			}
 			tlsCfg, err := server.ListenerTLSConfig(server.TLSConfig{})
 			if err != nil {
