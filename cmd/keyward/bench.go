@@ -1,10 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +24,7 @@ import (
 
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/bench"
-	"github.com/keyward/keyward/internal/devca"
+	"github.com/keyward/keyward/internal/hsm"
 	"github.com/keyward/keyward/internal/server"
 )
 
@@ -343,15 +343,9 @@ func newBenchFloorServerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, devca.CertFile), filepath.Join(tlsDir, devca.KeyFile))
+			cert, err := bench.DevCertificate(tlsDir)
 			if err != nil {
 				return err
-			}
-			// The chain Keyward's dev listener sends: the leaf, then the CA.
-			if caPEM, err := os.ReadFile(filepath.Join(tlsDir, devca.CACertFile)); err == nil {
-				if b, _ := pem.Decode(caPEM); b != nil {
-					cert.Certificate = append(cert.Certificate, b.Bytes)
-				}
 			}
 			tlsCfg, err := server.ListenerTLSConfig(server.TLSConfig{})
 			if err != nil {
@@ -465,6 +459,9 @@ func newBenchServerCmd(stdout, stderr io.Writer) *cobra.Command {
 			cfg := server.Config{
 				Dev: true, Listen: listen, DataDir: data, DNSSuffix: "localhost",
 				Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+				// Its own SoftHSM2 token, as `keyward server --dev` makes
+				// (the hsm-sign-* operations sign in it).
+				DevHSMModule: cmp.Or(os.Getenv("KEYWARD_HSM_MODULE"), hsm.DefaultSoftHSMModule),
 			}
 			switch auditMode {
 			case "on":

@@ -137,7 +137,10 @@ func New(clk clock.Clock, log *slog.Logger, rules []Rule, dests []Destination) *
 	for _, r := range rules {
 		e.rules = append(e.rules, newState(normalize(r)))
 	}
-	e.live.Store(&e.rules)
+	// live gets its own slice header: SetExtra assigns e.rules under the
+	// mutex while Observe reads *live without it.
+	rules0 := e.rules
+	e.live.Store(&rules0)
 	return e
 }
 

@@ -190,3 +190,45 @@ func TestPendingApprovalIsNotTheOperation(t *testing.T) {
 		t.Fatalf("an executed seal: want seal-change, got %+v", r)
 	}
 }
+
+// TestSetExtraWhileObserving: the refresh job replaces the run-time rules
+// while requests are being observed. Under -race this failed when New
+// published a pointer to the engine's own rules field, which the first
+// SetExtra assigned while Observe read it without the mutex (events that
+// match no rule take no lock). It also checks that the rule given to New
+// still matches afterwards.
+func TestSetExtraWhileObserving(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC))
+	en := New(clk, nil, []Rule{{Name: "static", Filter: Filter{Operations: []string{"KeyGet"}}}}, nil)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	stop := make(chan struct{})
+	go func() {
+		defer wg.Done()
+		// No synchronisation with the observer: let it read first.
+		time.Sleep(5 * time.Millisecond)
+		for i := range 20 {
+			en.SetExtra([]Rule{{Name: "/v1/r", Filter: Filter{Operations: []string{"SecretGet"}}, Threshold: 1000 + i}})
+		}
+		close(stop)
+	}()
+	for done := false; !done; {
+		select {
+		case <-stop:
+			done = true
+		default:
+		}
+		en.Observe(&audit.Event{Time: clk.Now(), OperationName: "SecretList"})
+	}
+	wg.Wait()
+	en.Observe(&audit.Event{Time: clk.Now(), OperationName: "KeyGet"})
+	n := 0
+	for _, a := range en.Recent() {
+		if a.Rule == "static" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the rule given to New fired %d times for one KeyGet after the extra rules were replaced", n)
+	}
+}

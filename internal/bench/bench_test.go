@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyward/keyward/internal/devca"
 	"github.com/keyward/keyward/internal/kwtest"
 	"github.com/keyward/keyward/internal/server"
 )
@@ -223,8 +222,7 @@ func TestFloor(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tlsDir := filepath.Join(e.DataDir, "tls")
-	cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, devca.CertFile), filepath.Join(tlsDir, devca.KeyFile))
+	cert, err := DevCertificate(filepath.Join(e.DataDir, "tls"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,18 +5,23 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/keyward/keyward/internal/devca"
 )
 
 // The floor (`keyward bench --floor`) is the raw primitive of a secret
@@ -335,4 +340,24 @@ func WriteFloor(w io.Writer, runs []*Report) {
 			v.FloorCPUMicros, v.KeywardCPUMicros, v.PipelineCPUMicros, v.CPURatio, v.FloorRPS, v.KeywardRPS, v.FloorP99, v.KeywardP99,
 			r.Requests-r.OK, r.Floor.Requests-r.Floor.OK)
 	}
+}
+
+// DevCertificate is the dev server's TLS certificate from its tls
+// directory, with the chain its listener sends (the leaf, then the CA), for
+// the floor server.
+func DevCertificate(tlsDir string) (tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, devca.CertFile), filepath.Join(tlsDir, devca.KeyFile))
+	if err != nil {
+		return cert, err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(tlsDir, devca.CACertFile))
+	if err != nil {
+		return cert, err
+	}
+	b, _ := pem.Decode(caPEM)
+	if b == nil {
+		return cert, fmt.Errorf("%s: no PEM block", devca.CACertFile)
+	}
+	cert.Certificate = append(cert.Certificate, b.Bytes)
+	return cert, nil
 }

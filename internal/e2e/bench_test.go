@@ -229,4 +229,7 @@ func BenchmarkSecretGet(b *testing.B) {
 			be.parallel(b, http.MethodGet, "secrets/bench/?api-version=7.6", nil)
 		})
 	}
+	for _, proto := range []string{"http2", "http1"} {
+		b.Run("floor-"+proto, func(b *testing.B) { benchSecretGetFloor(b, proto) })
+	}
 }

@@ -34,7 +34,9 @@ func (s *Server) openHSM() error {
 			return nil
 		}
 		s.devToken = &t
+		sessions := cfg.Sessions // hsm.sessions applies to the dev token too
 		cfg = t.Config()
+		cfg.Sessions = sessions
 	}
 	h, err := hsm.Open(cfg)
 	if err != nil {
