@@ -29,3 +29,21 @@ allowed_hosts = ["hooks.example.com"]
 		t.Fatalf("from the environment: %v %v", b.AllowedHosts, ev.AllowedHosts)
 	}
 }
+
+func TestFederationConfig(t *testing.T) {
+	var fc fileConfig
+	md, err := toml.Decode(`
+[federation]
+allowed_hosts = ["oidc.cluster-1.internal", "10.96.0.1"]
+`, &fc)
+	if err != nil || len(md.Undecoded()) != 0 {
+		t.Fatalf("%v, undecoded %v", err, md.Undecoded())
+	}
+	if c := federationConfig(&fc, func(string) string { return "" }); !slices.Equal(c.AllowedHosts, []string{"oidc.cluster-1.internal", "10.96.0.1"}) {
+		t.Fatalf("from the file: %v", c.AllowedHosts)
+	}
+	env := map[string]string{"KEYWARD_FEDERATION_ALLOWED_HOSTS": "token.actions.githubusercontent.com,10.0.0.0/8"}
+	if c := federationConfig(&fc, func(k string) string { return env[k] }); !slices.Equal(c.AllowedHosts, []string{"token.actions.githubusercontent.com", "10.0.0.0/8"}) {
+		t.Fatalf("from the environment: %v", c.AllowedHosts)
+	}
+}

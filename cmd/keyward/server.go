@@ -74,6 +74,10 @@ type fileConfig struct {
 	Events struct {
 		AllowedHosts []string `toml:"allowed_hosts"`
 	} `toml:"events"`
+	// Federated credentials' issuers (docs/CONFIG.md, [federation]).
+	Federation struct {
+		AllowedHosts []string `toml:"allowed_hosts"`
+	} `toml:"federation"`
 	// Seal: "shamir" (default) or "pkcs11" (docs/HSM.md).
 	Seal struct {
 		Type string `toml:"type"`
@@ -303,6 +307,7 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 				cfg.TrustedProxies = strings.Split(v, ",")
 			}
 			cfg.Backup, cfg.Events = backupConfig(&fc, getenv)
+			cfg.Federation = federationConfig(&fc, getenv)
 			if cfg.SMTP, cfg.ACME, err = certificateConfig(&fc, getenv); err != nil {
 				return err
 			}
@@ -426,4 +431,14 @@ func backupConfig(fc *fileConfig, getenv func(string) string) (backup, events se
 		events.AllowedHosts = strings.Split(v, ",")
 	}
 	return backup, events
+}
+
+// federationConfig is the [federation] section,
+// KEYWARD_FEDERATION_ALLOWED_HOSTS (comma-separated) replacing its list.
+func federationConfig(fc *fileConfig, getenv func(string) string) server.BackupConfig {
+	c := server.BackupConfig{AllowedHosts: fc.Federation.AllowedHosts}
+	if v := getenv("KEYWARD_FEDERATION_ALLOWED_HOSTS"); v != "" {
+		c.AllowedHosts = strings.Split(v, ",")
+	}
+	return c
 }

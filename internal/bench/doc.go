@@ -22,6 +22,11 @@
 //     it: the fraction of the machine's crypto limit Keyward reaches. It
 //     also divides the raw CPU per operation by the server's CPU per
 //     request, the same fraction without the client's share of the cores.
+//     For the HSM operations the primitive is C_SignInit + C_Sign on the
+//     same object of the dev server's SoftHSM2 token, one session per
+//     worker (hsm.go); SoftHSM2 runs inside the calling process, so the
+//     server's CPU includes the token's work and the raw CPU is that work
+//     alone.
 //
 // The client never sees the server's internals: it is a separate process
 // that speaks only the Azure Key Vault wire protocol. It imports nothing

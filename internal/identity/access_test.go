@@ -24,6 +24,7 @@ import (
 	"github.com/keyward/keyward/internal/audit"
 	"github.com/keyward/keyward/internal/barrier"
 	"github.com/keyward/keyward/internal/clock"
+	"github.com/keyward/keyward/internal/netguard"
 	"github.com/keyward/keyward/internal/storage/mem"
 )
 
@@ -216,7 +217,13 @@ func TestFederatedIssuerDiscovery(t *testing.T) {
 	}))
 	defer srv.Close()
 	issuer = srv.URL
-	e.a.SetIssuerHTTPClient(srv.Client())
+	allow, err := netguard.New([]string{"127.0.0.1"}, false) // the test issuer is on loopback
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	e.a.SetIssuerFetch(IssuerFetch{Guard: allow, Roots: roots})
 	sp, _ := e.dir.CreateServicePrincipal(ctx, e.tenant, "gh", e.clk.Now())
 	if err := e.dir.SetFederatedCredential(ctx, e.tenant, sp.AppID, FederatedCredential{Name: "github-ci", Issuer: issuer,
 		Subject: "repo:keyward/keyward:ref:refs/heads/main", Audiences: []string{"api://AzureADTokenExchange"}}); err != nil {

@@ -247,7 +247,7 @@ type fetcher func(ctx context.Context, u string) ([]byte, error)
 
 func fetchIssuerKeys(ctx context.Context, fetch fetcher, issuer string) (*JWKSet, error) {
 	if fetch == nil {
-		fetch = httpFetcher(nil)
+		fetch = defaultFetcher()
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

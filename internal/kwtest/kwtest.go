@@ -63,6 +63,11 @@ type Options struct {
 	// Events says where event webhook endpoints may be; zero: the dev
 	// server's default.
 	Events server.BackupConfig
+	// Federation says where federated credentials' issuers may be fetched
+	// from; zero: the dev server's default. IssuerRoots are trusted for
+	// them (an httptest TLS server's).
+	Federation  server.BackupConfig
+	IssuerRoots *x509.CertPool
 	// HSM gives the dev server its own SoftHSM2 token (a real one, in the
 	// test binary's SoftHSM2 directory) and a premium vault; the test is
 	// skipped locally, and fails in CI, without SoftHSM2.
@@ -103,6 +108,8 @@ func Start(t testing.TB, opts Options) *Env {
 		ACME:              opts.ACME,
 		Backup:            opts.Backup,
 		Events:            opts.Events,
+		Federation:        opts.Federation,
+		IssuerRoots:       opts.IssuerRoots,
 		TLS:               opts.TLS,
 		TokenLimits:       opts.TokenLimits,
 		AuditPath:         opts.AuditPath,

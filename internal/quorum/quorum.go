@@ -24,6 +24,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyward/keyward/internal/barrier"
@@ -423,6 +424,8 @@ func clip(s string) string {
 type Service struct {
 	view  *barrier.View
 	clock clock.Clock
+	// retention overrides Retention when > 0 (a time.Duration).
+	retention atomic.Int64
 }
 
 // New returns a Service over the system view of the barrier.
@@ -774,6 +777,14 @@ func SinkRemovalTarget(id string) string { return "sys/audit/sinks/" + id }
 // longer is not, and the change must be asked for again.
 const PermissionLifetime = 7 * 24 * time.Hour
 
+// consumable reports whether r is a permission ConsumeExecuted could still
+// hand out at now: a tenant-level request, Executed, not consumed, finished
+// less than PermissionLifetime ago.
+func (r *Request) consumable(now time.Time) bool {
+	return r.State == Executed && r.Consumed.IsZero() && now.Before(r.Finished.Add(PermissionLifetime)) &&
+		r.Vault == "" && r.Pool == ""
+}
+
 // ConsumeExecuted, inside tx (a transaction of the system view the
 // Service uses), finds the oldest request of tenant (tenant-level: no
 // vault, no pool) for op on target that is Executed, not yet consumed and
@@ -788,9 +799,7 @@ func ConsumeExecuted(tx barrier.Tx, tenant, op, target string, now time.Time) (*
 		if inner = json.Unmarshal(val, r); inner != nil {
 			return false
 		}
-		if r.Operation == op && r.Target == target && r.State == Executed && r.Consumed.IsZero() &&
-			now.Before(r.Finished.Add(PermissionLifetime)) &&
-			r.Vault == "" && r.Pool == "" && strings.EqualFold(r.TenantID, tenant) &&
+		if r.Operation == op && r.Target == target && r.consumable(now) && strings.EqualFold(r.TenantID, tenant) &&
 			(found == nil || r.Created.Before(found.Created)) {
 			found = r
 		}
@@ -891,6 +900,119 @@ func (s *Service) Sweep(ctx context.Context, record func(r *Request, what string
 		}
 	}
 	return expired, results, nil
+}
+
+// Retention is how long a request in a final state (Executed, Failed,
+// Rejected, Expired, BreakGlass) is kept after it finished; the sweep
+// then deletes it (Prune). The audit log keeps the history: every vote,
+// the execution and the deletion are audited.
+const Retention = 90 * 24 * time.Hour
+
+// SweptDeleted is what Prune tells record: a request in a final state
+// older than the retention period was deleted.
+const SweptDeleted = "deleted"
+
+// SetRetention replaces Retention for s (tests, or an operator setting if
+// one is ever added); d <= 0 restores the default. Whatever it is, an
+// executed permission that can still be used and a result that can still
+// be fetched are kept.
+func (s *Service) SetRetention(d time.Duration) {
+	if d <= 0 {
+		d = 0
+	}
+	s.retention.Store(int64(d))
+}
+
+func (s *Service) retentionPeriod() time.Duration {
+	if d := time.Duration(s.retention.Load()); d > 0 {
+		return d
+	}
+	return Retention
+}
+
+// retired reports whether r may be deleted at now: a final state reached
+// more than keep ago, no result still to be fetched, and not an executed
+// permission (an approved AuditSinkRemove) that ConsumeExecuted could
+// still hand out.
+func (r *Request) retired(now time.Time, keep time.Duration) bool {
+	switch r.State {
+	case Executed, Failed, Rejected, Expired, Overruled:
+	default: // Pending, Executing: never
+		return false
+	}
+	end := r.Finished
+	if end.IsZero() {
+		end = r.Created
+	}
+	if now.Before(end.Add(keep)) {
+		return false
+	}
+	if r.Result == ResultAvailable && now.Before(r.ResultExpires) {
+		return false
+	}
+	return !r.consumable(now)
+}
+
+// Prune is the retention half of the sweep: each request in a final state
+// that finished more than the retention period ago is deleted, with its
+// stored result if one is left. Each deletion is its own transaction,
+// which checks the condition again and calls record(r, SweptDeleted)
+// before it commits (record writes the audit event; its error keeps the
+// request). It returns how many requests were deleted.
+func (s *Service) Prune(ctx context.Context, record func(r *Request, what string) error) (deleted int, err error) {
+	keep := s.retentionPeriod()
+	now := s.clock.Now().UTC()
+	var ids []string
+	err = s.view.View(ctx, func(tx barrier.Tx) error {
+		ids = ids[:0]
+		var inner error
+		err := tx.Scan(requestPrefix, "", func(_ string, val []byte) bool {
+			var r Request
+			if inner = json.Unmarshal(val, &r); inner != nil {
+				return false
+			}
+			if r.retired(now, keep) {
+				ids = append(ids, r.ID)
+			}
+			return true
+		})
+		if err == nil {
+			err = inner
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		var del bool
+		err := s.view.Update(ctx, func(tx barrier.Tx) error {
+			del = false
+			var r Request
+			ok, err := barrier.GetJSON(tx, requestPrefix+id, &r)
+			if err != nil || !ok || !r.retired(s.clock.Now().UTC(), keep) {
+				return err
+			}
+			if err := tx.Delete(resultPrefix + id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+			if err := record(&r, SweptDeleted); err != nil {
+				return err
+			}
+			if err := tx.Delete(requestPrefix + id); err != nil {
+				return err
+			}
+			del = true
+			return nil
+		})
+		if err != nil {
+			return deleted, err
+		}
+		if del {
+			deleted++
+		}
+	}
+	return deleted, nil
 }
 
 // StoredResult reports whether request id has a stored result record

@@ -85,6 +85,13 @@ type Config struct {
 	// where event webhook endpoints may be (same rules).
 	Backup BackupConfig
 	Events BackupConfig
+	// Federation says where the discovery documents and key sets of
+	// federated identity credentials' issuers may be fetched from (same
+	// rules; [federation] allowed_hosts).
+	Federation BackupConfig
+	// IssuerRoots, when not nil, are the CAs trusted for those issuers
+	// instead of the system roots (tests).
+	IssuerRoots *x509.CertPool
 
 	// Throttle limits request rates per vault and per principal
 	// (docs/CONFIG.md, [throttle]). The zero value limits nothing;

@@ -203,6 +203,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.TokenLimits != nil {
 		s.auth.SetTokenLimits(*cfg.TokenLimits)
 	}
+	// Federated credentials' issuers: [federation] allowed_hosts, as
+	// backups (mhsm.go); the issuer is chosen by an application's owner.
+	issuers, err := netguard.New(cfg.Federation.AllowedHosts, cfg.Dev)
+	if err != nil {
+		return nil, fmt.Errorf("federation: %w", err)
+	}
+	issuers.Named("[federation] allowed_hosts")
+	s.auth.SetIssuerFetch(identity.IssuerFetch{Guard: issuers, Roots: cfg.IssuerRoots, Log: s.log.Warn})
 	external, mailer, err := s.startCertificates()
 	if err != nil {
 		return nil, err
