@@ -78,6 +78,11 @@ type fileConfig struct {
 	Federation struct {
 		AllowedHosts []string `toml:"allowed_hosts"`
 	} `toml:"federation"`
+	// Approval requests (docs/QUORUM.md): how long a request in a final
+	// state is kept before the sweep deletes it.
+	Quorum struct {
+		Retention string `toml:"retention"`
+	} `toml:"quorum"`
 	// Seal: "shamir" (default) or "pkcs11" (docs/HSM.md).
 	Seal struct {
 		Type string `toml:"type"`
@@ -308,6 +313,9 @@ keeps the unseal key in the data directory: never use it for real secrets.`,
 			}
 			cfg.Backup, cfg.Events = backupConfig(&fc, getenv)
 			cfg.Federation = federationConfig(&fc, getenv)
+			if cfg.QuorumRetention, err = quorumRetention(&fc, getenv); err != nil {
+				return err
+			}
 			if cfg.SMTP, cfg.ACME, err = certificateConfig(&fc, getenv); err != nil {
 				return err
 			}
@@ -431,6 +439,28 @@ func backupConfig(fc *fileConfig, getenv func(string) string) (backup, events se
 		events.AllowedHosts = strings.Split(v, ",")
 	}
 	return backup, events
+}
+
+// minQuorumRetention is the shortest [quorum] retention accepted: a
+// finished request stays visible (GET /approvals/{id}) for at least a day.
+const minQuorumRetention = 24 * time.Hour
+
+// quorumRetention is [quorum] retention (KEYWARD_QUORUM_RETENTION
+// replacing it), a Go duration of at least a day; 0 when unset (the
+// default, quorum.Retention).
+func quorumRetention(fc *fileConfig, getenv func(string) string) (time.Duration, error) {
+	v := cmp.Or(getenv("KEYWARD_QUORUM_RETENTION"), fc.Quorum.Retention)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("quorum.retention: %w", err)
+	}
+	if d < minQuorumRetention {
+		return 0, fmt.Errorf("quorum.retention must be at least %v, not %v", minQuorumRetention, d)
+	}
+	return d, nil
 }
 
 // federationConfig is the [federation] section,

@@ -101,3 +101,17 @@ func TestQuorumApprovalRetention(t *testing.T) {
 		t.Fatalf("fresh request: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestQuorumRetentionSetting: [quorum] retention reaches the running
+// server's sweep (the job's behaviour at a retention is TestPrune's and
+// TestQuorumApprovalRetention's).
+func TestQuorumRetentionSetting(t *testing.T) {
+	e := kwtest.Start(t, kwtest.Options{QuorumRetention: 30 * 24 * time.Hour})
+	if got := e.Server.Quorum().RetentionPeriod(); got != 30*24*time.Hour {
+		t.Fatalf("retention %v, want 720h from the configuration", got)
+	}
+	d := kwtest.Start(t, kwtest.Options{})
+	if got := d.Server.Quorum().RetentionPeriod(); got != quorum.Retention {
+		t.Fatalf("default retention %v, want %v", got, quorum.Retention)
+	}
+}

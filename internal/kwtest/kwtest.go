@@ -68,6 +68,8 @@ type Options struct {
 	// them (an httptest TLS server's).
 	Federation  server.BackupConfig
 	IssuerRoots *x509.CertPool
+	// QuorumRetention is [quorum] retention; zero: quorum.Retention.
+	QuorumRetention time.Duration
 	// HSM gives the dev server its own SoftHSM2 token (a real one, in the
 	// test binary's SoftHSM2 directory) and a premium vault; the test is
 	// skipped locally, and fails in CI, without SoftHSM2.
@@ -109,6 +111,7 @@ func Start(t testing.TB, opts Options) *Env {
 		Backup:            opts.Backup,
 		Events:            opts.Events,
 		Federation:        opts.Federation,
+		QuorumRetention:   opts.QuorumRetention,
 		IssuerRoots:       opts.IssuerRoots,
 		TLS:               opts.TLS,
 		TokenLimits:       opts.TokenLimits,

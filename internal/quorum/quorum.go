@@ -912,8 +912,8 @@ const Retention = 90 * 24 * time.Hour
 // older than the retention period was deleted.
 const SweptDeleted = "deleted"
 
-// SetRetention replaces Retention for s (tests, or an operator setting if
-// one is ever added); d <= 0 restores the default. Whatever it is, an
+// SetRetention replaces Retention for s ([quorum] retention, or a
+// test); d <= 0 restores the default. Whatever it is, an
 // executed permission that can still be used and a result that can still
 // be fetched are kept.
 func (s *Service) SetRetention(d time.Duration) {
@@ -922,6 +922,10 @@ func (s *Service) SetRetention(d time.Duration) {
 	}
 	s.retention.Store(int64(d))
 }
+
+// RetentionPeriod is how long s keeps a request in a final state:
+// SetRetention's value, or Retention.
+func (s *Service) RetentionPeriod() time.Duration { return s.retentionPeriod() }
 
 func (s *Service) retentionPeriod() time.Duration {
 	if d := time.Duration(s.retention.Load()); d > 0 {

@@ -68,6 +68,9 @@ type Config struct {
 	TestOnlyWrapAuditSink func(audit.Sink) audit.Sink
 	TestOnlyWrapStorage   func(storage.Backend) storage.Backend
 
+	// QuorumRetention is how long an approval request in a final state
+	// is kept before the quorum-sweep job deletes it; 0: quorum.Retention.
+	QuorumRetention time.Duration
 	// SchedulerInterval is how often background jobs (purge after
 	// retention) look for due work.
 	SchedulerInterval time.Duration
@@ -217,6 +220,9 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateCertificates()...)
 	if c.SchedulerInterval < 0 {
 		errs = append(errs, errors.New("scheduler interval must not be negative"))
+	}
+	if c.QuorumRetention < 0 {
+		errs = append(errs, errors.New("quorum retention must not be negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -243,6 +243,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.console = s.newConsole()
 	s.quorum = quorum.New(s.barrier.System(), s.clock)
+	s.quorum.SetRetention(cfg.QuorumRetention)
 	s.handler = api.New(s.apiCfg, api.Deps{
 		KeyMgmt:  keymgmtSurface,
 		Operator: s, Authority: s.auth, Vaults: s.vaults, Certificates: s.certificates, Authz: s.access.engine, Management: s.access.handler,
