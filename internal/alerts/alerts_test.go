@@ -203,15 +203,16 @@ func TestSetExtraWhileObserving(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	stop := make(chan struct{})
+	observing := make(chan struct{}) // closed after the observer's first Observe
 	go func() {
 		defer wg.Done()
-		// No synchronisation with the observer: let it read first.
-		time.Sleep(5 * time.Millisecond)
+		<-observing // the replacements overlap the observer's reads
 		for i := range 20 {
 			en.SetExtra([]Rule{{Name: "/v1/r", Filter: Filter{Operations: []string{"SecretGet"}}, Threshold: 1000 + i}})
 		}
 		close(stop)
 	}()
+	observed := false
 	for done := false; !done; {
 		select {
 		case <-stop:
@@ -219,6 +220,10 @@ func TestSetExtraWhileObserving(t *testing.T) {
 		default:
 		}
 		en.Observe(&audit.Event{Time: clk.Now(), OperationName: "SecretList"})
+		if !observed {
+			close(observing)
+			observed = true
+		}
 	}
 	wg.Wait()
 	en.Observe(&audit.Event{Time: clk.Now(), OperationName: "KeyGet"})

@@ -833,24 +833,8 @@ const (
 // back. It returns how many requests expired and results were deleted.
 func (s *Service) Sweep(ctx context.Context, record func(r *Request, what string) error) (expired, results int, err error) {
 	now := s.clock.Now().UTC()
-	var ids []string
-	err = s.view.View(ctx, func(tx barrier.Tx) error {
-		ids = ids[:0]
-		var inner error
-		err := tx.Scan(requestPrefix, "", func(_ string, val []byte) bool {
-			var r Request
-			if inner = json.Unmarshal(val, &r); inner != nil {
-				return false
-			}
-			if r.Effective(now) == Expired && r.State == Pending || r.ResultState(now) == ResultExpired && r.Result == ResultAvailable {
-				ids = append(ids, r.ID)
-			}
-			return true
-		})
-		if err == nil {
-			err = inner
-		}
-		return err
+	ids, err := s.requestIDs(ctx, func(r *Request) bool {
+		return r.Effective(now) == Expired && r.State == Pending || r.ResultState(now) == ResultExpired && r.Result == ResultAvailable
 	})
 	if err != nil {
 		return 0, 0, err
@@ -900,6 +884,32 @@ func (s *Service) Sweep(ctx context.Context, record func(r *Request, what string
 		}
 	}
 	return expired, results, nil
+}
+
+// requestIDs returns the IDs of the stored requests match accepts, read
+// in one view; the sweep then changes each in a transaction of its own
+// that checks it again.
+func (s *Service) requestIDs(ctx context.Context, match func(*Request) bool) ([]string, error) {
+	var ids []string
+	err := s.view.View(ctx, func(tx barrier.Tx) error {
+		ids = ids[:0]
+		var inner error
+		err := tx.Scan(requestPrefix, "", func(_ string, val []byte) bool {
+			var r Request
+			if inner = json.Unmarshal(val, &r); inner != nil {
+				return false
+			}
+			if match(&r) {
+				ids = append(ids, r.ID)
+			}
+			return true
+		})
+		if err == nil {
+			err = inner
+		}
+		return err
+	})
+	return ids, err
 }
 
 // Retention is how long a request in a final state (Executed, Failed,
@@ -966,25 +976,7 @@ func (r *Request) retired(now time.Time, keep time.Duration) bool {
 func (s *Service) Prune(ctx context.Context, record func(r *Request, what string) error) (deleted int, err error) {
 	keep := s.retentionPeriod()
 	now := s.clock.Now().UTC()
-	var ids []string
-	err = s.view.View(ctx, func(tx barrier.Tx) error {
-		ids = ids[:0]
-		var inner error
-		err := tx.Scan(requestPrefix, "", func(_ string, val []byte) bool {
-			var r Request
-			if inner = json.Unmarshal(val, &r); inner != nil {
-				return false
-			}
-			if r.retired(now, keep) {
-				ids = append(ids, r.ID)
-			}
-			return true
-		})
-		if err == nil {
-			err = inner
-		}
-		return err
-	})
+	ids, err := s.requestIDs(ctx, func(r *Request) bool { return r.retired(now, keep) })
 	if err != nil {
 		return 0, err
 	}
